@@ -43,3 +43,11 @@ class TuningError(TilewiseError):
 
 class InvalidConfigError(TuningError):
     """A template rejects this config (an invalid combination of knob values)."""
+
+
+class DatabaseFormatError(TuningError):
+    """A tuning-database path that exists but is not a readable SQLite tuning database."""
+
+
+class UnknownTemplateError(TuningError):
+    """A task names a template that is not registered."""

@@ -1,0 +1,67 @@
+"""How candidates are measured: the builder and runner contracts and their pairing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from tilewise.autotune.record import BuildResult, MeasureInput, MeasureResult
+
+
+@runtime_checkable
+class Builder(Protocol):
+    """Turns candidates into runnable artifacts (or build errors), in order."""
+
+    n_parallel: int
+
+    def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]: ...
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Runs built candidates and times them, in order."""
+
+    def run(
+        self, inputs: Sequence[MeasureInput], builds: Sequence[BuildResult]
+    ) -> list[MeasureResult]: ...
+
+
+@dataclass(frozen=True)
+class MeasureOption:
+    """A builder and a runner; a tuner measures ``batch_size`` candidates per round
+    (default: as many as the builder compiles at once)."""
+
+    builder: Builder
+    runner: Runner
+    batch_size: int | None = None
+
+    @property
+    def effective_batch_size(self) -> int:
+        return max(1, self.batch_size or getattr(self.builder, "n_parallel", 1) or 1)
+
+    def measure(self, inputs: Sequence[MeasureInput]) -> list[MeasureResult]:
+        """Build every candidate, then run them (never a run beside a compile)."""
+        builds = self.builder.build(inputs)
+        return self.runner.run(inputs, builds)
+
+
+def measure_option(
+    builder: Builder | str = "local",
+    runner: Runner | str = "local",
+    batch_size: int | None = None,
+) -> MeasureOption:
+    """``measure_option()`` is a :class:`LocalBuilder` with a :class:`LocalRunner`."""
+    if isinstance(builder, str):
+        if builder != "local":
+            raise ValueError(f"unknown builder {builder!r} (expected 'local' or a Builder)")
+        from tilewise.autotune.measure.builder import LocalBuilder
+
+        builder = LocalBuilder()
+    if isinstance(runner, str):
+        if runner != "local":
+            raise ValueError(f"unknown runner {runner!r} (expected 'local' or a Runner)")
+        from tilewise.autotune.measure.runner import LocalRunner
+
+        runner = LocalRunner()
+    return MeasureOption(builder, runner, batch_size)

@@ -1,0 +1,157 @@
+"""Measurement data: what was measured, how the build and the run went, and the record
+that the database keeps (one JSON line per record).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cache
+from typing import Any
+
+from tilewise.autotune.space import ConfigEntity
+from tilewise.autotune.task import Task, TaskKey
+
+
+class ErrorKind(Enum):
+    """Which stage failed; a failed config counts as infinitely slow."""
+
+    NONE = 0
+    INSTANTIATION = 1  # the template rejected the config or raised
+    COMPILE = 2  # code generation or the C compiler failed
+    RUNTIME = 3  # the kernel crashed (signal, bad exit) or raised while running
+    TIMEOUT = 4  # build or run exceeded its time limit
+    WRONG_ANSWER = 5  # the kernel's output differs from the NumPy reference
+
+
+@dataclass(frozen=True)
+class MeasureInput:
+    """One candidate: a task and a config of its space."""
+
+    task: Task
+    config: ConfigEntity
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A built kernel (``artifact``), or why there is none."""
+
+    artifact: Any = None
+    error: ErrorKind = ErrorKind.NONE
+    error_msg: str = ""
+    build_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is ErrorKind.NONE
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """Timings of one candidate in seconds (one per repeat), or its error."""
+
+    costs: tuple[float, ...] = ()
+    error: ErrorKind = ErrorKind.NONE
+    error_msg: str = ""
+    build_s: float = 0.0
+    run_s: float = 0.0
+    timestamp: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "costs", tuple(float(c) for c in self.costs))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is ErrorKind.NONE and bool(self.costs)
+
+    @property
+    def mean(self) -> float:
+        """Mean cost in seconds; infinite for a failed candidate."""
+        return sum(self.costs) / len(self.costs) if self.ok else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "costs": list(self.costs),
+            "error": self.error.name,
+            "error_msg": self.error_msg,
+            "build_s": self.build_s,
+            "run_s": self.run_s,
+            "timestamp": self.timestamp,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> MeasureResult:
+        return cls(
+            costs=tuple(obj["costs"]),
+            error=ErrorKind[obj["error"]],
+            error_msg=obj.get("error_msg", ""),
+            build_s=float(obj.get("build_s", 0.0)),
+            run_s=float(obj.get("run_s", 0.0)),
+            timestamp=float(obj["timestamp"]),
+        )
+
+
+@cache
+def tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tilewise")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@cache
+def describe_target(target: str) -> dict[str, Any]:
+    """The core's description of a target, or just its string before the core exists."""
+    try:
+        from tilewise.target import Target
+    except ImportError:
+        return {"target": target}
+    return dict(Target.from_str(target).describe())
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured config of one task, as stored and exchanged."""
+
+    task_key: TaskKey
+    config: ConfigEntity
+    result: MeasureResult
+    version: str
+    target: dict[str, Any] = field(compare=False, hash=False)
+
+    @classmethod
+    def of(cls, inp: MeasureInput, result: MeasureResult) -> Record:
+        return cls(
+            inp.task.key, inp.config, result, tool_version(), describe_target(inp.task.target)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task_key.to_json(),
+            "config": self.config.to_json(),
+            "result": self.result.to_json(),
+            "version": self.version,
+            "target": self.target,
+        }
+
+    def to_line(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Record:
+        return cls(
+            task_key=TaskKey.from_json(obj["task"]),
+            config=ConfigEntity.from_json(obj["config"]),
+            result=MeasureResult.from_json(obj["result"]),
+            version=obj["version"],
+            target=obj.get("target", {}),
+        )
+
+    @classmethod
+    def from_line(cls, line: str) -> Record:
+        return cls.from_json(json.loads(line))

@@ -1,0 +1,316 @@
+"""Config spaces and configs: what a template may choose, and one choice of it.
+
+A template is called twice. With a :class:`ConfigSpace` the ``define_*`` calls record
+knobs and ``cfg[name]`` returns a default choice so the schedule can still be built; with
+a :class:`ConfigEntity` the ``define_*`` calls do nothing and ``cfg[name]`` returns the
+chosen entity. The space is the mixed-radix product of its knobs (knob 0 varies fastest):
+
+>>> space = ConfigSpace()
+>>> space.define_split("tile", 64)
+>>> space.define_knob("unroll", [0, 1])
+>>> len(space), space.get(9)["tile"], space.get(9)["unroll"].val
+(14, SplitEntity(size=(-1, 4)), 1)
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tilewise.autotune.knobs import (
+    AnnotatePolicy,
+    Entity,
+    Knob,
+    KnobKind,
+    OtherOptionEntity,
+    ReorderPolicy,
+    SplitEntity,
+    SplitPolicy,
+    annotate_knob,
+    axis_extent,
+    entity_from_json,
+    entity_to_json,
+    other_knob,
+    reorder_knob,
+    split_knob,
+)
+from tilewise.errors import TuningError
+
+#: Spaces up to this size are sampled by permutation; larger ones by rejection.
+_SMALL_SPACE = 1 << 20
+
+
+class ConfigBase(ABC):
+    """The template-facing API shared by the recording space and a chosen config."""
+
+    def define_split(
+        self,
+        name: str,
+        axis: Any,
+        num_outputs: int = 2,
+        policy: str = "factors",
+        candidate: Sequence[Sequence[int]] | None = None,
+        max_factor: int | None = None,
+    ) -> None:
+        """Split ``axis`` (an IterVar or an int extent) into ``num_outputs`` loops."""
+        self._define(
+            name,
+            lambda: split_knob(
+                name, axis_extent(axis), num_outputs, SplitPolicy(policy), candidate, max_factor
+            ),
+        )
+
+    def define_reorder(
+        self,
+        name: str,
+        axes: Sequence[Any],
+        policy: str = "all",
+        candidate: Sequence[Sequence[Any]] | None = None,
+    ) -> None:
+        """Choose an order of ``axes``; apply with ``cfg[name].apply(s, T, axes)``."""
+        self._define(name, lambda: reorder_knob(name, axes, ReorderPolicy(policy), candidate))
+
+    def define_annotate(self, name: str, axes: Sequence[Any], policy: str = "try_unroll") -> None:
+        """Choose unroll / vectorize annotations for ``axes``."""
+        self._define(name, lambda: annotate_knob(name, len(axes), AnnotatePolicy(policy)))
+
+    def define_knob(self, name: str, values: Sequence[Any]) -> None:
+        """Choose one of ``values``; read it as ``cfg[name].val``."""
+        self._define(name, lambda: other_knob(name, values))
+
+    @abstractmethod
+    def _define(self, name: str, make_knob: Callable[[], Knob]) -> None: ...
+
+    @abstractmethod
+    def __getitem__(self, name: str) -> Entity: ...
+
+    @abstractmethod
+    def add_flop(self, n: float) -> None:
+        """Count ``n`` floating-point operations of the workload (recorded by the space)."""
+
+    @abstractmethod
+    def fallback_with(self, **choices: Any) -> None:
+        """Name the config to use when no tuning record exists (recorded by the space).
+
+        Values are raw: split sizes as lists, reorder permutations, knob values.
+        """
+
+    @property
+    @abstractmethod
+    def flop(self) -> float: ...
+
+
+class ConfigSpace(ConfigBase):
+    """The recording config: collects knobs while a template runs, then indexes them."""
+
+    def __init__(self) -> None:
+        self._knobs: dict[str, Knob] = {}
+        self._flop = 0.0
+        self._fallback: dict[str, Any] = {}
+
+    # -- recording -----------------------------------------------------------------
+    def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
+        knob = make_knob()
+        old = self._knobs.get(name)
+        if old is not None and old != knob:
+            raise TuningError(f"knob {name!r} is defined twice with different choices")
+        self._knobs[name] = knob
+
+    def __getitem__(self, name: str) -> Entity:
+        knob = self.knob(name)
+        if name in self._fallback:
+            return knob.entities[knob.index_of(_raw_to_entity(knob, self._fallback[name]))]
+        return knob.entities[0]
+
+    def add_flop(self, n: float) -> None:
+        self._flop += float(n)
+
+    def fallback_with(self, **choices: Any) -> None:
+        self._fallback.update(choices)
+
+    @property
+    def flop(self) -> float:
+        return self._flop
+
+    # -- indexing ------------------------------------------------------------------
+    @property
+    def knobs(self) -> tuple[Knob, ...]:
+        return tuple(self._knobs.values())
+
+    def knob(self, name: str) -> Knob:
+        try:
+            return self._knobs[name]
+        except KeyError:
+            raise TuningError(f"no knob named {name!r} in this space") from None
+
+    def __len__(self) -> int:
+        return math.prod(len(k) for k in self._knobs.values())
+
+    def knob_index_vector(self, index: int) -> tuple[int, ...]:
+        """Per-knob choice indices of config ``index`` (knob 0 is the fastest digit)."""
+        if not 0 <= index < len(self):
+            raise TuningError(f"config index {index} is outside a space of {len(self)}")
+        digits = []
+        for knob in self._knobs.values():
+            index, digit = divmod(index, len(knob))
+            digits.append(digit)
+        return tuple(digits)
+
+    def index_of(self, vector: Sequence[int]) -> int:
+        """Inverse of :meth:`knob_index_vector`."""
+        index, radix = 0, 1
+        for digit, knob in zip(vector, self._knobs.values(), strict=True):
+            index += int(digit) * radix
+            radix *= len(knob)
+        return index
+
+    def get(self, index: int) -> ConfigEntity:
+        vector = self.knob_index_vector(int(index))
+        entities = tuple(
+            (k.name, k.entities[d]) for k, d in zip(self._knobs.values(), vector, strict=True)
+        )
+        return ConfigEntity(index=int(index), entities=entities, flop_count=self._flop)
+
+    @property
+    def fallback(self) -> ConfigEntity:
+        """The template's fallback config, or the first choice of every knob."""
+        vector = [
+            knob.index_of(_raw_to_entity(knob, self._fallback[knob.name]))
+            if knob.name in self._fallback
+            else 0
+            for knob in self._knobs.values()
+        ]
+        return self.get(self.index_of(vector))
+
+    # -- search helpers ------------------------------------------------------------
+    def sample(self, n: int, rng: np.random.Generator, exclude: Iterable[int] = ()) -> list[int]:
+        """Up to ``n`` distinct config indices, none in ``exclude``."""
+        excluded = set(exclude)
+        size = len(self)
+        if size <= _SMALL_SPACE:
+            picks = []
+            for i in rng.permutation(size):
+                if len(picks) == n:
+                    break
+                if int(i) not in excluded:
+                    picks.append(int(i))
+            return picks
+        n = min(n, size - len(excluded))
+        chosen: dict[int, None] = {}
+        while len(chosen) < n:
+            index = self.random_index(rng)
+            if index not in excluded:
+                chosen[index] = None
+        return list(chosen)
+
+    def random_index(self, rng: np.random.Generator) -> int:
+        return self.index_of([int(rng.integers(len(k))) for k in self._knobs.values()])
+
+    def neighbours(
+        self, x: int | ConfigEntity, rng: np.random.Generator | None = None, k: int | None = None
+    ) -> list[int]:
+        """Configs that differ from ``x`` in exactly one knob.
+
+        All of them in a fixed order, or (with ``rng``) shuffled and cut to ``k``.
+        """
+        vector = list(self.knob_index_vector(_index(x)))
+        out = []
+        for pos, knob in enumerate(self._knobs.values()):
+            for digit in range(len(knob)):
+                if digit != vector[pos]:
+                    out.append(self.index_of(vector[:pos] + [digit] + vector[pos + 1 :]))
+        if rng is not None:
+            out = [out[i] for i in rng.permutation(len(out))]
+        return out if k is None else out[:k]
+
+    def random_neighbour(self, x: int | ConfigEntity, rng: np.random.Generator) -> int:
+        """One config that differs from ``x`` in one knob (``x`` itself if none can)."""
+        vector = list(self.knob_index_vector(_index(x)))
+        movable = [i for i, knob in enumerate(self._knobs.values()) if len(knob) > 1]
+        if not movable:
+            return _index(x)
+        pos = movable[int(rng.integers(len(movable)))]
+        size = len(self.knobs[pos])
+        vector[pos] = (vector[pos] + 1 + int(rng.integers(size - 1))) % size
+        return self.index_of(vector)
+
+    def __repr__(self) -> str:
+        lines = [f"ConfigSpace(len={len(self)})"]
+        lines += [f"  {k.name}: {k.kind.value} x{len(k)}" for k in self._knobs.values()]
+        return "\n".join(lines)
+
+
+def _index(x: int | ConfigEntity) -> int:
+    return x.index if isinstance(x, ConfigEntity) else int(x)
+
+
+def _raw_to_entity(knob: Knob, raw: Any) -> Entity:
+    if isinstance(raw, Entity):
+        return raw
+    if knob.kind is KnobKind.SPLIT:
+        return SplitEntity((-1, *tuple(raw)[1:]))
+    if knob.kind is KnobKind.OTHER:
+        return OtherOptionEntity(raw)
+    return entity_from_json([knob.kind.value, raw])
+
+
+@dataclass(frozen=True)
+class ConfigEntity(ConfigBase):
+    """One point of a space: its index and the chosen entity of every knob.
+
+    Immutable and JSON round-trippable without the space:
+
+    >>> cfg = ConfigEntity.from_json({"index": 3, "entities": [["t", "split", [-1, 8]]]})
+    >>> cfg["t"].size, ConfigEntity.from_json(cfg.to_json()) == cfg
+    ((-1, 8), True)
+    """
+
+    index: int
+    entities: tuple[tuple[str, Entity], ...]
+    flop_count: float = field(default=0.0, compare=False)
+
+    def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
+        # The space already recorded this knob; nothing to do when replaying a choice.
+        pass
+
+    def add_flop(self, n: float) -> None:
+        pass  # the space counted the workload's FLOPs; ``flop_count`` carries them
+
+    def fallback_with(self, **choices: Any) -> None:
+        pass  # recorded by the space
+
+    def __getitem__(self, name: str) -> Entity:
+        for knob_name, entity in self.entities:
+            if knob_name == name:
+                return entity
+        raise TuningError(f"config has no knob named {name!r}")
+
+    @property
+    def flop(self) -> float:
+        return self.flop_count
+
+    def as_dict(self) -> Mapping[str, Entity]:
+        return dict(self.entities)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "entities": [[name, *entity_to_json(e)] for name, e in self.entities],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ConfigEntity:
+        entities = tuple((e[0], entity_from_json(e[1:])) for e in obj["entities"])
+        return cls(index=int(obj["index"]), entities=entities)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{name}={list(e.payload()) if e.kind is not KnobKind.OTHER else e.val}"
+            for name, e in self.entities
+        ]
+        return f"#{self.index}(" + ", ".join(parts) + ")"

@@ -1,0 +1,190 @@
+"""Templates and tasks: a registry of schedule templates and the workloads that use them.
+
+>>> @template("toy_add")
+... def toy_add(cfg, n):
+...     cfg.define_split("tile", n)
+...     return None, []
+>>> task = Task("toy_add", (64,), "c")
+>>> len(task.config_space), task.key.to_json()
+(7, {'name': 'toy_add', 'args': [64], 'target': 'c'})
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from tilewise.autotune.space import ConfigEntity, ConfigSpace
+from tilewise.errors import UnknownTemplateError
+
+#: ``reference(*args)`` returns ``make(rng) -> (arrays, expected)``: ``arrays`` are the
+#: kernel arguments in tensor order (outputs allocated), ``expected`` maps an argument
+#: position to its NumPy result (a sequence aligns with the trailing arguments).
+ReferenceFactory = Callable[..., Callable[[Any], tuple[Sequence[Any], Any]]]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A registered schedule template and what the tuner may ask of it."""
+
+    name: str
+    func: Callable[..., tuple[Any, Sequence[Any]]]
+    reference: ReferenceFactory | None = None
+    flop: Callable[..., float] | None = None
+
+    @property
+    def module(self) -> str:
+        """Where the template is defined, so a fresh process can import (register) it."""
+        return self.func.__module__
+
+
+# The registry: written only by @template at import time, read by name.
+_TEMPLATES: dict[str, Template] = {}
+
+
+def template(
+    name: str,
+    reference: ReferenceFactory | None = None,
+    flop: Callable[..., float] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``f(cfg, *args) -> (schedule, tensors)`` under ``name``."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        _TEMPLATES[name] = Template(name, func, reference, flop)
+        return func
+
+    return register
+
+
+def get_template(name: str, module: str | None = None) -> Template:
+    """The template registered as ``name``, importing ``module`` first if it is not yet."""
+    if name not in _TEMPLATES and module is not None:
+        importlib.import_module(module)
+    try:
+        return _TEMPLATES[name]
+    except KeyError:
+        known = ", ".join(sorted(_TEMPLATES)) or "none"
+        raise UnknownTemplateError(f"no template named {name!r} (registered: {known})") from None
+
+
+def list_templates() -> list[Template]:
+    return [_TEMPLATES[n] for n in sorted(_TEMPLATES)]
+
+
+def _freeze_args(args: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_freeze_args(a) if isinstance(a, list | tuple) else a for a in args)
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """What identifies a workload in the database: template name, args, target string."""
+
+    name: str
+    args: tuple[Any, ...]
+    target: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", _freeze_args(self.args))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "args": _thaw(self.args), "target": self.target}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> TaskKey:
+        return cls(obj["name"], tuple(obj["args"]), obj["target"])
+
+    def canonical(self) -> str:
+        """A stable string form, used as the database key."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+def _target_string(target: Any) -> str:
+    """Normalise a target through the core's parser when it is available."""
+    text = str(target)
+    try:
+        from tilewise.target import Target
+    except ImportError:
+        return text
+    return str(Target.from_str(text))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One workload of one template on one target; immutable and picklable."""
+
+    name: str
+    args: tuple[Any, ...]
+    target: str = "c"
+    template_module: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", _freeze_args(self.args))
+        object.__setattr__(self, "target", _target_string(self.target))
+        if self.template_module is None and self.name in _TEMPLATES:
+            object.__setattr__(self, "template_module", _TEMPLATES[self.name].module)
+
+    @classmethod
+    def from_key(cls, key: TaskKey) -> Task:
+        return cls(key.name, key.args, key.target)
+
+    @property
+    def template(self) -> Template:
+        return get_template(self.name, self.template_module)
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.name, self.args, self.target)
+
+    @cached_property
+    def config_space(self) -> ConfigSpace:
+        space = ConfigSpace()
+        self.template.func(space, *self.args)
+        return space
+
+    def instantiate(self, config: ConfigEntity) -> tuple[Any, Sequence[Any]]:
+        """Run the template with ``config``: ``(schedule, tensors)``.
+
+        Raises :class:`~tilewise.errors.InvalidConfigError` when the template rejects it.
+        """
+        return self.template.func(config, *self.args)
+
+    def instantiate_best(self, context: Any = None) -> tuple[Any, Sequence[Any]]:
+        """The schedule of the best record in ``context`` (default: the active
+        :func:`~tilewise.autotune.dispatch.apply_history_best`), else the fallback."""
+        from tilewise.autotune.dispatch import best_config  # dispatch builds on tasks
+
+        return self.instantiate(best_config(self, context))
+
+    @property
+    def flop(self) -> float | None:
+        """FLOPs of one run, from ``cfg.add_flop`` or the template's ``flop`` function."""
+        if self.config_space.flop > 0:
+            return self.config_space.flop
+        if self.template.flop is not None:
+            return float(self.template.flop(*self.args))
+        return None
+
+    def reference(self) -> Callable[[Any], tuple[Sequence[Any], Any]] | None:
+        factory = self.template.reference
+        return None if factory is None else factory(*self.args)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Drop the cached space: a child process rebuilds it only if it needs it.
+        return {k: v for k, v in self.__dict__.items() if k != "config_space"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __str__(self) -> str:
+        args = ", ".join(map(str, self.args))
+        return f"{self.name}({args}) @ {self.target}"

@@ -1,0 +1,142 @@
+"""The tuner contract (``has_next / next_batch / update``) and the tuning loop that every
+tuner shares: resume from the database, measure a batch, store it, learn from it.
+
+>>> tuner = RandomTuner(task, seed=0)                                   # doctest: +SKIP
+>>> summary = tuner.tune(64, at.measure_option(), database=at.Database("t.db"))
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tilewise.autotune.database import Database
+from tilewise.autotune.measure.options import MeasureOption
+from tilewise.autotune.record import MeasureInput, MeasureResult, Record
+from tilewise.autotune.space import ConfigEntity
+from tilewise.autotune.task import Task
+
+#: Called after each measured batch with ``(tuner, inputs, results)``.
+Callback = Callable[["Tuner", Sequence[MeasureInput], Sequence[MeasureResult]], None]
+
+
+@dataclass(frozen=True)
+class TuneSummary:
+    """What one ``tune`` call did."""
+
+    measured: int  # configs measured by this call
+    resumed: int  # configs loaded from the database first
+    errors: int  # failed measurements in this call
+    best_config: ConfigEntity | None
+    best_cost: float  # seconds; inf when nothing succeeded
+    best_flops: float | None  # FLOP/s of the best config, if the task counts FLOPs
+
+
+class Tuner(ABC):
+    """Proposes configs of one task's space and learns from their measurements.
+
+    Subclasses implement :meth:`next_batch` (never proposing a config twice; use
+    :meth:`_propose`) and may extend :meth:`update`.
+    """
+
+    def __init__(self, task: Task, seed: int = 0) -> None:
+        self.task = task
+        self.space = task.config_space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.seen: set[int] = set()  # proposed or measured
+        self.measured: dict[int, MeasureResult] = {}
+        self.best_config: ConfigEntity | None = None
+        self.best_cost = math.inf
+
+    # -- contract -----------------------------------------------------------------
+    def has_next(self) -> bool:
+        return len(self.seen) < len(self.space)
+
+    @abstractmethod
+    def next_batch(self, n: int) -> list[ConfigEntity]:
+        """Up to ``n`` configs not proposed before."""
+
+    def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
+        """Learn from measurements (also called with database records on resume)."""
+        for inp, res in zip(inputs, results, strict=True):
+            index = inp.config.index
+            self.seen.add(index)
+            self.measured[index] = res
+            if res.ok and res.mean < self.best_cost:
+                self.best_cost, self.best_config = res.mean, inp.config
+
+    # -- helpers for subclasses ------------------------------------------------------
+    def _propose(self, indices: Iterable[int]) -> list[ConfigEntity]:
+        out = []
+        for index in indices:
+            if index not in self.seen:
+                self.seen.add(index)
+                out.append(self.space.get(index))
+        return out
+
+    def throughput(self, result: MeasureResult) -> float:
+        """FLOP/s when the task counts FLOPs, else runs per second; 0 for a failure."""
+        if not result.ok or result.mean <= 0:
+            return 0.0
+        return (self.task.flop or 1.0) / result.mean
+
+    # -- the loop ----------------------------------------------------------------------
+    def resume(self, database: Database) -> int:
+        """Feed this task's records to :meth:`update`; return how many configs."""
+        inputs, results = [], []
+        loaded: set[int] = set()
+        for record in database.records(self.task):
+            index = record.config.index
+            if index in self.measured or index in loaded:
+                continue
+            if index >= len(self.space):
+                continue  # recorded against an older version of the template
+            config = self.space.get(index)
+            if config.entities != record.config.entities:
+                continue
+            loaded.add(index)
+            inputs.append(MeasureInput(self.task, config))
+            results.append(record.result)
+        if inputs:
+            self.update(inputs, results)
+        return len(inputs)
+
+    def tune(
+        self,
+        n_trial: int,
+        measure_option: MeasureOption,
+        early_stopping: int | None = None,
+        callbacks: Sequence[Callback] = (),
+        database: Database | None = None,
+    ) -> TuneSummary:
+        """Measure up to ``n_trial`` new configs in batches; store every batch in
+        ``database`` before the next one, after first resuming from it."""
+        resumed = self.resume(database) if database is not None else 0
+        batch_size = measure_option.effective_batch_size
+        measured = errors = last_improvement = 0
+        while measured < n_trial and self.has_next():
+            configs = self.next_batch(min(batch_size, n_trial - measured))
+            if not configs:
+                break
+            inputs = [MeasureInput(self.task, c) for c in configs]
+            results = measure_option.measure(inputs)
+            if database is not None:
+                database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
+            before = self.best_cost
+            self.update(inputs, results)
+            measured += len(results)
+            errors += sum(not r.ok for r in results)
+            if self.best_cost < before:
+                last_improvement = measured
+            for callback in callbacks:
+                callback(self, inputs, results)
+            if early_stopping is not None and measured - last_improvement >= early_stopping:
+                break
+        flop = self.task.flop
+        best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
+        return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops)

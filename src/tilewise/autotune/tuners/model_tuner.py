@@ -1,0 +1,125 @@
+"""ModelTuner: the AutoTVM method. Measure a random batch, fit a ranking cost model on
+the measurements, search the space with simulated annealing scored by the model, and
+measure the most promising (diverse) configs, with an epsilon of random picks.
+
+>>> tuner = ModelTuner(task, seed=0, feature="knob", plan_size=32)   # doctest: +SKIP
+>>> tuner.tune(128, at.measure_option(), database=db)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tilewise.autotune.knob_features import FeatureSpec, make_feature_extractor
+from tilewise.autotune.record import MeasureInput, MeasureResult
+from tilewise.autotune.space import ConfigEntity
+from tilewise.autotune.task import Task
+from tilewise.autotune.tuners.base import Tuner
+from tilewise.autotune.tuners.cost_model import CostModel, LightGBMCostModel
+from tilewise.autotune.tuners.sa import AnnealingOptions, anneal
+
+
+class ModelTuner(Tuner):
+    """A cost-model-guided tuner.
+
+    ``n_initial`` random configs come first; after that the model is refit after every
+    measured batch, annealing finds ``2 * plan_size`` high-scoring unseen configs, and a
+    diversity filter keeps ``plan_size`` of them as the plan that batches are drawn from.
+    Each pick is random with probability ``epsilon``.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        seed: int = 0,
+        feature: FeatureSpec = "knob",
+        cost_model: CostModel | None = None,
+        plan_size: int = 32,
+        n_initial: int | None = None,
+        epsilon: float = 0.05,
+        diversity: float = 0.5,
+        annealing: AnnealingOptions | None = None,
+    ) -> None:
+        super().__init__(task, seed)
+        self.extract = make_feature_extractor(feature, task)
+        self.model = cost_model if cost_model is not None else LightGBMCostModel(seed=seed)
+        self.plan_size = plan_size
+        self.n_initial = plan_size if n_initial is None else n_initial
+        self.epsilon = epsilon
+        self.diversity = diversity
+        self.annealing = annealing or AnnealingOptions()
+        self.xs: list[int] = []
+        self.ys: list[float] = []
+        self.plan: list[int] = []
+
+    def next_batch(self, n: int) -> list[ConfigEntity]:
+        batch: list[int] = []
+        while len(batch) < n and len(self.seen) + len(batch) < len(self.space):
+            from_plan = self.model.trained and self.rng.random() >= self.epsilon
+            index = self._from_plan(batch) if from_plan else None
+            if index is None:
+                index = self.space.sample(1, self.rng, exclude=self.seen | set(batch))[0]
+            batch.append(index)
+        return self._propose(batch)
+
+    def _from_plan(self, batch: list[int]) -> int | None:
+        while self.plan:
+            index = self.plan.pop(0)
+            if index not in self.seen and index not in batch:
+                return index
+        return None
+
+    def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
+        super().update(inputs, results)
+        for inp, res in zip(inputs, results, strict=True):
+            self.xs.append(inp.config.index)
+            self.ys.append(self.throughput(res))
+        if len(self.xs) >= self.n_initial and self.has_next():
+            self._refit_and_plan()
+
+    def _refit_and_plan(self) -> None:
+        self.model.fit(self.extract(self.xs), np.asarray(self.ys))
+        if not self.model.trained:
+            return
+        order = np.argsort(-np.asarray(self.ys), kind="stable")
+        best_measured = [self.xs[i] for i in order[: self.annealing.parallel_size // 2]]
+        candidates = anneal(
+            self.space,
+            self._score,
+            num=2 * self.plan_size,
+            exclude=self.seen,
+            rng=self.rng,
+            options=self.annealing,
+            init=best_measured,
+        )
+        self.plan = self._diverse(candidates, self.plan_size)
+
+    def _score(self, indices: Sequence[int]) -> np.ndarray:
+        return self.model.predict(self.extract(indices))
+
+    def _diverse(self, candidates: list[int], k: int) -> list[int]:
+        """Greedy pick: normalised score plus a bonus for knob values not yet picked."""
+        if len(candidates) <= k or self.diversity <= 0:
+            return candidates[:k]
+        scores = self._score(candidates)
+        span = float(scores.max() - scores.min()) or 1.0
+        norm = (scores - scores.min()) / span
+        vectors = [self.space.knob_index_vector(c) for c in candidates]
+        n_knobs = max(len(self.space.knobs), 1)
+        taken: list[set[int]] = [set() for _ in range(n_knobs)]
+        chosen: list[int] = []
+        remaining = list(range(len(candidates)))
+        while remaining and len(chosen) < k:
+
+            def gain(i: int) -> float:
+                new = sum(d not in taken[j] for j, d in enumerate(vectors[i]))
+                return float(norm[i]) + self.diversity * new / n_knobs
+
+            best = max(remaining, key=lambda i: (gain(i), -i))
+            remaining.remove(best)
+            chosen.append(candidates[best])
+            for j, d in enumerate(vectors[best]):
+                taken[j].add(d)
+        return chosen

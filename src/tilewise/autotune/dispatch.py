@@ -44,7 +44,7 @@ class HistoryBest:
     def _lookup(self, task: Task) -> ConfigEntity:
         space = task.config_space
         record = self.database.best(task)
-        if record is not None and record.config.index < len(space):
+        if record is not None and record.config.index < space.size:
             config = space.get(record.config.index)
             if config.entities == record.config.entities:
                 return config

@@ -148,13 +148,18 @@ class ConfigSpace(ConfigBase):
         except KeyError:
             raise TuningError(f"no knob named {name!r} in this space") from None
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """The number of configs (a Python int: it may exceed what ``len`` can return)."""
         return math.prod(len(k) for k in self._knobs.values())
+
+    def __len__(self) -> int:
+        return self.size
 
     def knob_index_vector(self, index: int) -> tuple[int, ...]:
         """Per-knob choice indices of config ``index`` (knob 0 is the fastest digit)."""
-        if not 0 <= index < len(self):
-            raise TuningError(f"config index {index} is outside a space of {len(self)}")
+        if not 0 <= index < self.size:
+            raise TuningError(f"config index {index} is outside a space of {self.size}")
         digits = []
         for knob in self._knobs.values():
             index, digit = divmod(index, len(knob))
@@ -191,7 +196,7 @@ class ConfigSpace(ConfigBase):
     def sample(self, n: int, rng: np.random.Generator, exclude: Iterable[int] = ()) -> list[int]:
         """Up to ``n`` distinct config indices, none in ``exclude``."""
         excluded = set(exclude)
-        size = len(self)
+        size = self.size
         if size <= _SMALL_SPACE:
             picks = []
             for i in rng.permutation(size):
@@ -240,7 +245,7 @@ class ConfigSpace(ConfigBase):
         return self.index_of(vector)
 
     def __repr__(self) -> str:
-        lines = [f"ConfigSpace(len={len(self)})"]
+        lines = [f"ConfigSpace(size={self.size})"]
         lines += [f"  {k.name}: {k.kind.value} x{len(k)}" for k in self._knobs.values()]
         return "\n".join(lines)
 

@@ -55,7 +55,7 @@ class Tuner(ABC):
 
     # -- contract -----------------------------------------------------------------
     def has_next(self) -> bool:
-        return len(self.seen) < len(self.space)
+        return len(self.seen) < self.space.size
 
     @abstractmethod
     def next_batch(self, n: int) -> list[ConfigEntity]:
@@ -94,7 +94,7 @@ class Tuner(ABC):
             index = record.config.index
             if index in self.measured or index in loaded:
                 continue
-            if index >= len(self.space):
+            if index >= self.space.size:
                 continue  # recorded against an older version of the template
             config = self.space.get(index)
             if config.entities != record.config.entities:

@@ -1,4 +1,5 @@
-"""Cost models: the CostModel contract and a LightGBM lambdarank ranker of throughput.
+"""Cost models: the CostModel contract and a LightGBM lambdarank ranker of throughput
+(LightGBM's native training API: the same model as ``LGBMRanker``, without scikit-learn).
 
 >>> model = LightGBMCostModel(seed=0)                    # doctest: +SKIP
 >>> model.fit(features, throughputs); model.predict(features[:3])
@@ -50,7 +51,7 @@ def _lightgbm() -> Any:
 
 
 class LightGBMCostModel:
-    """An ``LGBMRanker`` with the lambdarank objective on binned normalised throughput."""
+    """A LightGBM ranker (lambdarank objective) on binned normalised throughput."""
 
     def __init__(
         self,
@@ -64,17 +65,17 @@ class LightGBMCostModel:
             raise TuningError(f"n_buckets must be in 1..{_MAX_LABEL}")
         self.seed = seed
         self.n_buckets = n_buckets
+        self.n_estimators = n_estimators
         self.params = dict(
             objective="lambdarank",
-            n_estimators=n_estimators,
             learning_rate=learning_rate,
             num_leaves=num_leaves,
-            min_child_samples=2,
+            min_data_in_leaf=2,
             min_data_in_bin=1,
-            random_state=seed,
+            seed=seed,
             deterministic=True,
             force_row_wise=True,
-            n_jobs=1,
+            num_threads=1,
             verbose=-1,
         )
         self._model: Any = None
@@ -89,9 +90,15 @@ class LightGBMCostModel:
             return  # nothing to rank yet; keep the previous model (or none)
         n = len(labels)
         groups = [min(_MAX_QUERY, n - start) for start in range(0, n, _MAX_QUERY)]
-        model = _lightgbm().LGBMRanker(**self.params)
-        model.fit(np.asarray(features, dtype=np.float64), labels, group=groups)
-        self._model = model
+        lgb = _lightgbm()
+        data = lgb.Dataset(
+            np.asarray(features, dtype=np.float64),
+            label=labels,
+            group=groups,
+            params={"verbose": -1},
+            free_raw_data=True,
+        )
+        self._model = lgb.train(self.params, data, num_boost_round=self.n_estimators)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if self._model is None:

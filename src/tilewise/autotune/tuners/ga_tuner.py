@@ -25,7 +25,7 @@ class GATuner(Tuner):
         mutation_prob: float = 0.1,
     ) -> None:
         super().__init__(task, seed)
-        self.pop_size = min(pop_size, len(self.space))
+        self.pop_size = min(pop_size, self.space.size)
         self.elite_num = min(elite_num, self.pop_size)
         self.mutation_prob = mutation_prob
         self.fitness: dict[int, float] = {}

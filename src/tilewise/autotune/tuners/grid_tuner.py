@@ -16,7 +16,7 @@ class GridSearchTuner(Tuner):
 
     def next_batch(self, n: int) -> list[ConfigEntity]:
         picks: list[int] = []
-        size = len(self.space)
+        size = self.space.size
         while len(picks) < n and self._cursor < size:
             if self._cursor not in self.seen:
                 picks.append(self._cursor)

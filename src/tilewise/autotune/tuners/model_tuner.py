@@ -56,7 +56,7 @@ class ModelTuner(Tuner):
 
     def next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
-        while len(batch) < n and len(self.seen) + len(batch) < len(self.space):
+        while len(batch) < n and len(self.seen) + len(batch) < self.space.size:
             from_plan = self.model.trained and self.rng.random() >= self.epsilon
             index = self._from_plan(batch) if from_plan else None
             if index is None:

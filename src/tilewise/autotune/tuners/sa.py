@@ -41,7 +41,7 @@ def anneal(
     init: Sequence[int] = (),
 ) -> list[int]:
     """The ``num`` best-scoring configs found, best first, none in ``exclude``."""
-    n_chains = min(options.parallel_size, len(space))
+    n_chains = min(options.parallel_size, space.size)
     points = list(dict.fromkeys(int(i) for i in init))[:n_chains]
     points += space.sample(n_chains - len(points), rng, exclude=points)
     scores = np.asarray(score(points), dtype=np.float64)

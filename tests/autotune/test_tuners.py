@@ -1,0 +1,163 @@
+"""Every tuner end to end with the fake builder and runner: exact counts, no repeats,
+reproducible, better than where it started; resume from a database."""
+
+import numpy as np
+import pytest
+import toy_templates
+from toy_templates import bowl_cost
+
+from tilewise.autotune import (
+    Database,
+    ErrorKind,
+    FakeBuilder,
+    FakeRunner,
+    GATuner,
+    GridSearchTuner,
+    MeasureOption,
+    ModelTuner,
+    RandomTuner,
+    ReplayRunner,
+    Task,
+)
+from tilewise.autotune.tuners import AnnealingOptions
+
+TUNERS = {
+    "random": lambda task, seed: RandomTuner(task, seed),
+    "grid": lambda task, seed: GridSearchTuner(task, seed),
+    "ga": lambda task, seed: GATuner(task, seed, pop_size=16, elite_num=2),
+    "model": lambda task, seed: ModelTuner(
+        task, seed, plan_size=8, annealing=AnnealingOptions(n_iter=40, parallel_size=32)
+    ),
+}
+
+
+def task():
+    return Task("toy_matmul", (256, 256), "c")
+
+
+def option(runner=None, batch_size=8):
+    return MeasureOption(FakeBuilder(), runner or FakeRunner(bowl_cost), batch_size)
+
+
+@pytest.mark.parametrize("name", TUNERS)
+def test_exact_count_no_duplicates_reproducible(name):
+    runs = []
+    for _ in range(2):
+        runner = FakeRunner(bowl_cost)
+        tuner = TUNERS[name](task(), 7)
+        summary = tuner.tune(60, option(runner))
+        assert summary.measured == 60 and summary.errors == 0
+        assert len(runner.measured) == 60 == len(set(runner.measured))
+        assert summary.best_cost == min(
+            bowl_cost(task().config_space.get(i)) for i in runner.measured
+        )
+        assert summary.best_flops == pytest.approx(task().flop / summary.best_cost)
+        runs.append(runner.measured)
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("name", ["random", "ga", "model"])
+def test_improves_on_the_first_batch(name):
+    runner = FakeRunner(bowl_cost)
+    TUNERS[name](task(), 1).tune(96, option(runner))
+    costs = [bowl_cost(task().config_space.get(i)) for i in runner.measured]
+    assert min(costs) < min(costs[:8])
+
+
+def test_seeds_differ():
+    a, b = FakeRunner(bowl_cost), FakeRunner(bowl_cost)
+    RandomTuner(task(), 1).tune(10, option(a))
+    RandomTuner(task(), 2).tune(10, option(b))
+    assert a.measured != b.measured
+
+
+def test_grid_search_covers_a_small_space_once():
+    t = Task("toy_invalid", (16,))
+    runner = FakeRunner(lambda cfg: 1.0 + cfg.index)
+    summary = GridSearchTuner(t).tune(1000, option(runner))
+    assert summary.measured == t.config_space.size == 10
+    assert summary.errors == 5  # every bad=True config is rejected by the template
+    assert sorted(runner.measured) == [i for i in range(10) if not t.config_space.get(i)["bad"].val]
+
+
+@pytest.mark.parametrize("name", TUNERS)
+def test_invalid_configs_are_recorded_and_skipped(name, tmp_path):
+    t = Task("toy_invalid", (4096,))
+    db = Database(tmp_path / "t.db")
+    summary = TUNERS[name](t, 0).tune(20, option(FakeRunner(lambda c: 1.0)), database=db)
+    kinds = [r.result.error for r in db.records(t)]
+    assert len(kinds) == 20 and summary.errors == kinds.count(ErrorKind.INSTANTIATION)
+    assert set(kinds) <= {ErrorKind.NONE, ErrorKind.INSTANTIATION}
+
+
+def test_runtime_errors_count_as_infinitely_slow():
+    def cost(cfg):
+        return ErrorKind.RUNTIME if cfg["unroll"].val == 4 else bowl_cost(cfg)
+
+    tuner = RandomTuner(task(), 0)
+    summary = tuner.tune(40, option(FakeRunner(cost)))
+    assert summary.errors > 0 and summary.best_config["unroll"].val != 4
+
+
+def test_early_stopping_and_callbacks():
+    seen = []
+    summary = RandomTuner(task(), 0).tune(
+        500,
+        option(FakeRunner(lambda cfg: 1.0)),  # flat: nothing improves after the first batch
+        early_stopping=16,
+        callbacks=[lambda tuner, inputs, results: seen.append(len(results))],
+    )
+    assert summary.measured == 24 and seen == [8, 8, 8]
+
+
+@pytest.mark.parametrize("name", TUNERS)
+def test_resume_measures_nothing_twice(name, tmp_path):
+    db = Database(tmp_path / "t.db")
+    first = FakeRunner(bowl_cost)
+    TUNERS[name](task(), 0).tune(24, option(first), database=db)
+    second = FakeRunner(bowl_cost)
+    summary = TUNERS[name](task(), 0).tune(24, option(second), database=db)
+    assert summary.resumed == 24 and summary.measured == 24
+    assert not set(first.measured) & set(second.measured)
+    assert db.measured_indices(task()) == set(first.measured) | set(second.measured)
+    # the resumed tuner knows the earlier best
+    assert summary.best_cost == min(
+        bowl_cost(task().config_space.get(i)) for i in db.measured_indices(task())
+    )
+
+
+def test_replay_runner_reproduces_a_run(tmp_path):
+    db = Database(tmp_path / "t.db")
+    runner = FakeRunner(bowl_cost)
+    a = RandomTuner(task(), 3).tune(16, option(runner), database=db)
+    b = RandomTuner(task(), 3).tune(16, option(ReplayRunner(db.records(task()))))
+    assert a.best_config == b.best_config and a.best_cost == b.best_cost
+
+
+def trials_to_optimum(tuner, limit):
+    optimum = min(
+        range(task().config_space.size), key=lambda i: bowl_cost(task().config_space.get(i))
+    )
+    runner = FakeRunner(bowl_cost)
+    tuner.tune(limit, option(runner), early_stopping=None, callbacks=[lambda t, i, r: None])
+    return runner.measured.index(optimum) + 1 if optimum in runner.measured else limit + 1
+
+
+@pytest.mark.slow
+def test_model_tuner_beats_random():
+    limit = 400
+    model = [trials_to_optimum(TUNERS["model"](task(), s), limit) for s in range(3)]
+    rand = [trials_to_optimum(RandomTuner(task(), s), limit) for s in range(3)]
+    assert np.mean(model) < np.mean(rand) / 2, (model, rand)
+
+
+def test_ga_starts_from_the_best_after_resume(tmp_path):
+    db = Database(tmp_path / "t.db")
+    RandomTuner(task(), 0).tune(32, option(), database=db)
+    tuner = GATuner(task(), 0, pop_size=16)
+    tuner.resume(db)
+    assert len(tuner.next_batch(8)) == 8
+
+
+def test_toy_module_is_registered():
+    assert toy_templates.toy_matmul.__name__ == "toy_matmul"

@@ -1,0 +1,73 @@
+"""Templates and cost surfaces for the autotune tests; no compiler needed.
+
+Kept in an importable module (not a test file) so child processes can register them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import time
+
+from tilewise.autotune import ConfigEntity, template
+from tilewise.errors import InvalidConfigError
+
+
+@template("toy_matmul", flop=lambda n, m: 2.0 * n * m * n)
+def toy_matmul(cfg, n, m):
+    """A schedule-free template: knobs on plain extents; returns the config itself."""
+    cfg.define_split("tile_y", n, num_outputs=2)
+    cfg.define_split("tile_x", m, num_outputs=3)
+    cfg.define_knob("unroll", [0, 1, 2, 4])
+    cfg.fallback_with(tile_y=[-1, 4], unroll=2)
+    return cfg, []
+
+
+@template("toy_invalid")
+def toy_invalid(cfg, n):
+    """Rejects every config whose ``bad`` knob is true."""
+    cfg.define_split("tile", n)
+    cfg.define_knob("bad", [False, True])
+    if cfg["bad"].val:
+        raise InvalidConfigError("bad=True is not a valid combination")
+    return cfg, []
+
+
+@template("toy_flops")
+def toy_flops(cfg, n):
+    cfg.define_knob("k", [1, 2, 3])
+    cfg.add_flop(2 * n)
+    return cfg, []
+
+
+def bowl_cost(cfg: ConfigEntity) -> float:
+    """A smooth cost surface over toy_matmul(256, 256), unique minimum at
+    tile_y=[-1, 16], tile_x=[-1, 8, 4], unroll=2."""
+    y = math.log2(cfg["tile_y"].size[1])
+    x1, x2 = (math.log2(f) for f in cfg["tile_x"].size[1:])
+    u = [0, 1, 2, 4].index(cfg["unroll"].val)
+    return 1e-3 * (
+        1 + (y - 4) ** 2 + 0.5 * (x1 - 3) ** 2 + 0.7 * (x2 - 2) ** 2 + 0.3 * (u - 2) ** 2
+    )
+
+
+def slow_bowl_cost(cfg: ConfigEntity) -> float:
+    time.sleep(0.02)
+    return bowl_cost(cfg)
+
+
+# -- functions for the isolation tests (picklable by reference) --------------------------
+def returns_square(x: int) -> int:
+    return x * x
+
+
+def raises_value_error() -> None:
+    raise ValueError("boom")
+
+
+def segfaults() -> None:
+    ctypes.string_at(0)
+
+
+def hangs() -> None:
+    time.sleep(600)

@@ -1,0 +1,52 @@
+"""The build driver: schedule -> loop IR -> source -> compiled, loaded kernel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from .codegen import generate_c, generate_cuda
+from .errors import BuildError
+from .ir import PrimFunc
+from .lower import lower
+from .runtime import ArgSpec, KernelArtifact, Module, compile_shared, harness, load_module
+from .schedule import Schedule
+from .target import Target, TargetKind
+from .te.tensor import Tensor
+
+
+def generate_source(func: PrimFunc, target: str | Target) -> str:
+    """Source text of a lowered function for ``target``."""
+    tgt = Target.from_str(target)
+    return generate_cuda(func, tgt) if tgt.kind is TargetKind.CUDA else generate_c(func, tgt)
+
+
+def build_artifact(
+    sch: Schedule,
+    args: Sequence[Tensor],
+    target: str | Target = "c",
+    name: str = "default_function",
+    timeout: float | None = None,
+) -> KernelArtifact:
+    """Lower, generate and compile; the result is picklable (for builder processes)."""
+    tgt = Target.from_str(target)
+    if tgt.kind is not TargetKind.C:
+        raise BuildError(
+            "build_artifact compiles for the 'c' target; for cuda use tilewise.runtime.cuda"
+        )
+    func = lower(sch, args, name)
+    source = generate_c(func, tgt)
+    t0 = time.perf_counter()
+    so, _ = compile_shared(source + harness(name), tgt.cflags, timeout)
+    specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
+    return KernelArtifact(name, source, str(so), specs, str(tgt), time.perf_counter() - t0)
+
+
+def build(
+    sch: Schedule,
+    args: Sequence[Tensor],
+    target: str | Target = "c",
+    name: str = "default_function",
+) -> Module:
+    """Compile and load a kernel: ``mod = tw.build(s, [A, B, C]); mod(a, b, c)``."""
+    return load_module(build_artifact(sch, args, target, name))

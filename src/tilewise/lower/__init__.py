@@ -1,0 +1,104 @@
+"""Lowering: a schedule becomes a loop-IR function (``tw.lower``).
+
+Pipeline: inline -> bound inference -> loop nests per stage -> buffer
+flattening -> simplification -> loop legalisation -> division lowering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import LowerError
+from ..ir import Buffer, Expr, PrimFunc, Scope, const, simplify, simplify_stmt
+from ..schedule import AttachKind, Schedule
+from ..te.operation import PlaceholderOp
+from ..te.tensor import Tensor, TensorRead
+from .bound import StageBound, infer_bounds
+from .inline import effective_bodies
+from .nest import NestBuilder
+from .passes import Flatten, legalize_loops, lower_division
+
+
+def lower(sch: Schedule, args: Sequence[Tensor], name: str = "default_function") -> PrimFunc:
+    """Lower ``sch`` to a function whose parameters are ``args`` in order.
+
+    >>> print(tw.lower(s, [A, B, C]))
+    """
+    if not isinstance(sch, Schedule):
+        raise LowerError(f"lower: expected a Schedule, got {type(sch).__name__}")
+    bodies = effective_bodies(sch)
+    bounds = infer_bounds(sch, bodies)
+    buffers, mins, allocated, params = _plan_buffers(sch, list(args), bounds, bodies)
+    nb = NestBuilder(sch, bodies, bounds, buffers, allocated)
+    nb.region_min = mins
+    body = nb.program()
+    body = Flatten(buffers, mins).visit(body)
+    body = simplify_stmt(body)
+    body = legalize_loops(body)
+    body = lower_division(body)
+    return PrimFunc(name, tuple(params), body, tuple(nb.extern_sources))
+
+
+def _plan_buffers(
+    sch: Schedule,
+    args: list[Tensor],
+    bounds: dict,
+    bodies: dict,
+) -> tuple[dict[Tensor, Buffer], dict[Tensor, tuple[Expr, ...]], set[Tensor], list[Buffer]]:
+    buffers: dict[Tensor, Buffer] = {}
+    mins: dict[Tensor, tuple[Expr, ...]] = {}
+    params: list[Buffer] = []
+    seen: set[int] = set()
+    for a in args:
+        if not isinstance(a, Tensor):
+            raise LowerError(f"build arguments must be tensors, got {a!r}")
+        st = sch.stage_map.get(a.op)
+        if st is None:
+            raise LowerError(f"argument {a.name} is not part of this schedule")
+        if id(st) in seen:
+            raise LowerError(f"argument {a.name} is given twice")
+        seen.add(id(st))
+        if st.attach_kind is AttachKind.INLINE:
+            raise LowerError(f"argument {a.name} is inlined and has no buffer to pass")
+        t = st.op.output(0)
+        buf = Buffer(_unique(a.name, params), t.shape, t.dtype, Scope.GLOBAL)
+        buffers[t] = buf
+        mins[t] = tuple(const(0) for _ in t.shape)
+        params.append(buf)
+    allocated: set[Tensor] = set()
+    read = {r.tensor for body in bodies.values() for r in _reads(body)}
+    for st in sch.stages:
+        t = st.op.output(0)
+        if t in buffers or st.attach_kind is AttachKind.INLINE:
+            continue
+        if isinstance(st.op, PlaceholderOp):
+            if t in read:
+                raise LowerError(f"input tensor {t.name} is read but not in the argument list")
+            continue
+        if st.is_output:
+            raise LowerError(f"output tensor {t.name} is not in the argument list")
+        b: StageBound = bounds[st]
+        shape = tuple(b.extent[iv] for iv in st.op.axis)
+        buffers[t] = Buffer(t.name, shape, t.dtype, st.scope)
+        mins[t] = tuple(simplify(b.root_min[iv]) for iv in st.op.axis)
+        allocated.add(t)
+    return buffers, mins, allocated, params
+
+
+def _reads(body: Expr) -> list[TensorRead]:
+    from ..ir import collect
+
+    return collect(body, TensorRead)
+
+
+def _unique(name: str, params: list[Buffer]) -> str:
+    names = {p.name for p in params}
+    if name not in names:
+        return name
+    i = 1
+    while f"{name}_{i}" in names:
+        i += 1
+    return f"{name}_{i}"
+
+
+__all__ = ["lower"]

@@ -1,0 +1,207 @@
+"""Schedule -> loop nests: one nest per stage, attached stages placed inside the
+loop they are computed at, guards wherever a split or a region overshoots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import LowerError
+from ..ir import (
+    Allocate,
+    Buffer,
+    Expr,
+    For,
+    ForKind,
+    IfThenElse,
+    Stmt,
+    Var,
+    binary,
+    BinaryOp,
+    collect,
+    const,
+    max_,
+    min_,
+    seq,
+    substitute,
+)
+from ..schedule import AttachKind, Schedule, Stage
+from ..te.tensor import IterKind, IterVar, Reduce, ReduceKind, Tensor, TensorRead
+from .bound import StageBound, normalised_values
+from .tensorize import tensorize_stmt
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Provide(Stmt):
+    """Write ``value`` to a tensor element; flattened to a Store once buffers are known."""
+
+    tensor: Tensor
+    indices: tuple[Expr, ...]
+    value: Expr
+
+
+class NestBuilder:
+    """Builds the statement of each stage; holds the lowering state of one schedule."""
+
+    def __init__(
+        self,
+        sch: Schedule,
+        bodies: dict[Stage, Expr],
+        bounds: dict[Stage, StageBound],
+        buffers: dict[Tensor, Buffer],
+        allocated: set[Tensor],
+    ) -> None:
+        self.sch, self.bodies, self.bounds = sch, bodies, bounds
+        self.buffers, self.allocated = buffers, allocated
+        self.attached: dict[tuple[Stage, IterVar], list[Stage]] = {}
+        self.tensorize_info: dict[Stage, tuple[tuple[Expr, ...], list[TensorRead]]] = {}
+        self.region_min: dict[Tensor, tuple[Expr, ...]] = {}
+        self.extern_sources: dict[str, None] = {}
+        for st in sch.stages:
+            if st.attach_kind is AttachKind.SCOPE:
+                key = (st.attach_stage, st.attach_ivar)
+                self.attached.setdefault(key, []).append(st)  # type: ignore[arg-type]
+
+    def program(self) -> Stmt:
+        roots = [
+            st for st in self.sch.stages
+            if st.is_compute and st.attach_kind is AttachKind.ROOT
+        ]
+        body = seq(*(self.stage(st) for st in roots))
+        for st in reversed(roots):
+            t = st.op.output(0)
+            if t in self.allocated:
+                body = Allocate(self.buffers[t], body)
+        return body
+
+    # ---- one stage ----------------------------------------------------------
+
+    def stage(self, st: Stage) -> Stmt:
+        b = self.bounds[st]
+        norm = normalised_values(st, b)
+        actual = {iv: norm[iv] + b.root_min[iv] for iv in b.root_min}
+        sub = {iv.var: actual[iv] for iv in b.root_min}
+        body = substitute(self.bodies[st], sub)
+        t = st.op.output(0)
+        index = tuple(actual[iv] for iv in st.op.axis)
+        guards = self._guards(st, b, norm, actual)
+        leaves = st.leaf_iter_vars
+        self.tensorize_info[st] = (index, [r for r in collect(body, TensorRead) if r.tensor is not t])
+        if not isinstance(body, Reduce):
+            return self._nest(st, leaves, Provide(t, index, body), guards, mode="body")
+        first = next((i for i, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE), len(leaves))
+        common, rest = leaves[:first], leaves[first:]
+        init_leaves = [iv for iv in rest if iv.kind is not IterKind.REDUCE]
+        common_vars = {iv.var for iv in common}
+        init_vars = common_vars | {iv.var for iv in init_leaves}
+        outer_g = [g for g in guards if _leaf_vars(g, leaves) <= common_vars]
+        inner_g = [g for g in guards if g not in outer_g]
+        init_g = [g for g in inner_g if _leaf_vars(g, leaves) <= init_vars]
+        old = TensorRead(t, index, t.dtype)
+        init = Provide(t, index, _init_value(body))
+        update = Provide(t, index, _combine(body.kind, old, body.source))
+        inner = seq(
+            self._nest(st, init_leaves, init, init_g, mode="reset", attach=False),
+            self._nest(st, rest, update, inner_g, mode="update"),
+        )
+        return self._nest(st, common, inner, outer_g, mode="body")
+
+    def _guards(
+        self,
+        st: Stage,
+        b: StageBound,
+        norm: dict[IterVar, Expr],
+        actual: dict[IterVar, Expr],
+    ) -> list[Expr]:
+        conds: list[Expr] = []
+        for parent in st.all_iter_vars:
+            if parent in b.overshoot:
+                conds.append(norm[parent] < b.extent[parent])
+        if st.attach_kind is AttachKind.SCOPE:
+            for iv in st.op.axis:
+                conds.append(actual[iv] >= 0)
+                conds.append(actual[iv] < iv.dom.extent)
+        return conds
+
+    def _nest(
+        self,
+        st: Stage,
+        leaves: list[IterVar],
+        inner: Stmt,
+        guards: list[Expr],
+        mode: str,
+        attach: bool = True,
+    ) -> Stmt:
+        """Wrap ``inner`` in the loops ``leaves``, each guard right inside the deepest
+        loop it mentions, attached producers at the top of their loop's body."""
+        depth = {iv.var: i for i, iv in enumerate(leaves)}
+        at_depth: dict[int, list[Expr]] = {}
+        for g in guards:
+            d = max((depth[v] for v in collect(g, Var) if v in depth), default=-1)
+            at_depth.setdefault(d, []).append(g)
+        stmt = inner
+        b = self.bounds[st]
+        for pos in range(len(leaves) - 1, -2, -1):
+            stmt = _guard(at_depth.get(pos, []), stmt)
+            if pos < 0:
+                break
+            iv = leaves[pos]
+            attr = st.iter_attrs.get(iv)
+            if attr is not None and attr.tensorize is not None:
+                if any(d >= pos for d in at_depth):
+                    raise LowerError(
+                        f"tensorize at {st.name}.{iv.name}: the loops it replaces need bound "
+                        "checks (a split that does not divide); choose dividing factors"
+                    )
+                stmt = tensorize_stmt(self, st, leaves[pos:], attr.tensorize, mode)
+            if attach:
+                stmt = self._with_attached(st, iv, stmt)
+            kind = attr.kind if attr is not None else ForKind.SERIAL
+            tag = attr.thread_tag if attr is not None else None
+            pragmas = attr.pragmas if attr is not None else ()
+            stmt = For(iv.var, const(b.extent[iv]), kind, stmt, tag, pragmas)
+        return stmt
+
+    def _with_attached(self, st: Stage, iv: IterVar, rest: Stmt) -> Stmt:
+        producers = self.attached.get((st, iv), [])
+        if not producers:
+            return rest
+        stmt = seq(*(self.stage(p) for p in producers), rest)
+        for p in reversed(producers):
+            t = p.op.output(0)
+            if t in self.allocated:
+                stmt = Allocate(self.buffers[t], stmt)
+        return stmt
+
+
+def _guard(conds: list[Expr], stmt: Stmt) -> Stmt:
+    if not conds:
+        return stmt
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = binary(BinaryOp.AND, cond, c)
+    return IfThenElse(cond, stmt)
+
+
+def _leaf_vars(e: Expr, leaves: list[IterVar]) -> set[Var]:
+    names = {iv.var for iv in leaves}
+    return {v for v in collect(e, Var) if v in names}
+
+
+def _init_value(r: Reduce) -> Expr:
+    dt = r.dtype
+    if r.kind is ReduceKind.SUM:
+        return const(0, dt)
+    big = float("inf") if dt.is_float else (2 ** (dt.bits - 1) - 1)
+    if r.kind is ReduceKind.MAX:
+        return const(-big if dt.is_float else -big - 1, dt)
+    return const(big, dt)
+
+
+def _combine(kind: ReduceKind, old: Expr, new: Expr) -> Expr:
+    if kind is ReduceKind.SUM:
+        return old + new
+    if kind is ReduceKind.MAX:
+        return max_(old, new)
+    if kind is ReduceKind.MIN:
+        return min_(old, new)
+    raise LowerError(f"unknown reduction {kind}")

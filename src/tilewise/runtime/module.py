@@ -1,0 +1,103 @@
+"""Load a compiled kernel, call it with NumPy arrays, and time it in native code."""
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RuntimeCallError
+from .artifact import KernelArtifact
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    """Seconds per call, one entry per repeat."""
+
+    results: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.results)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.results)
+
+
+class Module:
+    """A callable kernel: ``mod(a, b, c)`` writes its outputs in place."""
+
+    def __init__(self, artifact: KernelArtifact) -> None:
+        self.artifact = artifact
+        try:
+            self._lib = ctypes.CDLL(artifact.so_path)
+        except OSError as exc:
+            raise RuntimeCallError(f"cannot load {artifact.so_path}: {exc}") from exc
+        self._entry = getattr(self._lib, f"{artifact.name}_packed")
+        self._entry.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        self._entry.restype = None
+        self._timer = getattr(self._lib, f"tw_time_{artifact.name}")
+        self._timer.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p), ctypes.c_int32, ctypes.c_int32, ctypes.c_int64,
+            ctypes.POINTER(ctypes.c_double),
+        ]
+        self._timer.restype = ctypes.c_int
+
+    @property
+    def source(self) -> str:
+        return self.artifact.source
+
+    def _pack(self, arrays: tuple[np.ndarray, ...]) -> ctypes.Array:
+        specs = self.artifact.arg_specs
+        if len(arrays) != len(specs):
+            raise RuntimeCallError(
+                f"{self.artifact.name} takes {len(specs)} arrays "
+                f"({', '.join(s.name for s in specs)}), got {len(arrays)}"
+            )
+        ptrs = (ctypes.c_void_p * len(specs))()
+        for i, (a, spec) in enumerate(zip(arrays, specs)):
+            if not isinstance(a, np.ndarray):
+                raise RuntimeCallError(f"argument {spec.name}: expected a NumPy array, got {type(a).__name__}")
+            if a.dtype != np.dtype(spec.dtype):
+                raise RuntimeCallError(f"argument {spec.name}: dtype {a.dtype}, expected {spec.dtype}")
+            if tuple(a.shape) != spec.shape:
+                raise RuntimeCallError(f"argument {spec.name}: shape {a.shape}, expected {spec.shape}")
+            if not a.flags.c_contiguous:
+                raise RuntimeCallError(f"argument {spec.name}: array must be C-contiguous")
+            if not a.flags.writeable:
+                raise RuntimeCallError(f"argument {spec.name}: array must be writeable")
+            ptrs[i] = a.ctypes.data
+        return ptrs
+
+    def __call__(self, *arrays: np.ndarray) -> None:
+        self._entry(self._pack(arrays))
+
+    def time_evaluator(
+        self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0,
+        cache_flush: bool = False,
+    ):
+        """A function that times calls with given arrays; returns a TimingResult.
+
+        Each repeat runs the kernel ``number`` times (raised until a repeat lasts
+        ``min_repeat_ms``) after one warm-up call.
+        """
+        if number < 1 or repeat < 1:
+            raise RuntimeCallError("time_evaluator: number and repeat must be at least 1")
+        flush = 64 * 1024 * 1024 if cache_flush else 0
+
+        def evaluate(*arrays: np.ndarray) -> TimingResult:
+            ptrs = self._pack(arrays)
+            n = number
+            if min_repeat_ms > 0:
+                probe = (ctypes.c_double * 1)()
+                self._timer(ptrs, 1, 1, 0, probe)
+                per_call_ms = max(probe[0] * 1e3, 1e-6)
+                n = max(number, int(min_repeat_ms / per_call_ms) + 1)
+            out = (ctypes.c_double * repeat)()
+            self._timer(ptrs, n, repeat, flush, out)
+            return TimingResult(tuple(out))
+
+        return evaluate

@@ -1,0 +1,61 @@
+"""Tensor intrinsics: a hand-written micro-kernel that ``Stage.tensorize`` drops into
+a loop nest in place of the loops it computes.
+
+The intrinsic declares its computation in te (so lowering can check the loops it
+replaces) and its implementation as code: a function that receives views of the
+buffers it touches (pointer to the first element and row strides) and returns
+the statements to emit, plus the C or CUDA source of the kernel it calls.
+
+>>> def impl(ins, outs):
+...     a, b = ins; c, = outs
+...     call = lambda f: ExternCall(f, (a.ptr, b.ptr, c.ptr, a.strides[0], c.strides[0]))
+...     return IntrinImpl(body=call("mk_full"), reset=call("mk_zero"), update=call("mk_acc"))
+>>> intrin = te.decl_tensor_intrin(C.op, impl, source=C_SOURCE)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import ScheduleError
+from ..ir import Expr, Stmt
+from ..te.operation import ComputeOp, Operation
+
+
+@dataclass(frozen=True)
+class BufferView:
+    """A window of a buffer: address of its first element and row-major strides."""
+
+    ptr: Expr
+    strides: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class IntrinImpl:
+    """``body`` computes the whole result; ``reset`` and ``update`` split a reduction
+    whose outer part stays in the framework's loops."""
+
+    body: Stmt
+    reset: Stmt | None = None
+    update: Stmt | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class TensorIntrin:
+    name: str
+    op: ComputeOp
+    impl: Callable[[list[BufferView], list[BufferView]], IntrinImpl]
+    source: str = ""
+
+
+def decl_tensor_intrin(
+    op: Operation,
+    impl: Callable[[list[BufferView], list[BufferView]], IntrinImpl],
+    source: str = "",
+    name: str | None = None,
+) -> TensorIntrin:
+    """Declare a micro-kernel computing ``op`` (a te compute over placeholders)."""
+    if not isinstance(op, ComputeOp):
+        raise ScheduleError("decl_tensor_intrin: the intrinsic must be declared by a te.compute")
+    return TensorIntrin(name or op.name, op, impl, source)

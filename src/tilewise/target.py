@@ -1,0 +1,149 @@
+"""Targets: parse ``"c -mcpu=native -cores=2"`` or ``"cuda -arch=sm_90"`` and describe
+the machine (ISA features, vector width, cores, caches, compiler flags)."""
+
+from __future__ import annotations
+
+import enum
+import os
+import platform
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from .errors import TargetError
+
+
+class TargetKind(enum.Enum):
+    C = "c"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An immutable target; ``str(target)`` round-trips through :meth:`from_str`."""
+
+    kind: TargetKind
+    mcpu: str = "native"
+    cores: int = 1
+    arch: str = "sm_80"
+    features: frozenset[str] = field(default_factory=frozenset)
+    vector_bits: int = 128
+    l1_bytes: int = 32 * 1024
+    l2_bytes: int = 512 * 1024
+
+    @staticmethod
+    def from_str(text: str | Target) -> Target:
+        if isinstance(text, Target):
+            return text
+        parts = str(text).split()
+        if not parts:
+            raise TargetError("empty target string; use 'c' or 'cuda'")
+        try:
+            kind = TargetKind(parts[0])
+        except ValueError:
+            raise TargetError(f"unknown target kind {parts[0]!r}; use 'c' or 'cuda'") from None
+        opts: dict[str, str] = {}
+        for p in parts[1:]:
+            if not p.startswith("-") or "=" not in p:
+                raise TargetError(f"target option {p!r} must look like -key=value")
+            k, v = p[1:].split("=", 1)
+            opts[k] = v
+        unknown = set(opts) - {"mcpu", "cores", "arch"}
+        if unknown:
+            raise TargetError(f"unknown target option(s) {sorted(unknown)} for {parts[0]}")
+        host = host_info()
+        cores = host["cores"]
+        if "cores" in opts:
+            try:
+                cores = int(opts["cores"])
+            except ValueError:
+                raise TargetError(f"-cores must be an integer, got {opts['cores']!r}") from None
+            if cores < 1:
+                raise TargetError(f"-cores must be at least 1, got {cores}")
+        return Target(
+            kind=kind,
+            mcpu=opts.get("mcpu", "native"),
+            cores=cores,
+            arch=opts.get("arch", "sm_80"),
+            features=host["features"],
+            vector_bits=host["vector_bits"],
+            l1_bytes=host["l1"],
+            l2_bytes=host["l2"],
+        )
+
+    def __str__(self) -> str:
+        if self.kind is TargetKind.CUDA:
+            return f"cuda -arch={self.arch}"
+        return f"c -mcpu={self.mcpu} -cores={self.cores}"
+
+    def vector_lanes(self, dtype_bytes: int) -> int:
+        """How many elements of this size one SIMD register holds."""
+        return max(1, self.vector_bits // (8 * dtype_bytes))
+
+    @property
+    def cflags(self) -> tuple[str, ...]:
+        return ("-O3", f"-march={self.mcpu}", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-able description, stored beside every tuning record."""
+        return {
+            "target": str(self),
+            "machine": platform.machine(),
+            "cpu": host_info()["model"],
+            "vector_bits": self.vector_bits,
+            "cores": self.cores,
+            "l1_bytes": self.l1_bytes,
+            "l2_bytes": self.l2_bytes,
+        }
+
+
+def _cache_size(level: int) -> int | None:
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for idx in sorted(base.glob("index*")):
+        try:
+            lvl = int((idx / "level").read_text())
+            typ = (idx / "type").read_text().strip()
+            size = (idx / "size").read_text().strip()
+        except OSError:
+            continue
+        if lvl == level and typ in ("Data", "Unified"):
+            mult = 1024 if size.endswith("K") else 1024 * 1024 if size.endswith("M") else 1
+            return int(size.rstrip("KM")) * mult
+    return None
+
+
+@cache
+def host_info() -> dict:
+    """Features of the machine we run on (read once)."""
+    flags: set[str] = set()
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")) and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if "avx512f" in flags:
+        bits = 512
+    elif "avx2" in flags or "avx" in flags:
+        bits = 256
+    else:
+        bits = 128
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return {
+        "features": frozenset(f for f in flags if f.startswith(("avx", "fma", "sse", "neon", "asimd"))),
+        "vector_bits": bits,
+        "cores": cores,
+        "l1": _cache_size(1) or 32 * 1024,
+        "l2": _cache_size(2) or 512 * 1024,
+        "model": model,
+    }
+
+
+def as_target(t: str | Target) -> Target:
+    return Target.from_str(t)

@@ -20,7 +20,6 @@ from ..ir import (
     Expr,
     ExternCall,
     For,
-    ForKind,
     IfThenElse,
     LetStmt,
     Load,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..errors import LowerError
 from ..ir import (
     Allocate,
+    BinaryOp,
     Buffer,
     Expr,
     For,
@@ -16,7 +17,6 @@ from ..ir import (
     Stmt,
     Var,
     binary,
-    BinaryOp,
     collect,
     const,
     max_,

@@ -22,7 +22,6 @@ from ..ir import (
     const,
     const_bound,
     map_children,
-
 )
 from ..te.tensor import Tensor, TensorRead
 

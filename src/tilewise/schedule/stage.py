@@ -8,7 +8,6 @@ expressions from them, so a primitive never computes anything eagerly.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 

@@ -9,7 +9,9 @@ from .codegen import generate_c, generate_cuda
 from .errors import BuildError
 from .ir import PrimFunc
 from .lower import lower
+from .codegen.cuda import launch_config
 from .runtime import ArgSpec, KernelArtifact, Module, compile_shared, harness, load_module
+from .runtime.cuda import CudaArtifact, CudaModule, check_compiles
 from .schedule import Schedule
 from .target import Target, TargetKind
 from .te.tensor import Tensor
@@ -32,7 +34,7 @@ def build_artifact(
     tgt = Target.from_str(target)
     if tgt.kind is not TargetKind.C:
         raise BuildError(
-            "build_artifact compiles for the 'c' target; for cuda use tilewise.runtime.cuda"
+            "build_artifact compiles for the 'c' target; for cuda use build_cuda_artifact"
         )
     func = lower(sch, args, name)
     source = generate_c(func, tgt)
@@ -42,11 +44,26 @@ def build_artifact(
     return KernelArtifact(name, source, str(so), specs, str(tgt), time.perf_counter() - t0)
 
 
+def build_cuda_artifact(
+    sch: Schedule, args: Sequence[Tensor], target: str | Target, name: str = "default_function"
+) -> CudaArtifact:
+    """Lower and generate CUDA C, checked by nvcc; runnable where a GPU and CuPy are."""
+    tgt = Target.from_str(target)
+    func = lower(sch, args, name)
+    source = generate_cuda(func, tgt)
+    check_compiles(source, tgt.arch)
+    launch = launch_config(func)
+    specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
+    return CudaArtifact(name, source, launch.grid, launch.block, specs, tgt.arch)
+
+
 def build(
     sch: Schedule,
     args: Sequence[Tensor],
     target: str | Target = "c",
     name: str = "default_function",
-) -> Module:
+) -> Module | CudaModule:
     """Compile and load a kernel: ``mod = tw.build(s, [A, B, C]); mod(a, b, c)``."""
+    if Target.from_str(target).kind is TargetKind.CUDA:
+        return CudaModule(build_cuda_artifact(sch, args, target, name))
     return load_module(build_artifact(sch, args, target, name))

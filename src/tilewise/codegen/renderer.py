@@ -245,7 +245,8 @@ class Renderer:
 
     def render(self) -> str:
         body = self.body()
-        parts = [self.preamble, self.helpers(), *self.func.extern_sources]
+        used = [h for h in self.helpers().splitlines() if h.split("(")[0].split()[-1] in body]
+        parts = [self.preamble, "\n".join(used), *self.func.extern_sources]
         parts.append(f"{self.signature()} {{\n{body}\n}}")
         parts.append(self.entry())
         return "\n\n".join(p for p in parts if p) + "\n"

@@ -1,0 +1,111 @@
+"""CUDA runtime: check generated CUDA C with nvcc, and run it through CuPy on a GPU.
+
+CuPy is an optional extra (``pip install tilewise[cuda]``); it is imported only
+when a CUDA module is loaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BuildError, RuntimeCallError
+from .artifact import ArgSpec
+from .module import TimingResult
+
+
+def nvcc_available() -> bool:
+    return shutil.which("nvcc") is not None
+
+
+def check_compiles(source: str, arch: str, timeout: float = 120) -> str:
+    """Compile ``source`` to PTX with nvcc; return the PTX, raise BuildError on failure."""
+    if not nvcc_available():
+        raise BuildError("nvcc is not on PATH; install the CUDA toolkit to compile CUDA kernels")
+    with tempfile.TemporaryDirectory(prefix="tw-cuda-") as tmp:
+        src, ptx = Path(tmp) / "kernel.cu", Path(tmp) / "kernel.ptx"
+        src.write_text(source)
+        proc = subprocess.run(
+            ["nvcc", f"-arch={arch}", "-ptx", str(src), "-o", str(ptx)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if proc.returncode != 0:
+            raise BuildError(f"nvcc failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        return ptx.read_text()
+
+
+@dataclass(frozen=True)
+class CudaArtifact:
+    name: str
+    source: str
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    arg_specs: tuple[ArgSpec, ...]
+    arch: str
+
+
+class CudaModule:
+    """A CUDA kernel callable with CuPy arrays (or NumPy arrays, copied in and out)."""
+
+    def __init__(self, artifact: CudaArtifact) -> None:
+        try:
+            import cupy
+        except ImportError as exc:
+            raise BuildError(
+                "running CUDA kernels needs CuPy: pip install 'tilewise[cuda]'"
+            ) from exc
+        self._cp = cupy
+        self.artifact = artifact
+        mod = cupy.RawModule(code=artifact.source, options=(f"-arch={artifact.arch}",),
+                             backend="nvcc")
+        self._kernel = mod.get_function(artifact.name)
+
+    @property
+    def source(self) -> str:
+        return self.artifact.source
+
+    def _device_args(self, arrays):
+        cp, specs = self._cp, self.artifact.arg_specs
+        if len(arrays) != len(specs):
+            raise RuntimeCallError(f"{self.artifact.name} takes {len(specs)} arrays, got {len(arrays)}")
+        out = []
+        for a, spec in zip(arrays, specs):
+            if tuple(a.shape) != spec.shape or str(a.dtype) != spec.dtype:
+                raise RuntimeCallError(
+                    f"argument {spec.name}: {a.dtype}{tuple(a.shape)}, expected {spec.dtype}{spec.shape}"
+                )
+            out.append(a if isinstance(a, cp.ndarray) else cp.asarray(a))
+        return out
+
+    def __call__(self, *arrays) -> None:
+        dev = self._device_args(arrays)
+        self._kernel(self.artifact.grid, self.artifact.block, tuple(dev))
+        for host, d in zip(arrays, dev):
+            if isinstance(host, np.ndarray):
+                host[...] = d.get()
+
+    def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0,
+                       cache_flush: bool = False):
+        cp = self._cp
+
+        def evaluate(*arrays) -> TimingResult:
+            dev = self._device_args(arrays)
+            args = (self.artifact.grid, self.artifact.block, tuple(dev))
+            self._kernel(*args)
+            out = []
+            for _ in range(repeat):
+                start, stop = cp.cuda.Event(), cp.cuda.Event()
+                start.record()
+                for _ in range(number):
+                    self._kernel(*args)
+                stop.record()
+                stop.synchronize()
+                out.append(cp.cuda.get_elapsed_time(start, stop) / 1e3 / number)
+            return TimingResult(tuple(out))
+
+        return evaluate

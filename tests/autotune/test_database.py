@@ -87,9 +87,11 @@ def test_jsonl_export_import(tmp_path):
     assert fresh.import_jsonl(tmp_path / "r.jsonl") == 0  # duplicates are skipped
 
 
-def test_default_path_reads_xdg():
-    assert default_database_path({"XDG_DATA_HOME": "/x"}) == Path("/x/tilewise/tuning.db")
-    assert default_database_path({}).parts[-3:] == ("share", "tilewise", "tuning.db")
+def test_default_path_reads_xdg(monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", "/x")
+    assert default_database_path() == Path("/x/tilewise/tuning.db")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_database_path().parts[-3:] == ("share", "tilewise", "tuning.db")
 
 
 WRITER = textwrap.dedent(

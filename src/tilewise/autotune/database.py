@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
+from tilewise import env
 from tilewise.autotune.record import ErrorKind, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task, TaskKey
@@ -41,14 +42,9 @@ CREATE INDEX IF NOT EXISTS records_by_task ON records (task, config_index);
 """
 
 
-def default_database_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_DATA_HOME/tilewise/tuning.db``, else ``~/.local/share/tilewise/tuning.db``.
-
-    The one place in autotune that reads the environment.
-    """
-    env = os.environ if env is None else env
-    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "tilewise" / "tuning.db"
+def default_database_path() -> Path:
+    """``$XDG_DATA_HOME/tilewise/tuning.db``, else ``~/.local/share/tilewise/tuning.db``."""
+    return env.data_dir() / "tuning.db"
 
 
 def _key(task: Task | TaskKey) -> str:

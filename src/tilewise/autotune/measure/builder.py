@@ -35,13 +35,15 @@ def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildRe
         from tilewise import build_artifact
 
         artifact = build_artifact(
-            schedule, list(tensors), target=task.target, name=kernel_name(task)
+            schedule, list(tensors), target=task.target, name=kernel_name(task), timeout=timeout
         )
     except Exception as err:  # BuildError, or any failure of lowering / codegen
+        build_s = time.perf_counter() - start
         return BuildResult(
-            error=ErrorKind.COMPILE,
+            # a compiler killed at the time limit is a timeout, whatever it said
+            error=ErrorKind.TIMEOUT if build_s >= timeout else ErrorKind.COMPILE,
             error_msg=f"{type(err).__name__}: {err}",
-            build_s=time.perf_counter() - start,
+            build_s=build_s,
         )
     build_s = time.perf_counter() - start
     if build_s > timeout:

@@ -43,7 +43,8 @@ def make_arrays(task: Task, artifact: Any, seed: int = 0) -> tuple[list[Any], di
     make = task.reference()
     if make is None:
         arrays = [
-            rng.random(shape, dtype=np.float64).astype(dtype) for shape, dtype in artifact.arg_specs
+            rng.random(spec.shape, dtype=np.float64).astype(spec.dtype)
+            for spec in artifact.arg_specs
         ]
         return arrays, {}
     arrays, expected = make(rng)

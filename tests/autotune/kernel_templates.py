@@ -1,0 +1,70 @@
+"""Compiling templates for the measurement tests: a small gemm, and a gemm whose knob
+can make it wrong or invalid. Importable, so builder processes can register them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tilewise import te
+from tilewise.autotune import template
+from tilewise.errors import InvalidConfigError
+
+
+def gemm_reference(n: int):
+    def make(rng: np.random.Generator):
+        a = rng.random((n, n), dtype=np.float32)
+        b = rng.random((n, n), dtype=np.float32)
+        return [a, b, np.zeros((n, n), np.float32)], [a @ b]
+
+    return make
+
+
+def _gemm(n: int, extra: float = 0.0):
+    A = te.placeholder((n, n), "float32", name="A")
+    B = te.placeholder((n, n), "float32", name="B")
+    k = te.reduce_axis((0, n), name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j] + extra, axis=k), name="C")
+    return A, B, C
+
+
+def _schedule(cfg, A, B, C):
+    s = te.create_schedule(C.op)
+    y, x = s[C].op.axis
+    (k,) = s[C].op.reduce_axis
+    cfg.define_split("tile_y", y, num_outputs=2)
+    cfg.define_split("tile_x", x, num_outputs=2)
+    cfg.define_knob("vec", [0, 1])
+    yo, yi = cfg["tile_y"].apply(s, C, y)
+    xo, xi = cfg["tile_x"].apply(s, C, x)
+    s[C].reorder(yo, xo, k, yi, xi)
+    if cfg["vec"].val:
+        s[C].vectorize(xi)
+    return s, [A, B, C]
+
+
+@template("test_gemm", reference=gemm_reference, flop=lambda n: 2.0 * n**3)
+def test_gemm(cfg, n):
+    return _schedule(cfg, *_gemm(n))
+
+
+@template("test_faulty_gemm", reference=gemm_reference, flop=lambda n: 2.0 * n**3)
+def test_faulty_gemm(cfg, n):
+    """``mode``: ok; wrong (adds 1 per product); invalid (the template rejects it);
+    crash (reads far outside A); hang (a reduction of 2**31 - 1 steps)."""
+    cfg.define_knob("mode", ["ok", "wrong", "invalid", "crash", "hang"])
+    mode = cfg["mode"].val
+    if mode == "invalid":
+        raise InvalidConfigError("mode=invalid")
+    if mode in ("crash", "hang"):
+        A = te.placeholder((n, n), "float32", name="A")
+        B = te.placeholder((n, n), "float32", name="B")
+        if mode == "crash":
+            k = te.reduce_axis((0, n), name="k")
+            C = te.compute(
+                (n, n), lambda i, j: te.sum(A[(i + 1) * 4_000_000, k] * B[k, j], axis=k), name="C"
+            )
+        else:
+            k = te.reduce_axis((0, 2**31 - 1), name="k")
+            C = te.compute((n, n), lambda i, j: te.sum(A[i, k % n] * B[k % n, j], axis=k), name="C")
+        return _schedule(cfg, A, B, C)
+    return _schedule(cfg, *_gemm(n, 1.0 if mode == "wrong" else 0.0))

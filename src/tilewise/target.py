@@ -82,7 +82,8 @@ class Target:
 
     @property
     def cflags(self) -> tuple[str, ...]:
-        return ("-O3", f"-march={self.mcpu}", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
+        return ("-O3", f"-march={self.mcpu}", "-fopenmp", "-fPIC", "-shared", "-std=gnu11",
+                "-Werror=implicit-function-declaration")
 
     def describe(self) -> dict[str, object]:
         """A JSON-able description, stored beside every tuning record."""

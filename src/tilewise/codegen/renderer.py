@@ -210,13 +210,12 @@ class Renderer:
 
     def helpers(self) -> str:
         out = []
-        for dt in ("float", "double", "int32_t", "int64_t", "int8_t"):
-            suffix = {"float": "float32", "double": "float64", "int32_t": "int32",
-                      "int64_t": "int64", "int8_t": "int8"}[dt]
+        for suffix in ("float16", "float32", "float64", "int32", "int64", "int8"):
+            dt = self.types[suffix]
             q = self.helper_qualifier
             out.append(f"{q} {dt} tw_min_{suffix}({dt} a, {dt} b) {{ return a < b ? a : b; }}")
             out.append(f"{q} {dt} tw_max_{suffix}({dt} a, {dt} b) {{ return a > b ? a : b; }}")
-            if not dt.startswith(("float", "double")):
+            if suffix.startswith("int"):
                 out.append(
                     f"{q} {dt} tw_floordiv_{suffix}({dt} a, {dt} b) "
                     "{ return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }"

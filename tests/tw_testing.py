@@ -1,0 +1,93 @@
+"""Helpers for the core tests: workloads, random inputs, build-and-compare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+import tilewise as tw
+from tilewise import te
+
+
+def rand(shape: Sequence[int], dtype: str = "float32", seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return rng.uniform(-1, 1, size=shape).astype(dtype)
+    if np.dtype(dtype).kind == "b":
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    return rng.integers(-8, 8, size=shape).astype(dtype)
+
+
+def run(s, args: Sequence[te.Tensor], inputs: Sequence[np.ndarray], name: str = "k"):
+    """Build ``s``, call it with ``inputs`` plus zero outputs; return the outputs."""
+    mod = tw.build(s, list(args), target="c", name=name)
+    outs = [np.zeros(t.shape, dtype=t.dtype.name) for t in args[len(inputs):]]
+    mod(*inputs, *outs)
+    return outs[0] if len(outs) == 1 else outs
+
+
+def check(
+    s,
+    args: Sequence[te.Tensor],
+    inputs: Sequence[np.ndarray],
+    expected: np.ndarray,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+) -> None:
+    got = run(s, args, inputs)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
+
+
+def matmul(n: int, k: int, m: int, dtype: str = "float32"):
+    A = te.placeholder((n, k), dtype, name="A")
+    B = te.placeholder((k, m), dtype, name="B")
+    r = te.reduce_axis((0, k), name="k")
+    C = te.compute((n, m), lambda i, j: te.sum(A[i, r] * B[r, j], axis=r), name="C")
+    return A, B, C
+
+
+def conv2d_nchw(n, c, h, w, f, kh, kw, pad, stride, dtype="float32"):
+    """Returns (data, weight, padded, out); padded is a separate stage."""
+    data = te.placeholder((n, c, h, w), dtype, name="data")
+    weight = te.placeholder((f, c, kh, kw), dtype, name="weight")
+    hp, wp = h + 2 * pad, w + 2 * pad
+    padded = te.compute(
+        (n, c, hp, wp),
+        lambda b, ci, y, x: te.if_then_else(
+            te.all(y >= pad, y < h + pad, x >= pad, x < w + pad),
+            data[b, ci, y - pad, x - pad],
+            te.const(0.0, dtype),
+        ),
+        name="pad",
+    )
+    oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    rc = te.reduce_axis((0, c), name="rc")
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    out = te.compute(
+        (n, f, oh, ow),
+        lambda b, ff, y, x: te.sum(
+            padded[b, rc, y * stride + ry, x * stride + rx] * weight[ff, rc, ry, rx],
+            axis=[rc, ry, rx],
+        ),
+        name="conv",
+    )
+    return data, weight, padded, out
+
+
+def conv2d_ref(d: np.ndarray, wt: np.ndarray, pad: int, stride: int) -> np.ndarray:
+    n, c, h, w = d.shape
+    f, _, kh, kw = wt.shape
+    dp = np.pad(d.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh = (h + 2 * pad - kh) // stride + 1
+    ow = (w + 2 * pad - kw) // stride + 1
+    out = np.zeros((n, f, oh, ow))
+    for y in range(kh):
+        for x in range(kw):
+            win = dp[:, :, y : y + stride * oh : stride, x : x + stride * ow : stride]
+            out += np.einsum("nchw,fc->nfhw", win, wt[:, :, y, x].astype(np.float64))
+    return out
+
+
+Ref = Callable[..., np.ndarray]

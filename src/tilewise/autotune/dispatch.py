@@ -5,8 +5,10 @@ is instantiated with its best record's config; a workload without records uses t
 template's fallback config and warns. The context is an explicit object; ``with`` only
 makes it the default for code that does not pass one.
 
->>> with apply_history_best(db) as ctx:                       # doctest: +SKIP
-...     s, tensors = dispatch("gemm", 512, 512, 512, target="c")
+Example::
+
+    with apply_history_best(db) as ctx:
+        s, tensors = dispatch("gemm", 512, 512, 512, target="c")
 """
 
 from __future__ import annotations

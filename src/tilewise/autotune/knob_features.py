@@ -1,9 +1,10 @@
 """Feature extraction for cost models: the FeatureExtractor contract, the knob-value
 extractor, and the resolver from a name ("knob" or "ir") to an extractor for a task.
 
->>> extract = KnobFeatureExtractor(space)            # doctest: +SKIP
->>> extract([0, 5, 9]).shape                          # one row per config
-(3, 6)
+Example::
+
+    extract = KnobFeatureExtractor(space)
+    extract([0, 5, 9]).shape                          # (3, n_features): one row per config
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """LocalBuilder: instantiate each candidate's template and compile its kernel, several
 candidates at once in a process pool.
 
->>> builder = LocalBuilder(n_parallel=2, timeout=10)   # doctest: +SKIP
->>> builds = builder.build([MeasureInput(task, task.config_space.get(0))])
+Example::
+
+    builder = LocalBuilder(n_parallel=2, timeout=10)
+    builds = builder.build([MeasureInput(task, task.config_space.get(0))])
 """
 
 from __future__ import annotations

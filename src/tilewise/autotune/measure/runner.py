@@ -1,8 +1,10 @@
 """LocalRunner: run built candidates one at a time, each in its own child process with a
 time limit, check them against the task's NumPy reference, and time them natively.
 
->>> runner = LocalRunner(number=4, repeat=3, timeout=10)   # doctest: +SKIP
->>> results = runner.run(inputs, builder.build(inputs))
+Example::
+
+    runner = LocalRunner(number=4, repeat=3, timeout=10)
+    results = runner.run(inputs, builder.build(inputs))
 """
 
 from __future__ import annotations

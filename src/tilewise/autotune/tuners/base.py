@@ -1,8 +1,10 @@
 """The tuner contract (``has_next / next_batch / update``) and the tuning loop that every
 tuner shares: resume from the database, measure a batch, store it, learn from it.
 
->>> tuner = RandomTuner(task, seed=0)                                   # doctest: +SKIP
->>> summary = tuner.tune(64, at.measure_option(), database=at.Database("t.db"))
+Example::
+
+    tuner = RandomTuner(task, seed=0)
+    summary = tuner.tune(64, at.measure_option(), database=at.Database("t.db"))
 """
 
 from __future__ import annotations

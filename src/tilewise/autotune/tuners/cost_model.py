@@ -1,8 +1,10 @@
 """Cost models: the CostModel contract and a LightGBM lambdarank ranker of throughput
 (LightGBM's native training API: the same model as ``LGBMRanker``, without scikit-learn).
 
->>> model = LightGBMCostModel(seed=0)                    # doctest: +SKIP
->>> model.fit(features, throughputs); model.predict(features[:3])
+Example::
+
+    model = LightGBMCostModel(seed=0)
+    model.fit(features, throughputs); model.predict(features[:3])
 """
 
 from __future__ import annotations

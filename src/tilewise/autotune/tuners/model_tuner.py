@@ -2,8 +2,10 @@
 the measurements, search the space with simulated annealing scored by the model, and
 measure the most promising (diverse) configs, with an epsilon of random picks.
 
->>> tuner = ModelTuner(task, seed=0, feature="knob", plan_size=32)   # doctest: +SKIP
->>> tuner.tune(128, at.measure_option(), database=db)
+Example::
+
+    tuner = ModelTuner(task, seed=0, feature="knob", plan_size=32)
+    tuner.tune(128, at.measure_option(), database=db)
 """
 
 from __future__ import annotations

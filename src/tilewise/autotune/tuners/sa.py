@@ -1,7 +1,9 @@
 """Simulated annealing over a config space, scored by a cost model: parallel chains that
 step to a neighbouring config (one knob changed), keeping the top-k configs seen.
 
->>> top = anneal(space, score, num=32, exclude=visited, rng=rng)   # doctest: +SKIP
+Example::
+
+    top = anneal(space, score, num=32, exclude=visited, rng=rng)
 """
 
 from __future__ import annotations

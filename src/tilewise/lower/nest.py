@@ -152,9 +152,11 @@ class NestBuilder:
                         f"tensorize at {st.name}.{iv.name}: the loops it replaces need bound "
                         "checks (a split that does not divide); choose dividing factors"
                     )
-                stmt = tensorize_stmt(self, st, leaves[pos:], attr.tensorize, mode)
+                stmt = tensorize_stmt(self, st, iv, attr.tensorize, mode)
             if attach:
                 stmt = self._with_attached(st, iv, stmt)
+            if attr is not None and attr.tensorize is not None:
+                continue  # the micro-kernel call replaces this loop too
             kind = attr.kind if attr is not None else ForKind.SERIAL
             tag = attr.thread_tag if attr is not None else None
             pragmas = attr.pragmas if attr is not None else ()

@@ -20,8 +20,14 @@ if TYPE_CHECKING:
 
 
 def tensorize_stmt(
-    nb: NestBuilder, st: Stage, sub: list[IterVar], intrin: TensorIntrin, mode: str
+    nb: NestBuilder, st: Stage, at: IterVar, intrin: TensorIntrin, mode: str
 ) -> Stmt:
+    """The statement replacing the loops at and below ``at``; ``mode`` says which part of
+    a reduction they compute: ``body`` (all of it), ``reset`` (init) or ``update``."""
+    leaves = st.leaf_iter_vars
+    sub = leaves[leaves.index(at):]
+    if mode == "reset":
+        sub = [iv for iv in sub if iv.kind is not IterKind.REDUCE]
     ext = nb.bounds[st].extent
     data = [ext[iv] for iv in sub if iv.kind is not IterKind.REDUCE]
     red = [ext[iv] for iv in sub if iv.kind is IterKind.REDUCE]

@@ -1,0 +1,4 @@
+"""The operator library: compute definitions and CPU/CUDA templates per operator.
+
+Importing this package registers every template with ``tilewise.autotune``.
+"""

@@ -1,0 +1,108 @@
+"""A hand-written GEMM micro-kernel for ``tensorize``: ``C[mr, nr] += A[mr, kc] @ B[kc, nr]``
+in C with AVX-512 (or AVX2) intrinsics, a plain C loop elsewhere.
+
+The framework keeps scheduling the loops around it (tiling, packing, parallelism);
+the kernel owns the register tile.
+"""
+
+from __future__ import annotations
+
+from ..ir import ExternCall, const
+from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
+from .. import te
+
+_SOURCE = r"""
+#include <immintrin.h>
+static inline void NAME_update(const float* restrict a, const float* restrict b,
+                               float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
+#if defined(__AVX512F__) && (NR % 16 == 0)
+  enum { V = NR / 16 };
+  __m512 acc[MR][V];
+  #pragma GCC unroll 64
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_loadu_ps(c + i * ldc + 16 * v);
+  for (int k = 0; k < KC; ++k) {
+    __m512 bv[V];
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
+    #pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i) {
+      __m512 av = _mm512_set1_ps(a[i * lda + k]);
+      #pragma GCC unroll 64
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+  }
+  #pragma GCC unroll 64
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+#elif defined(__AVX2__) && defined(__FMA__) && (NR % 8 == 0)
+  enum { V = NR / 8 };
+  __m256 acc[MR][V];
+  #pragma GCC unroll 64
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
+  for (int k = 0; k < KC; ++k) {
+    __m256 bv[V];
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) bv[v] = _mm256_loadu_ps(b + k * ldb + 8 * v);
+    #pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i) {
+      __m256 av = _mm256_set1_ps(a[i * lda + k]);
+      #pragma GCC unroll 64
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+  }
+  #pragma GCC unroll 64
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+#else
+  for (int k = 0; k < KC; ++k)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) c[i * ldc + j] += a[i * lda + k] * b[k * ldb + j];
+#endif
+}
+static inline void NAME_reset(float* restrict c, int32_t ldc) {
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) c[i * ldc + j] = 0.0f;
+}
+static inline void NAME_body(const float* restrict a, const float* restrict b,
+                             float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
+  NAME_reset(c, ldc);
+  NAME_update(a, b, c, lda, ldb, ldc);
+}
+"""
+
+
+def gemm_microkernel(mr: int, nr: int, kc: int) -> TensorIntrin:
+    """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``.
+
+    The views' last stride must be 1 (rows contiguous): A is read by rows of k,
+    B and C by rows of j. The row stride is the second-last stride of each view.
+    """
+    a = te.placeholder((mr, kc), "float32", name="a")
+    b = te.placeholder((kc, nr), "float32", name="b")
+    k = te.reduce_axis((0, kc), name="k")
+    c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
+    name = f"tw_gemm_ukr_{mr}x{nr}x{kc}"
+    source = (_SOURCE.replace("NAME", name).replace("MR", str(mr)).replace("NR", str(nr))
+              .replace("KC", str(kc)))
+
+    def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
+        (av, bv), (cv,) = ins, outs
+        lds = (_row(av), _row(bv), _row(cv))
+        args = (av.ptr, bv.ptr, cv.ptr, *lds)
+        return IntrinImpl(
+            body=ExternCall(f"{name}_body", args),
+            reset=ExternCall(f"{name}_reset", (cv.ptr, _row(cv))),
+            update=ExternCall(f"{name}_update", args),
+        )
+
+    return decl_tensor_intrin(c.op, impl, source=source, name=name)
+
+
+def _row(view: BufferView):
+    return view.strides[-2] if len(view.strides) >= 2 else const(0)

@@ -161,3 +161,29 @@ def test_ga_starts_from_the_best_after_resume(tmp_path):
 
 def test_toy_module_is_registered():
     assert toy_templates.toy_matmul.__name__ == "toy_matmul"
+
+
+def test_feature_extractor_is_pluggable():
+    from tilewise.autotune import KnobFeatureExtractor
+    from tilewise.errors import TuningError
+
+    calls = []
+
+    def factory(t):
+        inner = KnobFeatureExtractor(t.config_space)
+
+        def extract(indices):
+            calls.append(len(indices))
+            return inner(indices)
+
+        return extract
+
+    runner = FakeRunner(bowl_cost)
+    ModelTuner(task(), 0, feature=factory, plan_size=8).tune(24, option(runner))
+    assert calls and len(set(runner.measured)) == 24
+    try:
+        ModelTuner(task(), 0, feature="ir")
+    except TuningError:
+        pass  # loop-IR features not available in this build
+    with pytest.raises(TuningError):
+        ModelTuner(task(), 0, feature="nope")

@@ -1,0 +1,221 @@
+"""Loop-IR features for the cost model: what the lowered loop nest of a config does,
+independent of how its knobs are spelled, so a model transfers across shapes and
+operators.
+
+For every store in the nest we look at the loops around it (extent, kind) and at
+each buffer access under it: the stride of the access along each loop (contiguous,
+strided or reused), the bytes it touches inside each of the innermost loops, and
+the work done per byte. Statements are summarised by buffer role in a fixed-size
+vector, log-scaled so that counts spanning orders of magnitude stay comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import (
+    Allocate,
+    Binary,
+    BinaryOp,
+    Call,
+    Const,
+    Expr,
+    For,
+    ForKind,
+    IfThenElse,
+    Load,
+    PrimFunc,
+    Scope,
+    Stmt,
+    Store,
+    Var,
+    children,
+    collect,
+    simplify,
+    substitute,
+)
+from ..ir.stmt import ExternCall
+
+#: Innermost loops described one by one (innermost first).
+INNER_LOOPS = 5
+#: Loop levels (from the innermost) at which each access's footprint is measured.
+FOOTPRINT_LEVELS = 5
+#: Accesses described per statement: the store, then loads by bytes touched.
+ACCESSES = 4
+_KINDS = (ForKind.SERIAL, ForKind.PARALLEL, ForKind.VECTORIZED, ForKind.UNROLLED)
+
+
+def _log(x: float) -> float:
+    return math.log2(1.0 + max(x, 0.0))
+
+
+@dataclass
+class _Loop:
+    var: Var
+    extent: int
+    kind: ForKind
+
+
+def _stride(index: Expr, var: Var) -> float | None:
+    """Elements the index moves when ``var`` grows by one (None when not affine)."""
+    delta = simplify(substitute(index, {var: var + 1}) - index)
+    return float(delta.value) if isinstance(delta, Const) else None
+
+
+def _flops(e: Expr) -> int:
+    n = 0
+    if isinstance(e, Binary) and e.dtype.is_float and e.op in (
+        BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL, BinaryOp.DIV, BinaryOp.MIN, BinaryOp.MAX
+    ):
+        n += 1
+    elif isinstance(e, Call):
+        n += 4
+    return n + sum(_flops(c) for c in children(e) if isinstance(c, Expr))
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, np.ndarray]] = []  # (trip count, per-statement row)
+        self.local_bytes = 0
+        self.global_alloc_bytes = 0
+        self.guard_trips = 0.0
+        self.extern_trips = 0.0
+
+    def walk(self, s: Stmt, loops: list[_Loop]) -> None:
+        if isinstance(s, For):
+            ext = int(s.extent.value) if isinstance(s.extent, Const) else 1
+            self.walk(s.body, [*loops, _Loop(s.var, ext, s.kind)])
+            return
+        if isinstance(s, Store):
+            self.rows.append(self.statement(s, loops))
+            return
+        if isinstance(s, IfThenElse):
+            self.guard_trips += math.prod(lp.extent for lp in loops)
+        if isinstance(s, Allocate):
+            nbytes = s.buffer.size * s.buffer.dtype.bytes
+            if s.buffer.scope is Scope.GLOBAL:
+                self.global_alloc_bytes += nbytes
+            else:
+                self.local_bytes += nbytes
+        if isinstance(s, ExternCall):
+            self.extern_trips += math.prod(lp.extent for lp in loops)
+        for c in children(s):
+            if isinstance(c, Stmt):
+                self.walk(c, loops)
+
+    def statement(self, st: Store, loops: list[_Loop]) -> tuple[float, np.ndarray]:
+        trips = float(math.prod(lp.extent for lp in loops))
+        flops = _flops(st.value)
+        inner = list(reversed(loops))
+        loop_feats: list[float] = []
+        for i in range(INNER_LOOPS):
+            if i < len(inner):
+                lp = inner[i]
+                loop_feats += [_log(lp.extent), *[float(lp.kind is k) for k in _KINDS]]
+            else:
+                loop_feats += [0.0] * (1 + len(_KINDS))
+        accesses = [(st.buffer, st.index, True)] + [
+            (ld.buffer, ld.index, False) for ld in collect(st.value, Load)
+        ]
+        described = [self.access(buf, idx, inner, is_store) for buf, idx, is_store in accesses]
+        store_row, loads = described[0], sorted(described[1:], key=lambda r: -r[0])
+        acc_feats: list[float] = list(store_row[1])
+        for i in range(ACCESSES - 1):
+            acc_feats += list(loads[i][1]) if i < len(loads) else [0.0] * len(store_row[1])
+        total_bytes = sum(r[0] for r in described)
+        par = math.prod(lp.extent for lp in loops if lp.kind is ForKind.PARALLEL)
+        vec = math.prod(lp.extent for lp in loops if lp.kind is ForKind.VECTORIZED)
+        unr = math.prod(lp.extent for lp in loops if lp.kind is ForKind.UNROLLED)
+        summary = [
+            _log(trips), _log(trips * flops), float(flops), _log(len(loops)),
+            _log(par), _log(vec), _log(unr),
+            _log(trips * flops / max(total_bytes, 1.0)),  # arithmetic intensity
+        ]
+        return trips, np.array(summary + loop_feats + acc_feats, dtype=np.float64)
+
+    @staticmethod
+    def access(buf, index: Expr, inner: list[_Loop], is_store: bool) -> tuple[float, list[float]]:
+        """(bytes touched by the whole nest, features of this access)."""
+        strides = [_stride(index, lp.var) for lp in inner]
+        elems = 1.0
+        footprint: list[float] = []
+        for lp, stride in zip(inner, strides):
+            if stride is None or stride != 0:
+                elems *= lp.extent
+            footprint.append(min(elems, float(buf.size)) * buf.dtype.bytes)
+        footprint = (footprint + [footprint[-1] if footprint else 0.0] * FOOTPRINT_LEVELS)
+        innermost = strides[0] if strides else 0.0
+        feats = [
+            1.0 if is_store else 0.0,
+            float(buf.scope is not Scope.GLOBAL),
+            float(innermost == 0), float(innermost == 1),
+            float(innermost is None or abs(innermost or 0) > 1),
+            _log(abs(innermost or 0.0)),
+            *[_log(f) for f in footprint[:FOOTPRINT_LEVELS]],
+            _log(float(sum(1 for s in strides if s == 0))),  # loops that reuse the element
+        ]
+        total = footprint[min(len(inner), FOOTPRINT_LEVELS) - 1] if inner else buf.dtype.bytes
+        return total, feats
+
+
+def loop_features(func: PrimFunc) -> np.ndarray:
+    """A fixed-length feature vector of a lowered function."""
+    col = _Collector()
+    col.walk(func.body, [])
+    width = _row_width()
+    if col.rows:
+        trips = np.array([t for t, _ in col.rows])
+        rows = np.stack([r for _, r in col.rows])
+        weights = trips / trips.sum()
+        heaviest = rows[int(np.argmax(trips))]
+        mean = weights @ rows
+    else:
+        heaviest = mean = np.zeros(width)
+    extra = [
+        _log(col.local_bytes), _log(col.global_alloc_bytes), _log(col.guard_trips),
+        _log(col.extern_trips), float(len(col.rows)),
+    ]
+    return np.concatenate([heaviest, mean, np.array(extra)])
+
+
+def _row_width() -> int:
+    return 8 + INNER_LOOPS * (1 + len(_KINDS)) + ACCESSES * (6 + FOOTPRINT_LEVELS + 1)
+
+
+def feature_width() -> int:
+    return 2 * _row_width() + 5
+
+
+class IRFeatureExtractor:
+    """Features of each config's lowered loop nest (cached per config index).
+
+    Configs the template rejects, or that fail to lower, get a row of zeros plus an
+    "invalid" flag so the model learns to avoid them.
+    """
+
+    def __init__(self, task) -> None:  # type: ignore[no-untyped-def]
+        from ..lower import lower
+
+        self.task = task
+        self._lower = lower
+        self._cache: dict[int, np.ndarray] = {}
+
+    def one(self, index: int) -> np.ndarray:
+        row = self._cache.get(index)
+        if row is None:
+            try:
+                s, args = self.task.instantiate(self.task.config_space.get(index))
+                row = np.append(loop_features(self._lower(s, args)), 0.0)
+            except Exception:  # noqa: BLE001 - any template/lowering failure is "invalid"
+                row = np.append(np.zeros(feature_width()), 1.0)
+            self._cache[index] = row
+        return row
+
+    def __call__(self, indices: Sequence[int]) -> np.ndarray:
+        if not indices:
+            return np.zeros((0, feature_width() + 1))
+        return np.stack([self.one(i) for i in indices])

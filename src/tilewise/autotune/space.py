@@ -14,6 +14,8 @@ chosen entity. The space is the mixed-radix product of its knobs (knob 0 varies 
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,6 +42,7 @@ from tilewise.autotune.knobs import (
     split_knob,
 )
 from tilewise.errors import TuningError
+from tilewise.target import Target
 
 #: Spaces up to this size are sampled by permutation; larger ones by rejection.
 _SMALL_SPACE = 1 << 20
@@ -104,11 +107,18 @@ class ConfigBase(ABC):
     @abstractmethod
     def flop(self) -> float: ...
 
+    @property
+    def target(self) -> Target:
+        """The target the template schedules for (vector lanes, cores, caches); the
+        host C target when a template is called outside a Task."""
+        return self._target if self._target is not None else Target.from_str("c")
+
 
 class ConfigSpace(ConfigBase):
     """The recording config: collects knobs while a template runs, then indexes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Target | None = None) -> None:
+        self._target = target
         self._knobs: dict[str, Knob] = {}
         self._flop = 0.0
         self._fallback: dict[str, Any] = {}
@@ -278,6 +288,11 @@ class ConfigEntity(ConfigBase):
     index: int
     entities: tuple[tuple[str, Entity], ...]
     flop_count: float = field(default=0.0, compare=False)
+    _target: Target | None = field(default=None, compare=False, repr=False)
+
+    def for_target(self, target: Target) -> ConfigEntity:
+        """The same choices, bound to the target a Task instantiates them for."""
+        return dataclasses.replace(self, _target=target)
 
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
         # The space already recorded this knob; nothing to do when replaying a choice.

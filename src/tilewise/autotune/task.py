@@ -20,6 +20,7 @@ from typing import Any
 
 from tilewise.autotune.space import ConfigEntity, ConfigSpace
 from tilewise.errors import UnknownTemplateError
+from tilewise.target import Target
 
 #: ``reference(*args)`` returns ``make(rng) -> (arrays, expected)``: ``arrays`` are the
 #: kernel arguments in tensor order (outputs allocated), ``expected`` maps an argument
@@ -110,12 +111,7 @@ class TaskKey:
 
 def _target_string(target: Any) -> str:
     """Normalise a target through the core's parser when it is available."""
-    text = str(target)
-    try:
-        from tilewise.target import Target
-    except ImportError:
-        return text
-    return str(Target.from_str(text))
+    return str(Target.from_str(str(target)))
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,7 @@ class Task:
 
     @cached_property
     def config_space(self) -> ConfigSpace:
-        space = ConfigSpace()
+        space = ConfigSpace(Target.from_str(self.target))
         self.template.func(space, *self.args)
         return space
 
@@ -156,7 +152,7 @@ class Task:
 
         Raises :class:`~tilewise.errors.InvalidConfigError` when the template rejects it.
         """
-        return self.template.func(config, *self.args)
+        return self.template.func(config.for_target(Target.from_str(self.target)), *self.args)
 
     def instantiate_best(self, context: Any = None) -> tuple[Any, Sequence[Any]]:
         """The schedule of the best record in ``context`` (default: the active

@@ -1,0 +1,124 @@
+"""GEMM ``C[M, N] = A[M, K] @ B[K, N]`` (optionally ``+ bias[N]``, then ReLU): the
+compute definition and the CPU template.
+
+The template holds the structure of a hand-written BLAS kernel: B packed into
+column panels ``nr`` wide (``nr`` a multiple of the target's vector lanes), an
+``mr x nr`` register tile accumulated in a local buffer with the row loop unrolled
+and the column loop vectorised, blocks of tiles for cache reuse, and the tiles
+spread over the cores. The epilogue runs while the tile is still hot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import te
+from ..autotune import template
+from ..target import Target
+from ..te.tensor import Tensor
+
+
+def gemm_compute(
+    M: int, N: int, K: int, dtype: str = "float32", nr: int = 16,
+    bias: bool = False, relu: bool = False,
+) -> tuple[list[Tensor], Tensor, Tensor]:
+    """``(inputs, C, Bp)``: C reads B through a packed copy Bp of nr-wide panels."""
+    A = te.placeholder((M, K), dtype, name="A")
+    B = te.placeholder((K, N), dtype, name="B")
+    panels = -(-N // nr)
+    Bp = te.compute(
+        (panels, K, nr),
+        lambda jo, k, ji: te.if_then_else(jo * nr + ji < N, B[k, jo * nr + ji], 0.0),
+        name="Bp",
+    )
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * Bp[j // nr, k, j % nr], axis=k),
+                   name="C" if not (bias or relu) else "acc")
+    inputs = [A, B]
+    out = C
+    if bias:
+        bvec = te.placeholder((N,), dtype, name="bias")
+        inputs.append(bvec)
+        prev = out
+        out = te.compute((M, N), lambda i, j: prev[i, j] + bvec[j],
+                         name="C" if not relu else "biased")
+    if relu:
+        prev = out
+        out = te.compute((M, N), lambda i, j: te.max(prev[i, j], te.const(0.0, dtype)), name="C")
+    return inputs, out, Bp
+
+
+def schedule_gemm_cpu(cfg, target: Target, inputs, C, Bp):
+    """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain."""
+    s = te.create_schedule(C.op)
+    acc = C
+    while acc.op.input_tensors and not acc.op.reduce_axis:  # walk the epilogue back
+        acc = next(t for t in acc.op.input_tensors if t.op.__class__.__name__ == "ComputeOp"
+                   and t is not Bp)
+    for t in _chain(C, acc):
+        s[t].compute_inline()
+    CC = s.cache_write(C, "local") if acc is C else acc
+    if acc is not C:
+        s[acc].set_scope("local")
+    mr, nr = cfg["mr"].val, cfg["nr"].val
+    i, j = s[C].op.axis
+    io, jo, ii, ji = s[C].tile(i, j, mr, nr)
+    ioo, ioi = s[C].split(io, cfg["block_m"].val)
+    if cfg["order"].val == "ij":
+        s[C].reorder(ioo, jo, ioi, ii, ji)
+        outer = s[C].fuse(ioo, jo)
+    else:
+        s[C].reorder(jo, ioo, ioi, ii, ji)
+        outer = s[C].fuse(jo, ioo)
+    s[C].parallel(outer)
+    s[C].vectorize(ji)
+    s[CC].compute_at(s[C], ioi)
+    ci, cj = s[CC].op.axis
+    (ck,) = s[CC].op.reduce_axis
+    ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
+    s[CC].reorder(ko, ki, ci, cj)
+    s[CC].unroll(ki)
+    s[CC].unroll(ci)
+    s[CC].vectorize(cj)
+    pj, _, pji = s[Bp].op.axis
+    s[Bp].vectorize(pji)
+    s[Bp].parallel(pj)
+    return s
+
+
+def _chain(C: Tensor, acc: Tensor) -> list[Tensor]:
+    """Epilogue stages strictly between the accumulator and the output."""
+    out, t = [], C
+    while t is not acc:
+        t = next(x for x in t.op.input_tensors if x is acc or x.op.input_tensors)
+        if t is not acc:
+            out.append(t)
+    return out
+
+
+def define_gemm_space(cfg, target: Target, dtype: str) -> None:
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
+    cfg.define_knob("mr", [1, 2, 4, 6, 8, 12, 16])
+    cfg.define_knob("unroll_k", [1, 2, 4, 8])
+    cfg.define_knob("block_m", [1, 4, 16])
+    cfg.define_knob("order", ["ij", "ji"])
+    cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ij")
+
+
+def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):
+    def make(rng: np.random.Generator):
+        a = rng.standard_normal((M, K)).astype(dtype)
+        b = rng.standard_normal((K, N)).astype(dtype)
+        return [a, b, np.zeros((M, N), dtype)], [a @ b]
+
+    return make
+
+
+@template("gemm", reference=gemm_reference, flop=lambda M, N, K, dtype="float32": 2.0 * M * N * K)
+def gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
+    """``C = A @ B`` with A (M, K), B (K, N), fp32 or fp64."""
+    target = cfg.target
+    define_gemm_space(cfg, target, dtype)
+    inputs, C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val)
+    return schedule_gemm_cpu(cfg, target, inputs, C, Bp), [*inputs, C]

@@ -110,6 +110,16 @@ class Stage:
             )
         raise ScheduleError(f"{what} on stage {self.name}: axis {iv.name} is not an axis of it")
 
+    def _not_attach_point(self, iv: IterVar, what: str) -> None:
+        """Refuse to replace a loop that another stage is computed at: its region
+        would refer to a loop that no longer exists."""
+        for other in self.schedule.stages:
+            if other.attach_stage is self and other.attach_ivar is iv:
+                raise ScheduleError(
+                    f"{what} of {iv.name} on stage {self.name}: stage {other.name} is computed "
+                    f"at this axis; {what} first, then compute_at one of the new axes"
+                )
+
     def _need_compute(self, what: str) -> None:
         if not self.is_compute:
             raise ScheduleError(f"{what}: {self.name} is a placeholder and has no loops")
@@ -129,6 +139,7 @@ class Stage:
         """
         self._need_compute("split")
         self._leaf(parent, "split")
+        self._not_attach_point(parent, "split")
         if (factor is None) == (nparts is None):
             raise ScheduleError(f"split of {parent.name} on {self.name}: give factor or nparts")
         extent = parent.dom.extent if parent.dom else None
@@ -159,6 +170,7 @@ class Stage:
             raise ScheduleError(f"fuse on {self.name}: needs at least two axes")
         for a in axes:
             self._leaf(a, "fuse")
+            self._not_attach_point(a, "fuse")
         if len(set(axes)) != len(axes):
             raise ScheduleError(f"fuse on {self.name}: an axis is given twice")
         pos = [self.leaf_iter_vars.index(a) for a in axes]

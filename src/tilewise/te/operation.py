@@ -131,4 +131,19 @@ def compute(shape: Any, fcompute: Callable[..., Any], name: str = "compute", tag
             f"compute {name}: a reduction must be the whole body, not part of an expression; "
             "compute it as its own tensor"
         )
+    _check_free_vars(name, axis, body)
     return ComputeOp(name, axis, body, tag).output(0)
+
+
+def _check_free_vars(name: str, axis: tuple[IterVar, ...], body: Expr) -> None:
+    """Every variable in the body must be an index of this compute or an axis of its
+    reduction; a reduce_axis used without a reduction would compile to garbage."""
+    bound = {iv.var for iv in axis}
+    if isinstance(body, Reduce):
+        bound |= {iv.var for iv in body.axis}
+    for v in collect(body, Var):
+        if v not in bound:
+            raise TensorError(
+                f"compute {name}: variable {v.name} is not an index of {name} nor an axis "
+                "of its reduction (a reduce_axis must be used inside te.sum/max/min over it)"
+            )

@@ -2,3 +2,5 @@
 
 Importing this package registers every template with ``tilewise.autotune``.
 """
+
+from . import gemm  # noqa: F401

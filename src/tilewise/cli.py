@@ -1,0 +1,285 @@
+"""The ``tilewise`` command: tune operators, inspect and exchange tuning records.
+
+    tilewise tune gemm M=512 N=512 K=512 --trials 64
+    tilewise best --json
+    tilewise ops
+    tilewise export --db tuning.db records.jsonl
+    tilewise plot --db tuning.db -o curves.png
+
+Every command is a thin layer over the Python API (``tilewise.autotune``); bad
+arguments print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import TilewiseError
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+def _templates():
+    from . import ops  # noqa: F401 - registers the operator templates
+    from .autotune import list_templates
+
+    return {t.name: t for t in list_templates()}
+
+
+def _template_params(func) -> list[inspect.Parameter]:
+    return list(inspect.signature(func).parameters.values())[1:]  # drop cfg
+
+
+def parse_op_args(name: str, pairs: Sequence[str]) -> tuple[Any, ...]:
+    """``["M=512", "N=512"]`` -> positional args of template ``name``, typed by its
+    signature (ints for shapes, strings for dtypes)."""
+    templates = _templates()
+    if name not in templates:
+        raise UsageError(f"unknown operator {name!r}; known: {', '.join(sorted(templates))}")
+    params = _template_params(templates[name].func)
+    given: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"argument {pair!r} must look like NAME=VALUE")
+        if key not in {p.name for p in params}:
+            names = " ".join(p.name for p in params)
+            raise UsageError(f"{name} has no argument {key!r}; it takes: {names}")
+        given[key] = value
+    args = []
+    for p in params:
+        if p.name not in given:
+            if p.default is inspect.Parameter.empty:
+                raise UsageError(f"{name} needs {p.name}=VALUE")
+            args.append(p.default)
+            continue
+        wants_int = p.annotation in (int, "int") or isinstance(p.default, int)
+        value = given[p.name]
+        if wants_int:
+            try:
+                number = int(value)
+            except ValueError:
+                raise UsageError(f"{p.name} must be an integer, got {value!r}") from None
+            if number <= 0:
+                raise UsageError(f"{p.name} must be positive, got {number}")
+            args.append(number)
+        else:
+            args.append(value)
+    return tuple(args)
+
+
+def _database(path: str | None):
+    from .autotune import Database
+
+    return Database(path)  # None -> the per-user default
+
+
+def _progress(total: int, quiet: bool):
+    """A Rich progress bar on stderr and the callback that advances it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]:.1f} GFLOP/s"), TextColumn("errors {task.fields[errors]}"),
+        TimeElapsedColumn(), console=console, disable=quiet or not console.is_terminal,
+    )
+    bar = progress.add_task("tune", total=total, best=0.0, errors=0)
+    state = {"errors": 0}
+
+    def callback(tuner, inputs, results) -> None:
+        state["errors"] += sum(not r.ok for r in results)
+        best = (tuner.task.flop or 0) / tuner.best_cost / 1e9 if tuner.best_config else 0.0
+        progress.update(bar, advance=len(results), best=best, errors=state["errors"])
+
+    return progress, callback
+
+
+def cmd_tune(opts: argparse.Namespace) -> int:
+    from . import autotune as at
+
+    args = parse_op_args(opts.op, opts.args)
+    task = at.Task(opts.op, args, opts.target)
+    db = _database(opts.db)
+    tuners = {
+        "model": lambda: at.ModelTuner(task, seed=opts.seed, feature=opts.feature),
+        "random": lambda: at.RandomTuner(task, seed=opts.seed),
+        "grid": lambda: at.GridSearchTuner(task, seed=opts.seed),
+        "ga": lambda: at.GATuner(task, seed=opts.seed),
+    }
+    tuner = tuners[opts.tuner]()
+    option = at.measure_option(
+        builder=at.LocalBuilder(timeout=opts.timeout),
+        runner=at.LocalRunner(number=opts.number, repeat=opts.repeat, timeout=opts.timeout,
+                              min_repeat_ms=opts.min_repeat_ms),
+    )
+    progress, callback = _progress(opts.trials, opts.json)
+    start = time.perf_counter()
+    with progress:
+        summary = tuner.tune(opts.trials, option, callbacks=[callback], database=db,
+                             early_stopping=opts.early_stopping)
+    option.builder.close()
+    best = db.best(task)
+    flop = task.flop or 0.0
+    best_gflops = flop / best.result.mean / 1e9 if best is not None and flop else None
+    report = {
+        "task": task.key.to_json(),
+        "trials": summary.measured,
+        "resumed": summary.resumed,
+        "errors": summary.errors,
+        "best_gflops": best_gflops,
+        "best_config": best.config.to_json() if best is not None else None,
+        "records_in_db": len(db.records(task)),
+        "database": str(db.path),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if opts.json:
+        print(json.dumps(report))
+    else:
+        gf = f"{best_gflops:.1f} GFLOP/s" if best_gflops is not None else "no valid config"
+        print(f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
+              f"errors {summary.errors}) in {report['seconds']} s; best {gf}")
+        if best is not None:
+            print(f"best config: {best.config}")
+        print(f"database: {db.path} ({report['records_in_db']} records for this task)")
+    return 0
+
+
+def cmd_best(opts: argparse.Namespace) -> int:
+    from .autotune import Task
+
+    _templates()
+    db = _database(opts.db)
+    rows = []
+    for key in db.tasks():
+        best = db.best(key)
+        if best is None:
+            continue
+        try:
+            flop = Task.from_key(key).flop or 0.0
+        except TilewiseError:
+            flop = 0.0
+        gflops = flop / best.result.mean / 1e9 if flop else None
+        rows.append({"task": key.to_json(), "seconds": best.result.mean, "gflops": gflops,
+                     "config": best.config.to_json(), "records": len(db.records(key))})
+    if opts.json:
+        print(json.dumps(rows))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"best records in {db.path}")
+    for col in ("task", "target", "GFLOP/s", "ms", "records"):
+        table.add_column(col, justify="right" if col in ("GFLOP/s", "ms", "records") else "left")
+    for r in rows:
+        t = r["task"]
+        gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
+        table.add_row(f"{t['name']}{tuple(t['args'])}", t["target"], gf,
+                      f"{r['seconds'] * 1e3:.3f}", str(r["records"]))
+    Console().print(table)
+    return 0
+
+
+def cmd_ops(opts: argparse.Namespace) -> int:
+    templates = _templates()
+    for name in sorted(templates):
+        params = _template_params(templates[name].func)
+        sig = " ".join(p.name if p.default is inspect.Parameter.empty else f"[{p.name}={p.default}]"
+                       for p in params)
+        doc = (inspect.getdoc(templates[name].func) or "").splitlines()
+        print(f"{name:20s} {sig}" + (f"    {doc[0]}" if doc else ""))
+    return 0
+
+
+def cmd_export(opts: argparse.Namespace) -> int:
+    n = _database(opts.db).export_jsonl(opts.file)
+    print(f"exported {n} records to {opts.file}")
+    return 0
+
+
+def cmd_import(opts: argparse.Namespace) -> int:
+    try:
+        n = _database(opts.db).import_jsonl(opts.file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {opts.file}: {exc.strerror}") from None
+    print(f"imported {n} records from {opts.file}")
+    return 0
+
+
+def cmd_plot(opts: argparse.Namespace) -> int:
+    from .autotune.plot import plot_tuning_curves
+
+    _templates()
+    n = plot_tuning_curves(_database(opts.db), opts.output)
+    print(f"wrote {opts.output} ({n} curves)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tilewise", description="Auto-tune tensor operators.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    tune = sub.add_parser("tune", help="tune an operator on this machine")
+    tune.add_argument("op", help="operator template, e.g. gemm (see 'tilewise ops')")
+    tune.add_argument("args", nargs="*", metavar="ARG=VALUE", help="workload, e.g. M=512")
+    tune.add_argument("--target", default="c", help="target string (default: c, the host)")
+    tune.add_argument("--trials", type=int, default=64, help="configs to measure (default 64)")
+    tune.add_argument("--tuner", choices=["model", "random", "grid", "ga"], default="model")
+    tune.add_argument("--feature", choices=["ir", "knob"], default="ir",
+                      help="cost-model features of the model tuner (default: loop IR)")
+    tune.add_argument("--db", help="tuning database (default: per-user file)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--number", type=int, default=4, help="runs per timing repeat")
+    tune.add_argument("--repeat", type=int, default=3, help="timing repeats")
+    tune.add_argument("--min-repeat-ms", type=float, default=0.0)
+    tune.add_argument("--timeout", type=float, default=10.0, help="seconds per build or run")
+    tune.add_argument("--early-stopping", type=int, default=None)
+    tune.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    tune.set_defaults(func=cmd_tune)
+    best = sub.add_parser("best", help="best record per task")
+    best.add_argument("--db")
+    best.add_argument("--json", action="store_true")
+    best.set_defaults(func=cmd_best)
+    sub.add_parser("ops", help="the registered operator templates").set_defaults(func=cmd_ops)
+    for name, func, verb in (("export", cmd_export, "write"), ("import", cmd_import, "read")):
+        p = sub.add_parser(name, help=f"{verb} records as JSON Lines")
+        p.add_argument("--db")
+        p.add_argument("file")
+        p.set_defaults(func=func)
+    plot = sub.add_parser("plot", help="best-so-far GFLOP/s against trials (needs matplotlib)")
+    plot.add_argument("--db")
+    plot.add_argument("-o", "--output", default="curves.png")
+    plot.set_defaults(func=cmd_plot)
+    return ap
+
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        opts = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return int(exc.code or 0)
+    try:
+        code = opts.func(opts)
+    except (UsageError, TilewiseError) as exc:
+        print(f"tilewise: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tilewise: interrupted; finished measurements are in the database", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The tilewise command: argument errors exit 2 in one line; tune/best/export/import work."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tilewise.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["tune", "nosuchop"], "unknown operator 'nosuchop'"),
+        (["tune", "gemm", "M=64", "N=64"], "gemm needs K=VALUE"),
+        (["tune", "gemm", "M=64", "N=x", "K=64"], "N must be an integer"),
+        (["tune", "gemm", "M=64", "N=64", "K=-3"], "K must be positive"),
+        (["tune", "gemm", "M=64", "N=64", "K=64", "Q=1"], "has no argument 'Q'"),
+        (["tune", "gemm", "M64"], "must look like NAME=VALUE"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_database_that_is_not_a_database(capsys, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_text("not sqlite at all" * 100)
+    code, _, err = run(capsys, "best", "--db", str(junk))
+    assert code == 2 and "not a tilewise tuning database" in err
+
+
+def test_ops_lists_gemm(capsys):
+    code, out, _ = run(capsys, "ops")
+    assert code == 0 and out.startswith("gemm") or "\ngemm" in out
+
+
+@pytest.mark.compiles
+def test_tune_json_then_resume_then_export_import(capsys, tmp_path):
+    db = str(tmp_path / "t.db")
+    args = ["tune", "gemm", "M=64", "N=48", "K=32", "--trials", "6", "--db", db, "--json",
+            "--tuner", "random"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    first = json.loads(out)
+    assert first["trials"] == 6 and first["records_in_db"] == 6
+    assert first["best_gflops"] > 0 and first["best_config"]["entities"]
+    code, out, _ = run(capsys, *args)
+    second = json.loads(out)
+    assert second["resumed"] == 6 and second["records_in_db"] == 12
+    code, out, _ = run(capsys, "best", "--db", db, "--json")
+    (row,) = json.loads(out)
+    assert row["gflops"] > 0 and row["records"] == 12
+    dump = tmp_path / "r.jsonl"
+    assert run(capsys, "export", "--db", db, str(dump))[0] == 0
+    assert len(dump.read_text().splitlines()) == 12
+    other = str(tmp_path / "o.db")
+    assert run(capsys, "import", "--db", other, str(dump))[0] == 0
+    code, out, _ = run(capsys, "best", "--db", other, "--json")
+    assert json.loads(out)[0]["records"] == 12
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "tilewise", "ops"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "gemm" in proc.stdout

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tw_testing import check, conv2d_nchw, conv2d_ref, rand
 
 from tilewise import te
+from tw_testing import check, conv2d_nchw, conv2d_ref, rand
 
 SHAPE = dict(n=1, c=3, h=9, w=11, f=4, kh=3, kw=3)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tw_testing import check, rand
 
 from tilewise import te
+from tw_testing import check, rand
 
 
 def _chain(n=13, m=17):
@@ -52,20 +52,20 @@ def test_stencil_compute_at():
     """A 3x3 box blur of a producer computed per row tile of the consumer."""
     A = te.placeholder((12, 14), name="A")
     P = te.compute((12, 14), lambda i, j: A[i, j] * A[i, j], name="P")
-    O = te.compute(
+    Out = te.compute(
         (10, 12),
         lambda i, j: P[i, j] + P[i + 1, j + 1] + P[i + 2, j + 2] + P[i + 2, j] + P[i, j + 2],
-        name="O",
+        name="Out",
     )
-    s = te.create_schedule(O.op)
-    i, j = s[O].op.axis
-    io, ii = s[O].split(i, 3)
-    s[P].compute_at(s[O], io)
-    s[O].vectorize(j)
+    s = te.create_schedule(Out.op)
+    i, j = s[Out].op.axis
+    io, ii = s[Out].split(i, 3)
+    s[P].compute_at(s[Out], io)
+    s[Out].vectorize(j)
     a = rand(A.shape, seed=6)
     p = a * a
     ref = p[:10, :12] + p[1:11, 1:13] + p[2:12, 2:14] + p[2:12, :12] + p[:10, 2:14]
-    check(s, [A, O], [a], ref, rtol=1e-5)
+    check(s, [A, Out], [a], ref, rtol=1e-5)
 
 
 def test_two_outputs_style_multi_read():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tw_testing import check, matmul, rand
 
 from tilewise import te
+from tw_testing import check, matmul, rand
 
 N, K, M = 20, 30, 24
 

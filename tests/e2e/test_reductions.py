@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tw_testing import check, rand
 
 from tilewise import te
+from tw_testing import check, rand
 
 
 @pytest.mark.parametrize("kind", ["sum", "max", "min"])

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tw_testing import conv2d_nchw, conv2d_ref, matmul, rand, run
 
 from tilewise import te
 from tilewise.te import IterKind
+from tw_testing import conv2d_nchw, conv2d_ref, matmul, rand, run
 
 SETTINGS = settings(
     max_examples=25,

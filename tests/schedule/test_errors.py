@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tw_testing import matmul
 
 import tilewise as tw
 from tilewise import te
@@ -16,6 +15,7 @@ from tilewise.errors import (
     TensorError,
     TilewiseError,
 )
+from tw_testing import matmul
 
 
 @pytest.fixture

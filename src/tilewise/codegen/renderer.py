@@ -47,6 +47,19 @@ _MATH32 = {
 }
 
 
+# Spellings a tensor or loop variable must not take: C/C++/CUDA keywords, the type
+# names and library functions the generated code uses.
+_RESERVED = frozenset(
+    """auto break case char const continue default do double else enum extern float for
+    goto if inline int long register restrict return short signed sizeof static struct
+    switch typedef union unsigned void volatile while bool true false half class template
+    namespace new delete this operator private public protected virtual _Float16 int8_t
+    int32_t int64_t INT64_C INFINITY NAN free malloc aligned_alloc exp expf log logf sqrt
+    sqrtf tanh tanhf fabs fabsf erf erff pow powf args blockIdx threadIdx blockDim gridDim
+    __syncthreads""".split()
+)
+
+
 class Renderer:
     """Renders one PrimFunc; subclasses fill the tables."""
 
@@ -62,7 +75,7 @@ class Renderer:
     def __init__(self, func: PrimFunc) -> None:
         self.func = func
         self.names: dict[int, str] = {}
-        self.taken: set[str] = set()
+        self.taken: set[str] = set(_RESERVED) | {func.name, f"{func.name}_packed"}
         self.lines: list[str] = []
         self.indent = 1
 
@@ -73,6 +86,8 @@ class Renderer:
         if key not in self.names:
             base = re.sub(r"\W", "_", obj.name) or "v"
             if base[0].isdigit():
+                base = "_" + base
+            if base.startswith("tw_"):  # the helpers' prefix
                 base = "_" + base
             cand, i = base, 1
             while cand in self.taken:

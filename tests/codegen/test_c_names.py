@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tw_testing import rand, run
 
 import tilewise as tw
 from tilewise import te
+from tw_testing import rand, run
 
 
 @pytest.mark.compiles

@@ -1,0 +1,135 @@
+"""Element-wise epilogues (bias, ReLU, GELU, residual add) chained after an operator's
+output, to be inlined into the stage that writes the result.
+
+An epilogue is a ``+``-joined string of steps, applied left to right::
+
+    out, extra = apply_epilogue(conv, "bias+residual+relu", channel_axis=1)
+    # extra == [bias (K,), residual (same shape as conv)]: the new kernel inputs
+
+The template inlines every stage of the chain but the last (:func:`inline_chain`), so
+the epilogue runs on values the output stage has just read or computed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import te
+from ..errors import InvalidConfigError
+from ..te.tensor import Tensor
+
+STEPS = ("bias", "relu", "gelu", "residual")
+
+
+def parse_epilogue(epilogue: str) -> tuple[str, ...]:
+    steps = tuple(s for s in epilogue.split("+") if s) if epilogue else ()
+    bad = [s for s in steps if s not in STEPS]
+    if bad:
+        raise InvalidConfigError(f"unknown epilogue step(s) {bad}; have {list(STEPS)}")
+    return steps
+
+
+def apply_epilogue(
+    out: Tensor, epilogue: str, channel_axis: int, name: str = "out"
+) -> tuple[Tensor, list[Tensor]]:
+    """``(result, extra_inputs)``; ``result is out`` when the epilogue is empty."""
+    dtype = str(out.dtype)
+    extra: list[Tensor] = []
+    steps = parse_epilogue(epilogue)
+    shape = tuple(out.shape)
+    for n, step in enumerate(steps):
+        prev = out
+        last = n == len(steps) - 1
+        stage = name if last else f"{name}_{step}"
+        if step == "bias":
+            b = te.placeholder((shape[channel_axis],), dtype, name="bias")
+            extra.append(b)
+            out = te.compute(shape, _nary(len(shape), lambda i, p=prev, b=b:
+                                          p[i] + b[i[channel_axis]]), name=stage)
+        elif step == "residual":
+            r = te.placeholder(shape, dtype, name="residual")
+            extra.append(r)
+            out = te.compute(shape, _nary(len(shape), lambda i, p=prev, r=r: p[i] + r[i]),
+                             name=stage)
+        elif step == "relu":
+            out = te.compute(shape, _nary(len(shape), lambda i, p=prev:
+                                          te.max(p[i], te.const(0.0, dtype))), name=stage)
+        else:  # gelu, erf form
+            out = te.compute(shape, _nary(len(shape), lambda i, p=prev: gelu(p[i], dtype)),
+                             name=stage)
+    return out, extra
+
+
+def gelu(x, dtype: str = "float32"):
+    """``x * Phi(x)``, the erf form."""
+    half = te.const(0.5, dtype)
+    return x * (half + half * te.erf(x * te.const(1 / math.sqrt(2), dtype)))
+
+
+def _nary(ndim: int, f):
+    """``f(indices_tuple)`` as a function of exactly ``ndim`` index arguments
+    (``te.compute`` reads the arity)."""
+    fns = {
+        1: lambda a: f((a,)),
+        2: lambda a, b: f((a, b)),
+        3: lambda a, b, c: f((a, b, c)),
+        4: lambda a, b, c, d: f((a, b, c, d)),
+        5: lambda a, b, c, d, e: f((a, b, c, d, e)),
+    }
+    if ndim not in fns:
+        raise InvalidConfigError(f"epilogues support 1-5 dimensions, not {ndim}")
+    return fns[ndim]
+
+
+def inline_chain(s, out: Tensor, producer: Tensor) -> None:
+    """Inline every stage strictly between ``producer`` and ``out``."""
+    t = out
+    while t is not producer:
+        t = next(x for x in t.op.input_tensors
+                 if x is producer or (x.op.input_tensors and _reaches(x, producer)))
+        if t is not producer:
+            s[t].compute_inline()
+
+
+def _reaches(t: Tensor, target: Tensor) -> bool:
+    return t is target or any(_reaches(x, target) for x in t.op.input_tensors)
+
+
+def epilogue_reference(y: np.ndarray, epilogue: str, extra: list[np.ndarray],
+                       channel_axis: int) -> np.ndarray:
+    """NumPy form of :func:`apply_epilogue`; ``extra`` in the same order as its inputs."""
+    it = iter(extra)
+    for step in parse_epilogue(epilogue):
+        if step == "bias":
+            b = next(it)
+            shape = [1] * y.ndim
+            shape[channel_axis] = -1
+            y = y + b.reshape(shape)
+        elif step == "residual":
+            y = y + next(it)
+        elif step == "relu":
+            y = np.maximum(y, 0)
+        else:
+            y = y * (0.5 + 0.5 * _erf(y / math.sqrt(2)))
+    return y.astype(np.float32) if y.dtype == np.float64 else y
+
+
+def epilogue_inputs(epilogue: str, out_shape, channel_axis: int, rng, dtype="float32"):
+    """Random arrays for the extra inputs of an epilogue, in input order."""
+    arrs = []
+    for step in parse_epilogue(epilogue):
+        if step == "bias":
+            arrs.append(rng.standard_normal(out_shape[channel_axis]).astype(dtype))
+        elif step == "residual":
+            arrs.append(rng.standard_normal(out_shape).astype(dtype))
+    return arrs
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    try:
+        from scipy.special import erf
+    except ImportError:
+        return np.vectorize(math.erf, otypes=[np.float64])(x)
+    return erf(x)

@@ -35,9 +35,8 @@ from ..ir import (
     Var,
     children,
     collect,
-    simplify,
-    substitute,
 )
+from ..ir.simplify import linear_form
 from ..ir.stmt import ExternCall
 
 #: Innermost loops described one by one (innermost first).
@@ -60,10 +59,18 @@ class _Loop:
     kind: ForKind
 
 
-def _stride(index: Expr, var: Var) -> float | None:
-    """Elements the index moves when ``var`` grows by one (None when not affine)."""
-    delta = simplify(substitute(index, {var: var + 1}) - index)
-    return float(delta.value) if isinstance(delta, Const) else None
+def _strides(index: Expr, loop_vars: list[Var]) -> list[float | None]:
+    """Elements the index moves when each loop variable grows by one; None where the
+    index is not affine in it (the variable sits under a division or a product)."""
+    lin = linear_form(index)
+    coeff: dict[int, float] = {}
+    nonlinear: set[int] = set()
+    for atom, c in lin:
+        if isinstance(atom, Var):
+            coeff[id(atom)] = coeff.get(id(atom), 0.0) + c
+        else:
+            nonlinear.update(id(v) for v in collect(atom, Var))
+    return [None if id(v) in nonlinear else coeff.get(id(v), 0.0) for v in loop_vars]
 
 
 def _flops(e: Expr) -> int:
@@ -140,7 +147,7 @@ class _Collector:
     @staticmethod
     def access(buf, index: Expr, inner: list[_Loop], is_store: bool) -> tuple[float, list[float]]:
         """(bytes touched by the whole nest, features of this access)."""
-        strides = [_stride(index, lp.var) for lp in inner]
+        strides = _strides(index, [lp.var for lp in inner])
         elems = 1.0
         footprint: list[float] = []
         for lp, stride in zip(inner, strides):

@@ -153,6 +153,16 @@ def _linear(e: Expr) -> _Linear:
     return lin
 
 
+def linear_form(e: Expr) -> list[tuple[Expr, int]]:
+    """``e`` as ``[(atom, coeff), ...]`` plus a constant term keyed by ``Const(1)``;
+    atoms are variables or non-linear sub-expressions."""
+    lin = _linear(e)
+    out = [(atom, coeff) for atom, coeff in lin.terms.values() if coeff != 0]
+    if lin.const:
+        out.append((const(1, e.dtype), lin.const))
+    return out
+
+
 class _Simplifier:
     def __init__(self, ranges: Bounds) -> None:
         self.ranges = ranges

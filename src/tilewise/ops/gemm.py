@@ -99,9 +99,9 @@ def _chain(C: Tensor, acc: Tensor) -> list[Tensor]:
 def define_gemm_space(cfg, target: Target, dtype: str) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
-    cfg.define_knob("mr", [1, 2, 4, 6, 8, 12, 16])
+    cfg.define_knob("mr", [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
     cfg.define_knob("unroll_k", [1, 2, 4, 8])
-    cfg.define_knob("block_m", [1, 4, 16])
+    cfg.define_knob("block_m", [1, 2, 4, 8, 16])
     cfg.define_knob("order", ["ij", "ji"])
     cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ij")
 

@@ -81,9 +81,14 @@ def _place_producer(data, s, prod, consumer, main, log) -> None:
         prod.compute_at(where, iv)
 
 
-def _schedule(data, s, out, producer, log):
-    """Schedule ``out`` (maybe through a cache_write stage) and place ``producer``."""
+def _schedule(data, s, out, producer, log, packable=None):
+    """Schedule ``out`` (maybe through a cache_write stage) and place ``producer``;
+    maybe pack ``packable`` (an input) with cache_read and place the copy too."""
     main = s[out]
+    packed = None
+    if packable is not None and data.draw(st.booleans()):
+        packed = s.cache_read(packable, "global", [out])
+        log.append(f"cache_read({packable.name})")
     consumer = main
     if data.draw(st.booleans()):
         cc = s.cache_write(out, "local")
@@ -99,6 +104,8 @@ def _schedule(data, s, out, producer, log):
         _random_loops(data, main, log)
     if producer is not None:
         _place_producer(data, s, s[producer], consumer, main, log)
+    if packed is not None:
+        _place_producer(data, s, s[packed], consumer, main, log)
 
 
 @SETTINGS
@@ -119,7 +126,7 @@ def test_matmul_random_schedule(n, k, m, packed, data):
         del A0
     s = te.create_schedule(C.op)
     log: list[str] = []
-    _schedule(data, s, C, producer, log)
+    _schedule(data, s, C, producer, log, packable=B)
     data.draw(st.just(log), label="schedule")
     a, b = rand((n, k), seed=1), rand((k, m), seed=2)
     ref = (a.astype(np.float64) * (2.0 if packed else 1.0)) @ b

@@ -251,3 +251,13 @@ def test_call_wrong_count_and_type(mm_mod):
         mm_mod(a, b)
     with pytest.raises(RuntimeCallError, match="argument B: expected a NumPy array"):
         mm_mod(a, b.tolist(), c)
+
+
+def test_bind_needs_cuda_target(mm):
+    A, B, C, s = mm
+    i, _ = s[C].op.axis
+    s[C].bind(i, te.thread_axis("threadIdx.x"))
+    with pytest.raises(tw.errors.CodegenError, match="loop i is bound to threadIdx.x"):
+        tw.build(s, [A, B, C])
+    with pytest.raises(ScheduleError, match="not a te.thread_axis"):
+        s[C].bind(s[C].op.axis[1], s[C].op.axis[1])

@@ -5,4 +5,4 @@ Importing this package registers every template with ``tilewise.autotune``.
 
 from . import gemm  # noqa: F401
 
-from . import conv2d, gemm  # noqa: F401  (registers the templates)
+from . import conv2d, depthwise_conv2d, gemm  # noqa: F401  (registers the templates)

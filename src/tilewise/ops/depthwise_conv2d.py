@@ -1,0 +1,128 @@
+"""Depthwise 2-D convolution, NCHW, weights (C, 1, KH, KW) (channel multiplier 1).
+
+The CPU template vectorises along the output row (W): per (n, c, block of ``oh_bn``
+rows) it pads the rows it needs into a small buffer (``compute_at``, so the padding
+costs no global pass and no branch in the inner loop), then accumulates an
+``oh_bn x w_bn`` tile in registers (``cache_write``), taps unrolled, the weights
+broadcast once per tap. One read of the input and one write of the output: the
+operator is memory-bound, and packing to NCHW[x]c would add two more passes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import te
+from ..autotune import template
+from ..target import Target
+from .conv2d import _divisors, _pair, out_size
+from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
+
+
+def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
+                             dtype="float32", epilogue=""):
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
+    data = te.placeholder((N, C, H, W), dtype, name="data")
+    kernel = te.placeholder((C, 1, R, S), dtype, name="kernel")
+    padded = te.compute(
+        (N, C, H + 2 * ph, W + 2 * pw),
+        lambda n, c, h, w: te.if_then_else(
+            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, c, h - ph, w - pw],
+            te.const(0.0, dtype)),
+        name="padded")
+    ry = te.reduce_axis((0, R), name="ry")
+    rx = te.reduce_axis((0, S), name="rx")
+    conv = te.compute(
+        (N, C, OH, OW),
+        lambda n, c, y, x: te.sum(padded[n, c, y * sh + ry * dh, x * sw + rx * dw]
+                                  * kernel[c, 0, ry, rx], axis=[ry, rx]),
+        name="conv" if epilogue else "out")
+    out, extra = apply_epilogue(conv, epilogue, channel_axis=1)
+    return [data, kernel, *extra], out, conv, padded
+
+
+def depthwise_flop(N, C, H, W, R, S, stride=1, pad=0, dilation=1, *_rest) -> float:
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    return 2.0 * N * C * R * S * out_size(H, R, sh, ph, dh) * out_size(W, S, sw, pw, dw)
+
+
+def depthwise_reference(N, C, H, W, R, S, stride=1, pad=0, dilation=1, dtype="float32",
+                        epilogue=""):
+    def make(rng: np.random.Generator):
+        d = rng.standard_normal((N, C, H, W)).astype(dtype)
+        k = rng.standard_normal((C, 1, R, S)).astype(dtype)
+        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+        OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
+        x = np.pad(d.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        y = np.zeros((N, C, OH, OW))
+        for r in range(R):
+            for c in range(S):
+                win = x[:, :, r * dh: r * dh + (OH - 1) * sh + 1: sh,
+                        c * dw: c * dw + (OW - 1) * sw + 1: sw]
+                y += win * k[None, :, 0, r, c, None, None]
+        y = y.astype(dtype)
+        extra = epilogue_inputs(epilogue, y.shape, 1, rng, dtype)
+        y = epilogue_reference(y, epilogue, extra, 1)
+        return [d, k, *extra, np.zeros(y.shape, dtype)], [y]
+
+    return make
+
+
+def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str) -> None:
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    w_bn = sorted({d for d in _divisors(OW) if d % lanes == 0 and d <= 8 * lanes}
+                  | {min(OW, 8 * lanes)} | ({lanes} if OW > lanes else set()))
+    cfg.define_knob("w_bn", w_bn)
+    cfg.define_knob("oh_bn", [d for d in (1, 2, 4, 7, 8) if d <= OH])
+    cfg.define_knob("pad", ["at_rows", "inline"])
+    # 2 rows x up to 7 vectors: 14 accumulators, every tap's weight in a register.
+    fb_w = max(w for w in w_bn if w <= 8 * lanes)
+    cfg.fallback_with(w_bn=fb_w, oh_bn=2 if OH >= 2 else 1, pad="at_rows")
+
+
+@template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop)
+def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
+                          dtype="float32", epilogue=""):
+    """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g. ``"bias+relu"``."""
+    target = cfg.target
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
+    define_depthwise_space(cfg, target, OH, OW, dtype)
+    inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
+                                                         dilation, dtype, epilogue)
+    s = te.create_schedule(out.op)
+    inline_chain(s, out, conv)
+    if out is conv:
+        CC = s.cache_write(conv, "local")
+    else:
+        CC = conv
+        s[conv].set_scope("local")
+    n, c, y, x = s[out].op.axis
+    yo, yi = s[out].split(y, cfg["oh_bn"].val)
+    xo, xi = s[out].split(x, cfg["w_bn"].val)
+    s[out].reorder(n, c, yo, xo, yi, xi)
+    outer = s[out].fuse(n, c, yo)
+    s[out].parallel(outer)
+    s[out].vectorize(xi)
+    s[CC].compute_at(s[out], xo)
+    _, _, cy, cx = s[CC].op.axis
+    ry, rx = s[CC].op.reduce_axis
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    if cfg["w_bn"].val % lanes == 0:  # one register per vector of the tile, all unrolled
+        cxo, cxi = s[CC].split(cx, lanes)
+        s[CC].reorder(ry, rx, cy, cxo, cxi)
+        s[CC].unroll(cxo)
+    else:
+        cxi = cx
+        s[CC].reorder(ry, rx, cy, cx)
+    s[CC].unroll(ry)
+    s[CC].unroll(rx)
+    s[CC].unroll(cy)
+    s[CC].vectorize(cxi)
+    if cfg["pad"].val == "inline":
+        s[padded].compute_inline()
+    else:
+        s[padded].compute_at(s[out], outer)
+        s[padded].vectorize(s[padded].op.axis[3])
+    return s, [*inputs, out]

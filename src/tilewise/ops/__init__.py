@@ -3,6 +3,13 @@
 Importing this package registers every template with ``tilewise.autotune``.
 """
 
-from . import gemm  # noqa: F401
-
-from . import conv2d, depthwise_conv2d, gemm  # noqa: F401  (registers the templates)
+from . import (  # noqa: F401  (importing registers the templates)
+    batch_matmul,
+    conv2d,
+    dense,
+    depthwise_conv2d,
+    gemm,
+    layer_norm,
+    pool,
+    softmax,
+)

@@ -1,0 +1,94 @@
+"""Every operator template against NumPy on odd shapes: the fallback config and a few
+seeded random configs of each space, built and compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tilewise as tw
+import tilewise.ops  # noqa: F401  (registers the templates)
+from tilewise.autotune import Task
+from tilewise.errors import InvalidConfigError
+
+pytestmark = pytest.mark.compiles
+
+TARGET = "c -cores=2"
+
+# (template, args): prime sizes, stride 2, padding 0/1/2, 1x1, 5x5 and 1x7 kernels,
+# dilation, batch > 1, channel counts that are not a multiple of the vector width.
+CASES = [
+    ("conv2d_nchw", (2, 5, 13, 11, 7, 3, 3, 2, 1)),
+    ("conv2d_nchw", (1, 6, 9, 10, 20, 5, 5, 1, 2)),
+    ("conv2d_nchw", (1, 4, 8, 11, 17, 1, 7, 1, (0, 3))),
+    ("conv2d_nchw", (1, 16, 7, 7, 33, 1, 1, 1, 0)),
+    ("conv2d_nchw", (1, 8, 12, 13, 16, 3, 3, 1, 2, 2)),
+    ("conv2d_nchw", (2, 8, 11, 11, 16, 3, 3, 1, 1, 1, "float32", "bias+residual+relu")),
+    ("conv2d_nhwc", (2, 13, 11, 5, 7, 3, 3, 2, 1)),
+    ("conv2d_nhwc", (1, 9, 10, 6, 32, 5, 5, 1, 2)),
+    ("conv2d_nhwc", (1, 8, 11, 4, 17, 1, 7, 1, (0, 3))),
+    ("conv2d_nhwc", (1, 7, 7, 3, 16, 1, 1, 1, 0, 1, "float32", "bias+gelu")),
+    ("depthwise_conv2d_nchw", (2, 5, 13, 11, 3, 3, 2, 1)),
+    ("depthwise_conv2d_nchw", (1, 3, 9, 37, 5, 5, 1, 2)),
+    ("depthwise_conv2d_nchw", (1, 4, 8, 11, 1, 7, 1, (0, 3), 1, "float32", "bias+relu")),
+    ("max_pool2d", (2, 3, 13, 11, 3, 3, 2, 1)),
+    ("max_pool2d", (1, 4, 9, 10, 2, 2, 2, 0)),
+    ("avg_pool2d", (2, 3, 13, 11, 3, 3, 2, 1)),
+    ("avg_pool2d", (1, 3, 8, 11, 5, 5, 1, 2)),
+    ("softmax", (13, 37)),
+    ("softmax", (1, 5)),
+    ("layer_norm", (13, 37)),
+    ("layer_norm", (3, 128)),
+    ("batch_matmul", (3, 13, 37, 11)),
+    ("gemm", (13, 37, 11)),
+    ("dense", (13, 37, 11)),
+    ("dense", (9, 33, 16, "bias+gelu")),
+    ("dense", (7, 20, 5, "residual+relu")),
+]
+
+
+def _configs(task: Task, n_random: int = 2):
+    space = task.config_space
+    rng = np.random.default_rng(len(space))
+    picks = {int(i) for i in rng.integers(0, len(space), n_random)}
+    return [space.fallback, *(space.get(i) for i in sorted(picks))]
+
+
+def _check(task: Task, config) -> None:
+    try:
+        s, tensors = task.instantiate(config)
+    except InvalidConfigError:
+        return  # the template rejected it, as the tuner would record
+    mod = tw.build(s, tensors, target=task.target)
+    arrays, expected = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    for got, want in zip(arrays[len(arrays) - len(expected):], expected, strict=True):
+        scale = float(np.abs(want).max()) or 1.0
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale,
+                                   err_msg=f"{task} {config}")
+
+
+@pytest.mark.parametrize("name,args", CASES, ids=[f"{n}{a}" for n, a in CASES])
+def test_operator_matches_numpy(name, args):
+    task = Task(name, args, TARGET)
+    assert task.flop and task.flop > 0
+    for config in _configs(task):
+        _check(task, config)
+
+
+def test_every_template_is_registered_with_reference_and_flop():
+    from tilewise.autotune.task import list_templates
+
+    names = {t.name for t in list_templates() if t.reference and t.flop}
+    assert {"conv2d_nchw", "conv2d_nhwc", "depthwise_conv2d_nchw", "max_pool2d", "avg_pool2d",
+            "softmax", "layer_norm", "batch_matmul", "dense", "gemm"} <= names
+
+
+def test_conv2d_fallback_is_a_full_register_tile():
+    """The untuned config of a ResNet layer uses 2 vectors of output channels and a
+    register tile that divides the output width and fits the vector registers."""
+    task = Task("conv2d_nchw", (1, 128, 28, 28, 128, 3, 3, 1, 1), TARGET)
+    fb = task.config_space.fallback
+    lanes = tw.target.Target.from_str(TARGET).vector_lanes(4)
+    assert fb["oc_bn"].val == 2 * lanes
+    assert 28 % fb["reg_n"].val == 0 and fb["reg_n"].val * 2 <= 28

@@ -2,7 +2,8 @@
 
 The CPU template vectorises along the output row (W): per (n, c, block of ``oh_bn``
 rows) it pads the rows it needs into a small buffer (``compute_at``, so the padding
-costs no global pass and no branch in the inner loop), then accumulates an
+costs no global pass and no branch in the inner loop; gcc vectorises the padding
+select as a masked gather, so the halo rows are amortised over ``oh_bn`` rows), then accumulates an
 ``oh_bn x w_bn`` tile in registers (``cache_write``), taps unrolled, the weights
 broadcast once per tap. One read of the input and one write of the output: the
 operator is memory-bound, and packing to NCHW[x]c would add two more passes.
@@ -14,6 +15,7 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
+from ..errors import InvalidConfigError
 from ..target import Target
 from .conv2d import _divisors, _pair, out_size
 from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
@@ -74,11 +76,14 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str) ->
     w_bn = sorted({d for d in _divisors(OW) if d % lanes == 0 and d <= 8 * lanes}
                   | {min(OW, 8 * lanes)} | ({lanes} if OW > lanes else set()))
     cfg.define_knob("w_bn", w_bn)
-    cfg.define_knob("oh_bn", [d for d in (1, 2, 4, 7, 8) if d <= OH])
+    cfg.define_knob("reg_h", [d for d in (1, 2, 4) if d <= OH])
+    cfg.define_knob("oh_bn", [d for d in (1, 2, 4, 8, 16, 32) if d <= OH])
     cfg.define_knob("pad", ["at_rows", "inline"])
-    # 2 rows x up to 7 vectors: 14 accumulators, every tap's weight in a register.
+    # 2 rows x up to 7 vectors: 14 accumulators, every tap's weight in a register;
+    # rows padded 16 at a time, so the halo costs (16 + R - 1) / 16 of a pass.
     fb_w = max(w for w in w_bn if w <= 8 * lanes)
-    cfg.fallback_with(w_bn=fb_w, oh_bn=2 if OH >= 2 else 1, pad="at_rows")
+    cfg.fallback_with(w_bn=fb_w, reg_h=2 if OH >= 2 else 1,
+                      oh_bn=max(d for d in (1, 2, 4, 8, 16) if d <= OH), pad="at_rows")
 
 
 @template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop)
@@ -99,9 +104,13 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
         CC = conv
         s[conv].set_scope("local")
     n, c, y, x = s[out].op.axis
-    yo, yi = s[out].split(y, cfg["oh_bn"].val)
+    reg_h, oh_bn = cfg["reg_h"].val, cfg["oh_bn"].val
+    if oh_bn % reg_h:
+        raise InvalidConfigError(f"row block {oh_bn} is not a multiple of reg_h={reg_h}")
+    yo, yi = s[out].split(y, oh_bn)
+    ym, yi = s[out].split(yi, reg_h)
     xo, xi = s[out].split(x, cfg["w_bn"].val)
-    s[out].reorder(n, c, yo, xo, yi, xi)
+    s[out].reorder(n, c, yo, ym, xo, yi, xi)
     outer = s[out].fuse(n, c, yo)
     s[out].parallel(outer)
     s[out].vectorize(xi)
@@ -115,6 +124,12 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
         s[CC].unroll(cxo)
     else:
         cxi = cx
+        lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    if cfg["w_bn"].val % lanes == 0:  # one register per vector of the tile, all unrolled
+        cxo, cx = s[CC].split(cx, lanes)
+        s[CC].reorder(ry, rx, cy, cxo, cx)
+        s[CC].unroll(cxo)
+    else:
         s[CC].reorder(ry, rx, cy, cx)
     s[CC].unroll(ry)
     s[CC].unroll(rx)

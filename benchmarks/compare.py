@@ -1,0 +1,233 @@
+"""tilewise against the libraries users would pick instead, on this machine, same run.
+
+    python benchmarks/compare.py                                   # every workload, 200 trials
+    python benchmarks/compare.py --only resnet-c3-3x3,gemm-512 --trials 64 --json out.json
+
+For every workload of ``shared/bench/workloads.json`` (or the ``--only`` subset) and
+every thread count (``--threads``, default 1 and 2), a child process with
+OMP/OPENBLAS/MKL_NUM_THREADS set measures: tilewise's fallback config; tilewise tuned
+with ``--trials`` trials (ModelTuner, records in ``--db``, default a fresh file) and
+its best config re-measured; NumPy (gemm, batch_matmul); PyTorch CPU when installed
+(``pip install torch``). TVM MetaSchedule is not run here (see the note printed).
+Kernels are built first and timed after: nothing compiles while a timer runs.
+Prints one table of GFLOP/s medians with the ratio of tuned tilewise to the best
+peer and the tuning wall time, and writes JSON with the machine's description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKLOADS = Path(__file__).resolve().parents[2] / "shared/bench/workloads.json"
+NOTE_TVM = "TVM MetaSchedule: not measured by this script (optional; see issue 4 for its numbers)"
+
+
+def load_workloads() -> list[dict]:
+    data = json.loads(WORKLOADS.read_text())
+    out = []
+    for kind in ("gemm", "conv2d", "depthwise_conv2d", "batch_matmul"):
+        out += [{**w, "kind": kind} for w in data.get(kind, [])]
+    return out
+
+
+def tilewise_task(w: dict) -> tuple[str, tuple]:
+    """(template name, args) of a workload; batch 1, fp32."""
+    k = w["kind"]
+    if k == "gemm":
+        return "gemm", (w["M"], w["N"], w["K"])
+    if k == "conv2d":
+        return "conv2d_nchw", (1, w["C"], w["H"], w["W"], w["K"], w["R"], w["S"],
+                               w["stride"], w["pad"])
+    if k == "depthwise_conv2d":
+        return "depthwise_conv2d_nchw", (1, w["C"], w["H"], w["W"], w["R"], w["S"],
+                                         w["stride"], w["pad"])
+    if k == "batch_matmul":
+        return "batch_matmul", (w["B"], w["M"], w["N"], w["K"])
+    raise ValueError(f"unknown workload kind {k}")
+
+
+def _time_py(fn, number: int, repeat: int) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def _numbers(flop: float) -> int:
+    """Runs per repeat: about 20 ms of work at ~100 GFLOP/s, at least 3."""
+    return max(3, min(200, int(2e9 / flop)))
+
+
+def peers(w: dict, arrays: list, threads: int, repeat: int) -> tuple[dict, list[str]]:
+    """GFLOP/s of NumPy and PyTorch on the same inputs; and notes on what was skipped."""
+    import numpy as np
+
+    from tilewise.autotune import Task
+
+    name, args = tilewise_task(w)
+    flop = Task(name, args, "c").flop
+    n = _numbers(flop)
+    res, notes = {}, []
+    if w["kind"] in ("gemm", "batch_matmul"):
+        a, b, c = arrays[0], arrays[1], np.empty_like(arrays[-1])
+        res["numpy"] = flop / _time_py(lambda: np.matmul(a, b, out=c), n, repeat) / 1e9
+    try:
+        import torch
+    except ImportError:
+        notes.append("PyTorch: not installed (pip install torch)")
+        return res, notes
+    torch.set_num_threads(threads)
+    t = [torch.from_numpy(x) for x in arrays[:2]]
+    with torch.no_grad():
+        if w["kind"] == "conv2d":
+            f = lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"],  # noqa: E731
+                                                   padding=w["pad"])
+        elif w["kind"] == "depthwise_conv2d":
+            f = lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"],  # noqa: E731
+                                                   padding=w["pad"], groups=w["C"])
+        else:
+            out = torch.from_numpy(np.empty_like(arrays[-1]))
+            mm = torch.mm if w["kind"] == "gemm" else torch.bmm
+            f = lambda: mm(t[0], t[1], out=out)  # noqa: E731
+        res["pytorch"] = flop / _time_py(f, n, repeat) / 1e9
+    return res, notes
+
+
+def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> dict:
+    import numpy as np
+
+    import tilewise as tw
+    import tilewise.ops  # noqa: F401  (registers the templates)
+    from tilewise import autotune as at
+
+    target = f"c -cores={threads}"
+    rows, notes = [], set()
+    for w in [w for w in load_workloads() if w["name"] in names]:
+        name, args = tilewise_task(w)
+        task = at.Task(name, args, target)
+        flop = task.flop
+        arrays, expected = task.reference()(np.random.default_rng(0))
+        number = _numbers(flop)
+        row = {"workload": w["name"], "template": name, "args": list(args), "threads": threads}
+
+        def measure(config, label):
+            s, tensors = task.instantiate(config)
+            mod = tw.build(s, tensors, target=target)  # built before any timer starts
+            mod(*arrays)
+            got = arrays[-1]
+            ok = bool(np.allclose(got, expected[-1], rtol=1e-3,
+                                  atol=1e-3 * float(np.abs(expected[-1]).max())))
+            sec = mod.time_evaluator(number=number, repeat=repeat)(*arrays).median
+            row[label] = flop / sec / 1e9
+            row[f"{label}_correct"] = ok
+            row[f"{label}_config"] = str(config)
+
+        measure(task.config_space.fallback, "fallback")
+        if trials > 0:
+            tuner = at.ModelTuner(task, seed=0)
+            option = at.measure_option(builder=at.LocalBuilder(),
+                                       runner=at.LocalRunner(number=number, repeat=3))
+            t0 = time.perf_counter()
+            summary = tuner.tune(trials, option, database=at.Database(db))
+            row["tune_s"] = time.perf_counter() - t0
+            row["trials"] = summary.measured + summary.resumed
+            row["tune_errors"] = summary.errors
+            if summary.best_config is not None:
+                row["tuned_during_search"] = (summary.best_flops or 0) / 1e9
+                measure(summary.best_config, "tuned")
+        got, why = peers(w, arrays, threads, repeat)
+        row.update(got)
+        notes.update(why)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return {"threads": threads, "rows": rows, "notes": sorted(notes)}
+
+
+def machine() -> dict:
+    from tilewise.target import Target
+
+    return Target.from_str("c").describe() | {
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def print_table(results: list[dict], trials: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"GFLOP/s (median), fp32, batch 1; tuned = {trials} trials")
+    for col in ("workload", "thr", "fallback", "tuned", "numpy", "pytorch", "tuned/best peer",
+                "fallback/tuned", "tune s"):
+        table.add_column(col, justify="left" if col == "workload" else "right")
+
+    def fmt(v, spec=".1f"):
+        return "-" if v is None else format(v, spec)
+
+    for res in results:
+        for r in res["rows"]:
+            best_peer = max([r[p] for p in ("numpy", "pytorch") if p in r], default=None)
+            tuned = r.get("tuned")
+            table.add_row(
+                r["workload"], str(r["threads"]), fmt(r.get("fallback")), fmt(tuned),
+                fmt(r.get("numpy")), fmt(r.get("pytorch")),
+                fmt(tuned / best_peer if tuned and best_peer else None, ".2f"),
+                fmt(r["fallback"] / tuned if tuned else None, ".2f"),
+                fmt(r.get("tune_s"), ".0f"))
+    console = Console(width=150)
+    console.print(table)
+    for note in sorted({n for res in results for n in res["notes"]} | {NOTE_TVM}):
+        console.print(f"note: {note}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--only", help="comma-separated workload names (default: all)")
+    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--db", help="tuning database (default: a fresh file per run)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    known = [w["name"] for w in load_workloads()]
+    names = opts.only.split(",") if opts.only else known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        sys.exit(f"unknown workload(s) {unknown}; have {known}")
+    if opts.child is not None:
+        print(json.dumps(child(names, opts.child, opts.trials, opts.db, opts.repeat)))
+        return
+    db = opts.db or str(Path(tempfile.mkdtemp(prefix="tw-compare-")) / "tuning.db")
+    results, start = [], machine()
+    for t in opts.threads:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
+                   MKL_NUM_THREADS=str(t))
+        out = subprocess.run(
+            [sys.executable, __file__, "--only", ",".join(names), "--child", str(t),
+             "--trials", str(opts.trials), "--repeat", str(opts.repeat), "--db", db],
+            env=env, stdout=subprocess.PIPE, text=True, check=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print_table(results, opts.trials)
+    if opts.json:
+        opts.json.write_text(json.dumps(
+            {"machine": start, "trials": opts.trials, "database": db, "results": results},
+            indent=2))
+
+
+if __name__ == "__main__":
+    main()

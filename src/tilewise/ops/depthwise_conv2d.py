@@ -124,12 +124,6 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
         s[CC].unroll(cxo)
     else:
         cxi = cx
-        lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    if cfg["w_bn"].val % lanes == 0:  # one register per vector of the tile, all unrolled
-        cxo, cx = s[CC].split(cx, lanes)
-        s[CC].reorder(ry, rx, cy, cxo, cx)
-        s[CC].unroll(cxo)
-    else:
         s[CC].reorder(ry, rx, cy, cx)
     s[CC].unroll(ry)
     s[CC].unroll(rx)

@@ -28,7 +28,12 @@ class CostModel(Protocol):
     @property
     def trained(self) -> bool: ...
 
-    def fit(self, features: np.ndarray, throughputs: np.ndarray) -> None: ...
+    def fit(
+        self, features: np.ndarray, throughputs: np.ndarray, groups: np.ndarray | None = None
+    ) -> None:
+        """Learn from measured configs; ``groups`` names the workload of each row, so
+        throughputs are compared only within a workload (transfer across tasks)."""
+        ...
 
     def predict(self, features: np.ndarray) -> np.ndarray: ...
 
@@ -86,17 +91,27 @@ class LightGBMCostModel:
     def trained(self) -> bool:
         return self._model is not None
 
-    def fit(self, features: np.ndarray, throughputs: np.ndarray) -> None:
-        labels = relevance_labels(throughputs, self.n_buckets)
+    def fit(
+        self, features: np.ndarray, throughputs: np.ndarray, groups: np.ndarray | None = None
+    ) -> None:
+        y = np.asarray(throughputs, dtype=np.float64)
+        g = np.zeros(len(y), dtype=np.int64) if groups is None else np.asarray(groups)
+        order = np.argsort(g, kind="stable")  # LightGBM wants each query contiguous
+        x, y, g = np.asarray(features, dtype=np.float64)[order], y[order], g[order]
+        labels = np.zeros(len(y), dtype=np.int32)
+        sizes: list[int] = []
+        for group in np.unique(g):
+            rows = np.flatnonzero(g == group)
+            labels[rows] = relevance_labels(y[rows], self.n_buckets)
+            n = len(rows)
+            sizes += [min(_MAX_QUERY, n - start) for start in range(0, n, _MAX_QUERY)]
         if len(labels) < 2 or labels.max() == labels.min():
             return  # nothing to rank yet; keep the previous model (or none)
-        n = len(labels)
-        groups = [min(_MAX_QUERY, n - start) for start in range(0, n, _MAX_QUERY)]
         lgb = _lightgbm()
         data = lgb.Dataset(
-            np.asarray(features, dtype=np.float64),
+            x,
             label=labels,
-            group=groups,
+            group=sizes,
             params={"verbose": -1},
             free_raw_data=True,
         )

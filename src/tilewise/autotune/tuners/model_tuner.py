@@ -11,9 +11,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from tilewise.autotune.database import Database
 from tilewise.autotune.knob_features import FeatureSpec, make_feature_extractor
 from tilewise.autotune.record import MeasureInput, MeasureResult
 from tilewise.autotune.space import ConfigEntity
@@ -21,6 +23,7 @@ from tilewise.autotune.task import Task
 from tilewise.autotune.tuners.base import Tuner
 from tilewise.autotune.tuners.cost_model import CostModel, LightGBMCostModel
 from tilewise.autotune.tuners.sa import AnnealingOptions, anneal
+from tilewise.errors import TilewiseError, TuningError
 
 
 class ModelTuner(Tuner):
@@ -43,9 +46,11 @@ class ModelTuner(Tuner):
         epsilon: float = 0.05,
         diversity: float = 0.5,
         annealing: AnnealingOptions | None = None,
+        transfer: Database | None = None,
     ) -> None:
         super().__init__(task, seed)
         self.extract = make_feature_extractor(feature, task)
+        self.prior = _prior_data(transfer, task, feature) if transfer is not None else None
         self.model = cost_model if cost_model is not None else LightGBMCostModel(seed=seed)
         self.plan_size = plan_size
         self.n_initial = plan_size if n_initial is None else n_initial
@@ -56,7 +61,7 @@ class ModelTuner(Tuner):
         self.ys: list[float] = []
         self.plan: list[int] = []
 
-    def next_batch(self, n: int) -> list[ConfigEntity]:
+    def _next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
         while len(batch) < n and len(self.seen) + len(batch) < self.space.size:
             from_plan = self.model.trained and self.rng.random() >= self.epsilon
@@ -73,16 +78,29 @@ class ModelTuner(Tuner):
                 return index
         return None
 
+    def next_batch(self, n: int) -> list[ConfigEntity]:
+        if self.prior is not None and not self.model.trained and not self.xs:
+            self._refit_and_plan()  # a transferred model plans the very first batch
+        return self._next_batch(n)
+
     def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
         super().update(inputs, results)
         for inp, res in zip(inputs, results, strict=True):
             self.xs.append(inp.config.index)
             self.ys.append(self.throughput(res))
-        if len(self.xs) >= self.n_initial and self.has_next():
+        ready = len(self.xs) >= self.n_initial or self.prior is not None
+        if ready and self.has_next():
             self._refit_and_plan()
 
     def _refit_and_plan(self) -> None:
-        self.model.fit(self.extract(self.xs), np.asarray(self.ys))
+        x = self.extract(self.xs) if self.xs else np.zeros((0, 0))
+        y = np.asarray(self.ys, dtype=np.float64)
+        groups = np.zeros(len(y), dtype=np.int64)
+        if self.prior is not None and len(self.prior.y):
+            x = np.vstack([x, self.prior.x]) if len(y) else self.prior.x
+            y = np.concatenate([y, self.prior.y])
+            groups = np.concatenate([groups, self.prior.groups + 1])
+        self.model.fit(x, y, groups)
         if not self.model.trained:
             return
         order = np.argsort(-np.asarray(self.ys), kind="stable")
@@ -125,3 +143,39 @@ class ModelTuner(Tuner):
             for j, d in enumerate(vectors[best]):
                 taken[j].add(d)
         return chosen
+
+
+@dataclass(frozen=True)
+class PriorData:
+    """Measurements of other workloads, featurised for this task's cost model."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+
+def _prior_data(db: Database, task: Task, feature: FeatureSpec) -> PriorData:
+    """Loop-IR features and throughputs of every other task in ``db`` on the same
+    target, one ranking group per task. Knob features do not carry over between
+    templates, so transfer needs ``feature="ir"``."""
+    if feature != "ir":
+        raise TuningError("transfer learning needs feature='ir' (knob features are per template)")
+    from tilewise.autotune.features import IRFeatureExtractor
+
+    xs, ys, gs = [], [], []
+    for g, key in enumerate(k for k in db.tasks() if k != task.key and k.target == task.target):
+        try:
+            other = Task.from_key(key)
+            extract = IRFeatureExtractor(other)
+            flop = other.flop or 1.0
+        except TilewiseError:
+            continue  # its template is not registered here
+        for rec in db.records(key):
+            if rec.config.index >= other.config_space.size:
+                continue
+            xs.append(extract.one(rec.config.index))
+            ys.append(flop / rec.result.mean if rec.result.ok and rec.result.mean > 0 else 0.0)
+            gs.append(g)
+    width = xs[0].shape[0] if xs else 0
+    x = np.array(xs).reshape(len(xs), width)
+    return PriorData(x, np.array(ys), np.array(gs, dtype=np.int64))

@@ -107,10 +107,24 @@ def peers(w: dict, arrays: list, threads: int, repeat: int) -> tuple[dict, list[
     return res, notes
 
 
-def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> dict:
+def _measure(task, config, label, arrays, expected, number: int, repeat: int) -> dict:
+    """Build ``config`` (before any timer starts), check it, then time it."""
     import numpy as np
 
     import tilewise as tw
+
+    s, tensors = task.instantiate(config)
+    mod = tw.build(s, tensors, target=task.target)
+    mod(*arrays)
+    ok = bool(np.allclose(arrays[-1], expected, rtol=1e-3,
+                          atol=1e-3 * float(np.abs(expected).max())))
+    sec = mod.time_evaluator(number=number, repeat=repeat)(*arrays).median
+    return {label: task.flop / sec / 1e9, f"{label}_correct": ok, f"{label}_config": str(config)}
+
+
+def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> dict:
+    import numpy as np
+
     import tilewise.ops  # noqa: F401  (registers the templates)
     from tilewise import autotune as at
 
@@ -124,17 +138,9 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> 
         number = _numbers(flop)
         row = {"workload": w["name"], "template": name, "args": list(args), "threads": threads}
 
-        def measure(config, label):
-            s, tensors = task.instantiate(config)
-            mod = tw.build(s, tensors, target=target)  # built before any timer starts
-            mod(*arrays)
-            got = arrays[-1]
-            ok = bool(np.allclose(got, expected[-1], rtol=1e-3,
-                                  atol=1e-3 * float(np.abs(expected[-1]).max())))
-            sec = mod.time_evaluator(number=number, repeat=repeat)(*arrays).median
-            row[label] = flop / sec / 1e9
-            row[f"{label}_correct"] = ok
-            row[f"{label}_config"] = str(config)
+        def measure(config, label, task=task, arrays=arrays, expected=expected, row=row,
+                    number=number):
+            row.update(_measure(task, config, label, arrays, expected[-1], number, repeat))
 
         measure(task.config_space.fallback, "fallback")
         if trials > 0:

@@ -142,9 +142,9 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     if reg_n * -(-oc_bn // lanes) > 32:
         raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than 32 vectors")
     s = te.create_schedule(out.op)
-    unpacked = next(t for t in out.op.input_tensors if t is not conv) if out.op.input_tensors \
-        and conv not in out.op.input_tensors else conv
-    inline_chain(s, out, unpacked) if unpacked is not conv else None
+    if out.op.input_tensors[0] is not conv:  # an epilogue follows the layout transform
+        unpacked = _layout_stage(out, conv)
+        inline_chain(s, out, unpacked)
     CC = s.cache_write(conv, "local")
     n, o, y, x, ob = s[conv].op.axis
     xo, xi = s[conv].split(x, reg_n)
@@ -174,6 +174,14 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     s[out].parallel(s[out].fuse(on, ok, oy))
     s[out].vectorize(ox)
     return s
+
+
+def _layout_stage(out, conv):
+    """The stage that reads ``conv`` (the NCHW[x]c -> NCHW transform) under ``out``."""
+    t = out
+    while conv not in t.op.input_tensors:
+        t = next(x for x in t.op.input_tensors if x.op.input_tensors)
+    return t
 
 
 def conv2d_reference(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
@@ -211,7 +219,7 @@ def conv2d_nchw(cfg, N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
     """NCHW conv2d (OIHW weights) through the packed NCHW[x]c layout, any stride,
     padding, dilation and kernel size; ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (_, sw), (_, pw), (_, dw) = _pair(stride), _pair(pad), _pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     define_conv2d_nchw_space(cfg, target, C, K, OW, dtype)
     inputs, out, conv, dp, kp = conv2d_nchwc_compute(
@@ -272,7 +280,7 @@ def conv2d_nhwc(cfg, N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
     k vectorised, the padded rows computed per output row (or inlined)."""
     target = cfg.target
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (_, sw), (_, pw), (_, dw) = _pair(stride), _pair(pad), _pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     oc = [d for d in (lanes, 2 * lanes, 4 * lanes) if K % d == 0] or [K if K <= 2 * lanes
                                                                       else lanes]

@@ -181,7 +181,6 @@ def create_schedule(ops: Operation | Tensor | Iterable[Operation | Tensor]) -> S
 
 _THREAD_TAGS = {
     "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
-    "vthread",
 }
 
 

@@ -44,12 +44,13 @@ def hand(M: int, N: int, K: int, mr: int = 8, nr: int = 32):
 
     A = te.placeholder((M, K), name="A")
     B = te.placeholder((K, N), name="B")
-    Bp = te.compute((-(-N // nr), K, nr),
-                    lambda jo, k, ji: te.if_then_else(jo * nr + ji < N, B[k, jo * nr + ji], 0.0),
-                    name="Bp")
+    Bp = te.compute(
+        (-(-N // nr), K, nr),
+        lambda jo, k, ji: te.if_then_else(jo * nr + ji < N, B[k, jo * nr + ji], 0.0),
+        name="Bp",
+    )
     k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * Bp[j // nr, k, j % nr], axis=k),
-                   name="C")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * Bp[j // nr, k, j % nr], axis=k), name="C")
 
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
@@ -132,18 +133,37 @@ def main() -> None:
         return
     results = []
     for t in opts.threads:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
-                   TILEWISE_CACHE_DIR=tempfile.mkdtemp(prefix="tw-bench-"))
+        env = dict(
+            os.environ,
+            OPENBLAS_NUM_THREADS=str(t),
+            OMP_NUM_THREADS=str(t),
+            TILEWISE_CACHE_DIR=tempfile.mkdtemp(prefix="tw-bench-"),
+        )
         out = subprocess.run(
-            [sys.executable, __file__, "--workload", wl["name"], "--child", str(t),
-             "--number", str(opts.number), "--repeat", str(opts.repeat)],
-            env=env, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--workload",
+                wl["name"],
+                "--child",
+                str(t),
+                "--number",
+                str(opts.number),
+                "--repeat",
+                str(opts.repeat),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{wl['name']} (M={wl['M']} N={wl['N']} K={wl['K']}, fp32), GFLOP/s, median")
+    table = Table(
+        title=f"{wl['name']} (M={wl['M']} N={wl['N']} K={wl['K']}, fp32), GFLOP/s, median"
+    )
     table.add_column("implementation")
     for r in results:
         table.add_column(f"{r['threads']} thr", justify="right")
@@ -158,11 +178,13 @@ def main() -> None:
     console = Console()
     console.print(table)
     for r in results:
-        console.print(f"compile time per kernel, {r['threads']} thr: "
-                      f"median {r['compile_ms_median']:.0f} ms")
+        console.print(
+            f"compile time per kernel, {r['threads']} thr: median {r['compile_ms_median']:.0f} ms"
+        )
     if opts.json:
-        opts.json.write_text(json.dumps({"machine": machine(), "workload": wl, "results": results},
-                                        indent=2))
+        opts.json.write_text(
+            json.dumps({"machine": machine(), "workload": wl, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,12 @@ def run_one(tuner_name: str, seed: int, task, trials: int, db_dir: Path) -> dict
     wall = time.perf_counter() - t0
     builder.inner.close()
     return {
-        "tuner": tuner_name, "seed": seed, "curve": curve, "wall_s": wall,
-        "build_s": builder.seconds, "run_s": runner.seconds,
+        "tuner": tuner_name,
+        "seed": seed,
+        "curve": curve,
+        "wall_s": wall,
+        "build_s": builder.seconds,
+        "run_s": runner.seconds,
         "model_s": wall - builder.seconds - runner.seconds,
     }
 
@@ -93,8 +97,11 @@ def main() -> None:
 
     task = at.Task("gemm", tuple(opts.shape), "c")
     db_dir = Path(tempfile.mkdtemp(prefix="tw-eff-"))
-    runs = [run_one(name, seed, task, opts.trials, db_dir)
-            for seed in range(opts.seeds) for name in opts.tuners]
+    runs = [
+        run_one(name, seed, task, opts.trials, db_dir)
+        for seed in range(opts.seeds)
+        for name in opts.tuners
+    ]
     overall = max(max(r["curve"], default=0.0) for r in runs)
 
     from rich.console import Console
@@ -102,8 +109,10 @@ def main() -> None:
 
     console = Console()
     marks = [c for c in CHECKPOINTS if c <= opts.trials]
-    table = Table(title=f"best GFLOP/s after N trials, gemm{tuple(opts.shape)}, "
-                        f"median of {opts.seeds} seeds; space {task.config_space.size} configs")
+    table = Table(
+        title=f"best GFLOP/s after N trials, gemm{tuple(opts.shape)}, "
+        f"median of {opts.seeds} seeds; space {task.config_space.size} configs"
+    )
     table.add_column("tuner")
     for c in marks:
         table.add_column(f"{c}", justify="right")
@@ -119,10 +128,18 @@ def main() -> None:
         reach_num = [x if x is not None else float("inf") for x in reach]
         med_reach = statistics.median(reach_num)
         tps = statistics.median(len(r["curve"]) / r["wall_s"] for r in mine)
-        summary[name] = {"median_best": dict(zip(marks, cells)), "trials_to_95": reach,
-                         "median_trials_to_95": med_reach, "trials_per_s": tps}
-        table.add_row(name, *(f"{v:.1f}" for v in cells),
-                      "never" if med_reach == float("inf") else f"{med_reach:.0f}", f"{tps:.2f}")
+        summary[name] = {
+            "median_best": dict(zip(marks, cells, strict=False)),
+            "trials_to_95": reach,
+            "median_trials_to_95": med_reach,
+            "trials_per_s": tps,
+        }
+        table.add_row(
+            name,
+            *(f"{v:.1f}" for v in cells),
+            "never" if med_reach == float("inf") else f"{med_reach:.0f}",
+            f"{tps:.2f}",
+        )
     console.print(table)
     console.print(f"best found by any tuner: {overall:.1f} GFLOP/s")
     for name in opts.tuners:
@@ -135,9 +152,17 @@ def main() -> None:
             f"({100 * tot['model_s'] / tot['wall_s']:.0f}%)"
         )
     if opts.json:
-        opts.json.write_text(json.dumps({"machine": Target.from_str("c").describe(),
-                                         "task": task.key.to_json(), "summary": summary,
-                                         "runs": runs}, indent=2))
+        opts.json.write_text(
+            json.dumps(
+                {
+                    "machine": Target.from_str("c").describe(),
+                    "task": task.key.to_json(),
+                    "summary": summary,
+                    "runs": runs,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -91,9 +91,14 @@ def _progress(total: int, quiet: bool):
 
     console = Console(stderr=True)
     progress = Progress(
-        TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]:.1f} GFLOP/s"), TextColumn("errors {task.fields[errors]}"),
-        TimeElapsedColumn(), console=console, disable=quiet or not console.is_terminal,
+        TextColumn("[bold]tuning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]:.1f} GFLOP/s"),
+        TextColumn("errors {task.fields[errors]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
     )
     bar = progress.add_task("tune", total=total, best=0.0, errors=0)
     state = {"errors": 0}
@@ -121,14 +126,23 @@ def cmd_tune(opts: argparse.Namespace) -> int:
     tuner = tuners[opts.tuner]()
     option = at.measure_option(
         builder=at.LocalBuilder(timeout=opts.timeout),
-        runner=at.LocalRunner(number=opts.number, repeat=opts.repeat, timeout=opts.timeout,
-                              min_repeat_ms=opts.min_repeat_ms),
+        runner=at.LocalRunner(
+            number=opts.number,
+            repeat=opts.repeat,
+            timeout=opts.timeout,
+            min_repeat_ms=opts.min_repeat_ms,
+        ),
     )
     progress, callback = _progress(opts.trials, opts.json)
     start = time.perf_counter()
     with progress:
-        summary = tuner.tune(opts.trials, option, callbacks=[callback], database=db,
-                             early_stopping=opts.early_stopping)
+        summary = tuner.tune(
+            opts.trials,
+            option,
+            callbacks=[callback],
+            database=db,
+            early_stopping=opts.early_stopping,
+        )
     option.builder.close()
     best = db.best(task)
     flop = task.flop or 0.0
@@ -148,8 +162,10 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         gf = f"{best_gflops:.1f} GFLOP/s" if best_gflops is not None else "no valid config"
-        print(f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
-              f"errors {summary.errors}) in {report['seconds']} s; best {gf}")
+        print(
+            f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
+            f"errors {summary.errors}) in {report['seconds']} s; best {gf}"
+        )
         if best is not None:
             print(f"best config: {best.config}")
         print(f"database: {db.path} ({report['records_in_db']} records for this task)")
@@ -171,8 +187,15 @@ def cmd_best(opts: argparse.Namespace) -> int:
         except TilewiseError:
             flop = 0.0
         gflops = flop / best.result.mean / 1e9 if flop else None
-        rows.append({"task": key.to_json(), "seconds": best.result.mean, "gflops": gflops,
-                     "config": best.config.to_json(), "records": len(db.records(key))})
+        rows.append(
+            {
+                "task": key.to_json(),
+                "seconds": best.result.mean,
+                "gflops": gflops,
+                "config": best.config.to_json(),
+                "records": len(db.records(key)),
+            }
+        )
     if opts.json:
         print(json.dumps(rows))
         return 0
@@ -185,8 +208,13 @@ def cmd_best(opts: argparse.Namespace) -> int:
     for r in rows:
         t = r["task"]
         gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
-        table.add_row(f"{t['name']}{tuple(t['args'])}", t["target"], gf,
-                      f"{r['seconds'] * 1e3:.3f}", str(r["records"]))
+        table.add_row(
+            f"{t['name']}{tuple(t['args'])}",
+            t["target"],
+            gf,
+            f"{r['seconds'] * 1e3:.3f}",
+            str(r["records"]),
+        )
     Console().print(table)
     return 0
 
@@ -195,8 +223,10 @@ def cmd_ops(opts: argparse.Namespace) -> int:
     templates = _templates()
     for name in sorted(templates):
         params = _template_params(templates[name].func)
-        sig = " ".join(p.name if p.default is inspect.Parameter.empty else f"[{p.name}={p.default}]"
-                       for p in params)
+        sig = " ".join(
+            p.name if p.default is inspect.Parameter.empty else f"[{p.name}={p.default}]"
+            for p in params
+        )
         doc = (inspect.getdoc(templates[name].func) or "").splitlines()
         print(f"{name:20s} {sig}" + (f"    {doc[0]}" if doc else ""))
     return 0
@@ -235,8 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--target", default="c", help="target string (default: c, the host)")
     tune.add_argument("--trials", type=int, default=64, help="configs to measure (default 64)")
     tune.add_argument("--tuner", choices=["model", "random", "grid", "ga"], default="model")
-    tune.add_argument("--feature", choices=["ir", "knob"], default="ir",
-                      help="cost-model features of the model tuner (default: loop IR)")
+    tune.add_argument(
+        "--feature",
+        choices=["ir", "knob"],
+        default="ir",
+        help="cost-model features of the model tuner (default: loop IR)",
+    )
     tune.add_argument("--db", help="tuning database (default: per-user file)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--number", type=int, default=4, help="runs per timing repeat")
@@ -261,7 +295,6 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", default="curves.png")
     plot.set_defaults(func=cmd_plot)
     return ap
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

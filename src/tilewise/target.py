@@ -82,8 +82,15 @@ class Target:
 
     @property
     def cflags(self) -> tuple[str, ...]:
-        return ("-O3", f"-march={self.mcpu}", "-fopenmp", "-fPIC", "-shared", "-std=gnu11",
-                "-Werror=implicit-function-declaration")
+        return (
+            "-O3",
+            f"-march={self.mcpu}",
+            "-fopenmp",
+            "-fPIC",
+            "-shared",
+            "-std=gnu11",
+            "-Werror=implicit-function-declaration",
+        )
 
     def describe(self) -> dict[str, object]:
         """A JSON-able description, stored beside every tuning record."""
@@ -137,7 +144,9 @@ def host_info() -> dict:
     except AttributeError:
         cores = os.cpu_count() or 1
     return {
-        "features": frozenset(f for f in flags if f.startswith(("avx", "fma", "sse", "neon", "asimd"))),
+        "features": frozenset(
+            f for f in flags if f.startswith(("avx", "fma", "sse", "neon", "asimd"))
+        ),
         "vector_bits": bits,
         "cores": cores,
         "l1": _cache_size(1) or 32 * 1024,

@@ -150,7 +150,7 @@ class _Collector:
         strides = _strides(index, [lp.var for lp in inner])
         elems = 1.0
         footprint: list[float] = []
-        for lp, stride in zip(inner, strides):
+        for lp, stride in zip(inner, strides, strict=False):
             if stride is None or stride != 0:
                 elems *= lp.extent
             footprint.append(min(elems, float(buf.size)) * buf.dtype.bytes)

@@ -15,7 +15,6 @@ chosen entity. The space is the mixed-radix product of its knobs (knob 0 varies 
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence

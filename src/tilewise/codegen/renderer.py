@@ -35,15 +35,30 @@ from ..ir import (
 from ..ir.buffer import Buffer
 
 _INFIX = {
-    BinaryOp.ADD: "+", BinaryOp.SUB: "-", BinaryOp.MUL: "*", BinaryOp.DIV: "/",
-    BinaryOp.TRUNCDIV: "/", BinaryOp.TRUNCMOD: "%", BinaryOp.EQ: "==", BinaryOp.NE: "!=",
-    BinaryOp.LT: "<", BinaryOp.LE: "<=", BinaryOp.GT: ">", BinaryOp.GE: ">=",
-    BinaryOp.AND: "&&", BinaryOp.OR: "||",
+    BinaryOp.ADD: "+",
+    BinaryOp.SUB: "-",
+    BinaryOp.MUL: "*",
+    BinaryOp.DIV: "/",
+    BinaryOp.TRUNCDIV: "/",
+    BinaryOp.TRUNCMOD: "%",
+    BinaryOp.EQ: "==",
+    BinaryOp.NE: "!=",
+    BinaryOp.LT: "<",
+    BinaryOp.LE: "<=",
+    BinaryOp.GT: ">",
+    BinaryOp.GE: ">=",
+    BinaryOp.AND: "&&",
+    BinaryOp.OR: "||",
 }
 
 _MATH32 = {
-    MathFunc.EXP: "expf", MathFunc.LOG: "logf", MathFunc.SQRT: "sqrtf", MathFunc.TANH: "tanhf",
-    MathFunc.ABS: "fabsf", MathFunc.ERF: "erff", MathFunc.POW: "powf",
+    MathFunc.EXP: "expf",
+    MathFunc.LOG: "logf",
+    MathFunc.SQRT: "sqrtf",
+    MathFunc.TANH: "tanhf",
+    MathFunc.ABS: "fabsf",
+    MathFunc.ERF: "erff",
+    MathFunc.POW: "powf",
 }
 
 
@@ -64,8 +79,13 @@ class Renderer:
     """Renders one PrimFunc; subclasses fill the tables."""
 
     types: dict[str, str] = {
-        "float16": "_Float16", "float32": "float", "float64": "double", "int8": "int8_t",
-        "int32": "int32_t", "int64": "int64_t", "bool": "bool",
+        "float16": "_Float16",
+        "float32": "float",
+        "float64": "double",
+        "int8": "int8_t",
+        "int32": "int32_t",
+        "int64": "int64_t",
+        "bool": "bool",
     }
     kernel_prefix = ""
     restrict = "restrict"
@@ -133,7 +153,13 @@ class Renderer:
             if math.isnan(v):
                 return "NAN"
             text = repr(v)
-            return f"{text}f" if dt.bits == 32 else text if dt.bits == 64 else f"(({self.ctype(dt)}){text}f)"
+            return (
+                f"{text}f"
+                if dt.bits == 32
+                else text
+                if dt.bits == 64
+                else f"(({self.ctype(dt)}){text}f)"
+            )
         if dt.bits == 64:
             return f"INT64_C({int(e.value)})"
         return str(int(e.value)) if e.value >= 0 else f"({int(e.value)})"

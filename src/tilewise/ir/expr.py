@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from ..errors import IRError
 from .dtype import DType, as_dtype, bool_, float32, int32, int64, promote
@@ -214,7 +214,7 @@ class Address(Expr):
     dtype: DType
 
 
-ExprLike = Union[Expr, int, float, bool]
+ExprLike = Expr | int | float | bool
 
 
 def const(value: int | float | bool, dtype: str | DType | None = None) -> Const:

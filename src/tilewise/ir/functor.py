@@ -47,7 +47,7 @@ def map_children(node: Node, fn: Callable[[Node], Node]) -> Node:
                 changes[name] = nv
         elif isinstance(v, tuple) and any(_is_node(x) for x in v):
             nt = tuple(fn(x) if _is_node(x) else x for x in v)
-            if any(a is not b for a, b in zip(nt, v)):
+            if any(a is not b for a, b in zip(nt, v, strict=False)):
                 changes[name] = nt
     return dataclasses.replace(node, **changes) if changes else node
 
@@ -104,7 +104,7 @@ def structural_equal(a: Node, b: Node) -> bool:
         elif isinstance(x, tuple):
             if not isinstance(y, tuple) or len(x) != len(y):
                 return False
-            for p, q in zip(x, y):
+            for p, q in zip(x, y, strict=False):
                 if _is_node(p):
                     if not structural_equal(p, q):
                         return False

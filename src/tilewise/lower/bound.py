@@ -168,6 +168,8 @@ def _attached_region(
 def _readers(sch: Schedule, st: Stage, bodies: dict[Stage, Expr]) -> list[Stage]:
     t = st.op.output(0)
     return [
-        r for r, body in bodies.items()
-        if r.attach_kind is not AttachKind.INLINE and any(x.tensor is t for x in collect(body, TensorRead))
+        r
+        for r, body in bodies.items()
+        if r.attach_kind is not AttachKind.INLINE
+        and any(x.tensor is t for x in collect(body, TensorRead))
     ]

@@ -34,7 +34,7 @@ class _Inliner(Mutator):
         if op is None:
             return TensorRead(node.tensor, indices, node.dtype)
         body = self.bodies[self.sch.stage_map[op]]
-        return substitute(body, {a.var: ix for a, ix in zip(op.axis, indices)})
+        return substitute(body, {a.var: ix for a, ix in zip(op.axis, indices, strict=False)})
 
     def visit_Reduce(self, node: Reduce) -> Expr:
         return Reduce(node.kind, self.visit(node.source), node.axis, node.dtype)

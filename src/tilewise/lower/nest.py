@@ -63,8 +63,7 @@ class NestBuilder:
 
     def program(self) -> Stmt:
         roots = [
-            st for st in self.sch.stages
-            if st.is_compute and st.attach_kind is AttachKind.ROOT
+            st for st in self.sch.stages if st.is_compute and st.attach_kind is AttachKind.ROOT
         ]
         body = seq(*(self.stage(st) for st in roots))
         for st in reversed(roots):
@@ -85,7 +84,10 @@ class NestBuilder:
         index = tuple(actual[iv] for iv in st.op.axis)
         guards = self._guards(st, b, norm, actual)
         leaves = st.leaf_iter_vars
-        self.tensorize_info[st] = (index, [r for r in collect(body, TensorRead) if r.tensor is not t])
+        self.tensorize_info[st] = (
+            index,
+            [r for r in collect(body, TensorRead) if r.tensor is not t],
+        )
         if not isinstance(body, Reduce):
             return self._nest(st, leaves, Provide(t, index, body), guards, mode="body")
         first = next((i for i, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE), len(leaves))

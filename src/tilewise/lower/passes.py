@@ -35,7 +35,7 @@ class Flatten(Mutator):
     def offset(self, t: Tensor, indices: tuple[Expr, ...]) -> Expr:
         buf = self.buffers[t]
         flat: Expr = const(0)
-        for ix, m, stride in zip(indices, self.mins[t], buf.strides):
+        for ix, m, stride in zip(indices, self.mins[t], buf.strides, strict=False):
             flat = flat + (self.visit(ix) - m) * stride
         return flat
 
@@ -43,8 +43,11 @@ class Flatten(Mutator):
         return Load(self.buffers[node.tensor], self.offset(node.tensor, node.indices), node.dtype)
 
     def visit_Provide(self, node) -> Stmt:
-        return Store(self.buffers[node.tensor], self.offset(node.tensor, node.indices),
-                     self.visit(node.value))
+        return Store(
+            self.buffers[node.tensor],
+            self.offset(node.tensor, node.indices),
+            self.visit(node.value),
+        )
 
 
 def legalize_loops(s: Stmt, in_parallel: bool = False, in_vector: bool = False) -> Stmt:
@@ -59,7 +62,9 @@ def legalize_loops(s: Stmt, in_parallel: bool = False, in_vector: bool = False) 
         kind = s.kind
         if kind is ForKind.PARALLEL and (in_parallel or in_vector):
             kind = ForKind.SERIAL
-        if kind is ForKind.VECTORIZED and (collect(s.body, Allocate) or _has_kind(s.body, ForKind.PARALLEL)):
+        if kind is ForKind.VECTORIZED and (
+            collect(s.body, Allocate) or _has_kind(s.body, ForKind.PARALLEL)
+        ):
             kind = ForKind.SERIAL
         body = legalize_loops(
             s.body, in_parallel or kind is ForKind.PARALLEL, in_vector or kind is ForKind.VECTORIZED
@@ -85,8 +90,9 @@ def lower_division(s: Stmt, ranges: dict[Var, tuple[int, int]] | None = None) ->
         inner = dict(ranges)
         if ext is not None:
             inner[s.var] = (0, ext - 1)
-        return dataclasses.replace(s, extent=_div_expr(s.extent, ranges),
-                                   body=lower_division(s.body, inner))
+        return dataclasses.replace(
+            s, extent=_div_expr(s.extent, ranges), body=lower_division(s.body, inner)
+        )
     return map_children(
         s, lambda n: lower_division(n, ranges) if isinstance(n, Stmt) else _div_expr(n, ranges)
     )
@@ -104,5 +110,3 @@ def _div_expr(e: Expr, ranges: dict[Var, tuple[int, int]]) -> Expr:
         return n
 
     return go(e)
-
-

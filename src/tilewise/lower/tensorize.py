@@ -25,7 +25,7 @@ def tensorize_stmt(
     """The statement replacing the loops at and below ``at``; ``mode`` says which part of
     a reduction they compute: ``body`` (all of it), ``reset`` (init) or ``update``."""
     leaves = st.leaf_iter_vars
-    sub = leaves[leaves.index(at):]
+    sub = leaves[leaves.index(at) :]
     if mode == "reset":
         sub = [iv for iv in sub if iv.kind is not IterKind.REDUCE]
     ext = nb.bounds[st].extent
@@ -69,6 +69,8 @@ def _view(nb: NestBuilder, tensor, indices: tuple[Expr, ...], zero: dict) -> Buf
         raise LowerError(f"tensorize: {tensor.name} has no buffer (is it inlined?)")
     mins = nb.region_min[tensor]
     flat: Expr = const(0)
-    for ix, m, stride in zip(indices, mins, buf.strides):
+    for ix, m, stride in zip(indices, mins, buf.strides, strict=False):
         flat = flat + (substitute(ix, zero) - m) * stride
-    return BufferView(Address(buf, simplify(flat), buf.dtype), tuple(Const(s, flat.dtype) for s in buf.strides))
+    return BufferView(
+        Address(buf, simplify(flat), buf.dtype), tuple(Const(s, flat.dtype) for s in buf.strides)
+    )

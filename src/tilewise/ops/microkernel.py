@@ -7,9 +7,9 @@ the kernel owns the register tile.
 
 from __future__ import annotations
 
+from .. import te
 from ..ir import ExternCall, const
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
-from .. import te
 
 _SOURCE = r"""
 #include <immintrin.h>

@@ -51,7 +51,9 @@ def compiler_id(cc: str) -> str:
     return out.stdout.splitlines()[0] if out.stdout else cc
 
 
-def compile_shared(source: str, flags: tuple[str, ...], timeout: float | None = None) -> tuple[Path, float]:
+def compile_shared(
+    source: str, flags: tuple[str, ...], timeout: float | None = None
+) -> tuple[Path, float]:
     """Compile ``source`` to a cached ``.so``; return its path and the seconds spent
     compiling (0 on a cache hit)."""
     cc = env.c_compiler()
@@ -69,7 +71,9 @@ def compile_shared(source: str, flags: tuple[str, ...], timeout: float | None = 
         try:
             proc = subprocess.run(
                 [cc, *flags, str(src), "-o", str(lib), "-lm"],
-                capture_output=True, text=True, timeout=timeout,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired as exc:
             raise BuildError(f"{cc} timed out after {timeout}s") from exc

@@ -32,7 +32,9 @@ def check_compiles(source: str, arch: str, timeout: float = 120) -> str:
         src.write_text(source)
         proc = subprocess.run(
             ["nvcc", f"-arch={arch}", "-ptx", str(src), "-o", str(ptx)],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if proc.returncode != 0:
             raise BuildError(f"nvcc failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -61,8 +63,9 @@ class CudaModule:
             ) from exc
         self._cp = cupy
         self.artifact = artifact
-        mod = cupy.RawModule(code=artifact.source, options=(f"-arch={artifact.arch}",),
-                             backend="nvcc")
+        mod = cupy.RawModule(
+            code=artifact.source, options=(f"-arch={artifact.arch}",), backend="nvcc"
+        )
         self._kernel = mod.get_function(artifact.name)
 
     @property
@@ -72,25 +75,27 @@ class CudaModule:
     def _device_args(self, arrays):
         cp, specs = self._cp, self.artifact.arg_specs
         if len(arrays) != len(specs):
-            raise RuntimeCallError(f"{self.artifact.name} takes {len(specs)} arrays, got {len(arrays)}")
+            raise RuntimeCallError(
+                f"{self.artifact.name} takes {len(specs)} arrays, got {len(arrays)}"
+            )
         out = []
-        for a, spec in zip(arrays, specs):
+        for a, spec in zip(arrays, specs, strict=False):
             if tuple(a.shape) != spec.shape or str(a.dtype) != spec.dtype:
-                raise RuntimeCallError(
-                    f"argument {spec.name}: {a.dtype}{tuple(a.shape)}, expected {spec.dtype}{spec.shape}"
-                )
+                got, want = f"{a.dtype}{tuple(a.shape)}", f"{spec.dtype}{spec.shape}"
+                raise RuntimeCallError(f"argument {spec.name}: {got}, expected {want}")
             out.append(a if isinstance(a, cp.ndarray) else cp.asarray(a))
         return out
 
     def __call__(self, *arrays) -> None:
         dev = self._device_args(arrays)
         self._kernel(self.artifact.grid, self.artifact.block, tuple(dev))
-        for host, d in zip(arrays, dev):
+        for host, d in zip(arrays, dev, strict=False):
             if isinstance(host, np.ndarray):
                 host[...] = d.get()
 
-    def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0,
-                       cache_flush: bool = False):
+    def time_evaluator(
+        self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0, cache_flush: bool = False
+    ):
         cp = self._cp
 
         def evaluate(*arrays) -> TimingResult:

@@ -41,7 +41,10 @@ class Module:
         self._entry.restype = None
         self._timer = getattr(self._lib, f"tw_time_{artifact.name}")
         self._timer.argtypes = [
-            ctypes.POINTER(ctypes.c_void_p), ctypes.c_int32, ctypes.c_int32, ctypes.c_int64,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int32,
+            ctypes.c_int32,
+            ctypes.c_int64,
             ctypes.POINTER(ctypes.c_double),
         ]
         self._timer.restype = ctypes.c_int
@@ -58,13 +61,19 @@ class Module:
                 f"({', '.join(s.name for s in specs)}), got {len(arrays)}"
             )
         ptrs = (ctypes.c_void_p * len(specs))()
-        for i, (a, spec) in enumerate(zip(arrays, specs)):
+        for i, (a, spec) in enumerate(zip(arrays, specs, strict=False)):
             if not isinstance(a, np.ndarray):
-                raise RuntimeCallError(f"argument {spec.name}: expected a NumPy array, got {type(a).__name__}")
+                raise RuntimeCallError(
+                    f"argument {spec.name}: expected a NumPy array, got {type(a).__name__}"
+                )
             if a.dtype != np.dtype(spec.dtype):
-                raise RuntimeCallError(f"argument {spec.name}: dtype {a.dtype}, expected {spec.dtype}")
+                raise RuntimeCallError(
+                    f"argument {spec.name}: dtype {a.dtype}, expected {spec.dtype}"
+                )
             if tuple(a.shape) != spec.shape:
-                raise RuntimeCallError(f"argument {spec.name}: shape {a.shape}, expected {spec.shape}")
+                raise RuntimeCallError(
+                    f"argument {spec.name}: shape {a.shape}, expected {spec.shape}"
+                )
             if not a.flags.c_contiguous:
                 raise RuntimeCallError(f"argument {spec.name}: array must be C-contiguous")
             if not a.flags.writeable:
@@ -76,7 +85,10 @@ class Module:
         self._entry(self._pack(arrays))
 
     def time_evaluator(
-        self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0,
+        self,
+        number: int = 10,
+        repeat: int = 3,
+        min_repeat_ms: float = 0,
         cache_flush: bool = False,
     ):
         """A function that times calls with given arrays; returns a TimingResult.

@@ -53,7 +53,9 @@ class Schedule:
 
     # ---- graph rewrites -----------------------------------------------------
 
-    def cache_read(self, tensor: Tensor, scope: str, readers: Iterable[Tensor | Operation]) -> Tensor:
+    def cache_read(
+        self, tensor: Tensor, scope: str, readers: Iterable[Tensor | Operation]
+    ) -> Tensor:
         """Copy ``tensor`` into a new stage in ``scope``, which ``readers`` read instead.
 
         Returns the copy; place it with ``compute_at`` to load tiles (packing).
@@ -90,11 +92,11 @@ class Schedule:
             raise ScheduleError(f"cache_write of {st.name}: call it before scheduling the stage")
         op: ComputeOp = st.op  # type: ignore[assignment]
         new_axes = tuple(IterVar(Var(a.name + ".c"), a.dom, a.kind) for a in op.axis)
-        vmap: dict[Var, Expr] = {a.var: b.var for a, b in zip(op.axis, new_axes)}
+        vmap: dict[Var, Expr] = {a.var: b.var for a, b in zip(op.axis, new_axes, strict=False)}
         body = op.body
         if isinstance(body, Reduce):
             raxes = tuple(IterVar(Var(a.name + ".c"), a.dom, IterKind.REDUCE) for a in body.axis)
-            vmap.update({a.var: b.var for a, b in zip(body.axis, raxes)})
+            vmap.update({a.var: b.var for a, b in zip(body.axis, raxes, strict=False)})
             body = Reduce(body.kind, substitute(body.source, vmap), raxes, body.dtype)
         else:
             body = substitute(body, vmap)
@@ -180,7 +182,12 @@ def create_schedule(ops: Operation | Tensor | Iterable[Operation | Tensor]) -> S
 
 
 _THREAD_TAGS = {
-    "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
+    "blockIdx.x",
+    "blockIdx.y",
+    "blockIdx.z",
+    "threadIdx.x",
+    "threadIdx.y",
+    "threadIdx.z",
 }
 
 

@@ -207,7 +207,7 @@ class Stage:
             dup = next(a for a in axes if axes.count(a) > 1)
             raise ScheduleError(f"reorder on {self.name}: axis {dup.name} is given twice")
         slots = sorted(self.leaf_iter_vars.index(a) for a in axes)
-        for slot, a in zip(slots, axes):
+        for slot, a in zip(slots, axes, strict=False):
             self.leaf_iter_vars[slot] = a
 
     def tile(

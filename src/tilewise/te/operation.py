@@ -94,7 +94,9 @@ def _check_shape(shape: Any, what: str) -> tuple[int, ...]:
     try:
         dims = tuple(shape)
     except TypeError:
-        raise TensorError(f"{what}: shape must be a tuple of positive integers, got {shape!r}")
+        raise TensorError(
+            f"{what}: shape must be a tuple of positive integers, got {shape!r}"
+        ) from None
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
             raise TensorError(f"{what}: shape must be positive integers, got {shape!r}")
@@ -107,7 +109,9 @@ def placeholder(shape: Any, dtype: str | DType = "float32", name: str = "placeho
     return PlaceholderOp(name, dims, as_dtype(dtype)).output(0)
 
 
-def compute(shape: Any, fcompute: Callable[..., Any], name: str = "compute", tag: str = "") -> Tensor:
+def compute(
+    shape: Any, fcompute: Callable[..., Any], name: str = "compute", tag: str = ""
+) -> Tensor:
     """A tensor whose element at ``(i, j, ...)`` is ``fcompute(i, j, ...)``.
 
     >>> C = compute((4, 4), lambda i, j: A[i, j] * 2, name="C")
@@ -123,7 +127,9 @@ def compute(shape: Any, fcompute: Callable[..., Any], name: str = "compute", tag
                 f"compute {name}: fcompute takes {len(names)} index argument(s) "
                 f"but the shape has {len(dims)} dimension(s)"
             )
-    axis = tuple(IterVar(Var(n), Range(0, d), IterKind.DATA_PAR) for n, d in zip(names, dims))
+    axis = tuple(
+        IterVar(Var(n), Range(0, d), IterKind.DATA_PAR) for n, d in zip(names, dims, strict=False)
+    )
     body = convert(fcompute(*(iv.var for iv in axis)))
     nested = [r for r in collect(body, Reduce) if r is not body]
     if nested:

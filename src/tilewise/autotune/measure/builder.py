@@ -64,6 +64,10 @@ class LocalBuilder:
     """Builds candidates in ``n_parallel`` worker processes; a build past ``timeout``
     seconds is recorded as :attr:`ErrorKind.TIMEOUT`."""
 
+    #: The job each pool worker runs, ``job(task, config, timeout) -> BuildResult``; a
+    #: subclass that builds something else (e.g. source only) replaces just this.
+    job = staticmethod(build_candidate)
+
     def __init__(self, n_parallel: int | None = None, timeout: float = 10.0) -> None:
         self.n_parallel = n_parallel or os.cpu_count() or 1
         self.timeout = timeout
@@ -79,7 +83,7 @@ class LocalBuilder:
             return []
         pool = self._executor()
         futures = [
-            pool.submit(build_candidate, inp.task, inp.config, self.timeout) for inp in inputs
+            pool.submit(self.job, inp.task, inp.config, self.timeout) for inp in inputs
         ]
         rounds = -(-len(inputs) // self.n_parallel)
         done, _ = cf.wait(futures, timeout=self.timeout * rounds + 5)

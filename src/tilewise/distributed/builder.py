@@ -1,0 +1,75 @@
+"""SourceBuilder: instantiate each candidate's template, lower it and generate its C
+source, several candidates at once in a process pool; compiling is left to the device.
+
+Example::
+
+    builder = SourceBuilder(n_parallel=2)
+    builds = builder.build([MeasureInput(task, task.config_space.get(0))])
+    builds[0].artifact.source  # C text for a DaskRunner's device to compile
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from tilewise.autotune.measure.builder import LocalBuilder, kernel_name
+from tilewise.autotune.record import BuildResult, ErrorKind
+from tilewise.autotune.space import ConfigEntity
+from tilewise.autotune.task import Task
+from tilewise.distributed.device import KernelSource
+from tilewise.driver import generate_source
+from tilewise.errors import BuildError
+from tilewise.lower import lower
+from tilewise.runtime import ArgSpec
+from tilewise.schedule import Schedule
+from tilewise.target import Target, TargetKind
+from tilewise.te.tensor import Tensor
+
+
+def generate_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildResult:
+    """One source job (runs in a pool worker): template, lowering, code generation."""
+    start = time.perf_counter()
+    try:
+        schedule, tensors = task.instantiate(config)
+    except Exception as err:  # InvalidConfigError, or a template bug on this config
+        return BuildResult(
+            error=ErrorKind.INSTANTIATION,
+            error_msg=f"{type(err).__name__}: {err}",
+            build_s=time.perf_counter() - start,
+        )
+    try:
+        kernel = generate_kernel(task, schedule, tensors)
+    except Exception as err:  # LowerError, CodegenError, or a target we cannot compile
+        return BuildResult(
+            error=ErrorKind.COMPILE,
+            error_msg=f"{type(err).__name__}: {err}",
+            build_s=time.perf_counter() - start,
+        )
+    build_s = time.perf_counter() - start
+    if build_s > timeout:
+        return BuildResult(
+            error=ErrorKind.TIMEOUT, error_msg=f"generation took {build_s:.1f} s", build_s=build_s
+        )
+    return BuildResult(artifact=kernel, build_s=build_s)
+
+
+def generate_kernel(task: Task, schedule: Schedule, tensors: Sequence[Tensor]) -> KernelSource:
+    """Lower and generate C for the task's target, with the flags to compile it."""
+    target = Target.from_str(task.target)
+    if target.kind is not TargetKind.C:
+        raise BuildError(f"the device farm compiles the 'c' target, not {target.kind.value!r}")
+    name = kernel_name(task)
+    func = lower(schedule, list(tensors), name)
+    specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
+    return KernelSource(name, generate_source(func, target), target.cflags, specs, str(target))
+
+
+class SourceBuilder(LocalBuilder):
+    """Generates source in ``n_parallel`` processes (a :class:`LocalBuilder` whose job
+    stops before the compiler); its artifacts are :class:`KernelSource`."""
+
+    job = staticmethod(generate_candidate)
+
+    def __repr__(self) -> str:
+        return f"SourceBuilder(n_parallel={self.n_parallel}, timeout={self.timeout:g})"

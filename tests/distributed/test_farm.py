@@ -1,0 +1,153 @@
+"""The device farm on a local Dask cluster: two worker processes, each one device
+(``device-zen4=1``) with two threads, so only the resource keeps a device to one
+measurement at a time. A small gemm is tuned end to end through SourceBuilder and
+DaskRunner; kernels that crash, hang or compute wrongly become error records; a worker
+that dies while measuring becomes an error record too."""
+
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from tilewise.autotune import (  # noqa: E402  (after the skip)
+    Database,
+    ErrorKind,
+    GridSearchTuner,
+    MeasureInput,
+    MeasureOption,
+    RandomTuner,
+    Task,
+)
+from tilewise.distributed import (  # noqa: E402
+    DaskRunner,
+    FarmError,
+    KernelSource,
+    SourceBuilder,
+    local_farm,
+)
+from tilewise.distributed.device import measure_on_device  # noqa: E402
+
+pytestmark = pytest.mark.compiles
+
+# The measurement templates of tests/autotune (test_gemm, test_faulty_gemm).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autotune"))
+kernel_templates = importlib.import_module("kernel_templates")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_farm(n_workers=2, device="zen4", threads_per_worker=2) as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            # How a farm gets a template module that its devices have not installed.
+            client.upload_file(kernel_templates.__file__)
+            yield client
+
+
+@pytest.fixture(scope="module")
+def builder():
+    b = SourceBuilder(n_parallel=2, timeout=60)
+    yield b
+    b.close()
+
+
+def logging_spans(log_dir):
+    """A device job that measures as usual and appends its (start, stop) to a file
+    named after the worker process (a local function: Dask ships it by value)."""
+
+    def job(device_job):
+        start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
+        try:
+            return measure_on_device(device_job)
+        finally:
+            with open(log_dir / f"{os.getpid()}.spans", "a") as f:
+                f.write(f"{start} {time.monotonic()}\n")
+
+    return job
+
+
+def spans_per_device(log_dir):
+    return {
+        path.stem: sorted(tuple(map(float, line.split())) for line in path.read_text().splitlines())
+        for path in log_dir.glob("*.spans")
+    }
+
+
+def test_source_builder_generates_c_without_compiling(builder):
+    task = Task("test_gemm", (32,))
+    (build,) = builder.build([MeasureInput(task, task.config_space.get(0))])
+    assert build.ok, build.error_msg
+    kernel = build.artifact
+    assert isinstance(kernel, KernelSource) and "test_gemm" in kernel.source
+    assert "tw_time_" not in kernel.source  # the device adds its own timing harness
+    assert [a.shape for a in kernel.arg_specs] == [(32, 32)] * 3
+    assert "-shared" in kernel.flags
+
+
+def test_random_tuner_tunes_a_gemm_on_the_farm(client, builder, tmp_path):
+    task = Task("test_gemm", (32,))
+    db = Database(tmp_path / "farm.db")
+    runner = DaskRunner(client, device="zen4", number=2, repeat=2, timeout=30)
+    runner.job = logging_spans(tmp_path)
+    summary = RandomTuner(task, 0).tune(8, MeasureOption(builder, runner, 4), database=db)
+    records = db.records(task)
+    assert summary.measured == 8 == len(records) == len({r.config.index for r in records})
+    assert summary.errors == 0, [r.result.error_msg for r in records if not r.result.ok]
+    assert all(len(r.result.costs) == 2 and min(r.result.costs) > 0 for r in records)
+    assert summary.best_flops > 0
+    spans = spans_per_device(tmp_path)
+    assert len(spans) == 2 and sum(map(len, spans.values())) == 8  # both devices worked
+    for runs in spans.values():  # but never on two candidates at once (2 threads each)
+        assert all(b[0] >= a[1] for a, b in zip(runs, runs[1:], strict=False)), runs
+
+
+def test_faulty_configs_get_their_error_kind(client, builder, tmp_path):
+    task = Task("test_faulty_gemm", (32,))
+    db = Database(tmp_path / "farm.db")
+    runner = DaskRunner(client, number=1, repeat=1, timeout=3)
+    # "mode" is the fastest knob: the first 10 configs hold every mode twice
+    summary = GridSearchTuner(task, 0).tune(10, MeasureOption(builder, runner, 5), database=db)
+    want = {
+        "ok": ErrorKind.NONE,
+        "wrong": ErrorKind.WRONG_ANSWER,
+        "invalid": ErrorKind.INSTANTIATION,
+        "crash": ErrorKind.RUNTIME,
+        "hang": ErrorKind.TIMEOUT,
+    }
+    records = db.records(task)
+    assert len(records) == 10 and summary.errors == 8
+    for record in records:
+        assert record.result.error is want[record.config["mode"].val], record.result.error_msg
+    assert summary.best_config["mode"].val == "ok"
+    assert len(client.scheduler_info()["workers"]) == 2  # a segfault killed only a child
+
+
+def test_a_farm_without_the_device_raises(client, builder):
+    task = Task("test_gemm", (32,))
+    inp = MeasureInput(task, task.config_space.get(0))
+    runner = DaskRunner(client, device="no-such-chip")
+    runner.device_wait_s = 0
+    with pytest.raises(FarmError, match="device-no-such-chip"):
+        runner.run([inp], builder.build([inp]))
+
+
+def test_a_worker_that_dies_becomes_an_error_record(client, builder):
+    task = Task("test_gemm", (32,))
+    inputs = [MeasureInput(task, task.config_space.get(i)) for i in range(2)]
+    builds = builder.build(inputs)
+    runner = DaskRunner(client, number=1, repeat=1, timeout=10)
+
+    def die(job):  # a local function: Dask ships it by value
+        if job.inp.config.index == 0:
+            os._exit(1)
+        return measure_on_device(job)
+
+    runner.job = die
+    dead, alive = runner.run(inputs, builds)
+    assert dead.error is ErrorKind.RUNTIME and "KilledWorker" in dead.error_msg
+    assert alive.ok, alive.error_msg
+    client.wait_for_workers(2, timeout=30)  # the nannies restart the dead workers

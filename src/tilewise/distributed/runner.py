@@ -88,27 +88,32 @@ class DaskRunner:
     def run(
         self, inputs: Sequence[MeasureInput], builds: Sequence[BuildResult]
     ) -> list[MeasureResult]:
-        results: list[MeasureResult | None] = []
-        jobs: dict[int, DeviceJob] = {}
-        for i, (inp, build) in enumerate(zip(inputs, builds, strict=True)):
-            if not build.ok:
-                failed = MeasureResult(
-                    error=build.error, error_msg=build.error_msg, build_s=build.build_s
-                )
-                results.append(failed)
-                continue
-            if not isinstance(build.artifact, KernelSource):
-                raise TypeError(
-                    "DaskRunner measures KernelSource artifacts (use a SourceBuilder), "
-                    f"got {type(build.artifact).__name__}"
-                )
-            results.append(None)
-            jobs[i] = DeviceJob(inp, build.artifact, self.local, self.compile_timeout)
-        if jobs:
-            for i, result in zip(jobs, self._measure(list(jobs.values())), strict=True):
+        if len(inputs) != len(builds):
+            raise ValueError(f"{len(inputs)} inputs but {len(builds)} builds")
+        ready = [i for i, build in enumerate(builds) if build.ok]
+        jobs = [self._job(inputs[i], builds[i]) for i in ready]
+        measured = dict(zip(ready, self._measure(jobs) if jobs else [], strict=True))
+        out = []
+        for i, build in enumerate(builds):
+            if i in measured:
                 # build time = source generation here + compilation on the device
-                results[i] = replace(result, build_s=builds[i].build_s + result.build_s)
-        return results  # type: ignore[return-value]  (every slot is filled)
+                result = measured[i]
+                out.append(replace(result, build_s=build.build_s + result.build_s))
+            else:
+                out.append(
+                    MeasureResult(
+                        error=build.error, error_msg=build.error_msg, build_s=build.build_s
+                    )
+                )
+        return out
+
+    def _job(self, inp: MeasureInput, build: BuildResult) -> DeviceJob:
+        if not isinstance(build.artifact, KernelSource):
+            raise TypeError(
+                "DaskRunner measures KernelSource artifacts (use a SourceBuilder), "
+                f"got {type(build.artifact).__name__}"
+            )
+        return DeviceJob(inp, build.artifact, self.local, self.compile_timeout)
 
     def _measure(self, jobs: list[DeviceJob]) -> list[MeasureResult]:
         client = self.client

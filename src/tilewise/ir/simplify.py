@@ -153,6 +153,11 @@ def _linear(e: Expr) -> _Linear:
     return lin
 
 
+def structural_key(e: Expr) -> Any:
+    """A hashable key equal for structurally equal expressions."""
+    return _key(e)
+
+
 def linear_form(e: Expr) -> list[tuple[Expr, int]]:
     """``e`` as ``[(atom, coeff), ...]`` plus a constant term keyed by ``Const(1)``;
     atoms are variables or non-linear sub-expressions."""
@@ -241,7 +246,8 @@ class _Simplifier:
         if e.op is BinaryOp.FLOORDIV and isinstance(a, Binary) and a.op is BinaryOp.FLOORDIV:
             if isinstance(a.b, Const) and int(a.b.value) > 0:
                 m = int(a.b.value) * c
-                return Binary(BinaryOp.FLOORDIV, a.a, const(m, e.dtype), e.dtype)
+                merged = Binary(BinaryOp.FLOORDIV, a.a, const(m, e.dtype), e.dtype)
+                return self.floor_div_mod(merged, m)
         q, r = _linear(a).split(c)
         r_expr = r.build()
         lo, hi = self.bound(r_expr)
@@ -367,6 +373,13 @@ def _stmt(s: Stmt, ranges: Bounds) -> Stmt:
         return IfThenElse(cond, then, other)
     if isinstance(s, Seq):
         return seq(*(_stmt(c, ranges) for c in s.stmts)) if s.stmts else s
-    if isinstance(s, (Allocate, LetStmt)):
+    if isinstance(s, LetStmt):
+        value = simp.expr(s.value)
+        inner = dict(ranges)
+        lo, hi = const_bound(value, ranges)
+        if lo is not None and hi is not None:
+            inner[s.var] = (lo, hi)
+        return LetStmt(s.var, value, _stmt(s.body, inner))
+    if isinstance(s, Allocate):
         return map_children(s, lambda n: _stmt(n, ranges) if isinstance(n, Stmt) else simp.expr(n))
     return map_children(s, lambda n: simp.expr(n) if isinstance(n, Expr) else _stmt(n, ranges))

@@ -16,6 +16,7 @@ from ..te.tensor import Tensor, TensorRead
 from .bound import StageBound, infer_bounds
 from .inline import effective_bodies
 from .nest import NestBuilder
+from .partition import partition_loops
 from .passes import Flatten, legalize_loops, lower_division
 
 
@@ -34,6 +35,7 @@ def lower(sch: Schedule, args: Sequence[Tensor], name: str = "default_function")
     body = nb.program()
     body = Flatten(buffers, mins).visit(body)
     body = simplify_stmt(body)
+    body = simplify_stmt(partition_loops(body))
     body = legalize_loops(body)
     body = lower_division(body)
     return PrimFunc(name, tuple(params), body, tuple(nb.extern_sources))

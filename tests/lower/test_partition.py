@@ -1,0 +1,49 @@
+"""Loop partitioning: padding selects and split guards leave the loop's main body."""
+
+import numpy as np
+import pytest
+
+import tilewise as tw
+from tilewise import te
+from tilewise.ir import For, IfThenElse, Select, collect
+
+
+def _pad_copy(n=30, pad=2):
+    A = te.placeholder((n,), name="A")
+    P = te.compute((n + 2 * pad,),
+                   lambda i: te.if_then_else(te.all(i >= pad, i < n + pad), A[i - pad], 0.0),
+                   name="P")
+    s = te.create_schedule(P.op)
+    s[P].vectorize(s[P].op.axis[0])
+    return s, [A, P]
+
+
+def test_padding_select_leaves_the_vector_loop():
+    s, args = _pad_copy()
+    func = tw.lower(s, args)
+    loops = collect(func.body, For)
+    main = max(loops, key=lambda f: f.extent.value)
+    assert main.extent.value == 30
+    assert not collect(main.body, Select)
+
+
+@pytest.mark.compiles
+def test_partitioned_padding_is_correct():
+    s, args = _pad_copy()
+    mod = tw.build(s, args)
+    a = np.arange(30, dtype=np.float32)
+    p = np.full(34, -1, np.float32)
+    mod(a, p)
+    np.testing.assert_array_equal(p, np.pad(a, 2))
+
+
+def test_split_guard_becomes_a_trip_count():
+    A = te.placeholder((30,), name="A")
+    B = te.compute((30,), lambda i: A[i] * 2, name="B")
+    s = te.create_schedule(B.op)
+    xo, xi = s[B].split(s[B].op.axis[0], 8)
+    text = str(tw.lower(s, [A, B]))
+    assert "let i.inner_hi = min(8, (30 - (i.outer * 8)))" in text
+    func = tw.lower(s, [A, B])
+    first = [f for f in collect(func.body, For) if f.var.name == "i.inner"][0]
+    assert not collect(first.body, IfThenElse)

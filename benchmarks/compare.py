@@ -122,7 +122,10 @@ def _measure(task, config, label, arrays, expected, number: int, repeat: int) ->
     return {label: task.flop / sec / 1e9, f"{label}_correct": ok, f"{label}_config": str(config)}
 
 
-def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> dict:
+def child(names: list[str], threads: int, trials: int, db: str, repeat: int, part: str) -> dict:
+    """Measure one side in this process: ``part`` is "tilewise" or "peers". The sides
+    run in separate processes so that no library's idle thread pool (BLAS and OpenMP
+    threads spin for a while after each call) competes with the other side's timing."""
     import numpy as np
 
     import tilewise.ops  # noqa: F401  (registers the templates)
@@ -137,6 +140,12 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> 
         arrays, expected = task.reference()(np.random.default_rng(0))
         number = _numbers(flop)
         row = {"workload": w["name"], "template": name, "args": list(args), "threads": threads}
+        if part == "peers":
+            got, why = peers(w, arrays, threads, repeat)
+            row.update(got)
+            notes.update(why)
+            rows.append(row)
+            continue
 
         def measure(config, label, task=task, arrays=arrays, expected=expected, row=row,
                     number=number):
@@ -155,9 +164,6 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int) -> 
             if summary.best_config is not None:
                 row["tuned_during_search"] = (summary.best_flops or 0) / 1e9
                 measure(summary.best_config, "tuned")
-        got, why = peers(w, arrays, threads, repeat)
-        row.update(got)
-        notes.update(why)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return {"threads": threads, "rows": rows, "notes": sorted(notes)}
@@ -209,6 +215,7 @@ def main() -> None:
     ap.add_argument("--db", help="tuning database (default: a fresh file per run)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--part", default="tilewise", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     known = [w["name"] for w in load_workloads()]
     names = opts.only.split(",") if opts.only else known
@@ -216,18 +223,27 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown workload(s) {unknown}; have {known}")
     if opts.child is not None:
-        print(json.dumps(child(names, opts.child, opts.trials, opts.db, opts.repeat)))
+        print(json.dumps(child(names, opts.child, opts.trials, opts.db, opts.repeat, opts.part)))
         return
     db = opts.db or str(Path(tempfile.mkdtemp(prefix="tw-compare-")) / "tuning.db")
     results, start = [], machine()
     for t in opts.threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
                    MKL_NUM_THREADS=str(t))
-        out = subprocess.run(
-            [sys.executable, __file__, "--only", ",".join(names), "--child", str(t),
-             "--trials", str(opts.trials), "--repeat", str(opts.repeat), "--db", db],
-            env=env, stdout=subprocess.PIPE, text=True, check=True)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        sides = []
+        for part in ("tilewise", "peers"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--only", ",".join(names), "--child", str(t),
+                 "--trials", str(opts.trials), "--repeat", str(opts.repeat), "--db", db,
+                 "--part", part],
+                env=env, stdout=subprocess.PIPE, text=True, check=True)
+            sides.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        ours, theirs = sides
+        by_name = {r["workload"]: r for r in theirs["rows"]}
+        for row in ours["rows"]:
+            row.update({k: v for k, v in by_name[row["workload"]].items() if k not in row})
+        ours["notes"] = sorted(set(ours["notes"]) | set(theirs["notes"]))
+        results.append(ours)
     print_table(results, opts.trials)
     if opts.json:
         opts.json.write_text(json.dumps(

@@ -3,6 +3,10 @@ gemm template, best GFLOP/s after 16/32/64/128 trials, median over seeds, in one
 
     python benchmarks/tuning_efficiency.py                  # gemm-512, 3 seeds, 128 trials
     python benchmarks/tuning_efficiency.py --seeds 5 --trials 128 --json out.json
+    python benchmarks/tuning_efficiency.py --tuners random model-ir model-transfer
+
+``model-transfer`` first tunes two other gemm shapes into a source database and
+starts the ModelTuner from a cost model trained on them.
 
 Also prints measurement throughput (trials per second) and where the time goes:
 compiling (in a process pool), running (one kernel at a time) and the model (fitting,
@@ -42,7 +46,21 @@ class _Timed:
         return timed
 
 
-def run_one(tuner_name: str, seed: int, task, trials: int, db_dir: Path) -> dict:
+def source_database(db_dir: Path, shapes: list[tuple[int, int, int]], trials: int):
+    """Tuning records of other gemm shapes, for the transfer tuner to learn from."""
+    from tilewise import autotune as at
+
+    db = at.Database(db_dir / "source.db")
+    for shape in shapes:
+        task = at.Task("gemm", shape, "c")
+        option = at.measure_option(builder=at.LocalBuilder(),
+                                   runner=at.LocalRunner(number=4, repeat=3))
+        at.ModelTuner(task, seed=0, feature="ir").tune(trials, option, database=db)
+        option.builder.close()
+    return db
+
+
+def run_one(tuner_name: str, seed: int, task, trials: int, db_dir: Path, source=None) -> dict:
     from tilewise import autotune as at
 
     builder = _Timed(at.LocalBuilder(), "build")
@@ -52,6 +70,7 @@ def run_one(tuner_name: str, seed: int, task, trials: int, db_dir: Path) -> dict
         "random": lambda: at.RandomTuner(task, seed=seed),
         "model-ir": lambda: at.ModelTuner(task, seed=seed, feature="ir"),
         "model-knob": lambda: at.ModelTuner(task, seed=seed, feature="knob"),
+        "model-transfer": lambda: at.ModelTuner(task, seed=seed, feature="ir", transfer=source),
     }[tuner_name]()
     curve: list[float] = []
     best = [0.0]
@@ -89,6 +108,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=128)
     ap.add_argument("--tuners", nargs="*", default=["random", "model-ir"])
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--source-trials", type=int, default=64,
+                    help="trials per source shape for model-transfer (gemm 256^3, 128x768x3072)")
     opts = ap.parse_args()
 
     import tilewise.ops  # noqa: F401 - registers gemm

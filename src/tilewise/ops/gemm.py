@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
+from ..errors import InvalidConfigError
 from ..target import Target
 from ..te.tensor import Tensor
 
@@ -61,6 +62,10 @@ def schedule_gemm_cpu(cfg, target: Target, inputs, C, Bp):
     if acc is not C:
         s[acc].set_scope("local")
     mr, nr = cfg["mr"].val, cfg["nr"].val
+    lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
+    if mr * -(-nr // lanes) > 30:
+        # More accumulators than vector registers: it spills, and gcc takes seconds on it.
+        raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
     i, j = s[C].op.axis
     io, jo, ii, ji = s[C].tile(i, j, mr, nr)
     ioo, ioi = s[C].split(io, cfg["block_m"].val)

@@ -10,11 +10,10 @@ Example::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
-from tilewise.autotune.measure.builder import LocalBuilder, kernel_name
-from tilewise.autotune.record import BuildResult, ErrorKind
+from tilewise.autotune.measure.builder import LocalBuilder, build_job, kernel_name
+from tilewise.autotune.record import BuildResult
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 from tilewise.distributed.device import KernelSource
@@ -29,29 +28,11 @@ from tilewise.te.tensor import Tensor
 
 def generate_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildResult:
     """One source job (runs in a pool worker): template, lowering, code generation."""
-    start = time.perf_counter()
-    try:
-        schedule, tensors = task.instantiate(config)
-    except Exception as err:  # InvalidConfigError, or a template bug on this config
-        return BuildResult(
-            error=ErrorKind.INSTANTIATION,
-            error_msg=f"{type(err).__name__}: {err}",
-            build_s=time.perf_counter() - start,
-        )
-    try:
-        kernel = generate_kernel(task, schedule, tensors)
-    except Exception as err:  # LowerError, CodegenError, or a target we cannot compile
-        return BuildResult(
-            error=ErrorKind.COMPILE,
-            error_msg=f"{type(err).__name__}: {err}",
-            build_s=time.perf_counter() - start,
-        )
-    build_s = time.perf_counter() - start
-    if build_s > timeout:
-        return BuildResult(
-            error=ErrorKind.TIMEOUT, error_msg=f"generation took {build_s:.1f} s", build_s=build_s
-        )
-    return BuildResult(artifact=kernel, build_s=build_s)
+    return build_job(task, config, timeout, _generate)
+
+
+def _generate(task: Task, schedule: Schedule, tensors: list[Tensor], timeout: float):
+    return generate_kernel(task, schedule, tensors)
 
 
 def generate_kernel(task: Task, schedule: Schedule, tensors: Sequence[Tensor]) -> KernelSource:

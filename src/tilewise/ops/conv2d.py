@@ -25,7 +25,7 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
+from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
 
 
 def _pair(v) -> tuple[int, int]:
@@ -299,12 +299,7 @@ def conv2d_nhwc(cfg, N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
     inputs, out, conv, padded = conv2d_nhwc_compute(N, H, W, C, K, R, S, stride, pad,
                                                     dilation, dtype, epilogue)
     s = te.create_schedule(out.op)
-    inline_chain(s, out, conv)
-    if out is conv:
-        CC = s.cache_write(conv, "local")
-    else:
-        CC = conv
-        s[conv].set_scope("local")
+    CC = accumulator(s, out, conv)
     n, y, x, k = s[out].op.axis
     ko, ki = s[out].split(k, oc_bn)
     xo, xi = s[out].split(x, reg_n)

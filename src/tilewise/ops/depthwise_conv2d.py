@@ -18,7 +18,7 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
 from .conv2d import _divisors, _pair, out_size
-from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
+from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 
 
 def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
@@ -97,12 +97,7 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
     inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
                                                          dilation, dtype, epilogue)
     s = te.create_schedule(out.op)
-    inline_chain(s, out, conv)
-    if out is conv:
-        CC = s.cache_write(conv, "local")
-    else:
-        CC = conv
-        s[conv].set_scope("local")
+    CC = accumulator(s, out, conv)
     n, c, y, x = s[out].op.axis
     reg_h, oh_bn = cfg["reg_h"].val, cfg["oh_bn"].val
     if oh_bn % reg_h:

@@ -93,6 +93,18 @@ def inline_chain(s, out: Tensor, producer: Tensor) -> None:
             s[t].compute_inline()
 
 
+def accumulator(s, out: Tensor, producer: Tensor) -> Tensor:
+    """Inline the epilogue between ``producer`` (a reduction) and ``out``; return the
+    stage that accumulates: a local ``cache_write`` copy of ``out`` when there is no
+    epilogue, else ``producer`` itself moved to local scope (``out`` reads each of its
+    elements once, applying the epilogue on the way to memory)."""
+    inline_chain(s, out, producer)
+    if out is producer:
+        return s.cache_write(out, "local")
+    s[producer].set_scope("local")
+    return producer
+
+
 def _reaches(t: Tensor, target: Tensor) -> bool:
     return t is target or any(_reaches(x, target) for x in t.op.input_tensors)
 

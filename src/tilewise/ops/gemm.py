@@ -17,6 +17,7 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
 from ..te.tensor import Tensor
+from .epilogue import accumulator
 
 
 def gemm_compute(
@@ -53,14 +54,9 @@ def schedule_gemm_cpu(cfg, target: Target, inputs, C, Bp):
     """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain."""
     s = te.create_schedule(C.op)
     acc = C
-    while acc.op.input_tensors and not acc.op.reduce_axis:  # walk the epilogue back
-        acc = next(t for t in acc.op.input_tensors if t.op.__class__.__name__ == "ComputeOp"
-                   and t is not Bp)
-    for t in _chain(C, acc):
-        s[t].compute_inline()
-    CC = s.cache_write(C, "local") if acc is C else acc
-    if acc is not C:
-        s[acc].set_scope("local")
+    while not acc.op.reduce_axis:  # walk the epilogue back to the reduction
+        acc = next(t for t in acc.op.input_tensors if t.op.input_tensors and t is not Bp)
+    CC = accumulator(s, C, acc)
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -89,16 +85,6 @@ def schedule_gemm_cpu(cfg, target: Target, inputs, C, Bp):
     s[Bp].vectorize(pji)
     s[Bp].parallel(pj)
     return s
-
-
-def _chain(C: Tensor, acc: Tensor) -> list[Tensor]:
-    """Epilogue stages strictly between the accumulator and the output."""
-    out, t = [], C
-    while t is not acc:
-        t = next(x for x in t.op.input_tensors if x is acc or x.op.input_tensors)
-        if t is not acc:
-            out.append(t)
-    return out
 
 
 def define_gemm_space(cfg, target: Target, dtype: str) -> None:

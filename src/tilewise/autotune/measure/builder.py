@@ -13,7 +13,7 @@ import concurrent.futures as cf
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tilewise.autotune.measure.isolation import process_context
@@ -21,9 +21,13 @@ from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 
+#: ``make(task, schedule, tensors, timeout) -> artifact``: the part of a build job after
+#: the template ran (compile here; only generate source for a device farm).
+MakeArtifact = Callable[[Task, Any, list[Any], float], Any]
 
-def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildResult:
-    """One build job (runs in a pool worker): template, then code generation + compile."""
+
+def build_job(task: Task, config: ConfigEntity, timeout: float, make: MakeArtifact) -> BuildResult:
+    """Run the template with ``config``, then ``make``; classify what fails and when."""
     start = time.perf_counter()
     try:
         schedule, tensors = task.instantiate(config)
@@ -34,11 +38,7 @@ def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildRe
             build_s=time.perf_counter() - start,
         )
     try:
-        from tilewise import build_artifact
-
-        artifact = build_artifact(
-            schedule, list(tensors), target=task.target, name=kernel_name(task), timeout=timeout
-        )
+        artifact = make(task, schedule, list(tensors), timeout)
     except Exception as err:  # BuildError, or any failure of lowering / codegen
         build_s = time.perf_counter() - start
         return BuildResult(
@@ -53,6 +53,18 @@ def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildRe
             error=ErrorKind.TIMEOUT, error_msg=f"build took {build_s:.1f} s", build_s=build_s
         )
     return BuildResult(artifact=artifact, build_s=build_s)
+
+
+def compile_candidate(task: Task, schedule: Any, tensors: list[Any], timeout: float) -> Any:
+    from tilewise import build_artifact
+
+    return build_artifact(schedule, tensors, target=task.target, name=kernel_name(task),
+                          timeout=timeout)
+
+
+def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildResult:
+    """One build job (runs in a pool worker): template, then code generation + compile."""
+    return build_job(task, config, timeout, compile_candidate)
 
 
 def kernel_name(task: Task) -> str:

@@ -107,19 +107,20 @@ def peers(w: dict, arrays: list, threads: int, repeat: int) -> tuple[dict, list[
     return res, notes
 
 
-def _measure(task, config, label, arrays, expected, number: int, repeat: int) -> dict:
-    """Build ``config`` (before any timer starts), check it, then time it."""
-    import numpy as np
+def _measure(task, config, label, builder, runner) -> dict:
+    """Build ``config`` (before any timer starts), then check and time it in a fresh
+    child process, exactly as the tuner measured it: nothing left in this process
+    (idle thread pools, the model) can disturb the timing."""
+    from tilewise.autotune import MeasureInput
 
-    import tilewise as tw
-
-    s, tensors = task.instantiate(config)
-    mod = tw.build(s, tensors, target=task.target)
-    mod(*arrays)
-    ok = bool(np.allclose(arrays[-1], expected, rtol=1e-3,
-                          atol=1e-3 * float(np.abs(expected).max())))
-    sec = mod.time_evaluator(number=number, repeat=repeat)(*arrays).median
-    return {label: task.flop / sec / 1e9, f"{label}_correct": ok, f"{label}_config": str(config)}
+    inp = MeasureInput(task, config)
+    res = runner.run([inp], builder.build([inp]))[0]
+    out = {f"{label}_config": str(config), f"{label}_correct": res.ok}
+    if res.ok:
+        out[label] = task.flop / statistics.median(res.costs) / 1e9
+    else:
+        out[f"{label}_error"] = f"{res.error.name}: {res.error_msg[:200]}"
+    return out
 
 
 def child(names: list[str], threads: int, trials: int, db: str, repeat: int, part: str) -> dict:
@@ -147,9 +148,11 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int, par
             rows.append(row)
             continue
 
-        def measure(config, label, task=task, arrays=arrays, expected=expected, row=row,
-                    number=number):
-            row.update(_measure(task, config, label, arrays, expected[-1], number, repeat))
+        builder = at.LocalBuilder()
+        runner = at.LocalRunner(number=number, repeat=repeat)
+
+        def measure(config, label, task=task, row=row, builder=builder, runner=runner):
+            row.update(_measure(task, config, label, builder, runner))
 
         measure(task.config_space.fallback, "fallback")
         if trials > 0:
@@ -159,11 +162,13 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int, par
             t0 = time.perf_counter()
             summary = tuner.tune(trials, option, database=at.Database(db))
             row["tune_s"] = time.perf_counter() - t0
+            option.builder.close()
             row["trials"] = summary.measured + summary.resumed
             row["tune_errors"] = summary.errors
             if summary.best_config is not None:
                 row["tuned_during_search"] = (summary.best_flops or 0) / 1e9
                 measure(summary.best_config, "tuned")
+        builder.close()
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return {"threads": threads, "rows": rows, "notes": sorted(notes)}
@@ -198,7 +203,7 @@ def print_table(results: list[dict], trials: int) -> None:
                 r["workload"], str(r["threads"]), fmt(r.get("fallback")), fmt(tuned),
                 fmt(r.get("numpy")), fmt(r.get("pytorch")),
                 fmt(tuned / best_peer if tuned and best_peer else None, ".2f"),
-                fmt(r["fallback"] / tuned if tuned else None, ".2f"),
+                fmt(r["fallback"] / tuned if tuned and r.get("fallback") else None, ".2f"),
                 fmt(r.get("tune_s"), ".0f"))
     console = Console(width=150)
     console.print(table)

@@ -91,3 +91,24 @@ def conv2d_ref(d: np.ndarray, wt: np.ndarray, pad: int, stride: int) -> np.ndarr
 
 
 Ref = Callable[..., np.ndarray]
+
+
+def register_tile_schedule():
+    """The tour's matmul schedule: a cache_write register tile, a k split of 7 on 30,
+    vector columns, unrolled rows, parallel row tiles (64x30 @ 30x48)."""
+    A, B, C = matmul(64, 30, 48)
+    s = te.create_schedule(C.op)
+    CC = s.cache_write(C, "local")
+    y, x = s[C].op.axis
+    yo, yi = s[C].split(y, 8)
+    xo, xi = s[C].split(x, 16)
+    s[C].reorder(yo, xo, yi, xi)
+    s[CC].compute_at(s[C], xo)
+    i, j = s[CC].op.axis
+    (kk,) = s[CC].op.reduce_axis
+    ko, ki = s[CC].split(kk, 7)
+    s[CC].reorder(ko, i, ki, j)
+    s[CC].vectorize(j)
+    s[CC].unroll(i)
+    s[C].parallel(yo)
+    return s, [A, B, C]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tilewise import te
-from tw_testing import check, matmul, rand
+from tw_testing import check, matmul, rand, register_tile_schedule
 
 N, K, M = 20, 30, 24
 
@@ -74,21 +74,7 @@ def test_split_nparts(nparts):
 
 def test_cache_write_register_tile():
     """The tour's schedule: a register tile with a k split of 7 on 30."""
-    A, B, C = matmul(64, 30, 48)
-    s = te.create_schedule(C.op)
-    CC = s.cache_write(C, "local")
-    y, x = s[C].op.axis
-    yo, yi = s[C].split(y, 8)
-    xo, xi = s[C].split(x, 16)
-    s[C].reorder(yo, xo, yi, xi)
-    s[CC].compute_at(s[C], xo)
-    i, j = s[CC].op.axis
-    (kk,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(kk, 7)
-    s[CC].reorder(ko, i, ki, j)
-    s[CC].vectorize(j)
-    s[CC].unroll(i)
-    s[C].parallel(yo)
+    s, (A, B, C) = register_tile_schedule()
     a, b, ref = _inputs(64, 30, 48)
     check(s, [A, B, C], [a, b], ref)
 

@@ -12,30 +12,14 @@ from pathlib import Path
 import pytest
 
 import tilewise as tw
-from tilewise import te
-from tw_testing import matmul
+from tw_testing import register_tile_schedule
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 REGEN = os.environ.get("TILEWISE_REGEN_GOLDEN") == "1"
 
 
 def _register_tile():
-    A, B, C = matmul(64, 30, 48)
-    s = te.create_schedule(C.op)
-    CC = s.cache_write(C, "local")
-    y, x = s[C].op.axis
-    yo, yi = s[C].split(y, 8)
-    xo, xi = s[C].split(x, 16)
-    s[C].reorder(yo, xo, yi, xi)
-    s[CC].compute_at(s[C], xo)
-    i, j = s[CC].op.axis
-    (kk,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(kk, 7)
-    s[CC].reorder(ko, i, ki, j)
-    s[CC].vectorize(j)
-    s[CC].unroll(i)
-    s[C].parallel(yo)
-    return s, [A, B, C]
+    return register_tile_schedule()
 
 
 def _check(name: str, text: str) -> None:

@@ -63,9 +63,17 @@ def parse_op_args(name: str, pairs: Sequence[str]) -> tuple[Any, ...]:
                 raise UsageError(f"{name} needs {p.name}=VALUE")
             args.append(p.default)
             continue
-        wants_int = p.annotation in (int, "int") or isinstance(p.default, int)
+        wants_int = p.annotation in (int, "int") or (
+            isinstance(p.default, int) and not isinstance(p.default, bool)
+        )
+        wants_float = p.annotation in (float, "float") or isinstance(p.default, float)
         value = given[p.name]
-        if wants_int:
+        if wants_float:
+            try:
+                args.append(float(value))
+            except ValueError:
+                raise UsageError(f"{p.name} must be a number, got {value!r}") from None
+        elif wants_int:
             try:
                 number = int(value)
             except ValueError:

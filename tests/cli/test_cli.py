@@ -24,6 +24,7 @@ def run(capsys, *argv):
         (["tune", "gemm", "M=64", "N=64", "K=-3"], "K must be positive"),
         (["tune", "gemm", "M=64", "N=64", "K=64", "Q=1"], "has no argument 'Q'"),
         (["tune", "gemm", "M64"], "must look like NAME=VALUE"),
+        (["tune", "layer_norm", "M=8", "N=8", "eps=tiny"], "eps must be a number"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
@@ -74,3 +75,10 @@ def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "tilewise", "ops"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and "gemm" in proc.stdout
+
+
+def test_float_and_string_arguments_are_typed():
+    from tilewise.cli import parse_op_args
+
+    assert parse_op_args("layer_norm", ["M=8", "N=16", "eps=1e-3"]) == (8, 16, 1e-3, "float32")
+    assert parse_op_args("gemm", ["M=8", "N=8", "K=8", "dtype=float64"])[-1] == "float64"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from functools import cache
 from typing import Any
 
 from .expr import Expr
@@ -17,9 +16,17 @@ from .stmt import Stmt
 Node = Any  # Expr | Stmt
 
 
-@cache
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _child_fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "dtype")
+    """Field names that may hold children (cached per node class: a hot path)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name != "dtype"
+        )
+    return names
 
 
 def _is_node(v: Any) -> bool:

@@ -45,7 +45,7 @@ def const_bound(e: Expr, ranges: Bounds) -> tuple[int | None, int | None]:
     if op is BinaryOp.SUB:
         return _opt(alo, bhi, int.__sub__), _opt(ahi, blo, int.__sub__)
     if op is BinaryOp.MUL:
-        if None in (alo, ahi, blo, bhi):
+        if alo is None or ahi is None or blo is None or bhi is None:
             if blo is not None and blo == bhi and blo >= 0 and alo is not None:
                 return alo * blo, None if ahi is None else ahi * blo
             return None, None

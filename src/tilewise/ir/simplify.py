@@ -10,6 +10,7 @@ cancels the index arithmetic that splitting and fusing produce, such as
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from .buffer import Buffer
@@ -29,7 +30,7 @@ from .functor import map_children, structural_equal
 from .interval import Bounds, const_bound
 from .stmt import Allocate, For, IfThenElse, LetStmt, Seq, Stmt, seq
 
-_FOLD = {
+_FOLD: dict[BinaryOp, Callable[[Any, Any], Any]] = {
     BinaryOp.ADD: lambda a, b: a + b,
     BinaryOp.SUB: lambda a, b: a - b,
     BinaryOp.MUL: lambda a, b: a * b,

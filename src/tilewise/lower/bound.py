@@ -86,12 +86,12 @@ def infer_bounds(sch: Schedule, bodies: dict[Stage, Expr]) -> dict[Stage, StageB
         b = StageBound()
         op = st.op
         for iv in op.reduce_axis:
-            b.root_min[iv] = const(iv.dom.min)
-            b.extent[iv] = iv.dom.extent
+            b.root_min[iv] = const(iv.domain.min)
+            b.extent[iv] = iv.domain.extent
         if st.attach_kind is AttachKind.ROOT or st.is_output:
             for iv in op.axis:
                 b.root_min[iv] = const(0)
-                b.extent[iv] = iv.dom.extent
+                b.extent[iv] = iv.domain.extent
         else:
             _attached_region(sch, st, bodies, bounds, owner, b)
         _derive_extents(st, b)
@@ -148,7 +148,8 @@ def _attached_region(
                 continue
             for d, ix in enumerate(read.indices):
                 iv_ = eval_interval(simplify(substitute(ix, sub)), relax, const_ranges)
-                region[d] = iv_ if region[d] is None else region[d].union(iv_)
+                prev = region[d]
+                region[d] = iv_ if prev is None else prev.union(iv_)
     for d, iv in enumerate(st.op.axis):
         r = region[d]
         if r is None:  # nobody reads this tensor: nothing to compute
@@ -160,7 +161,7 @@ def _attached_region(
         if hi is None:
             raise LowerError(f"cannot bound the region of {st.name} along {iv.name}: {span}")
         if isinstance(lo, Const) and lo.value >= 0:
-            hi = min(hi, iv.dom.extent - int(lo.value))
+            hi = min(hi, iv.domain.extent - int(lo.value))
         b.root_min[iv] = lo
         b.extent[iv] = max(1, hi)
 

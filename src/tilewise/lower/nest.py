@@ -121,7 +121,7 @@ class NestBuilder:
         if st.attach_kind is AttachKind.SCOPE:
             for iv in st.op.axis:
                 conds.append(actual[iv] >= 0)
-                conds.append(actual[iv] < iv.dom.extent)
+                conds.append(actual[iv] < iv.domain.extent)
         return conds
 
     def _nest(

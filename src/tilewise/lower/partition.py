@@ -90,7 +90,9 @@ def _partition(loop: For) -> Stmt:
     x = loop.var
     conds = [n.cond for n in collect(loop.body, (Select, IfThenElse))]
     inner = {id(n.var) for n in collect(loop.body, (For, LetStmt))}
-    los, his, known = [], [], []
+    los: list[Expr] = []
+    his: list[Expr] = []
+    known: list[Expr] = []
     for cond in conds:
         for atom in _atoms(cond):
             b = _bound(atom, x, inner)
@@ -102,11 +104,11 @@ def _partition(loop: For) -> Stmt:
     los, his = _unique(los), _unique(his)
     ext = loop.extent
     lo: Expr = const(0)
-    for b in los:
-        lo = max_(lo, b)
+    for bound in los:
+        lo = max_(lo, bound)
     hi: Expr = ext
-    for b in his:
-        hi = min_(hi, b)
+    for bound in his:
+        hi = min_(hi, bound)
     lo_e = simplify(min_(lo, ext))
     lo_v: Expr = lo_e if isinstance(lo_e, Const) else Var(f"{x.name}_lo")
     hi_e = simplify(max_(min_(hi, ext), lo_v))

@@ -8,7 +8,7 @@ tile (every replaced loop at zero) and the strides of its buffer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LowerError
 from ..ir import Address, Const, Expr, Stmt, const, simplify, substitute
@@ -31,8 +31,8 @@ def tensorize_stmt(
     ext = nb.bounds[st].extent
     data = [ext[iv] for iv in sub if iv.kind is not IterKind.REDUCE]
     red = [ext[iv] for iv in sub if iv.kind is IterKind.REDUCE]
-    want_data = [iv.dom.extent for iv in intrin.op.axis]
-    want_red = [iv.dom.extent for iv in intrin.op.reduce_axis]
+    want_data = [iv.domain.extent for iv in intrin.op.axis]
+    want_red = [iv.domain.extent for iv in intrin.op.reduce_axis]
     if mode == "reset":
         want_red = []
     if data != want_data or red != want_red:
@@ -43,7 +43,7 @@ def tensorize_stmt(
         )
     index, reads = nb.tensorize_info[st]
     zero = {iv.var: const(0) for iv in sub}
-    tensors = []
+    tensors: list[tuple[Any, tuple[Expr, ...]]] = []
     for r in reads:
         if r.tensor not in [t for t, _ in tensors]:
             tensors.append((r.tensor, r.indices))

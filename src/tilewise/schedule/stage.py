@@ -150,7 +150,7 @@ class Stage:
                 f"integer, got {given!r}"
             )
         if factor is None:
-            factor = -(-extent // nparts) if extent else 1
+            factor = -(-extent // nparts) if extent and nparts else 1
         outer_ext = -(-extent // factor) if extent else None
         outer = _derived(parent, "outer", outer_ext)
         inner = _derived(parent, "inner", factor)
@@ -301,7 +301,7 @@ class Stage:
                 f"compute_at of {self.name} at {parent.name}.{iv.name}: {parent.name} does not "
                 f"consume {self.name}, so no region of it is known there"
             )
-        anc = parent
+        anc: Stage | None = parent
         while anc is not None:
             if anc.attach_kind is AttachKind.INLINE:
                 raise ScheduleError(f"compute_at of {self.name}: {anc.name} is inlined")

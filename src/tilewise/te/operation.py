@@ -25,6 +25,15 @@ class Operation:
     def dtype(self) -> DType:
         raise NotImplementedError
 
+    @property
+    def axis(self) -> tuple[IterVar, ...]:
+        """The data-parallel axes; a placeholder has none (it is not computed)."""
+        return ()
+
+    @property
+    def reduce_axis(self) -> tuple[IterVar, ...]:
+        return ()
+
     def output(self, index: int = 0) -> Tensor:
         if index != 0:
             raise TensorError(f"operation {self.name} has a single output")

@@ -41,6 +41,13 @@ class IterVar:
     def name(self) -> str:
         return self.var.name
 
+    @property
+    def domain(self) -> Range:
+        """The axis's range; only GPU thread axes have none."""
+        if self.dom is None:
+            raise TensorError(f"axis {self.var.name} has no domain (a thread axis)")
+        return self.dom
+
     def as_expr(self) -> Expr:
         return self.var
 

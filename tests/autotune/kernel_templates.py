@@ -68,3 +68,21 @@ def test_faulty_gemm(cfg, n):
             C = te.compute((n, n), lambda i, j: te.sum(A[i, k % n] * B[k % n, j], axis=k), name="C")
         return _schedule(cfg, A, B, C)
     return _schedule(cfg, *_gemm(n, 1.0 if mode == "wrong" else 0.0))
+
+
+def assert_faulty_records(db, task, summary) -> None:
+    """Ten grid configs of ``test_faulty_gemm``: every mode twice, each with its error kind."""
+    from tilewise.autotune import ErrorKind
+
+    want = {
+        "ok": ErrorKind.NONE,
+        "wrong": ErrorKind.WRONG_ANSWER,
+        "invalid": ErrorKind.INSTANTIATION,
+        "crash": ErrorKind.RUNTIME,
+        "hang": ErrorKind.TIMEOUT,
+    }
+    records = db.records(task)
+    assert len(records) == 10 and summary.errors == 8
+    for record in records:
+        assert record.result.error is want[record.config["mode"].val], record.result.error_msg
+    assert summary.best_config["mode"].val == "ok"

@@ -1,7 +1,7 @@
 """LocalBuilder + LocalRunner on real kernels: every tuner tunes a small gemm, and
 kernels that crash, hang, write out of bounds or compute wrongly become error records."""
 
-import kernel_templates  # noqa: F401  (registers test_gemm, test_faulty_gemm)
+import kernel_templates  # registers test_gemm, test_faulty_gemm
 import pytest
 
 from tilewise.autotune import (
@@ -65,18 +65,7 @@ def test_faulty_configs_get_their_error_kind(builder, tmp_path):
     option = MeasureOption(builder, LocalRunner(number=1, repeat=1, timeout=3), batch_size=5)
     # "mode" is the fastest knob: the first 10 configs hold every mode twice
     summary = GridSearchTuner(task, 0).tune(10, option, database=db)
-    want = {
-        "ok": ErrorKind.NONE,
-        "wrong": ErrorKind.WRONG_ANSWER,
-        "invalid": ErrorKind.INSTANTIATION,
-        "crash": ErrorKind.RUNTIME,
-        "hang": ErrorKind.TIMEOUT,
-    }
-    records = db.records(task)
-    assert len(records) == 10 and summary.errors == 8
-    for record in records:
-        assert record.result.error is want[record.config["mode"].val], record.result.error_msg
-    assert summary.best_config["mode"].val == "ok"
+    kernel_templates.assert_faulty_records(db, task, summary)
 
 
 def test_compile_error(builder):

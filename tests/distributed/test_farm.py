@@ -111,18 +111,7 @@ def test_faulty_configs_get_their_error_kind(client, builder, tmp_path):
     runner = DaskRunner(client, number=1, repeat=1, timeout=3)
     # "mode" is the fastest knob: the first 10 configs hold every mode twice
     summary = GridSearchTuner(task, 0).tune(10, MeasureOption(builder, runner, 5), database=db)
-    want = {
-        "ok": ErrorKind.NONE,
-        "wrong": ErrorKind.WRONG_ANSWER,
-        "invalid": ErrorKind.INSTANTIATION,
-        "crash": ErrorKind.RUNTIME,
-        "hang": ErrorKind.TIMEOUT,
-    }
-    records = db.records(task)
-    assert len(records) == 10 and summary.errors == 8
-    for record in records:
-        assert record.result.error is want[record.config["mode"].val], record.result.error_msg
-    assert summary.best_config["mode"].val == "ok"
+    kernel_templates.assert_faulty_records(db, task, summary)
     assert len(client.scheduler_info()["workers"]) == 2  # a segfault killed only a child
 
 

@@ -75,10 +75,10 @@ def launch_config(func: PrimFunc) -> LaunchConfig:
     dims = {"blockIdx": [1, 1, 1], "threadIdx": [1, 1, 1]}
     for loop in collect(func.body, For):
         if loop.kind is ForKind.THREAD_BINDING and loop.thread_tag in _AXES:
-            kind, axis = loop.thread_tag.split(".")
+            kind = loop.thread_tag.split(".")[0]
+            slot = _AXES[loop.thread_tag]
             ext = int(loop.extent.value)  # type: ignore[attr-defined]
-            dims[kind][_AXES[loop.thread_tag]] = max(dims[kind][_AXES[loop.thread_tag]], ext)
-            del kind, axis
+            dims[kind][slot] = max(dims[kind][slot], ext)
     return LaunchConfig(tuple(dims["blockIdx"]), tuple(dims["threadIdx"]))  # type: ignore[arg-type]
 
 

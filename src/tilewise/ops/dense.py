@@ -32,4 +32,4 @@ def dense(cfg, M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: str =
     define_gemm_space(cfg, target, dtype)
     (A, B), C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val)
     out, extra = apply_epilogue(C, epilogue, channel_axis=1, name="out")
-    return schedule_gemm_cpu(cfg, target, [A, B], out, Bp), [A, B, *extra, out]
+    return schedule_gemm_cpu(cfg, target, out, Bp), [A, B, *extra, out]

@@ -50,7 +50,7 @@ def gemm_compute(
     return inputs, out, Bp
 
 
-def schedule_gemm_cpu(cfg, target: Target, inputs, C, Bp):
+def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain."""
     s = te.create_schedule(C.op)
     acc = C
@@ -112,4 +112,4 @@ def gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     target = cfg.target
     define_gemm_space(cfg, target, dtype)
     inputs, C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val)
-    return schedule_gemm_cpu(cfg, target, inputs, C, Bp), [*inputs, C]
+    return schedule_gemm_cpu(cfg, target, C, Bp), [*inputs, C]

@@ -115,12 +115,23 @@ def test_nested_div_mod():
     assert _is(simplify(x % 1), 0)
 
 
+def test_fused_index_recombined():
+    """``(f // c) * c + f % c`` is ``f``: the row-major address of a fused axis."""
+    f = x * 16 + y
+    assert _same(simplify((f // 56) * 56 + f % 56), f)
+    assert _same(simplify(((z // 7) * 7 + z % 7) * 3 + y), z * 3 + y)
+    assert simplify(((f // 56) * 56 + f % 56) // 16, {x: (0, 9), y: (0, 15)}) is x
+    # Only the exact pair recombines: other multiples are left alone.
+    assert not structural_equal(simplify((z // 7) * 6 + z % 7), z)
+
+
 def test_div_mod_semantics_exhaustive():
     """Every rewrite agrees with Python's floor semantics over small ranges."""
     exprs = [
         (x * 3 + y) // 3, (x * 3 + y) % 3, (-x - 1) // 4, (-x - 1) % 4, (z * 4 + 2) // 4,
         (z * 4 + y) % 4, ((x // 4) // 8), (x % 16) % 4, (2 * z + y + 9) // 2,
-        ((z * 6 + y) // 2) % 3,
+        ((z * 6 + y) // 2) % 3, (z // 3) * 3 + z % 3 + y, ((z * 4 + y) // 7) * 14 + (z * 4 + y) % 7,
+        ((x // 5) * 5 + x % 5) // 2,
     ]
     ranges = {x: (0, 9), y: (0, 3), z: (-5, 5)}
     for e in exprs:

@@ -22,6 +22,8 @@ CASES = [
     ("conv2d_nchw", (1, 6, 9, 10, 20, 5, 5, 1, 2)),
     ("conv2d_nchw", (1, 4, 8, 11, 17, 1, 7, 1, (0, 3))),
     ("conv2d_nchw", (1, 16, 7, 7, 33, 1, 1, 1, 0)),
+    ("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0, 1, "float32", "bias+relu")),
+    ("conv2d_nchw", (1, 6, 9, 9, 10, 1, 1, 2, 0)),
     ("conv2d_nchw", (1, 8, 12, 13, 16, 3, 3, 1, 2, 2)),
     ("conv2d_nchw", (2, 8, 11, 11, 16, 3, 3, 1, 1, 1, "float32", "bias+residual+relu")),
     ("conv2d_nhwc", (2, 13, 11, 5, 7, 3, 3, 2, 1)),
@@ -92,3 +94,31 @@ def test_conv2d_fallback_is_a_full_register_tile():
     lanes = tw.target.Target.from_str(TARGET).vector_lanes(4)
     assert fb["oc_bn"].val == 2 * lanes
     assert 28 % fb["reg_n"].val == 0 and fb["reg_n"].val * 2 <= 28
+
+
+def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
+    """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order) choice is
+    right, including panels that do not divide the 35 positions and a batch of 2."""
+    task = Task("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0, 1, "float32", "residual"), TARGET)
+    space = task.config_space
+    assert {k.name for k in space.knobs} >= {"mr", "nr", "pack"}
+    fb = space.fallback
+    seen = set()
+    for i in range(space.size):
+        cfg = space.get(i)
+        key = (cfg["pack"].val, cfg["nr"].val, cfg["order"].val)
+        if key in seen or cfg["mr"].val != fb["mr"].val or cfg["block_m"].val != 2:
+            continue
+        seen.add(key)
+        _check(task, cfg)
+    assert len(seen) == 2 * 4 * 2
+
+
+def test_pointwise_conv2d_stores_whole_vectors():
+    """The fused (h, w) index folds back into one flat position: no division left in
+    the inner loops of the generated C."""
+    task = Task("conv2d_nchw", (1, 32, 8, 8, 16, 1, 1, 1, 0), TARGET)
+    s, tensors = task.instantiate(task.config_space.fallback)
+    src = tw.build(s, tensors, target=task.target).source
+    inner = src[src.index("rc_outer"):]
+    assert "/ 8" not in inner and "% 8" not in inner

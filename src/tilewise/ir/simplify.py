@@ -151,7 +151,28 @@ class _Linear:
 def _linear(e: Expr) -> _Linear:
     lin = _Linear(e.dtype)
     lin.add(e, 1)
+    _merge_div_mod(lin)
     return lin
+
+
+def _merge_div_mod(lin: _Linear) -> None:
+    """``k*c*(x // c) + k*(x % c)`` -> ``k*x``: the index of a fused axis, split back
+    into its parts and flattened again (``fuse`` then a row-major address), becomes
+    the fused variable itself, so loads and stores through it stay contiguous."""
+    changed = True
+    while changed:
+        changed = False
+        for key, (atom, coeff) in list(lin.terms.items()):
+            if not (isinstance(atom, Binary) and atom.op is BinaryOp.FLOORMOD
+                    and isinstance(atom.b, Const) and coeff):
+                continue
+            c = int(atom.b.value)
+            div = _key(Binary(BinaryOp.FLOORDIV, atom.a, atom.b, atom.dtype))
+            if c > 0 and div in lin.terms and lin.terms[div][1] == coeff * c:
+                del lin.terms[key], lin.terms[div]
+                lin.add(atom.a, coeff)
+                changed = True
+                break
 
 
 def structural_key(e: Expr) -> Any:

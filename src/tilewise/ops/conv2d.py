@@ -25,6 +25,8 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
+from .conv2d_1x1 import (conv2d_1x1_compute, define_conv2d_1x1_space, is_pointwise,
+                         schedule_conv2d_1x1)
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
 
 
@@ -217,8 +219,14 @@ def conv2d_nchw_numpy(d: np.ndarray, k: np.ndarray, stride=1, pad=0, dilation=1)
 def conv2d_nchw(cfg, N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
                 epilogue=""):
     """NCHW conv2d (OIHW weights) through the packed NCHW[x]c layout, any stride,
-    padding, dilation and kernel size; ``epilogue`` e.g. ``"bias+relu"``."""
+    padding, dilation and kernel size (pointwise 1x1 convolutions as a GEMM per image,
+    see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
+    if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image, no layout transforms
+        define_conv2d_1x1_space(cfg, target, K, dtype)
+        inputs, out, conv, dp = conv2d_1x1_compute(N, C, H, W, K, dtype, cfg["nr"].val,
+                                                   cfg["pack"].val, epilogue)
+        return schedule_conv2d_1x1(cfg, target, out, conv, dp), [*inputs, out]
     (_, sw), (_, pw), (_, dw) = _pair(stride), _pair(pad), _pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     define_conv2d_nchw_space(cfg, target, C, K, OW, dtype)

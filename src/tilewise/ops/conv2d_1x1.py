@@ -1,0 +1,105 @@
+"""Pointwise NCHW convolution (1x1 kernel, stride 1, no padding) as a GEMM per image.
+
+With ``f = h * W + w`` the flat spatial index, ``out[n, k, f] = sum_c kernel[k, c] *
+data[n, c, f]``: A is the (K, C) weight matrix and B the image's (C, H*W) rows, both
+row-major as they are, so unlike the direct NCHW[x]c path nothing needs a layout
+transform. The template is the gemm template's: an ``mr x nr`` register tile over
+(output channels, flat positions) accumulated in a local buffer, the rows unrolled,
+the positions vectorised, blocks of row tiles, tiles spread over the cores; the data
+optionally packed into ``nr``-wide panels (one contiguous stream per tile instead
+of C rows ``H*W`` apart). The output's (h, w) loops are fused back into ``f``:
+the simplifier turns ``(f // W) * W + f % W`` into ``f``, so the stores stay
+contiguous vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import te
+from ..errors import InvalidConfigError
+from ..target import Target
+from .epilogue import accumulator, apply_epilogue
+
+
+def is_pointwise(R, S, stride, pad, dilation) -> bool:
+    return (R, S) == (1, 1) and stride in (1, (1, 1)) and pad in (0, (0, 0))
+
+
+def conv2d_1x1_compute(N, C, H, W, K, dtype, nr: int, pack: bool, epilogue: str = ""):
+    """``(inputs, out, conv, data_pack or None)``; ``conv`` is the (N, K, H*W)
+    accumulation, ``out`` the NCHW result (with the epilogue)."""
+    HW = H * W
+    data = te.placeholder((N, C, H, W), dtype, name="data")
+    kernel = te.placeholder((K, C, 1, 1), dtype, name="kernel")
+    rc = te.reduce_axis((0, C), name="rc")
+    data_pack = None
+    if pack:
+        zero = te.const(0.0, dtype)
+
+        def panel(n, jo, c, ji):
+            f = jo * nr + ji
+            if HW % nr == 0:
+                return data[n, c, f // W, f % W]
+            return te.if_then_else(f < HW, data[n, c, f // W, f % W], zero)
+
+        data_pack = te.compute((N, -(-HW // nr), C, nr), panel, name="data_pack")
+        dp = data_pack
+
+        def body(n, k, f):
+            return te.sum(kernel[k, rc, 0, 0] * dp[n, f // nr, rc, f % nr], axis=rc)
+    else:
+        def body(n, k, f):
+            return te.sum(kernel[k, rc, 0, 0] * data[n, rc, f // W, f % W], axis=rc)
+
+    conv = te.compute((N, K, HW), body, name="conv")
+    spatial = te.compute((N, K, H, W), lambda n, k, h, w: conv[n, k, h * W + w],
+                         name="out" if not epilogue else "conv_nchw")
+    out, extra = apply_epilogue(spatial, epilogue, channel_axis=1)
+    return [data, kernel, *extra], out, conv, data_pack
+
+
+def define_conv2d_1x1_space(cfg, target: Target, K: int, dtype: str) -> None:
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
+    cfg.define_knob("mr", [d for d in (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16) if d <= K])
+    cfg.define_knob("unroll_k", [1, 2, 4, 8])
+    cfg.define_knob("block_m", [1, 2, 4, 8])
+    cfg.define_knob("order", ["kf", "fk"])
+    cfg.define_knob("pack", [True, False])
+    cfg.fallback_with(nr=2 * lanes, mr=min(8, K), unroll_k=4, block_m=1, order="fk",
+                      pack=False)
+
+
+def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack):
+    mr, nr = cfg["mr"].val, cfg["nr"].val
+    lanes = target.vector_lanes(np.dtype(str(conv.dtype)).itemsize)
+    if mr * -(-nr // lanes) > 30:
+        raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
+    s = te.create_schedule(out.op)
+    CC = accumulator(s, out, conv)
+    n, k, h, w = s[out].op.axis
+    f = s[out].fuse(h, w)
+    ko, fo, ki, fi = s[out].tile(k, f, mr, nr)
+    koo, koi = s[out].split(ko, cfg["block_m"].val)
+    if cfg["order"].val == "kf":
+        s[out].reorder(n, koo, fo, koi, ki, fi)
+        outer = s[out].fuse(n, koo, fo)
+    else:
+        s[out].reorder(n, fo, koo, koi, ki, fi)
+        outer = s[out].fuse(n, fo, koo)
+    s[out].parallel(outer)
+    s[out].vectorize(fi)
+    s[CC].compute_at(s[out], koi)
+    cn, ck, cf = s[CC].op.axis
+    (rc,) = s[CC].op.reduce_axis
+    ro, ri = s[CC].split(rc, cfg["unroll_k"].val)
+    s[CC].reorder(cn, ro, ri, ck, cf)
+    s[CC].unroll(ri)
+    s[CC].unroll(ck)
+    s[CC].vectorize(cf)
+    if data_pack is not None:
+        pn, pj, _, pji = s[data_pack].op.axis
+        s[data_pack].parallel(s[data_pack].fuse(pn, pj))
+        s[data_pack].vectorize(pji)
+    return s

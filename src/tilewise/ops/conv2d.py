@@ -25,8 +25,12 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .conv2d_1x1 import (conv2d_1x1_compute, define_conv2d_1x1_space, is_pointwise,
-                         schedule_conv2d_1x1)
+from .conv2d_1x1 import (
+    conv2d_1x1_compute,
+    define_conv2d_1x1_space,
+    is_pointwise,
+    schedule_conv2d_1x1,
+)
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
 
 

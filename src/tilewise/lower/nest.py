@@ -10,6 +10,7 @@ from ..ir import (
     Allocate,
     BinaryOp,
     Buffer,
+    Const,
     Expr,
     For,
     ForKind,
@@ -22,6 +23,7 @@ from ..ir import (
     max_,
     min_,
     seq,
+    simplify,
     substitute,
 )
 from ..schedule import AttachKind, Schedule, Stage
@@ -122,7 +124,15 @@ class NestBuilder:
             for iv in st.op.axis:
                 conds.append(actual[iv] >= 0)
                 conds.append(actual[iv] < iv.domain.extent)
-        return conds
+        # Drop the checks the stage's own loop ranges already decide, so that they
+        # neither reach the code nor stop a tensorize below them.
+        ranges = {iv.var: (0, b.extent[iv] - 1) for iv in st.leaf_iter_vars if iv in b.extent}
+        kept = []
+        for c in conds:
+            decided = simplify(c, ranges)
+            if not (isinstance(decided, Const) and decided.value):
+                kept.append(c)
+        return kept
 
     def _nest(
         self,

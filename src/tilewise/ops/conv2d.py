@@ -32,6 +32,7 @@ from .conv2d_1x1 import (
     schedule_conv2d_1x1,
 )
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
+from .pack_intrin import weight_pack_intrin
 
 
 def _pair(v) -> tuple[int, int]:
@@ -133,13 +134,14 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, OW, dtype) -> None:
     cfg.define_knob("unroll_kw", [True, False])
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
     cfg.define_knob("oh_tile", [1, 2, 4])
+    cfg.define_knob("kernel_pack", ["root", "per_chunk"])
     # Good without tuning: the largest ic block up to 16, two vectors of output
     # channels, the widest register tile that divides OW and fits 28 zmm accumulators.
     fb_ic = max([d for d in ic if d <= 16] or ic[:1])
     fb_oc = 2 * lanes if K >= 2 * lanes else lanes
     fits = [r for r in regs if r * (fb_oc // lanes) <= 28 and OW % r == 0] or regs[:1]
     cfg.fallback_with(ic_bn=fb_ic, oc_bn=fb_oc, reg_n=max(fits), unroll_kw=True,
-                      order="ic_khkw", oh_tile=1)
+                      order="ic_khkw", oh_tile=1, kernel_pack="root")
 
 
 def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack):
@@ -156,7 +158,9 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     xo, xi = s[conv].split(x, reg_n)
     yo, yi = s[conv].split(y, cfg["oh_tile"].val)
     s[conv].reorder(n, o, yo, yi, xo, xi, ob)
-    s[conv].parallel(s[conv].fuse(n, o, yo))
+    per_chunk = cfg["kernel_pack"].val == "per_chunk"
+    outer = s[conv].fuse(n, o) if per_chunk else s[conv].fuse(n, o, yo)
+    s[conv].parallel(outer)
     s[conv].vectorize(ob)
     s[CC].compute_at(s[conv], xo)
     _, _, _, cx, cob = s[CC].op.axis
@@ -173,9 +177,18 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     # Layout transforms: parallel outer, vector inner where the inner axis is contiguous.
     dn, dc, dy, _, _ = s[data_pack].op.axis
     s[data_pack].parallel(s[data_pack].fuse(dn, dc, dy))
-    ko, kc, _, _, _, kob = s[kernel_pack].op.axis
-    s[kernel_pack].parallel(s[kernel_pack].fuse(ko, kc))
-    s[kernel_pack].vectorize(kob)
+    ko, kc, kr, _, _, kob = s[kernel_pack].op.axis
+    if per_chunk:
+        # Each chunk's weights are packed just before its convolution, into a buffer
+        # that stays in L2: the weights cross memory once, not three times.
+        s[kernel_pack].compute_at(s[conv], outer)
+    else:
+        s[kernel_pack].parallel(s[kernel_pack].fuse(ko, kc))
+    R, S, K = kernel_pack.shape[2], kernel_pack.shape[3], kernel_pack.op.input_tensors[0].shape[0]
+    if str(conv.dtype) == "float32" and K % oc_bn == 0 and oc_bn % 16 == 0:
+        s[kernel_pack].tensorize(kr, weight_pack_intrin(R, S, ic_bn, oc_bn))
+    else:
+        s[kernel_pack].vectorize(kob)
     on, ok, oy, ox = s[out].op.axis
     s[out].parallel(s[out].fuse(on, ok, oy))
     s[out].vectorize(ox)

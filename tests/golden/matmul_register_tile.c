@@ -10,7 +10,8 @@ void mm(float* restrict A, float* restrict B, float* restrict C) {
   for (int32_t i_outer = 0; i_outer < 8; ++i_outer) {
     for (int32_t j_outer = 0; j_outer < 3; ++j_outer) {
       {
-        float C_local[128] __attribute__((aligned(64)));
+        float C_local_stack[128] __attribute__((aligned(64)));
+        float* restrict C_local = C_local_stack;
         #pragma GCC unroll 8
         for (int32_t i_c = 0; i_c < 8; ++i_c) {
           #pragma omp simd

@@ -104,17 +104,21 @@ class Renderer:
     def name(self, obj: Var | Buffer) -> str:
         key = id(obj)
         if key not in self.names:
-            base = re.sub(r"\W", "_", obj.name) or "v"
-            if base[0].isdigit():
-                base = "_" + base
-            if base.startswith("tw_"):  # the helpers' prefix
-                base = "_" + base
-            cand, i = base, 1
-            while cand in self.taken:
-                cand, i = f"{base}_{i}", i + 1
-            self.taken.add(cand)
-            self.names[key] = cand
+            self.names[key] = self.fresh(obj.name)
         return self.names[key]
+
+    def fresh(self, name: str) -> str:
+        """A legal identifier from ``name`` that no other name of this function takes."""
+        base = re.sub(r"\W", "_", name) or "v"
+        if base[0].isdigit():
+            base = "_" + base
+        if base.startswith("tw_"):  # the helpers' prefix
+            base = "_" + base
+        cand, i = base, 1
+        while cand in self.taken:
+            cand, i = f"{base}_{i}", i + 1
+        self.taken.add(cand)
+        return cand
 
     def ctype(self, dt: DType) -> str:
         return self.types[dt.name]

@@ -2,16 +2,21 @@
 
     python benchmarks/compare.py                                   # every workload, 200 trials
     python benchmarks/compare.py --only resnet-c3-3x3,gemm-512 --trials 64 --json out.json
+    python benchmarks/compare.py --only gemm-512 --no-tvm           # skip MetaSchedule
 
 For every workload of ``shared/bench/workloads.json`` (or the ``--only`` subset) and
 every thread count (``--threads``, default 1 and 2), a child process with
 OMP/OPENBLAS/MKL_NUM_THREADS set measures: tilewise's fallback config; tilewise tuned
 with ``--trials`` trials (ModelTuner, records in ``--db``, default a fresh file) and
 its best config re-measured; NumPy (gemm, batch_matmul); PyTorch CPU when installed
-(``pip install torch``). TVM MetaSchedule is not run here (see the note printed).
+(``pip install torch``); TVM MetaSchedule when installed (``pip install -e
+'.[metaschedule]'``): the plain TE compute tuned with ``--tvm-trials`` trials (default
+256; 0 or ``--no-tvm`` skips it), its logs and database kept in ``--tvm-work-dir``
+(one folder per workload and thread count; records there accumulate across runs),
+the best schedule checked and re-measured. Each side runs in its own child process.
 Kernels are built first and timed after: nothing compiles while a timer runs.
 Prints one table of GFLOP/s medians with the ratio of tuned tilewise to the best
-peer and the tuning wall time, and writes JSON with the machine's description.
+peer and both tuning wall times, and writes JSON with the machine's description.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import time
 from pathlib import Path
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "shared/bench/workloads.json"
-NOTE_TVM = "TVM MetaSchedule: not measured by this script (optional; see issue 4 for its numbers)"
+PARTS = ("tilewise", "peers", "metaschedule")
+PEERS = ("numpy", "pytorch", "metaschedule")  # GFLOP/s keys of a row, in the table's order
 
 
 def load_workloads() -> list[dict]:
@@ -123,15 +129,21 @@ def _measure(task, config, label, builder, runner) -> dict:
     return out
 
 
-def child(names: list[str], threads: int, trials: int, db: str, repeat: int, part: str) -> dict:
-    """Measure one side in this process: ``part`` is "tilewise" or "peers". The sides
-    run in separate processes so that no library's idle thread pool (BLAS and OpenMP
-    threads spin for a while after each call) competes with the other side's timing."""
+def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
+    """Measure one side in this process: ``opts.part`` is one of ``PARTS``. The sides
+    run in separate processes so that no library's idle thread pool (BLAS, OpenMP and
+    TVM threads spin for a while after each call) competes with another side's timing."""
     import numpy as np
 
     import tilewise.ops  # noqa: F401  (registers the templates)
     from tilewise import autotune as at
 
+    part, trials, repeat = opts.part, opts.trials, opts.repeat
+    if part == "metaschedule":
+        import _metaschedule as tvm_peer  # beside this file; imports TVM lazily
+
+        if note := tvm_peer.missing():
+            return {"threads": threads, "rows": [], "notes": [note]}
     target = f"c -cores={threads}"
     rows, notes = [], set()
     for w in [w for w in load_workloads() if w["name"] in names]:
@@ -147,6 +159,16 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int, par
             notes.update(why)
             rows.append(row)
             continue
+        if part == "metaschedule":
+            row.update(tvm_peer.measure(w, arrays, expected, flop, tvm_peer.MeasureOptions(
+                opts.tvm_trials, threads, Path(opts.tvm_work_dir) / f"{w['name']}-{threads}t",
+                number, repeat)))
+            if "metaschedule_error" in row:
+                notes.add(f"TVM MetaSchedule failed on {w['name']}, {threads} thread(s): "
+                          f"{row['metaschedule_error']}")
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            continue
 
         builder = at.LocalBuilder()
         runner = at.LocalRunner(number=number, repeat=repeat)
@@ -160,7 +182,7 @@ def child(names: list[str], threads: int, trials: int, db: str, repeat: int, par
             option = at.measure_option(builder=at.LocalBuilder(),
                                        runner=at.LocalRunner(number=number, repeat=3))
             t0 = time.perf_counter()
-            summary = tuner.tune(trials, option, database=at.Database(db))
+            summary = tuner.tune(trials, option, database=at.Database(opts.db))
             row["tune_s"] = time.perf_counter() - t0
             option.builder.close()
             row["trials"] = summary.measured + summary.resumed
@@ -183,13 +205,14 @@ def machine() -> dict:
     }
 
 
-def print_table(results: list[dict], trials: int) -> None:
+def print_table(results: list[dict], trials: int, tvm_trials: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"GFLOP/s (median), fp32, batch 1; tuned = {trials} trials")
-    for col in ("workload", "thr", "fallback", "tuned", "numpy", "pytorch", "tuned/best peer",
-                "fallback/tuned", "tune s"):
+    table = Table(title=f"GFLOP/s (median), fp32, batch 1; tuned = {trials} trials, "
+                        f"metaschedule = {tvm_trials} trials")
+    for col in ("workload", "thr", "fallback", "tuned", "numpy", "pytorch", "metaschedule",
+                "tuned/best peer", "fallback/tuned", "tune s", "ms tune s"):
         table.add_column(col, justify="left" if col == "workload" else "right")
 
     def fmt(v, spec=".1f"):
@@ -197,18 +220,18 @@ def print_table(results: list[dict], trials: int) -> None:
 
     for res in results:
         for r in res["rows"]:
-            best_peer = max([r[p] for p in ("numpy", "pytorch") if p in r], default=None)
+            best_peer = max([r[p] for p in PEERS if p in r], default=None)
             tuned = r.get("tuned")
             table.add_row(
                 r["workload"], str(r["threads"]), fmt(r.get("fallback")), fmt(tuned),
-                fmt(r.get("numpy")), fmt(r.get("pytorch")),
+                *(fmt(r.get(p)) for p in PEERS),
                 fmt(tuned / best_peer if tuned and best_peer else None, ".2f"),
                 fmt(r["fallback"] / tuned if tuned and r.get("fallback") else None, ".2f"),
-                fmt(r.get("tune_s"), ".0f"))
-    console = Console(width=150)
+                fmt(r.get("tune_s"), ".0f"), fmt(r.get("metaschedule_tune_s"), ".0f"))
+    console = Console(width=160)
     console.print(table)
-    for note in sorted({n for res in results for n in res["notes"]} | {NOTE_TVM}):
-        console.print(f"note: {note}")
+    for note in sorted({n for res in results for n in res["notes"]}):
+        console.print(f"note: {note}", markup=False)  # "[metaschedule]" is no style
 
 
 def main() -> None:
@@ -219,6 +242,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--db", help="tuning database (default: a fresh file per run)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--tvm-trials", type=int, default=256,
+                    help="MetaSchedule's max_trials_global (0: skip MetaSchedule)")
+    ap.add_argument("--no-tvm", dest="tvm_trials", action="store_const", const=0,
+                    help="skip MetaSchedule (same as --tvm-trials 0)")
+    ap.add_argument("--tvm-work-dir",
+                    help="MetaSchedule's logs and databases (default: in the run's temp dir)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--part", default="tilewise", help=argparse.SUPPRESS)
     opts = ap.parse_args()
@@ -228,31 +257,40 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown workload(s) {unknown}; have {known}")
     if opts.child is not None:
-        print(json.dumps(child(names, opts.child, opts.trials, opts.db, opts.repeat, opts.part)))
+        print(json.dumps(child(names, opts.child, opts)))
         return
-    db = opts.db or str(Path(tempfile.mkdtemp(prefix="tw-compare-")) / "tuning.db")
+    tmp = Path(tempfile.mkdtemp(prefix="tw-compare-"))
+    db = opts.db or str(tmp / "tuning.db")
+    tvm_work_dir = opts.tvm_work_dir or str(tmp / "metaschedule")
+    parts = PARTS if opts.tvm_trials > 0 else PARTS[:2]
     results, start = [], machine()
     for t in opts.threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
-                   MKL_NUM_THREADS=str(t))
+                   MKL_NUM_THREADS=str(t), TVM_NUM_THREADS=str(t))
         sides = []
-        for part in ("tilewise", "peers"):
+        for part in parts:
             out = subprocess.run(
                 [sys.executable, __file__, "--only", ",".join(names), "--child", str(t),
                  "--trials", str(opts.trials), "--repeat", str(opts.repeat), "--db", db,
+                 "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
                  "--part", part],
                 env=env, stdout=subprocess.PIPE, text=True, check=True)
             sides.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        ours, theirs = sides
-        by_name = {r["workload"]: r for r in theirs["rows"]}
-        for row in ours["rows"]:
-            row.update({k: v for k, v in by_name[row["workload"]].items() if k not in row})
-        ours["notes"] = sorted(set(ours["notes"]) | set(theirs["notes"]))
+        ours, *theirs = sides
+        for side in theirs:
+            by_name = {r["workload"]: r for r in side["rows"]}
+            for row in ours["rows"]:
+                row.update({k: v for k, v in by_name.get(row["workload"], {}).items()
+                            if k not in row})
+        ours["notes"] = sorted({n for side in sides for n in side["notes"]})
+        if opts.tvm_trials <= 0:
+            ours["notes"].append("TVM MetaSchedule: skipped (--tvm-trials 0 or --no-tvm)")
         results.append(ours)
-    print_table(results, opts.trials)
+    print_table(results, opts.trials, opts.tvm_trials)
     if opts.json:
         opts.json.write_text(json.dumps(
-            {"machine": start, "trials": opts.trials, "database": db, "results": results},
+            {"machine": start, "trials": opts.trials, "database": db,
+             "tvm_trials": opts.tvm_trials, "tvm_work_dir": tvm_work_dir, "results": results},
             indent=2))
 
 

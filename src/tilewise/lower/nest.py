@@ -28,7 +28,7 @@ from ..ir import (
 )
 from ..schedule import AttachKind, Schedule, Stage
 from ..te.tensor import IterKind, IterVar, Reduce, ReduceKind, Tensor, TensorRead
-from .bound import StageBound, normalised_values
+from .bound import StageBound, enclosing_loops, normalised_values
 from .tensorize import tensorize_stmt
 
 
@@ -58,6 +58,7 @@ class NestBuilder:
         self.tensorize_info: dict[Stage, tuple[tuple[Expr, ...], list[TensorRead]]] = {}
         self.region_min: dict[Tensor, tuple[Expr, ...]] = {}
         self.extern_sources: dict[str, None] = {}
+        self.owner = {iv: st for st in sch.stages for iv in st.leaf_iter_vars}
         for st in sch.stages:
             if st.attach_kind is AttachKind.SCOPE:
                 key = (st.attach_stage, st.attach_ivar)
@@ -124,9 +125,14 @@ class NestBuilder:
             for iv in st.op.axis:
                 conds.append(actual[iv] >= 0)
                 conds.append(actual[iv] < iv.domain.extent)
-        # Drop the checks the stage's own loop ranges already decide, so that they
-        # neither reach the code nor stop a tensorize below them.
-        ranges = {iv.var: (0, b.extent[iv] - 1) for iv in st.leaf_iter_vars if iv in b.extent}
+        # Drop the checks that the ranges of the stage's loops and of the loops it is
+        # attached in already decide, so that they neither reach the code nor stop a
+        # tensorize below them.
+        ranges = {}
+        for iv in enclosing_loops(st) + st.leaf_iter_vars:
+            ext = self.bounds[self.owner[iv]].extent.get(iv)
+            if ext:
+                ranges[iv.var] = (0, ext - 1)
         kept = []
         for c in conds:
             decided = simplify(c, ranges)

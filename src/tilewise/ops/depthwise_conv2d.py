@@ -7,11 +7,14 @@ over ``oh_bn`` rows), then accumulates a ``reg_h x w_bn`` tile in registers
 (``cache_write``), taps unrolled, the weights broadcast once per tap. One read of
 the input and one write of the output: packing to NCHW[x]c would add two passes.
 
-Where the time goes (mobilenet-dw1, C=32, 112x112, 3x3, Zen 4, 1 thread): ~50
-GFLOP/s, 43% of the FMA peak; the row padding is ~20% of it, the rest is the tile.
-gcc folds every input load into its FMA as a memory operand (36 unaligned loads
-for 36 FMAs of a 4 x 16 tile, though the 18 distinct vectors could each serve up to
-3 rows), so the tile is bound by line-crossing vector loads, not by the FMAs.
+Where the time goes (mobilenet-dw1, C=32, 112x112, 3x3, Zen 4, 1 thread): the loops
+reach ~50 GFLOP/s, 43% of the FMA peak; gcc folds every input load into its FMA as
+a memory operand (36 unaligned loads for 36 FMAs of a 4 x 16 tile, though the 18
+distinct vectors could each serve up to 3 rows), so the tile is bound by
+line-crossing vector loads. On AVX-512 targets the ``kernel`` knob can instead
+tensorize the tile with a hand-written micro-kernel (:mod:`.depthwise_intrin`) that
+loads each input row once and shifts it in registers: ~74 GFLOP/s (142 on 2
+threads), the row padding now being most of what is left.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
 from .conv2d import _divisors, _pair, out_size
+from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 
 
@@ -76,14 +80,16 @@ def depthwise_reference(N, C, H, W, R, S, stride=1, pad=0, dilation=1, dtype="fl
     return make
 
 
-def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str) -> None:
+def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
+                           microkernel: bool = False) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     w_bn = sorted({d for d in _divisors(OW) if d % lanes == 0 and d <= 8 * lanes}
                   | {min(OW, 8 * lanes)} | ({lanes} if OW > lanes else set()))
     cfg.define_knob("w_bn", w_bn)
-    cfg.define_knob("reg_h", [d for d in (1, 2, 4) if d <= OH])
+    cfg.define_knob("reg_h", [d for d in (1, 2, 4, 8) if d <= OH])
     cfg.define_knob("oh_bn", [d for d in (1, 2, 4, 8, 16, 32) if d <= OH])
     cfg.define_knob("pad", ["at_rows", "inline"])
+    cfg.define_knob("kernel", ["loops", "microkernel"] if microkernel else ["loops"])
     # One vector wide, 4 rows tall: four independent FMA chains (the FMA latency
     # is 4 cycles) and each padded row vector read by 3 rows' taps; rows padded 16
     # at a time, so the halo costs (16 + R - 1) / 16 of a pass. Measured best of
@@ -94,7 +100,14 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str) ->
     fb_w = min((w for w in w_bn if OW % w == 0), default=max(w_bn))
     reg_h = max(d for d in (1, 2, 4) if d <= OH)
     oh_bn = max(d for d in (1, 2, 4, 8, 16) if d <= OH)
-    cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="at_rows")
+    # The micro-kernel where its tiles fit: 74 against 51 GFLOP/s for the loops at 1
+    # thread, 142 against 100 at 2 (mobilenet-dw1, Zen 4).
+    fits = microkernel and fb_w % lanes == 0 and OW % fb_w == 0
+    if fits and OH % oh_bn:  # its row blocks must divide the output
+        oh_bn = max(d for d in (1, 2, 4, 8, 16) if OH % d == 0)
+        reg_h = min(reg_h, oh_bn)
+    cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="at_rows",
+                      kernel="microkernel" if fits else "loops")
 
 
 @template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop)
@@ -104,11 +117,18 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
     target = cfg.target
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
-    define_depthwise_space(cfg, target, OH, OW, dtype)
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    # The micro-kernel: AVX-512 fp32, stride 1, no dilation, rows of whole vectors
+    # (see depthwise_intrin).
+    ukr = (dtype == "float32" and lanes == 16 and (sh, sw, dh, dw) == (1, 1, 1, 1)
+           and OW % lanes == 0)
+    define_depthwise_space(cfg, target, OH, OW, dtype, microkernel=ukr)
     inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
                                                          dilation, dtype, epilogue)
     s = te.create_schedule(out.op)
-    CC = accumulator(s, out, conv)
+    ukr = cfg["kernel"].val == "microkernel"
+    direct = ukr and out is conv  # no epilogue: the micro-kernel writes the output rows
+    CC = out if direct else accumulator(s, out, conv)
     n, c, y, x = s[out].op.axis
     reg_h, oh_bn = cfg["reg_h"].val, cfg["oh_bn"].val
     if oh_bn % reg_h:
@@ -119,22 +139,34 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
     s[out].reorder(n, c, yo, ym, xo, yi, xi)
     outer = s[out].fuse(n, c, yo)
     s[out].parallel(outer)
-    s[out].vectorize(xi)
-    s[CC].compute_at(s[out], xo)
+    if not direct:
+        s[out].vectorize(xi)
+        s[CC].compute_at(s[out], xo)
     _, _, cy, cx = s[CC].op.axis
     ry, rx = s[CC].op.reduce_axis
-    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    if cfg["w_bn"].val % lanes == 0:  # one register per vector of the tile, all unrolled
-        cxo, cxi = s[CC].split(cx, lanes)
-        s[CC].reorder(ry, rx, cy, cxo, cxi)
-        s[CC].unroll(cxo)
+    if ukr:
+        w_bn = cfg["w_bn"].val
+        if cfg["pad"].val == "inline" or w_bn % lanes or OW % w_bn or OH % oh_bn:
+            raise InvalidConfigError(
+                f"the depthwise micro-kernel needs padded rows and whole {reg_h} x {w_bn} "
+                f"tiles of 16-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
+        if direct:
+            s[out].tensorize(yi, depthwise_microkernel(reg_h, w_bn, R, S))
+        else:
+            s[CC].reorder(cy, cx, ry, rx)
+            s[CC].tensorize(cy, depthwise_microkernel(reg_h, w_bn, R, S))
     else:
-        cxi = cx
-        s[CC].reorder(ry, rx, cy, cx)
-    s[CC].unroll(ry)
-    s[CC].unroll(rx)
-    s[CC].unroll(cy)
-    s[CC].vectorize(cxi)
+        if cfg["w_bn"].val % lanes == 0:  # one register per vector of the tile, all unrolled
+            cxo, cxi = s[CC].split(cx, lanes)
+            s[CC].reorder(ry, rx, cy, cxo, cxi)
+            s[CC].unroll(cxo)
+        else:
+            cxi = cx
+            s[CC].reorder(ry, rx, cy, cx)
+        s[CC].unroll(ry)
+        s[CC].unroll(rx)
+        s[CC].unroll(cy)
+        s[CC].vectorize(cxi)
     if cfg["pad"].val == "inline":
         s[padded].compute_inline()
     else:

@@ -6,9 +6,13 @@
 
 For every workload of ``shared/bench/workloads.json`` (or the ``--only`` subset) and
 every thread count (``--threads``, default 1 and 2), a child process with
-OMP/OPENBLAS/MKL_NUM_THREADS set measures: tilewise's fallback config; tilewise tuned
-with ``--trials`` trials (ModelTuner, records in ``--db``, default a fresh file) and
-its best config re-measured; NumPy (gemm, batch_matmul); PyTorch CPU when installed
+OMP/OPENBLAS/MKL_NUM_THREADS set measures: tilewise tuned until ``--db`` (default a
+fresh file) holds ``--trials`` of the task's configs (ModelTuner; a database that
+already holds them is only re-measured, so a second run costs no tuning), then its
+fallback config and the best of those trials re-measured ``--rounds`` times,
+alternating, each time in a fresh child (median of rounds; a passing disturbance of
+a shared machine does not decide a row); NumPy (gemm, batch_matmul) and PyTorch CPU
+when installed, timed the same number of rounds
 (``pip install torch``); TVM MetaSchedule when installed (``pip install -e
 '.[metaschedule]'``): the plain TE compute tuned with ``--tvm-trials`` trials (default
 256; 0 or ``--no-tvm`` skips it), its logs and database kept in ``--tvm-work-dir``
@@ -73,12 +77,18 @@ def _time_py(fn, number: int, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _rounds(fn, number: int, repeat: int, rounds: int) -> float:
+    """Median over ``rounds`` of :func:`_time_py`, as tilewise's configs are measured."""
+    return statistics.median(_time_py(fn, number, repeat) for _ in range(rounds))
+
+
 def _numbers(flop: float) -> int:
     """Runs per repeat: about 20 ms of work at ~100 GFLOP/s, at least 3."""
     return max(3, min(200, int(2e9 / flop)))
 
 
-def peers(w: dict, arrays: list, threads: int, repeat: int) -> tuple[dict, list[str]]:
+def peers(w: dict, arrays: list, threads: int, repeat: int,
+          rounds: int = 1) -> tuple[dict, list[str]]:
     """GFLOP/s of NumPy and PyTorch on the same inputs; and notes on what was skipped."""
     import numpy as np
 
@@ -90,7 +100,7 @@ def peers(w: dict, arrays: list, threads: int, repeat: int) -> tuple[dict, list[
     res, notes = {}, []
     if w["kind"] in ("gemm", "batch_matmul"):
         a, b, c = arrays[0], arrays[1], np.empty_like(arrays[-1])
-        res["numpy"] = flop / _time_py(lambda: np.matmul(a, b, out=c), n, repeat) / 1e9
+        res["numpy"] = flop / _rounds(lambda: np.matmul(a, b, out=c), n, repeat, rounds) / 1e9
     try:
         import torch
     except ImportError:
@@ -109,23 +119,62 @@ def peers(w: dict, arrays: list, threads: int, repeat: int) -> tuple[dict, list[
             out = torch.from_numpy(np.empty_like(arrays[-1]))
             mm = torch.mm if w["kind"] == "gemm" else torch.bmm
             f = lambda: mm(t[0], t[1], out=out)  # noqa: E731
-        res["pytorch"] = flop / _time_py(f, n, repeat) / 1e9
+        res["pytorch"] = flop / _rounds(f, n, repeat, rounds) / 1e9
     return res, notes
 
 
-def _measure(task, config, label, builder, runner) -> dict:
-    """Build ``config`` (before any timer starts), then check and time it in a fresh
-    child process, exactly as the tuner measured it: nothing left in this process
-    (idle thread pools, the model) can disturb the timing."""
+def _measure(task, configs: dict, builder, runner, rounds: int) -> dict:
+    """Build every config of ``configs`` (label -> config) before any timer starts, then
+    check and time them in turn, ``rounds`` times, each time in a fresh child process
+    exactly as the tuner measured them: nothing left in this process (idle thread
+    pools, the model) can disturb the timing, and alternating the configs spreads a
+    passing disturbance of this shared machine over all of them. GFLOP/s: the median
+    over rounds of each round's median; every round's value is kept."""
     from tilewise.autotune import MeasureInput
 
-    inp = MeasureInput(task, config)
-    res = runner.run([inp], builder.build([inp]))[0]
-    out = {f"{label}_config": str(config), f"{label}_correct": res.ok}
-    if res.ok:
-        out[label] = task.flop / statistics.median(res.costs) / 1e9
-    else:
-        out[f"{label}_error"] = f"{res.error.name}: {res.error_msg[:200]}"
+    inputs = {label: MeasureInput(task, c) for label, c in configs.items()}
+    built = dict(zip(inputs, builder.build(list(inputs.values())), strict=True))
+    out: dict = {f"{label}_config": str(c) for label, c in configs.items()}
+    per: dict[str, list[float]] = {label: [] for label in configs}
+    for _ in range(rounds):
+        for label, inp in inputs.items():
+            res = runner.run([inp], [built[label]])[0]
+            if res.ok:
+                per[label].append(task.flop / statistics.median(res.costs) / 1e9)
+            else:
+                out[f"{label}_error"] = f"{res.error.name}: {res.error_msg[:200]}"
+    for label, values in per.items():
+        out[f"{label}_correct"] = f"{label}_error" not in out
+        if values:
+            out[label] = statistics.median(values)
+            out[f"{label}_rounds"] = values
+    return out
+
+
+def _tune(task, trials: int, number: int, db) -> dict:
+    """Tune ``task`` until ``db`` holds ``trials`` of its configs (a database that
+    already holds them costs no tuning: the run re-measures); the best of the first
+    ``trials`` records, as the tuner saw it."""
+    from tilewise import autotune as at
+
+    out: dict = {}
+    done = len(db.records(task))
+    if done < trials:
+        tuner = at.ModelTuner(task, seed=0)
+        option = at.measure_option(builder=at.LocalBuilder(),
+                                   runner=at.LocalRunner(number=number, repeat=3))
+        t0 = time.perf_counter()
+        tuner.tune(trials - done, option, database=db)
+        out["tune_s"] = time.perf_counter() - t0
+        option.builder.close()
+    records = db.records(task)[:trials]
+    out["trials"] = len(records)
+    out["tune_errors"] = sum(not r.result.ok for r in records)
+    ok = [r for r in records if r.result.ok]
+    if ok:
+        best = min(ok, key=lambda r: r.result.mean)
+        out["tuned_during_search"] = task.flop / best.result.mean / 1e9
+        out["tuned_config_index"] = best.config.index
     return out
 
 
@@ -154,7 +203,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
         number = _numbers(flop)
         row = {"workload": w["name"], "template": name, "args": list(args), "threads": threads}
         if part == "peers":
-            got, why = peers(w, arrays, threads, repeat)
+            got, why = peers(w, arrays, threads, repeat, opts.rounds)
             row.update(got)
             notes.update(why)
             rows.append(row)
@@ -170,26 +219,14 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
             print(json.dumps(row), file=sys.stderr, flush=True)
             continue
 
-        builder = at.LocalBuilder()
-        runner = at.LocalRunner(number=number, repeat=repeat)
-
-        def measure(config, label, task=task, row=row, builder=builder, runner=runner):
-            row.update(_measure(task, config, label, builder, runner))
-
-        measure(task.config_space.fallback, "fallback")
+        configs = {"fallback": task.config_space.fallback}
         if trials > 0:
-            tuner = at.ModelTuner(task, seed=0)
-            option = at.measure_option(builder=at.LocalBuilder(),
-                                       runner=at.LocalRunner(number=number, repeat=3))
-            t0 = time.perf_counter()
-            summary = tuner.tune(trials, option, database=at.Database(opts.db))
-            row["tune_s"] = time.perf_counter() - t0
-            option.builder.close()
-            row["trials"] = summary.measured + summary.resumed
-            row["tune_errors"] = summary.errors
-            if summary.best_config is not None:
-                row["tuned_during_search"] = (summary.best_flops or 0) / 1e9
-                measure(summary.best_config, "tuned")
+            row.update(_tune(task, trials, number, at.Database(opts.db)))
+            if "tuned_config_index" in row:
+                configs["tuned"] = task.config_space.get(row.pop("tuned_config_index"))
+        builder = at.LocalBuilder()
+        row.update(_measure(task, configs, builder, at.LocalRunner(number=number, repeat=repeat),
+                            opts.rounds))
         builder.close()
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -240,6 +277,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="times each config and peer is measured, alternating (median)")
     ap.add_argument("--db", help="tuning database (default: a fresh file per run)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--tvm-trials", type=int, default=256,
@@ -269,9 +308,14 @@ def main() -> None:
                    MKL_NUM_THREADS=str(t), TVM_NUM_THREADS=str(t))
         sides = []
         for part in parts:
+            # tilewise's side uses BLAS only for the reference results: one thread, or
+            # BLAS threads left spinning after them steal a core from the first timing.
+            blas = "1" if part == "tilewise" else str(t)
+            env.update(OPENBLAS_NUM_THREADS=blas, MKL_NUM_THREADS=blas)
             out = subprocess.run(
                 [sys.executable, __file__, "--only", ",".join(names), "--child", str(t),
-                 "--trials", str(opts.trials), "--repeat", str(opts.repeat), "--db", db,
+                 "--trials", str(opts.trials), "--repeat", str(opts.repeat),
+                 "--rounds", str(opts.rounds), "--db", db,
                  "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
                  "--part", part],
                 env=env, stdout=subprocess.PIPE, text=True, check=True)

@@ -69,8 +69,11 @@ def _view(nb: NestBuilder, tensor, indices: tuple[Expr, ...], zero: dict) -> Buf
         raise LowerError(f"tensorize: {tensor.name} has no buffer (is it inlined?)")
     mins = nb.region_min[tensor]
     flat: Expr = const(0)
+    origin = []
     for ix, m, stride in zip(indices, mins, buf.strides, strict=False):
-        flat = flat + (substitute(ix, zero) - m) * stride
+        origin.append(simplify(substitute(ix, zero) - m))
+        flat = flat + origin[-1] * stride
     return BufferView(
-        Address(buf, simplify(flat), buf.dtype), tuple(Const(s, flat.dtype) for s in buf.strides)
+        Address(buf, simplify(flat), buf.dtype), tuple(Const(s, flat.dtype) for s in buf.strides),
+        tuple(origin),
     )

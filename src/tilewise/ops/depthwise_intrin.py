@@ -13,13 +13,25 @@ for up to ``R*S`` FMAs. The ``R*S`` weights stay broadcast in registers.
 from __future__ import annotations
 
 from .. import te
-from ..ir import ExternCall
+from ..ir import Address, ExternCall, simplify
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 
 _SOURCE = r"""
 #include <immintrin.h>
-static inline void NAME(const float* restrict a, const float* restrict w, float* restrict c,
-                        int32_t lda, int32_t ldw, int32_t ldc) {
+#ifndef tw_dw_cmask_defined
+#define tw_dw_cmask_defined
+/* Lanes j of a 16-wide load at column cs that fall inside [0, w). */
+static inline uint32_t tw_dw_cmask(int32_t cs, int32_t w) {
+  const int32_t lo = cs < 0 ? -cs : 0, hi = w - cs < 16 ? w - cs : 16;
+  return hi <= lo ? 0u : ((1u << hi) - 1u) & ~((1u << lo) - 1u);
+}
+#endif
+/* c[i][j] = sum_{r,s} x(row0 + i + r, col0 + j + s) * w[r][s], where x(y, x) is
+   plane[y * lda + x] inside [0, PH) x [0, PW) and 0 outside: the zero padding is
+   never stored, rows outside are skipped and border lanes masked. */
+static inline void NAME(const float* restrict plane, const float* restrict w,
+                        float* restrict c, int32_t lda, int32_t ldw, int32_t ldc,
+                        int32_t row0, int32_t col0) {
 #if defined(__AVX512F__) && (TW % 16 == 0) && (KS <= 17)
   enum { V = TW / 16 };
   __m512 acc[TH][V], wv[KR][KS];
@@ -31,14 +43,19 @@ static inline void NAME(const float* restrict a, const float* restrict w, float*
   for (int r = 0; r < KR; ++r)
     #pragma GCC unroll 64
     for (int s = 0; s < KS; ++s) wv[r][s] = _mm512_set1_ps(w[r * ldw + s]);
+  __mmask16 m[V + 1];
+  #pragma GCC unroll 64
+  for (int v = 0; v <= V; ++v) m[v] = (__mmask16)tw_dw_cmask(col0 + 16 * v, PW);
+  /* The last vector only lends its first KS - 1 values to the shifts. */
+  m[V] &= (__mmask16)((1u << (KS - 1)) - 1u);
   #pragma GCC unroll 64
   for (int t = 0; t < TH + KR - 1; ++t) {
+    const int32_t y = row0 + t;
+    if (y < 0 || y >= PH) continue;
+    const float* row = plane + (int64_t)y * lda + col0;
     __m512 x[V + 1];
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) x[v] = _mm512_loadu_ps(a + t * lda + 16 * v);
-    /* The last vector only lends its first KS - 1 values to the shifts: masked, so
-       the kernel never reads past the tile's halo. */
-    x[V] = _mm512_maskz_loadu_ps((__mmask16)((1u << (KS - 1)) - 1u), a + t * lda + 16 * V);
+    for (int v = 0; v <= V; ++v) x[v] = _mm512_maskz_loadu_ps(m[v], row + 16 * v);
     #pragma GCC unroll 64
     for (int v = 0; v < V; ++v) {
       #pragma GCC unroll 64
@@ -62,7 +79,11 @@ static inline void NAME(const float* restrict a, const float* restrict w, float*
     for (int j = 0; j < TW; ++j) {
       float sum = 0.0f;
       for (int r = 0; r < KR; ++r)
-        for (int s = 0; s < KS; ++s) sum += a[(i + r) * lda + j + s] * w[r * ldw + s];
+        for (int s = 0; s < KS; ++s) {
+          const int32_t y = row0 + i + r, x = col0 + j + s;
+          if (y >= 0 && y < PH && x >= 0 && x < PW)
+            sum += plane[(int64_t)y * lda + x] * w[r * ldw + s];
+        }
       c[i * ldc + j] = sum;
     }
 #endif
@@ -70,22 +91,32 @@ static inline void NAME(const float* restrict a, const float* restrict w, float*
 """
 
 
-def depthwise_microkernel(th: int, tw: int, R: int, S: int) -> TensorIntrin:
+def depthwise_microkernel(th: int, tw: int, R: int, S: int,
+                          plane: tuple[int, int] = (1 << 30, 1 << 30)) -> TensorIntrin:
     """``out[th, tw] = sum_{r<R, s<S} a[i + r, j + s] * w[r, s]`` (fp32, stride 1,
-    dilation 1); the views' rows are their second-last stride apart."""
+    dilation 1); the views' rows are their second-last stride apart. ``a`` may be
+    the unpadded input read through an inlined zero padding: its ``plane`` (H, W)
+    bounds what exists, the rest reads as zero."""
     a = te.placeholder((th + R - 1, tw + S - 1), "float32", name="a")
     w = te.placeholder((R, S), "float32", name="w")
     r = te.reduce_axis((0, R), name="r")
     s = te.reduce_axis((0, S), name="s")
     out = te.compute((th, tw), lambda i, j: te.sum(a[i + r, j + s] * w[r, s], axis=[r, s]),
                      name="out")
-    name = f"tw_dw_ukr_{th}x{tw}x{R}x{S}"
+    ph, pw = plane
+    name = f"tw_dw_ukr_{th}x{tw}x{R}x{S}_{ph}x{pw}"
     source = (_SOURCE.replace("NAME", name).replace("TH", str(th)).replace("TW", str(tw))
-              .replace("KR", str(R)).replace("KS", str(S)))
+              .replace("KR", str(R)).replace("KS", str(S)).replace("PH", str(ph))
+              .replace("PW", str(pw)))
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, wv), (cv,) = ins, outs
-        args = (av.ptr, wv.ptr, cv.ptr, av.strides[-2], wv.strides[-2], cv.strides[-2])
+        lda = av.strides[-2]
+        row0, col0 = av.origin[-2], av.origin[-1]
+        # The plane's first element: the tile's address less its (row, column) offset.
+        base = Address(av.ptr.buffer, simplify(av.ptr.index - row0 * lda - col0),
+                       av.ptr.dtype)
+        args = (base, wv.ptr, cv.ptr, lda, wv.strides[-2], cv.strides[-2], row0, col0)
         return IntrinImpl(body=ExternCall(name, args))
 
     return decl_tensor_intrin(out.op, impl, source=source, name=name)

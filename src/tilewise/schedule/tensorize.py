@@ -25,10 +25,13 @@ from ..te.operation import ComputeOp, Operation
 
 @dataclass(frozen=True)
 class BufferView:
-    """A window of a buffer: address of its first element and row-major strides."""
+    """A window of a buffer: address of its first element and row-major strides;
+    ``origin`` is that element's index in the buffer, for kernels that handle the
+    buffer's borders themselves (an index may then lie outside it, in the padding)."""
 
     ptr: Expr
     strides: tuple[Expr, ...]
+    origin: tuple[Expr, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,9 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     # The micro-kernel: AVX-512 fp32, stride 1, no dilation, rows of whole vectors
     # (see depthwise_intrin).
-    ukr = (dtype == "float32" and lanes == 16 and (sh, sw, dh, dw) == (1, 1, 1, 1)
-           and OW % lanes == 0)
-    define_depthwise_space(cfg, target, OH, OW, dtype, microkernel=ukr)
+    ukr_fits = (dtype == "float32" and lanes == 16 and (sh, sw, dh, dw) == (1, 1, 1, 1)
+                and OW % lanes == 0)
+    define_depthwise_space(cfg, target, OH, OW, dtype, microkernel=ukr_fits)
     inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
                                                          dilation, dtype, epilogue)
     s = te.create_schedule(out.op)
@@ -158,7 +158,7 @@ def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
                 f"tiles of 16-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
         # Inlined padding: the kernel reads the input itself, zero outside its plane.
         ukr_intrin = depthwise_microkernel(
-            reg_h, w_bn, R, S, (H, W) if cfg["pad"].val == "inline" else (1 << 30, 1 << 30))
+            reg_h, w_bn, R, S, (H, W) if cfg["pad"].val == "inline" else None)
         if direct:
             s[out].tensorize(yi, ukr_intrin)
         else:

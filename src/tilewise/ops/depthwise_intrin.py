@@ -92,18 +92,19 @@ static inline void NAME(const float* restrict plane, const float* restrict w,
 
 
 def depthwise_microkernel(th: int, tw: int, R: int, S: int,
-                          plane: tuple[int, int] = (1 << 30, 1 << 30)) -> TensorIntrin:
+                          plane: tuple[int, int] | None = None) -> TensorIntrin:
     """``out[th, tw] = sum_{r<R, s<S} a[i + r, j + s] * w[r, s]`` (fp32, stride 1,
     dilation 1); the views' rows are their second-last stride apart. ``a`` may be
     the unpadded input read through an inlined zero padding: its ``plane`` (H, W)
-    bounds what exists, the rest reads as zero."""
+    bounds what exists, the rest reads as zero; ``None``: everything read exists
+    (a padded buffer)."""
     a = te.placeholder((th + R - 1, tw + S - 1), "float32", name="a")
     w = te.placeholder((R, S), "float32", name="w")
     r = te.reduce_axis((0, R), name="r")
     s = te.reduce_axis((0, S), name="s")
     out = te.compute((th, tw), lambda i, j: te.sum(a[i + r, j + s] * w[r, s], axis=[r, s]),
                      name="out")
-    ph, pw = plane
+    ph, pw = plane or (1 << 30, 1 << 30)
     name = f"tw_dw_ukr_{th}x{tw}x{R}x{S}_{ph}x{pw}"
     source = (_SOURCE.replace("NAME", name).replace("TH", str(th)).replace("TW", str(tw))
               .replace("KR", str(R)).replace("KS", str(S)).replace("PH", str(ph))

@@ -122,3 +122,15 @@ def test_pointwise_conv2d_stores_whole_vectors():
     src = tw.build(s, tensors, target=task.target).source
     inner = src[src.index("rc_outer"):]
     assert "/ 8" not in inner and "% 8" not in inner
+
+
+def test_conv2d_fallback_packs_weights_larger_than_l2_per_chunk():
+    """resnet-c5's 9.4 MB of weights are packed chunk by chunk inside the parallel loop,
+    resnet-c3's 0.6 MB once up front."""
+    target = tw.target.Target.from_str(TARGET)
+    for args, big in [((1, 512, 7, 7, 512, 3, 3, 1, 1), True),
+                      ((1, 128, 28, 28, 128, 3, 3, 1, 1), False)]:
+        weights = args[1] * args[4] * 9 * 4
+        fb = Task("conv2d_nchw", args, TARGET).config_space.fallback
+        assert (weights > target.l2_bytes) is big or target.l2_bytes > 4 << 20
+        assert fb["kernel_pack"].val == ("per_chunk" if weights > target.l2_bytes else "root")

@@ -52,7 +52,8 @@ def enclosing_loops(stage: Stage) -> list[IterVar]:
     return out
 
 
-def _owner(sch: Schedule) -> dict[IterVar, Stage]:
+def leaf_owner(sch: Schedule) -> dict[IterVar, Stage]:
+    """The stage whose loop each leaf iteration variable is."""
     return {iv: st for st in sch.stages for iv in st.leaf_iter_vars}
 
 
@@ -79,7 +80,7 @@ def root_values(stage: Stage, bound: StageBound) -> dict[IterVar, Expr]:
 
 def infer_bounds(sch: Schedule, bodies: dict[Stage, Expr]) -> dict[Stage, StageBound]:
     bounds: dict[Stage, StageBound] = {}
-    owner = _owner(sch)
+    owner = leaf_owner(sch)
     for st in reversed(sch.stages):
         if not st.is_compute or st.attach_kind is AttachKind.INLINE:
             continue

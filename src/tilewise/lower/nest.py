@@ -28,7 +28,7 @@ from ..ir import (
 )
 from ..schedule import AttachKind, Schedule, Stage
 from ..te.tensor import IterKind, IterVar, Reduce, ReduceKind, Tensor, TensorRead
-from .bound import StageBound, enclosing_loops, normalised_values
+from .bound import StageBound, enclosing_loops, leaf_owner, normalised_values
 from .tensorize import tensorize_stmt
 
 
@@ -58,7 +58,7 @@ class NestBuilder:
         self.tensorize_info: dict[Stage, tuple[tuple[Expr, ...], list[TensorRead]]] = {}
         self.region_min: dict[Tensor, tuple[Expr, ...]] = {}
         self.extern_sources: dict[str, None] = {}
-        self.owner = {iv: st for st in sch.stages for iv in st.leaf_iter_vars}
+        self.owner = leaf_owner(sch)
         for st in sch.stages:
             if st.attach_kind is AttachKind.SCOPE:
                 key = (st.attach_stage, st.attach_ivar)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
-from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
+from .gemm import register_tile
 
 
 def is_pointwise(R, S, stride, pad, dilation) -> bool:
@@ -72,32 +72,11 @@ def define_conv2d_1x1_space(cfg, target: Target, K: int, dtype: str) -> None:
 
 
 def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack):
-    mr, nr = cfg["mr"].val, cfg["nr"].val
-    lanes = target.vector_lanes(np.dtype(str(conv.dtype)).itemsize)
-    if mr * -(-nr // lanes) > 30:
-        raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
     s = te.create_schedule(out.op)
     CC = accumulator(s, out, conv)
     n, k, h, w = s[out].op.axis
-    f = s[out].fuse(h, w)
-    ko, fo, ki, fi = s[out].tile(k, f, mr, nr)
-    koo, koi = s[out].split(ko, cfg["block_m"].val)
-    if cfg["order"].val == "kf":
-        s[out].reorder(n, koo, fo, koi, ki, fi)
-        outer = s[out].fuse(n, koo, fo)
-    else:
-        s[out].reorder(n, fo, koo, koi, ki, fi)
-        outer = s[out].fuse(n, fo, koo)
-    s[out].parallel(outer)
-    s[out].vectorize(fi)
-    s[CC].compute_at(s[out], koi)
-    cn, ck, cf = s[CC].op.axis
-    (rc,) = s[CC].op.reduce_axis
-    ro, ri = s[CC].split(rc, cfg["unroll_k"].val)
-    s[CC].reorder(cn, ro, ri, ck, cf)
-    s[CC].unroll(ri)
-    s[CC].unroll(ck)
-    s[CC].vectorize(cf)
+    register_tile(s, cfg, target, out, CC, k, s[out].fuse(h, w), batch=(n,),
+                  rows_outer=cfg["order"].val == "kf")
     if data_pack is not None:
         pn, pj, _, pji = s[data_pack].op.axis
         s[data_pack].parallel(s[data_pack].fuse(pn, pj))

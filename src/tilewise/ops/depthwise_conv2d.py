@@ -91,29 +91,28 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
     cfg.define_knob("oh_bn", [d for d in (1, 2, 4, 8, 16, 32) if d <= OH])
     cfg.define_knob("pad", ["at_rows", "inline"])
     cfg.define_knob("kernel", ["loops", "microkernel"] if microkernel else ["loops"])
-    # One vector wide, 4 rows tall: four independent FMA chains (the FMA latency
-    # is 4 cycles) and each padded row vector read by 3 rows' taps; rows padded 16
-    # at a time, so the halo costs (16 + R - 1) / 16 of a pass. Measured best of
-    # the space on mobilenet-dw1 (1 thread, Zen 4: 50 GFLOP/s, against 46 for 2 x
-    # 112, the previous choice, and 30 for PyTorch in the same run).
-    # A width that does not divide the row leaves a guarded tail tile: the whole row
-    # then.
-    fb_w = min((w for w in w_bn if OW % w == 0), default=max(w_bn))
-    reg_h = max(d for d in (1, 2, 4) if d <= OH)
-    oh_bn = max(d for d in (1, 2, 4, 8, 16) if d <= OH)
-    # The micro-kernel where its tiles fit, reading the input through the inlined
-    # padding (no padded copy), as wide as the row allows with 2 rows (4 for narrow
-    # tiles): ~95 GFLOP/s against 51 for the loops at 1 thread on mobilenet-dw1
-    # (Zen 4; a padded copy costs a quarter of that).
     if microkernel:
+        # The micro-kernel, reading the input through the inlined padding (no padded
+        # copy), as wide as the row allows with 2 rows (4 for narrow tiles): ~95
+        # GFLOP/s against 51 for the loops at 1 thread on mobilenet-dw1 (Zen 4; a
+        # padded copy costs a quarter of that).
         fb_w = max(w for w in w_bn if w % lanes == 0 and OW % w == 0)
         prefer = (2, 4, 1) if fb_w // lanes > 4 else (4, 2, 1)
         reg_h = next(d for d in prefer if OH % d == 0)  # the kernel's tiles are whole
         oh_bn = max(d for d in (1, 2, 4, 8, 16) if OH % d == 0 and d % reg_h == 0)
         cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="inline",
                           kernel="microkernel")
-    else:
-        cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="at_rows", kernel="loops")
+        return
+    # One vector wide, 4 rows tall: four independent FMA chains (the FMA latency
+    # is 4 cycles) and each padded row vector read by 3 rows' taps; rows padded 16
+    # at a time, so the halo costs (16 + R - 1) / 16 of a pass. Measured best of
+    # the loops on mobilenet-dw1 (1 thread, Zen 4: 50 GFLOP/s, against 46 for 2 x
+    # 112 and 30 for PyTorch in the same run). A width that does not divide the
+    # row leaves a guarded tail tile: the whole row then.
+    fb_w = min((w for w in w_bn if OW % w == 0), default=max(w_bn))
+    reg_h = max(d for d in (1, 2, 4) if d <= OH)
+    oh_bn = max(d for d in (1, 2, 4, 8, 16) if d <= OH)
+    cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="at_rows", kernel="loops")
 
 
 @template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop)

@@ -57,34 +57,39 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     while not acc.op.reduce_axis:  # walk the epilogue back to the reduction
         acc = next(t for t in acc.op.input_tensors if t.op.input_tensors and t is not Bp)
     CC = accumulator(s, C, acc)
+    i, j = s[C].op.axis
+    register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij")
+    pj, _, pji = s[Bp].op.axis
+    s[Bp].vectorize(pji)
+    s[Bp].parallel(pj)
+    return s
+
+
+def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True) -> None:
+    """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
+    tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
+    ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
+    (after any leading ``batch`` axes) fused into the parallel loop, rows outermost
+    or columns. Knobs: mr, nr, block_m, unroll_k."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
         # More accumulators than vector registers: it spills, and gcc takes seconds on it.
         raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
-    i, j = s[C].op.axis
     io, jo, ii, ji = s[C].tile(i, j, mr, nr)
     ioo, ioi = s[C].split(io, cfg["block_m"].val)
-    if cfg["order"].val == "ij":
-        s[C].reorder(ioo, jo, ioi, ii, ji)
-        outer = s[C].fuse(ioo, jo)
-    else:
-        s[C].reorder(jo, ioo, ioi, ii, ji)
-        outer = s[C].fuse(jo, ioo)
-    s[C].parallel(outer)
+    blocks = (ioo, jo) if rows_outer else (jo, ioo)
+    s[C].reorder(*batch, *blocks, ioi, ii, ji)
+    s[C].parallel(s[C].fuse(*batch, *blocks))
     s[C].vectorize(ji)
     s[CC].compute_at(s[C], ioi)
-    ci, cj = s[CC].op.axis
+    *cbatch, ci, cj = s[CC].op.axis
     (ck,) = s[CC].op.reduce_axis
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
-    s[CC].reorder(ko, ki, ci, cj)
+    s[CC].reorder(*cbatch, ko, ki, ci, cj)
     s[CC].unroll(ki)
     s[CC].unroll(ci)
     s[CC].vectorize(cj)
-    pj, _, pji = s[Bp].op.axis
-    s[Bp].vectorize(pji)
-    s[Bp].parallel(pj)
-    return s
 
 
 def define_gemm_space(cfg, target: Target, dtype: str) -> None:

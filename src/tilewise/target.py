@@ -82,9 +82,13 @@ class Target:
 
     @property
     def cflags(self) -> tuple[str, ...]:
+        # gcc tunes Intel AVX-512 cores (skylake-avx512 .. sapphirerapids) for 256-bit
+        # vectors unless told otherwise; our loops are sized for the full register width.
+        wide = ("-mprefer-vector-width=512",) if self.vector_bits == 512 else ()
         return (
             "-O3",
             f"-march={self.mcpu}",
+            *wide,
             "-fopenmp",
             "-fPIC",
             "-shared",

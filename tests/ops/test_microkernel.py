@@ -56,3 +56,44 @@ def test_tensorize_extent_mismatch_is_an_error():
     s[C].tensorize(ii, gemm_microkernel(8, 32, 32))
     with pytest.raises(LowerError, match="tensorize"):
         tw.lower(s, [A, B, C])
+
+
+def _ukr_config(task, **knobs):
+    space = task.config_space
+    vector = list(space.knob_index_vector(space.fallback.index))
+    for pos, knob in enumerate(space.knobs):
+        if knob.name in knobs:
+            vector[pos] = [e.val for e in knob.entities].index(knobs[knob.name])
+    return space.get(space.index_of(vector))
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@pytest.mark.parametrize("name,args", [("gemm", (24, 64, 37)),
+                                       ("dense", (16, 32, 19, "bias+gelu"))])
+def test_gemm_template_tensorizes_its_tile(name, args):
+    """The gemm/dense templates' ``kernel="ukr"`` choice: the register tile is the
+    micro-kernel, the epilogue still runs as the tile is stored."""
+    import tilewise.ops  # noqa: F401
+    from tilewise.autotune import Task
+
+    task = Task(name, args, "c -cores=2")
+    for order in ("ij", "ji"):
+        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32,
+                                                  order=order))
+        mod = tw.build(s, tensors, target=task.target)
+        assert "tw_gemm_ukr_8x32" in mod.source
+        arrays, (want,) = task.reference()(np.random.default_rng(0))
+        mod(*arrays)
+        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+
+
+def test_gemm_template_rejects_partial_microkernel_tiles():
+    import tilewise.ops  # noqa: F401
+    from tilewise.autotune import Task
+    from tilewise.errors import InvalidConfigError
+
+    task = Task("gemm", (20, 64, 16), "c -mcpu=native -cores=1")
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
+        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32))

@@ -22,6 +22,7 @@ static inline void NAME_update(const float* restrict a, const float* restrict b,
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < V; ++v) acc[i][v] = _mm512_loadu_ps(c + i * ldc + 16 * v);
+  #pragma GCC unroll 4
   for (int k = 0; k < KC; ++k) {
     __m512 bv[V];
     #pragma GCC unroll 64

@@ -8,6 +8,8 @@ producer stage (inline, root, or compute_at any legal loop).
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -151,3 +153,25 @@ def test_conv2d_random_schedule(c, h, w, f, kh, pad, stride, data):
     np.testing.assert_allclose(
         got, conv2d_ref(d, wt, pad, stride), rtol=1e-4, atol=1e-4, err_msg="; ".join(log)
     )
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 9), k=st.integers(1, 11), m=st.integers(1, 13),
+    packed=st.booleans(), data=st.data(),
+)
+def test_matmul_random_schedule_every_nest_unswitched(n, k, m, packed, data):
+    """The same schedules with unswitching lifting every nest it can, however little
+    work it holds (the shapes here are below its size threshold)."""
+    with mock.patch("tilewise.lower.unswitch._MIN_WORK", 1):
+        test_matmul_random_schedule.hypothesis.inner_test(n, k, m, packed, data)
+
+
+@SETTINGS
+@given(
+    c=st.integers(1, 3), h=st.integers(3, 8), w=st.integers(3, 7), f=st.integers(1, 3),
+    kh=st.integers(1, 3), pad=st.integers(0, 1), stride=st.integers(1, 2), data=st.data(),
+)
+def test_conv2d_random_schedule_every_nest_unswitched(c, h, w, f, kh, pad, stride, data):
+    with mock.patch("tilewise.lower.unswitch._MIN_WORK", 1):
+        test_conv2d_random_schedule.hypothesis.inner_test(c, h, w, f, kh, pad, stride, data)

@@ -1,7 +1,8 @@
 """Lowering: a schedule becomes a loop-IR function (``tw.lower``).
 
 Pipeline: inline -> bound inference -> loop nests per stage -> buffer
-flattening -> simplification -> loop legalisation -> division lowering.
+flattening -> simplification -> loop partitioning -> unswitching -> loop
+legalisation -> division lowering.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .inline import effective_bodies
 from .nest import NestBuilder
 from .partition import partition_loops
 from .passes import Flatten, legalize_loops, lower_division
+from .unswitch import unswitch_loops
 
 
 def lower(sch: Schedule, args: Sequence[Tensor], name: str = "default_function") -> PrimFunc:
@@ -36,6 +38,7 @@ def lower(sch: Schedule, args: Sequence[Tensor], name: str = "default_function")
     body = Flatten(buffers, mins).visit(body)
     body = simplify_stmt(body)
     body = simplify_stmt(partition_loops(body))
+    body = simplify_stmt(unswitch_loops(body))
     body = legalize_loops(body)
     body = lower_division(body)
     return PrimFunc(name, tuple(params), body, tuple(nb.extern_sources))

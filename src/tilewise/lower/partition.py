@@ -55,9 +55,9 @@ def partition_loops(s: Stmt) -> Stmt:
     return s
 
 
-def _atoms(cond: Expr) -> list[Expr]:
+def conjuncts(cond: Expr) -> list[Expr]:
     if isinstance(cond, Binary) and cond.op is BinaryOp.AND:
-        return _atoms(cond.a) + _atoms(cond.b)
+        return conjuncts(cond.a) + conjuncts(cond.b)
     return [cond]
 
 
@@ -94,7 +94,7 @@ def _partition(loop: For) -> Stmt:
     his: list[Expr] = []
     known: list[Expr] = []
     for cond in conds:
-        for atom in _atoms(cond):
+        for atom in conjuncts(cond):
             b = _bound(atom, x, inner)
             if b is not None:
                 (los if b[0] == "lo" else his).append(b[1])
@@ -114,7 +114,7 @@ def _partition(loop: For) -> Stmt:
     hi_e = simplify(max_(min_(hi, ext), lo_v))
     hi_v: Expr = hi_e if isinstance(hi_e, Const) else Var(f"{x.name}_hi")
     ids = {id(a) for a in known}
-    middle_body = substitute(_assume(loop.body, ids), {x: x + lo_v})
+    middle_body = substitute(assume_true(loop.body, ids), {x: x + lo_v})
     stmt = seq(
         dataclasses.replace(loop, extent=lo_v),
         dataclasses.replace(loop, extent=hi_v - lo_v, body=middle_body),
@@ -134,8 +134,8 @@ def _unique(exprs: list[Expr]) -> list[Expr]:
     return list(seen.values())
 
 
-def _assume(node, ids: set[int]):
+def assume_true(node, ids: set[int]):
     """Replace the given condition atoms (by identity) with ``true``."""
     if isinstance(node, Expr) and id(node) in ids:
         return const(True)
-    return map_children(node, lambda n: _assume(n, ids))
+    return map_children(node, lambda n: assume_true(n, ids))

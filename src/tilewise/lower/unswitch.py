@@ -68,8 +68,8 @@ def unswitch_loops(s: Stmt, lifted: frozenset = frozenset()) -> Stmt:
     ``lifted`` holds the (structural keys of the) tests already decided above ``s``:
     the copy that keeps them must not lift them again.
     """
-    lift = isinstance(s, For) and s.kind in _LIFT_OVER and _worth_copying(s)
-    if lift and not collect(s.body, Allocate):
+    if (isinstance(s, For) and s.kind in _LIFT_OVER and _worth_copying(s)
+            and not collect(s.body, Allocate)):
         tests = _liftable(s, lifted)
         if tests:
             keys = lifted | set(tests)

@@ -158,7 +158,11 @@ def _tune(task, trials: int, number: int, db) -> dict:
     from tilewise import autotune as at
 
     out: dict = {}
-    done = len(db.records(task))
+
+    def measured():  # configs the template rejected spent no trial
+        return [r for r in db.records(task) if r.result.error is not at.ErrorKind.INSTANTIATION]
+
+    done = len(measured())
     if done < trials:
         tuner = at.ModelTuner(task, seed=0)
         option = at.measure_option(builder=at.LocalBuilder(),
@@ -167,7 +171,7 @@ def _tune(task, trials: int, number: int, db) -> dict:
         tuner.tune(trials - done, option, database=db)
         out["tune_s"] = time.perf_counter() - t0
         option.builder.close()
-    records = db.records(task)[:trials]
+    records = measured()[:trials]
     out["trials"] = len(records)
     out["tune_errors"] = sum(not r.result.ok for r in records)
     ok = [r for r in records if r.result.ok]

@@ -97,6 +97,8 @@ def _progress(total: int, quiet: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .autotune import ErrorKind
+
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]tuning"),
@@ -112,9 +114,10 @@ def _progress(total: int, quiet: bool):
     state = {"errors": 0}
 
     def callback(tuner, inputs, results) -> None:
-        state["errors"] += sum(not r.ok for r in results)
+        trials = [r for r in results if r.error is not ErrorKind.INSTANTIATION]
+        state["errors"] += sum(not r.ok for r in trials)
         best = (tuner.task.flop or 0) / tuner.best_cost / 1e9 if tuner.best_config else 0.0
-        progress.update(bar, advance=len(results), best=best, errors=state["errors"])
+        progress.update(bar, advance=len(trials), best=best, errors=state["errors"])
 
     return progress, callback
 
@@ -160,6 +163,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         "trials": summary.measured,
         "resumed": summary.resumed,
         "errors": summary.errors,
+        "rejected": summary.rejected,
         "best_gflops": best_gflops,
         "best_config": best.config.to_json() if best is not None else None,
         "records_in_db": len(db.records(task)),
@@ -172,7 +176,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         gf = f"{best_gflops:.1f} GFLOP/s" if best_gflops is not None else "no valid config"
         print(
             f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
-            f"errors {summary.errors}) in {report['seconds']} s; best {gf}"
+            f"errors {summary.errors}, rejected by the template {summary.rejected}) "
+            f"in {report['seconds']} s; best {gf}"
         )
         if best is not None:
             print(f"best config: {best.config}")

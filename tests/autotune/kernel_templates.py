@@ -71,7 +71,8 @@ def test_faulty_gemm(cfg, n):
 
 
 def assert_faulty_records(db, task, summary) -> None:
-    """Ten grid configs of ``test_faulty_gemm``: every mode twice, each with its error kind."""
+    """Eight trials of ``test_faulty_gemm`` on the grid: every mode twice, each with its
+    error kind; the two rejected configs are recorded but spent no trial."""
     from tilewise.autotune import ErrorKind
 
     want = {
@@ -82,7 +83,8 @@ def assert_faulty_records(db, task, summary) -> None:
         "hang": ErrorKind.TIMEOUT,
     }
     records = db.records(task)
-    assert len(records) == 10 and summary.errors == 8
+    assert len(records) == 10 and summary.measured == 8
+    assert summary.errors == 6 and summary.rejected == 2
     for record in records:
         assert record.result.error is want[record.config["mode"].val], record.result.error_msg
     assert summary.best_config["mode"].val == "ok"

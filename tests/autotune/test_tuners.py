@@ -75,19 +75,34 @@ def test_grid_search_covers_a_small_space_once():
     t = Task("toy_invalid", (16,))
     runner = FakeRunner(lambda cfg: 1.0 + cfg.index)
     summary = GridSearchTuner(t).tune(1000, option(runner))
-    assert summary.measured == t.config_space.size == 10
-    assert summary.errors == 5  # every bad=True config is rejected by the template
+    assert summary.measured + summary.rejected == t.config_space.size == 10
+    assert summary.rejected == 5 and summary.errors == 0  # bad=True: refused, not measured
     assert sorted(runner.measured) == [i for i in range(10) if not t.config_space.get(i)["bad"].val]
 
 
 @pytest.mark.parametrize("name", TUNERS)
 def test_invalid_configs_are_recorded_and_skipped(name, tmp_path):
-    t = Task("toy_invalid", (4096,))
+    t = Task("toy_invalid", (5040,))  # 60 valid configs, 60 rejected
     db = Database(tmp_path / "t.db")
-    summary = TUNERS[name](t, 0).tune(20, option(FakeRunner(lambda c: 1.0)), database=db)
+    runner = FakeRunner(lambda c: 1.0)
+    summary = TUNERS[name](t, 0).tune(20, option(runner), database=db)
     kinds = [r.result.error for r in db.records(t)]
-    assert len(kinds) == 20 and summary.errors == kinds.count(ErrorKind.INSTANTIATION)
     assert set(kinds) <= {ErrorKind.NONE, ErrorKind.INSTANTIATION}
+    # rejected configs are recorded but spend no trial: 20 were measured
+    assert summary.measured == 20 == kinds.count(ErrorKind.NONE) == len(runner.measured)
+    assert summary.rejected == kinds.count(ErrorKind.INSTANTIATION)
+    assert summary.rejected > 0 or name == "grid"  # the grid meets bad=True only after all 60
+    assert summary.errors == 0
+
+
+def test_a_template_that_rejects_everything_still_ends():
+    """Rejections spend no trial, but at most 10 * n_trial of them are taken."""
+    t = Task("toy_invalid", (5040,))
+    space = t.config_space
+    tuner = RandomTuner(t, 0)
+    tuner.seen.update(i for i in range(space.size) if not space.get(i)["bad"].val)
+    summary = tuner.tune(2, option(FakeRunner(lambda c: 1.0)))  # only bad configs left
+    assert summary.measured == 0 and 20 < summary.rejected <= 20 + 8
 
 
 def test_runtime_errors_count_as_infinitely_slow():

@@ -54,21 +54,22 @@ def test_tune_json_then_resume_then_export_import(capsys, tmp_path):
     code, out, _ = run(capsys, *args)
     assert code == 0
     first = json.loads(out)
-    assert first["trials"] == 6 and first["records_in_db"] == 6
+    assert first["trials"] == 6 and first["records_in_db"] == 6 + first["rejected"]
     assert first["best_gflops"] > 0 and first["best_config"]["entities"]
     code, out, _ = run(capsys, *args)
     second = json.loads(out)
-    assert second["resumed"] == 6 and second["records_in_db"] == 12
+    total = first["records_in_db"] + 6 + second["rejected"]  # rejections spend no trial
+    assert second["resumed"] == first["records_in_db"] and second["records_in_db"] == total
     code, out, _ = run(capsys, "best", "--db", db, "--json")
     (row,) = json.loads(out)
-    assert row["gflops"] > 0 and row["records"] == 12
+    assert row["gflops"] > 0 and row["records"] == total
     dump = tmp_path / "r.jsonl"
     assert run(capsys, "export", "--db", db, str(dump))[0] == 0
-    assert len(dump.read_text().splitlines()) == 12
+    assert len(dump.read_text().splitlines()) == total
     other = str(tmp_path / "o.db")
     assert run(capsys, "import", "--db", other, str(dump))[0] == 0
     code, out, _ = run(capsys, "best", "--db", other, "--json")
-    assert json.loads(out)[0]["records"] == 12
+    assert json.loads(out)[0]["records"] == total
 
 
 def test_python_dash_m_entry_point():

@@ -110,7 +110,7 @@ def test_faulty_configs_get_their_error_kind(client, builder, tmp_path):
     db = Database(tmp_path / "farm.db")
     runner = DaskRunner(client, number=1, repeat=1, timeout=3)
     # "mode" is the fastest knob: the first 10 configs hold every mode twice
-    summary = GridSearchTuner(task, 0).tune(10, MeasureOption(builder, runner, 5), database=db)
+    summary = GridSearchTuner(task, 0).tune(8, MeasureOption(builder, runner, 5), database=db)
     kernel_templates.assert_faulty_records(db, task, summary)
     assert len(client.scheduler_info()["workers"]) == 2  # a segfault killed only a child
 

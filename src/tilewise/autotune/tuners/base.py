@@ -18,7 +18,7 @@ import numpy as np
 
 from tilewise.autotune.database import Database
 from tilewise.autotune.measure.options import MeasureOption
-from tilewise.autotune.record import MeasureInput, MeasureResult, Record
+from tilewise.autotune.record import ErrorKind, MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 
@@ -30,12 +30,13 @@ Callback = Callable[["Tuner", Sequence[MeasureInput], Sequence[MeasureResult]], 
 class TuneSummary:
     """What one ``tune`` call did."""
 
-    measured: int  # configs measured by this call
+    measured: int  # configs built and run by this call (the trials)
     resumed: int  # configs loaded from the database first
     errors: int  # failed measurements in this call
     best_config: ConfigEntity | None
     best_cost: float  # seconds; inf when nothing succeeded
     best_flops: float | None  # FLOP/s of the best config, if the task counts FLOPs
+    rejected: int = 0  # configs the template refused before any build (no trial spent)
 
 
 class Tuner(ABC):
@@ -117,11 +118,17 @@ class Tuner(ABC):
         database: Database | None = None,
     ) -> TuneSummary:
         """Measure up to ``n_trial`` new configs in batches; store every batch in
-        ``database`` before the next one, after first resuming from it."""
+        ``database`` before the next one, after first resuming from it.
+
+        A config the template rejects (an ``INSTANTIATION`` error: nothing was built
+        or run) is recorded and learnt from but spends no trial, as a restriction of
+        the space would; at most ``10 * n_trial`` such rejections are taken per call,
+        so a template that rejects everything still ends.
+        """
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
-        measured = errors = last_improvement = 0
-        while measured < n_trial and self.has_next():
+        measured = errors = rejected = last_improvement = 0
+        while measured < n_trial and rejected <= 10 * n_trial and self.has_next():
             configs = self.next_batch(min(batch_size, n_trial - measured))
             if not configs:
                 break
@@ -131,8 +138,10 @@ class Tuner(ABC):
                 database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
             before = self.best_cost
             self.update(inputs, results)
-            measured += len(results)
-            errors += sum(not r.ok for r in results)
+            refused = sum(r.error is ErrorKind.INSTANTIATION for r in results)
+            rejected += refused
+            measured += len(results) - refused
+            errors += sum(not r.ok for r in results) - refused
             if self.best_cost < before:
                 last_improvement = measured
             for callback in callbacks:
@@ -141,4 +150,5 @@ class Tuner(ABC):
                 break
         flop = self.task.flop
         best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
-        return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops)
+        return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
+                           rejected)

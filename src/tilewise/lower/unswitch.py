@@ -89,26 +89,20 @@ def _recurse(n, lifted: frozenset):
 
 
 def _worth_copying(loop: For) -> bool:
-    work, code = _work(loop), _code(loop)
+    work, code = _size(loop)
     return work >= _MIN_WORK and work >= _MIN_REUSE * code and code <= _MAX_CODE
 
 
-def _work(s: Stmt) -> int:
-    """Statements one entry of ``s`` executes, loops of unknown extent counted once."""
+def _size(s: Stmt) -> tuple[int, int]:
+    """(statements one entry of ``s`` executes, statements in its source once its
+    unrolled loops are unrolled); a loop of unknown extent counts once."""
     if isinstance(s, For):
-        trips = s.extent.value if isinstance(s.extent, Const) else 1
-        return (1 if s.kind is ForKind.VECTORIZED else int(trips)) * _work(s.body)
-    subs = [c for c in children(s) if isinstance(c, Stmt)]
-    return sum(_work(c) for c in subs) if subs else 1
-
-
-def _code(s: Stmt) -> int:
-    """Statements in the source of ``s`` once its unrolled loops are unrolled."""
-    if isinstance(s, For):
-        copies = s.extent.value if s.kind is ForKind.UNROLLED and isinstance(s.extent, Const) else 1
-        return int(copies) * _code(s.body)
-    subs = [c for c in children(s) if isinstance(c, Stmt)]
-    return sum(_code(c) for c in subs) if subs else 1
+        work, code = _size(s.body)
+        trips = int(s.extent.value) if isinstance(s.extent, Const) else 1
+        return (work if s.kind is ForKind.VECTORIZED else trips * work,
+                trips * code if s.kind is ForKind.UNROLLED else code)
+    sizes = [_size(c) for c in children(s) if isinstance(c, Stmt)]
+    return (sum(w for w, _ in sizes), sum(c for _, c in sizes)) if sizes else (1, 1)
 
 
 def _atoms_in(s: Stmt) -> list[Expr]:

@@ -134,3 +134,18 @@ def test_conv2d_fallback_packs_weights_larger_than_l2_per_chunk():
         fb = Task("conv2d_nchw", args, TARGET).config_space.fallback
         assert (weights > target.l2_bytes) is big or target.l2_bytes > 4 << 20
         assert fb["kernel_pack"].val == ("per_chunk" if weights > target.l2_bytes else "root")
+
+
+def test_gemm_packs_b_per_panel_in_either_order():
+    """``pack="panel"``: each column panel of B is packed inside the parallel loop, just
+    before its tiles; right for ragged panels (37 columns) and an epilogue."""
+    task = Task("dense", (13, 37, 11, "bias+relu"), TARGET)
+    space = task.config_space
+    fb = space.fallback
+    picked = [space.get(i) for i in range(space.size)
+              if space.get(i)["pack"].val == "panel" and space.get(i)["mr"].val == 4
+              and space.get(i)["unroll_k"].val == fb["unroll_k"].val
+              and space.get(i)["block_m"].val == 2 and space.get(i)["kernel"].val == "loops"]
+    assert {(c["order"].val, c["nr"].val) for c in picked} >= {("ij", 16), ("ji", 48)}
+    for config in picked:
+        _check(task, config)

@@ -59,23 +59,28 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
         acc = next(t for t in acc.op.input_tensors if t.op.input_tensors and t is not Bp)
     CC = accumulator(s, C, acc)
     i, j = s[C].op.axis
+    per_panel = cfg["pack"].val == "panel"
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
-                  kernel=cfg["kernel"].val)
+                  kernel=cfg["kernel"].val, panel_stage=s[Bp] if per_panel else None)
     pj, _, pji = s[Bp].op.axis
     s[Bp].vectorize(pji)
-    s[Bp].parallel(pj)
+    if not per_panel:
+        s[Bp].parallel(pj)
     return s
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
-                  kernel: str = "loops") -> None:
+                  kernel: str = "loops", panel_stage=None) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
     (after any leading ``batch`` axes) fused into the parallel loop, rows outermost
     or columns. Knobs: mr, nr, block_m, unroll_k. With ``kernel="ukr"`` the tile is the
     hand-written AVX-512 micro-kernel of :mod:`.microkernel` (tensorized; unroll_k is
-    then unused) instead of loops for gcc to vectorise."""
+    then unused) instead of loops for gcc to vectorise.
+    ``panel_stage`` (B's packing) is computed inside the parallel loop, one column
+    panel just before the tiles that read it; with columns outermost the parallel loop
+    is then the panel loop alone, so each panel is packed once."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -85,7 +90,11 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     ioo, ioi = s[C].split(io, cfg["block_m"].val)
     blocks = (ioo, jo) if rows_outer else (jo, ioo)
     s[C].reorder(*batch, *blocks, ioi, ii, ji)
-    s[C].parallel(s[C].fuse(*batch, *blocks))
+    outer_axes = (*batch, jo) if panel_stage is not None and not rows_outer else (*batch, *blocks)
+    outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
+    s[C].parallel(outer)
+    if panel_stage is not None:
+        panel_stage.compute_at(s[C], outer)
     s[C].vectorize(ji)
     s[CC].compute_at(s[C], ioi)
     *cbatch, ci, cj = s[CC].op.axis
@@ -114,10 +123,12 @@ def define_gemm_space(cfg, target: Target, dtype: str) -> None:
     cfg.define_knob("order", ["ij", "ji"])
     fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
+    cfg.define_knob("pack", ["root", "panel"])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
-    cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops")
+    cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
+                      pack="root")
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

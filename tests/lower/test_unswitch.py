@@ -7,15 +7,13 @@ import pytest
 import tilewise as tw
 from tilewise import te
 from tilewise.ir import For, ForKind, IfThenElse, Select, collect
+from tw_testing import matmul
 
 
 def _ragged_tile(M=37, N=32, K=64, mr=8):
     """An ``mr x N`` register tile over the rows of a matmul, M % mr != 0: the tile's
     row loop is unrolled, so partitioning cannot remove its guard."""
-    A = te.placeholder((M, K), name="A")
-    B = te.placeholder((K, N), name="B")
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = matmul(M, K, N)
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
     i, j = s[C].op.axis

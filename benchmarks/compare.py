@@ -160,7 +160,7 @@ def _tune(task, trials: int, number: int, db) -> dict:
     out: dict = {}
 
     def measured():  # configs the template rejected spent no trial
-        return [r for r in db.records(task) if r.result.error is not at.ErrorKind.INSTANTIATION]
+        return [r for r in db.records(task) if not r.result.rejected]
 
     done = len(measured())
     if done < trials:

@@ -97,8 +97,6 @@ def _progress(total: int, quiet: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .autotune import ErrorKind
-
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]tuning"),
@@ -114,7 +112,7 @@ def _progress(total: int, quiet: bool):
     state = {"errors": 0}
 
     def callback(tuner, inputs, results) -> None:
-        trials = [r for r in results if r.error is not ErrorKind.INSTANTIATION]
+        trials = [r for r in results if not r.rejected]
         state["errors"] += sum(not r.ok for r in trials)
         best = (tuner.task.flop or 0) / tuner.best_cost / 1e9 if tuner.best_config else 0.0
         progress.update(bar, advance=len(trials), best=best, errors=state["errors"])

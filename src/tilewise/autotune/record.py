@@ -68,6 +68,11 @@ class MeasureResult:
         return self.error is ErrorKind.NONE and bool(self.costs)
 
     @property
+    def rejected(self) -> bool:
+        """The template refused the config: nothing was built or run (no trial spent)."""
+        return self.error is ErrorKind.INSTANTIATION
+
+    @property
     def mean(self) -> float:
         """Mean cost in seconds; infinite for a failed candidate."""
         return sum(self.costs) / len(self.costs) if self.ok else math.inf

@@ -24,7 +24,7 @@ initialisation or its write-back, which would double the compile time for nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from functools import reduce
 
 from ..ir import (
     Allocate,
@@ -39,6 +39,7 @@ from ..ir import (
     Select,
     Stmt,
     Var,
+    binary,
     children,
     collect,
     const,
@@ -73,14 +74,13 @@ def unswitch_loops(s: Stmt, lifted: frozenset = frozenset()) -> Stmt:
         tests = _liftable(s, lifted)
         if tests:
             keys = lifted | set(tests)
-            always = [k for k, t in tests.items() if isinstance(t, Const) and t.value]
             ids = {id(a) for a in _atoms_in(s) if structural_key(a) in tests}
             fast = map_children(assume_true(s, ids), lambda n: _recurse(n, keys))
-            if len(always) == len(tests):
+            needed = [t for t in tests.values() if not isinstance(t, Const)]  # Consts: true
+            if not needed:
                 return fast  # true at the corner: true everywhere, no test needed
             slow = map_children(s, lambda n: _recurse(n, keys))
-            cond = _all(t for t in tests.values() if not isinstance(t, Const))
-            return IfThenElse(cond, fast, slow)
+            return IfThenElse(reduce(lambda a, b: binary(BinaryOp.AND, a, b), needed), fast, slow)
     return map_children(s, lambda n: _recurse(n, lifted))
 
 
@@ -145,10 +145,3 @@ def _corner_test(atom: Expr, corner: dict[int, int], local: set[int]) -> Expr | 
             return None  # a loop of the nest enters non-linearly or has no fixed extent
     return simplify(Binary(atom.op, rest + shift, const(0, atom.a.dtype), atom.dtype))
 
-
-def _all(tests: Iterable[Expr]) -> Expr:
-    out: Expr | None = None
-    for t in tests:
-        out = t if out is None else Binary(BinaryOp.AND, out, t, t.dtype)
-    assert out is not None
-    return out

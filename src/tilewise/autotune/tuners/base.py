@@ -18,7 +18,7 @@ import numpy as np
 
 from tilewise.autotune.database import Database
 from tilewise.autotune.measure.options import MeasureOption
-from tilewise.autotune.record import ErrorKind, MeasureInput, MeasureResult, Record
+from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 
@@ -138,7 +138,7 @@ class Tuner(ABC):
                 database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
             before = self.best_cost
             self.update(inputs, results)
-            refused = sum(r.error is ErrorKind.INSTANTIATION for r in results)
+            refused = sum(r.rejected for r in results)
             rejected += refused
             measured += len(results) - refused
             errors += sum(not r.ok for r in results) - refused

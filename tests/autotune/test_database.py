@@ -4,6 +4,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,48 @@ def test_two_processes_keep_all_records(tmp_path):
     assert len(db) == 400
     for n in (128, 256):
         assert db.measured_indices(Task("toy_matmul", (n, 256))) == set(range(200))
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path[:0] = [{src!r}]
+    from tilewise.autotune import Database
+    while time.time() < {start!r}:
+        pass
+    Database({path!r}).close()
+    """
+)
+
+
+def test_processes_creating_one_file_at_once(tmp_path):
+    # Switching a fresh file to WAL can fail at once with "database is locked" (SQLite
+    # skips its busy handler there); openers must wait for each other, not give up.
+    for round_ in range(4):
+        path = str(tmp_path / f"fresh{round_}.db")
+        start = time.time() + 1.0
+        code = OPENER.format(src=str(SRC), start=start, path=path)
+        procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(6)]
+        assert [p.wait(timeout=120) for p in procs] == [0] * 6
+
+
+def test_open_waits_out_a_transient_lock(tmp_path, monkeypatch):
+    calls = []
+    real = Database._init_schema
+
+    def locked_twice(self):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        real(self)
+
+    monkeypatch.setattr(Database, "_init_schema", locked_twice)
+    db = Database(tmp_path / "t.db")
+    assert len(calls) == 3 and len(db) == 0
+
+
+def test_unopenable_path_is_not_a_format_error(tmp_path):
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(TuningError, match="cannot open the tuning database") as info:
+        Database(tmp_path / "dir.db")
+    assert not isinstance(info.value, DatabaseFormatError)

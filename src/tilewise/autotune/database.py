@@ -14,14 +14,15 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tilewise import env
 from tilewise.autotune.record import ErrorKind, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task, TaskKey
-from tilewise.errors import DatabaseFormatError
+from tilewise.errors import DatabaseFormatError, TuningError
 
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 60_000
@@ -67,9 +68,11 @@ class Database:
                 str(self.path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
             self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            _while_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._init_schema()
+            _while_locked(self._init_schema)
+        except sqlite3.OperationalError as err:
+            raise TuningError(f"cannot open the tuning database {self.path} ({err})") from None
         except sqlite3.DatabaseError as err:
             raise DatabaseFormatError(
                 f"{self.path} is not a tilewise tuning database ({err})"
@@ -185,6 +188,26 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
+
+
+def _while_locked(step: Callable[[], object]) -> None:
+    """Run ``step``, retrying while another process holds the file's lock.
+
+    SQLite does not call its busy handler when a fresh file switches to WAL, so two
+    processes that create one database at the same moment can see "database is locked"
+    at once instead of waiting for each other.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
 
 
 def _row(record: Record) -> tuple[object, ...]:

@@ -153,14 +153,14 @@ def _measure(task, configs: dict, builder, runner, rounds: int) -> dict:
 
 def _tune(task, trials: int, number: int, db) -> dict:
     """Tune ``task`` until ``db`` holds ``trials`` of its configs (a database that
-    already holds them costs no tuning: the run re-measures); the best of the first
-    ``trials`` records, as the tuner saw it."""
+    already holds them costs no tuning: the run re-measures), then re-measure the
+    five leaders twice; the best by the median of its readings, as the tuner saw it."""
     from tilewise import autotune as at
 
     out: dict = {}
 
     def measured():  # configs the template rejected spent no trial
-        return [r for r in db.records(task) if not r.result.rejected]
+        return {r.config.index: r for r in db.records(task) if not r.result.rejected}
 
     done = len(measured())
     if done < trials:
@@ -168,15 +168,15 @@ def _tune(task, trials: int, number: int, db) -> dict:
         option = at.measure_option(builder=at.LocalBuilder(),
                                    runner=at.LocalRunner(number=number, repeat=3))
         t0 = time.perf_counter()
-        tuner.tune(trials - done, option, database=db)
+        summary = tuner.tune(trials - done, option, database=db, confirm=5)
         out["tune_s"] = time.perf_counter() - t0
+        out["confirmed"] = summary.confirmed
         option.builder.close()
-    records = measured()[:trials]
-    out["trials"] = len(records)
-    out["tune_errors"] = sum(not r.result.ok for r in records)
-    ok = [r for r in records if r.result.ok]
-    if ok:
-        best = min(ok, key=lambda r: r.result.mean)
+    configs = measured()
+    out["trials"] = len(configs)
+    out["tune_errors"] = sum(not r.result.ok for r in configs.values())
+    best = db.best(task)
+    if best is not None:
         out["tuned_during_search"] = task.flop / best.result.mean / 1e9
         out["tuned_config_index"] = best.config.index
     return out

@@ -151,6 +151,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
             callbacks=[callback],
             database=db,
             early_stopping=opts.early_stopping,
+            confirm=opts.confirm,
         )
     option.builder.close()
     best = db.best(task)
@@ -162,6 +163,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         "resumed": summary.resumed,
         "errors": summary.errors,
         "rejected": summary.rejected,
+        "confirmed": summary.confirmed,
         "best_gflops": best_gflops,
         "best_config": best.config.to_json() if best is not None else None,
         "records_in_db": len(db.records(task)),
@@ -174,7 +176,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         gf = f"{best_gflops:.1f} GFLOP/s" if best_gflops is not None else "no valid config"
         print(
             f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
-            f"errors {summary.errors}, rejected by the template {summary.rejected}) "
+            f"errors {summary.errors}, rejected by the template {summary.rejected}, "
+            f"leaders re-measured {summary.confirmed}) "
             f"in {report['seconds']} s; best {gf}"
         )
         if best is not None:
@@ -289,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--min-repeat-ms", type=float, default=0.0)
     tune.add_argument("--timeout", type=float, default=10.0, help="seconds per build or run")
     tune.add_argument("--early-stopping", type=int, default=None)
+    tune.add_argument(
+        "--confirm",
+        type=int,
+        default=5,
+        metavar="N",
+        help="re-measure the N leading configs twice more after the search and rank them "
+        "by their median (default 5; 0 to skip)",
+    )
     tune.add_argument("--json", action="store_true", help="print one JSON object at the end")
     tune.set_defaults(func=cmd_tune)
     best = sub.add_parser("best", help="best record per task")

@@ -54,12 +54,14 @@ def test_tune_json_then_resume_then_export_import(capsys, tmp_path):
     code, out, _ = run(capsys, *args)
     assert code == 0
     first = json.loads(out)
-    assert first["trials"] == 6 and first["records_in_db"] == 6 + first["rejected"]
+    # rejections spend no trial; the five leaders are re-measured twice each
+    assert first["confirmed"] == 10
+    assert first["trials"] == 6 and first["records_in_db"] == 6 + first["rejected"] + 10
     assert first["best_gflops"] > 0 and first["best_config"]["entities"]
     code, out, _ = run(capsys, *args)
     second = json.loads(out)
-    total = first["records_in_db"] + 6 + second["rejected"]  # rejections spend no trial
-    assert second["resumed"] == first["records_in_db"] and second["records_in_db"] == total
+    total = first["records_in_db"] + 6 + second["rejected"] + second["confirmed"]
+    assert second["resumed"] == 6 + first["rejected"] and second["records_in_db"] == total
     code, out, _ = run(capsys, "best", "--db", db, "--json")
     (row,) = json.loads(out)
     assert row["gflops"] > 0 and row["records"] == total

@@ -45,6 +45,14 @@ class MeasureOption:
         builds = self.builder.build(inputs)
         return self.runner.run(inputs, builds)
 
+    def measure_rounds(
+        self, inputs: Sequence[MeasureInput], rounds: int
+    ) -> list[list[MeasureResult]]:
+        """Build every candidate once, then run all of them ``rounds`` times, one round
+        after the other, so that the machine's drift falls on every candidate alike."""
+        builds = self.builder.build(inputs)
+        return [self.runner.run(inputs, builds) for _ in range(rounds)]
+
 
 def measure_option(
     builder: Builder | str = "local",

@@ -97,3 +97,57 @@ def test_gemm_template_rejects_partial_microkernel_tiles():
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
         task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32))
+
+
+def test_views_follow_the_stage_layout_not_the_buffer_rank():
+    """A (K, C, 1, 1) weight read as a[k, c] and an NCHW image read as b[c, h*W + w]:
+    the kernel's row strides are C and H*W, not the buffers' second-last strides."""
+    K, C, H, W, mr, nr = 16, 24, 4, 8, 8, 32
+    wt = te.placeholder((K, C, 1, 1), name="wt")
+    data = te.placeholder((C, H, W), name="data")
+    rc = te.reduce_axis((0, C), name="rc")
+    out = te.compute((K, H * W), lambda k, f: te.sum(wt[k, rc, 0, 0] * data[rc, f // W, f % W],
+                                                     axis=rc), name="out")
+    s = te.create_schedule(out.op)
+    k, f = s[out].op.axis
+    ko, fo, ki, fi = s[out].tile(k, f, mr, nr)
+    s[out].reorder(ko, fo, ki, fi, rc)
+    s[out].tensorize(ki, gemm_microkernel(mr, nr, C))
+    mod = tw.build(s, [wt, data, out])
+    rng = np.random.default_rng(0)
+    w = rng.random((K, C, 1, 1), dtype=np.float32)
+    x = rng.random((C, H, W), dtype=np.float32)
+    y = np.zeros((K, H * W), np.float32)
+    mod(w, x, y)
+    np.testing.assert_allclose(y, w[:, :, 0, 0] @ x.reshape(C, H * W), rtol=1e-5, atol=1e-4)
+
+
+def test_a_view_without_contiguous_rows_is_an_error():
+    M, N, K = 8, 32, 16
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((N, K), name="B")  # read transposed: b[k, j] steps K along j
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[j, k], axis=k), name="C")
+    s = te.create_schedule(C.op)
+    i, j = s[C].op.axis
+    s[C].reorder(i, j, k)
+    s[C].tensorize(i, gemm_microkernel(M, N, K))
+    with pytest.raises(LowerError, match="B is not read as contiguous rows"):
+        tw.lower(s, [A, B, C])
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@pytest.mark.parametrize("pack", ["none", "root", "panel"])
+def test_pointwise_conv_tensorizes_its_tile(pack):
+    import tilewise.ops  # noqa: F401
+    from tilewise.autotune import Task
+
+    task = Task("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0), "c -cores=2")
+    for order in ("kf", "fk"):
+        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, pack=pack,
+                                                  order=order))
+        mod = tw.build(s, tensors, target=task.target)
+        assert "tw_gemm_ukr_8x32" in mod.source
+        arrays, (want,) = task.reference()(np.random.default_rng(0))
+        mod(*arrays)
+        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)

@@ -97,8 +97,8 @@ def test_conv2d_fallback_is_a_full_register_tile():
 
 
 def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
-    """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order) choice is
-    right, including panels that do not divide the 35 positions and a batch of 2."""
+    """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order) choice of the
+    loop kernel is right, including panels that do not divide the 35 positions and a batch of 2."""
     task = Task("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0, 1, "float32", "residual"), TARGET)
     space = task.config_space
     assert {k.name for k in space.knobs} >= {"mr", "nr", "pack"}
@@ -107,11 +107,12 @@ def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
     for i in range(space.size):
         cfg = space.get(i)
         key = (cfg["pack"].val, cfg["nr"].val, cfg["order"].val)
-        if key in seen or cfg["mr"].val != fb["mr"].val or cfg["block_m"].val != 2:
+        if (key in seen or cfg["mr"].val != fb["mr"].val or cfg["block_m"].val != 2
+                or cfg["kernel"].val != "loops"):
             continue
         seen.add(key)
         _check(task, cfg)
-    assert len(seen) == 2 * 4 * 2
+    assert len(seen) == 3 * 4 * 2  # pack none / root / per panel
 
 
 def test_pointwise_conv2d_stores_whole_vectors():

@@ -7,7 +7,8 @@ transform. The template is the gemm template's: an ``mr x nr`` register tile ove
 (output channels, flat positions) accumulated in a local buffer, the rows unrolled,
 the positions vectorised, blocks of row tiles, tiles spread over the cores; the data
 optionally packed into ``nr``-wide panels (one contiguous stream per tile instead
-of C rows ``H*W`` apart). The output's (h, w) loops are fused back into ``f``:
+of C rows ``H*W`` apart), all of it first or each panel just before its tiles; the
+tile optionally the hand-written micro-kernel. The output's (h, w) loops are fused back into ``f``:
 the simplifier turns ``(f // W) * W + f % W`` into ``f``, so the stores stay
 contiguous vectors.
 """
@@ -66,19 +67,28 @@ def define_conv2d_1x1_space(cfg, target: Target, K: int, dtype: str) -> None:
     cfg.define_knob("unroll_k", [1, 2, 4, 8])
     cfg.define_knob("block_m", [1, 2, 4, 8])
     cfg.define_knob("order", ["kf", "fk"])
-    cfg.define_knob("pack", [True, False])
+    # "panel": each nr-wide panel is packed just before its tiles, inside the parallel
+    # loop. The copy issues its C short row reads at once, where the first tile of an
+    # unpacked panel stalls on them one FMA row at a time; the data (C x H*W) often
+    # exceeds one core's L2, so that first touch comes from L3.
+    cfg.define_knob("pack", ["none", "root", "panel"])
+    fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
+    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
     cfg.fallback_with(nr=2 * lanes, mr=min(8, K), unroll_k=4, block_m=1, order="fk",
-                      pack=False)
+                      pack="none", kernel="loops")
 
 
 def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack):
     s = te.create_schedule(out.op)
     CC = accumulator(s, out, conv)
     n, k, h, w = s[out].op.axis
+    per_panel = data_pack is not None and cfg["pack"].val == "panel"
     register_tile(s, cfg, target, out, CC, k, s[out].fuse(h, w), batch=(n,),
-                  rows_outer=cfg["order"].val == "kf")
+                  rows_outer=cfg["order"].val == "kf", kernel=cfg["kernel"].val,
+                  panel_stage=s[data_pack] if per_panel else None)
     if data_pack is not None:
         pn, pj, _, pji = s[data_pack].op.axis
-        s[data_pack].parallel(s[data_pack].fuse(pn, pj))
+        if not per_panel:
+            s[data_pack].parallel(s[data_pack].fuse(pn, pj))
         s[data_pack].vectorize(pji)
     return s

@@ -8,7 +8,8 @@ the kernel owns the register tile.
 from __future__ import annotations
 
 from .. import te
-from ..ir import ExternCall, const
+from ..errors import LowerError
+from ..ir import Const, Expr, ExternCall
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 
 _SOURCE = r"""
@@ -81,8 +82,8 @@ static inline void NAME_body(const float* restrict a, const float* restrict b,
 def gemm_microkernel(mr: int, nr: int, kc: int) -> TensorIntrin:
     """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``.
 
-    The views' last stride must be 1 (rows contiguous): A is read by rows of k,
-    B and C by rows of j. The row stride is the second-last stride of each view.
+    A is read by rows of k, B and C by rows of j: each view's last axis stride must be
+    1 and its first affine, in whatever buffer layout the stage reads them.
     """
     a = te.placeholder((mr, kc), "float32", name="a")
     b = te.placeholder((kc, nr), "float32", name="b")
@@ -94,16 +95,21 @@ def gemm_microkernel(mr: int, nr: int, kc: int) -> TensorIntrin:
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, bv), (cv,) = ins, outs
-        lds = (_row(av), _row(bv), _row(cv))
+        lds = (_row(av, name), _row(bv, name), _row(cv, name))
         args = (av.ptr, bv.ptr, cv.ptr, *lds)
         return IntrinImpl(
             body=ExternCall(f"{name}_body", args),
-            reset=ExternCall(f"{name}_reset", (cv.ptr, _row(cv))),
+            reset=ExternCall(f"{name}_reset", (cv.ptr, lds[2])),
             update=ExternCall(f"{name}_update", args),
         )
 
     return decl_tensor_intrin(c.op, impl, source=source, name=name)
 
 
-def _row(view: BufferView):
-    return view.strides[-2] if len(view.strides) >= 2 else const(0)
+def _row(view: BufferView, name: str) -> Expr:
+    """The view's row stride; its rows must be contiguous."""
+    row, col = view.axis_strides
+    if row is None or not (isinstance(col, Const) and col.value == 1):
+        raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read as "
+                         f"contiguous rows at a fixed stride (axis strides {row}, {col})")
+    return row

@@ -25,13 +25,19 @@ from ..te.operation import ComputeOp, Operation
 
 @dataclass(frozen=True)
 class BufferView:
-    """A window of a buffer: address of its first element and row-major strides;
-    ``origin`` is that element's index in the buffer, for kernels that handle the
-    buffer's borders themselves (an index may then lie outside it, in the padding)."""
+    """A window of a buffer: address of its first element and the buffer's row-major
+    strides; ``origin`` is that element's index in the buffer, for kernels that handle
+    the buffer's borders themselves (an index may then lie outside it, in the padding).
+
+    ``axis_strides`` has one entry per dimension of the intrinsic's own tensor: how far
+    the address moves when that dimension's index grows by one, whatever the buffer's
+    rank and layout (a (K, C, 1, 1) weight read as a[k, c] has axis strides (C, 1));
+    ``None`` where the stage's address is not affine in that dimension's loop."""
 
     ptr: Expr
     strides: tuple[Expr, ...]
     origin: tuple[Expr, ...] = ()
+    axis_strides: tuple[Expr | None, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,31 @@ def test_gemm_packs_b_per_panel_in_either_order():
     picked = [space.get(i) for i in range(space.size)
               if space.get(i)["pack"].val == "panel" and space.get(i)["mr"].val == 4
               and space.get(i)["unroll_k"].val == fb["unroll_k"].val
-              and space.get(i)["block_m"].val == 2 and space.get(i)["kernel"].val == "loops"]
+              and space.get(i)["block_m"].val == 2 and space.get(i)["kernel"].val == "loops"
+              and space.get(i)["pack_panels"].val == 1]
     assert {(c["order"].val, c["nr"].val) for c in picked} >= {("ij", 16), ("ji", 48)}
     for config in picked:
         _check(task, config)
+
+
+@pytest.mark.parametrize("name,args", [("dense", (13, 101, 11, "bias+relu")),
+                                       ("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0))])
+def test_panels_packed_in_groups(name, args):
+    """``pack_panels``: several column panels packed at once, the last group short
+    (101 columns are 7 panels of 16, 3 of 48); only with columns outermost."""
+    task = Task(name, args, TARGET)
+    space = task.config_space
+    fb = space.fallback
+    same = ("mr", "unroll_k", "block_m", "kernel")
+    picked = [space.get(i) for i in range(space.size)
+              if space.get(i)["pack"].val == "panel" and space.get(i)["pack_panels"].val > 1
+              and space.get(i)["nr"].val <= 48  # 8 x 64 is more than the registers
+              and all(space.get(i)[k].val == fb[k].val for k in same)]
+    outer = {c["order"].val for c in picked}
+    assert len(outer) == 2
+    for config in picked:
+        if config["order"].val in ("ij", "kf"):
+            with pytest.raises(InvalidConfigError, match="several panels"):
+                task.instantiate(config)
+        else:
+            _check(task, config)

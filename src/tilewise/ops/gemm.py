@@ -61,16 +61,20 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
-                  kernel=cfg["kernel"].val, panel_stage=s[Bp] if per_panel else None)
-    pj, _, pji = s[Bp].op.axis
+                  kernel=cfg["kernel"].val, panel_stage=s[Bp] if per_panel else None,
+                  panels_per_pack=cfg["pack_panels"].val)
+    pj, pk, pji = s[Bp].op.axis
+    # Row by row of B: the copy reads runs of whole panels' width, which the hardware
+    # prefetcher follows, where panel by panel it would read K short rows far apart.
+    s[Bp].reorder(pk, pj, pji)
     s[Bp].vectorize(pji)
     if not per_panel:
-        s[Bp].parallel(pj)
+        s[Bp].parallel(pk)
     return s
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
-                  kernel: str = "loops", panel_stage=None) -> None:
+                  kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
@@ -80,17 +84,25 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     then unused) instead of loops for gcc to vectorise.
     ``panel_stage`` (B's packing) is computed inside the parallel loop, one column
     panel just before the tiles that read it; with columns outermost the parallel loop
-    is then the panel loop alone, so each panel is packed once."""
+    is then the panel loop alone, so each panel is packed once, or each group of
+    ``panels_per_pack`` panels (longer runs of each row to copy)."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
         # More accumulators than vector registers: it spills, and gcc takes seconds on it.
         raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
+    grouped = panel_stage is not None and not rows_outer
+    if panels_per_pack > 1 and not grouped:
+        raise InvalidConfigError("packing several panels at once needs per-panel packing "
+                                 "with columns outermost")
     io, jo, ii, ji = s[C].tile(i, j, mr, nr)
     ioo, ioi = s[C].split(io, cfg["block_m"].val)
+    group = jo
+    if panels_per_pack > 1:
+        group, jo = s[C].split(jo, panels_per_pack)
     blocks = (ioo, jo) if rows_outer else (jo, ioo)
-    s[C].reorder(*batch, *blocks, ioi, ii, ji)
-    outer_axes = (*batch, jo) if panel_stage is not None and not rows_outer else (*batch, *blocks)
+    s[C].reorder(*batch, *((group,) if group is not jo else ()), *blocks, ioi, ii, ji)
+    outer_axes = (*batch, group) if grouped else (*batch, *blocks)
     outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
     s[C].parallel(outer)
     if panel_stage is not None:
@@ -104,6 +116,9 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         if rows % mr or cols % nr:
             raise InvalidConfigError(f"the micro-kernel needs whole {mr}x{nr} tiles; "
                                      f"{C.name} has {rows}x{cols}")
+        if (cols // nr) % panels_per_pack:
+            raise InvalidConfigError(f"the micro-kernel needs whole groups of "
+                                     f"{panels_per_pack} panels; {C.name} has {cols // nr}")
         s[CC].reorder(*cbatch, ci, cj, ck)
         s[CC].tensorize(ci, gemm_microkernel(mr, nr, int(ck.domain.extent)))
         return
@@ -124,11 +139,12 @@ def define_gemm_space(cfg, target: Target, dtype: str) -> None:
     fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
     cfg.define_knob("pack", ["root", "panel"])
+    cfg.define_knob("pack_panels", [1, 2, 4, 8])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
     cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
-                      pack="root")
+                      pack="root", pack_panels=1)
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

@@ -82,3 +82,13 @@ def test_unswitched_tile_matches_numpy(M, mr):
     c = np.full((M, 32), np.nan, np.float32)
     mod(a, b, c)
     np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_lowering_for_analysis_keeps_the_nest_as_scheduled():
+    """``optimize_loops=False`` (what the cost model's features read): one reduction
+    nest with its guard, where the optimised lowering has two copies."""
+    s, args = _ragged_tile()
+    func = tw.lower(s, args, optimize_loops=False)
+    tile = next(f for f in collect(func.body, For) if f.kind is ForKind.PARALLEL)
+    (reduction,) = [f for f in collect(tile.body, For) if f.var.name.startswith("k")]
+    assert collect(reduction, IfThenElse) or collect(reduction, Select)

@@ -22,8 +22,17 @@ from .passes import Flatten, legalize_loops, lower_division
 from .unswitch import unswitch_loops
 
 
-def lower(sch: Schedule, args: Sequence[Tensor], name: str = "default_function") -> PrimFunc:
+def lower(
+    sch: Schedule,
+    args: Sequence[Tensor],
+    name: str = "default_function",
+    optimize_loops: bool = True,
+) -> PrimFunc:
     """Lower ``sch`` to a function whose parameters are ``args`` in order.
+
+    ``optimize_loops=False`` skips loop partitioning and unswitching: the nest as
+    scheduled, guards in place, at about half the cost; for analyses such as the
+    cost model's features, which score hundreds of configs per plan.
 
     >>> print(tw.lower(s, [A, B, C]))
     """
@@ -37,8 +46,9 @@ def lower(sch: Schedule, args: Sequence[Tensor], name: str = "default_function")
     body = nb.program()
     body = Flatten(buffers, mins).visit(body)
     body = simplify_stmt(body)
-    body = simplify_stmt(partition_loops(body))
-    body = simplify_stmt(unswitch_loops(body))
+    if optimize_loops:
+        body = simplify_stmt(partition_loops(body))
+        body = simplify_stmt(unswitch_loops(body))
     body = legalize_loops(body)
     body = lower_division(body)
     return PrimFunc(name, tuple(params), body, tuple(nb.extern_sources))

@@ -68,18 +68,22 @@ def _ukr_config(task, **knobs):
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
-@pytest.mark.parametrize("name,args", [("gemm", (24, 64, 37)),
-                                       ("dense", (16, 32, 19, "bias+gelu"))])
-def test_gemm_template_tensorizes_its_tile(name, args):
-    """The gemm/dense templates' ``kernel="ukr"`` choice: the register tile is the
+@pytest.mark.parametrize("name,args,knobs", [
+    ("gemm", (24, 64, 37), [{"order": o} for o in ("ij", "ji")]),
+    ("dense", (16, 32, 19, "bias+gelu"), [{"order": o} for o in ("ij", "ji")]),
+    # the 1x1 conv reads a (K, C, 1, 1) weight and NCHW data, packed or not
+    ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
+     [{"order": o, "pack": p} for o in ("kf", "fk") for p in ("none", "root", "panel")]),
+])
+def test_templates_tensorize_their_tile(name, args, knobs):
+    """The gemm-shaped templates' ``kernel="ukr"`` choice: the register tile is the
     micro-kernel, the epilogue still runs as the tile is stored."""
     import tilewise.ops  # noqa: F401
     from tilewise.autotune import Task
 
     task = Task(name, args, "c -cores=2")
-    for order in ("ij", "ji"):
-        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32,
-                                                  order=order))
+    for extra in knobs:
+        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, **extra))
         mod = tw.build(s, tensors, target=task.target)
         assert "tw_gemm_ukr_8x32" in mod.source
         arrays, (want,) = task.reference()(np.random.default_rng(0))
@@ -134,20 +138,3 @@ def test_a_view_without_contiguous_rows_is_an_error():
     s[C].tensorize(i, gemm_microkernel(M, N, K))
     with pytest.raises(LowerError, match="B is not read as contiguous rows"):
         tw.lower(s, [A, B, C])
-
-
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
-@pytest.mark.parametrize("pack", ["none", "root", "panel"])
-def test_pointwise_conv_tensorizes_its_tile(pack):
-    import tilewise.ops  # noqa: F401
-    from tilewise.autotune import Task
-
-    task = Task("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0), "c -cores=2")
-    for order in ("kf", "fk"):
-        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, pack=pack,
-                                                  order=order))
-        mod = tw.build(s, tensors, target=task.target)
-        assert "tw_gemm_ukr_8x32" in mod.source
-        arrays, (want,) = task.reference()(np.random.default_rng(0))
-        mod(*arrays)
-        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)

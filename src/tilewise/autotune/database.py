@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from tilewise import env
 from tilewise.autotune.record import ErrorKind, Record
@@ -25,6 +26,7 @@ from tilewise.autotune.task import Task, TaskKey
 from tilewise.errors import DatabaseFormatError, TuningError
 
 _SCHEMA_VERSION = 1
+T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 60_000
 
 _SCHEMA = """
@@ -144,8 +146,7 @@ class Database:
             by_config.setdefault(config, []).append((cost, row_id))
         if not by_config:
             return None
-        medians = [sorted(runs)[len(runs) // 2] for runs in by_config.values()]
-        _, row_id = min(medians)
+        _, row_id = min(upper_median(runs) for runs in by_config.values())
         (line,) = self._conn.execute("SELECT line FROM records WHERE id = ?", (row_id,)).fetchone()
         return Record.from_line(line)
 
@@ -200,6 +201,12 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
+
+
+def upper_median(values: list[T]) -> T:
+    """The middle value, the larger of the two middle ones for an even count: one of
+    the values, and never the lucky half of a pair of readings."""
+    return sorted(values)[len(values) // 2]
 
 
 def _while_locked(step: Callable[[], object]) -> None:

@@ -92,18 +92,16 @@ def _view(
     if buf is None:
         raise LowerError(f"tensorize: {tensor.name} has no buffer (is it inlined?)")
     mins = nb.region_min[tensor]
-    flat: Expr = const(0)
     address: Expr = const(0)
-    origin = []
     for ix, m, stride in zip(indices, mins, buf.strides, strict=False):
-        origin.append(simplify(substitute(ix, zero) - m))
-        flat = flat + origin[-1] * stride
         address = address + (ix - m) * stride
+    origin = tuple(simplify(substitute(ix, zero) - m)
+                   for ix, m in zip(indices, mins, strict=False))
     steps = _steps(simplify(address, ranges))  # ranges fold (32 * jo + ji) // 32 to jo
-    axis_strides = tuple(_axis_stride(e, steps, axis_loop, flat.dtype) for e in intrin_index)
+    axis_strides = tuple(_axis_stride(e, steps, axis_loop, address.dtype) for e in intrin_index)
     return BufferView(
-        Address(buf, simplify(flat), buf.dtype), tuple(Const(s, flat.dtype) for s in buf.strides),
-        tuple(origin), axis_strides,
+        Address(buf, simplify(substitute(address, zero)), buf.dtype),
+        tuple(Const(s, address.dtype) for s in buf.strides), origin, axis_strides,
     )
 
 

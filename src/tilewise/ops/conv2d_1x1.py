@@ -8,9 +8,9 @@ transform. The template is the gemm template's: an ``mr x nr`` register tile ove
 the positions vectorised, blocks of row tiles, tiles spread over the cores; the data
 optionally packed into ``nr``-wide panels (one contiguous stream per tile instead
 of C rows ``H*W`` apart), all of it first or each panel just before its tiles; the
-tile optionally the hand-written micro-kernel. The output's (h, w) loops are fused back into ``f``:
-the simplifier turns ``(f // W) * W + f % W`` into ``f``, so the stores stay
-contiguous vectors.
+tile optionally the hand-written micro-kernel. The output's (h, w) loops are fused
+back into ``f``: the simplifier turns ``(f // W) * W + f % W`` into ``f``, so the
+stores stay contiguous vectors.
 """
 
 from __future__ import annotations

@@ -97,11 +97,12 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
                                  "with columns outermost")
     io, jo, ii, ji = s[C].tile(i, j, mr, nr)
     ioo, ioi = s[C].split(io, cfg["block_m"].val)
-    group = jo
+    group, lead = jo, ()
     if panels_per_pack > 1:
         group, jo = s[C].split(jo, panels_per_pack)
+        lead = (group,)
     blocks = (ioo, jo) if rows_outer else (jo, ioo)
-    s[C].reorder(*batch, *((group,) if group is not jo else ()), *blocks, ioi, ii, ji)
+    s[C].reorder(*batch, *lead, *blocks, ioi, ii, ji)
     outer_axes = (*batch, group) if grouped else (*batch, *blocks)
     outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
     s[C].parallel(outer)

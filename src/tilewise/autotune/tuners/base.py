@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tilewise.autotune.database import Database
+from tilewise.autotune.database import Database, upper_median
 from tilewise.autotune.measure.options import MeasureOption
 from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
@@ -84,8 +84,8 @@ class Tuner(ABC):
             return
         # A config read again is judged by the upper median of its readings, as
         # Database.best judges it; that can move the lead to another config.
-        best = min(self.costs, key=lambda i: (_upper_median(self.costs[i]), i))
-        self.best_cost, self.best_config = _upper_median(self.costs[best]), self.space.get(best)
+        best = min(self.costs, key=lambda i: (upper_median(self.costs[i]), i))
+        self.best_cost, self.best_config = upper_median(self.costs[best]), self.space.get(best)
 
     # -- helpers for subclasses ------------------------------------------------------
     def _propose(self, indices: Iterable[int]) -> list[ConfigEntity]:
@@ -191,7 +191,7 @@ class Tuner(ABC):
         the tuned kernel gets. The readings are stored in ``database`` as records of
         configs already measured, so they spend no trial and resume like any other.
         """
-        ranked = sorted(self.costs, key=lambda i: (_upper_median(self.costs[i]), i))
+        ranked = sorted(self.costs, key=lambda i: (upper_median(self.costs[i]), i))
         leaders = [MeasureInput(self.task, self.space.get(i)) for i in ranked[:top]]
         if not leaders or rounds < 1:
             return 0
@@ -205,6 +205,3 @@ class Tuner(ABC):
                     self._add_reading(inp.config.index, res.mean)
         return count
 
-
-def _upper_median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]

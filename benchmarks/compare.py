@@ -93,13 +93,14 @@ def peers(w: dict, arrays: list, threads: int, repeat: int,
     import numpy as np
 
     from tilewise.autotune import Task
+    from tilewise.runtime import empty
 
     name, args = tilewise_task(w)
     flop = Task(name, args, "c").flop
     n = _numbers(flop)
     res, notes = {}, []
     if w["kind"] in ("gemm", "batch_matmul"):
-        a, b, c = arrays[0], arrays[1], np.empty_like(arrays[-1])
+        a, b, c = arrays[0], arrays[1], empty(arrays[-1].shape, arrays[-1].dtype)
         res["numpy"] = flop / _rounds(lambda: np.matmul(a, b, out=c), n, repeat, rounds) / 1e9
     try:
         import torch
@@ -116,7 +117,7 @@ def peers(w: dict, arrays: list, threads: int, repeat: int,
             f = lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"],  # noqa: E731
                                                    padding=w["pad"], groups=w["C"])
         else:
-            out = torch.from_numpy(np.empty_like(arrays[-1]))
+            out = torch.from_numpy(empty(arrays[-1].shape, arrays[-1].dtype))
             mm = torch.mm if w["kind"] == "gemm" else torch.bmm
             f = lambda: mm(t[0], t[1], out=out)  # noqa: E731
         res["pytorch"] = flop / _rounds(f, n, repeat, rounds) / 1e9
@@ -190,6 +191,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
 
     import tilewise.ops  # noqa: F401  (registers the templates)
     from tilewise import autotune as at
+    from tilewise.runtime import aligned
 
     part, trials, repeat = opts.part, opts.trials, opts.repeat
     if part == "metaschedule":
@@ -204,6 +206,9 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
         task = at.Task(name, args, target)
         flop = task.flop
         arrays, expected = task.reference()(np.random.default_rng(0))
+        # Every contender reads the same cache-line-aligned inputs, as tilewise's
+        # measurements and PyTorch's own allocator give them.
+        arrays = [aligned(a) for a in arrays]
         number = _numbers(flop)
         row = {"workload": w["name"], "template": name, "args": list(args), "threads": threads}
         if part == "peers":

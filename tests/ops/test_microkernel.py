@@ -71,9 +71,11 @@ def _ukr_config(task, **knobs):
 @pytest.mark.parametrize("name,args,knobs", [
     ("gemm", (24, 64, 37), [{"order": o} for o in ("ij", "ji")]),
     ("dense", (16, 32, 19, "bias+gelu"), [{"order": o} for o in ("ij", "ji")]),
-    # the 1x1 conv reads a (K, C, 1, 1) weight and NCHW data, packed or not
+    # the 1x1 conv reads a (K, C, 1, 1) weight and NCHW data, packed or not, and may
+    # fetch the next panel of data ahead where a buffer holds it
     ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
-     [{"order": o, "pack": p} for o in ("kf", "fk") for p in ("none", "root", "panel")]),
+     [{"order": o, "pack": p, "prefetch": f} for o in ("kf", "fk")
+      for p in ("none", "root", "panel") for f in (False, True) if not (f and p == "panel")]),
 ])
 def test_templates_tensorize_their_tile(name, args, knobs):
     """The gemm-shaped templates' ``kernel="ukr"`` choice: the register tile is the
@@ -101,6 +103,26 @@ def test_gemm_template_rejects_partial_microkernel_tiles():
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
         task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32))
+
+
+def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
+    import tilewise.ops  # noqa: F401
+    from tilewise.autotune import Task
+    from tilewise.errors import InvalidConfigError
+
+    task = Task("conv2d_nchw", (1, 24, 8, 8, 16, 1, 1, 1, 0), "c -mcpu=native -cores=1")
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    with pytest.raises(InvalidConfigError, match="packed panel by panel"):
+        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, pack="panel",
+                                     prefetch=True))
+    with pytest.raises(InvalidConfigError, match="micro-kernel's"):
+        task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, pack="none",
+                                     prefetch=True))
+    s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, pack="none",
+                                              prefetch=True))
+    # unpacked, the next panel is the next 32 positions of each data row
+    assert "_mm_prefetch((const char*)(b + 32 +" in tw.build(s, tensors, target=task.target).source
 
 
 def test_views_follow_the_stage_layout_not_the_buffer_rank():

@@ -161,7 +161,8 @@ def test_panels_packed_in_groups(name, args):
     task = Task(name, args, TARGET)
     space = task.config_space
     fb = space.fallback
-    same = ("mr", "unroll_k", "block_m", "kernel")
+    names = {knob.name for knob in space.knobs}
+    same = [k for k in ("mr", "unroll_k", "block_m", "kernel", "prefetch") if k in names]
     picked = [space.get(i) for i in range(space.size)
               if space.get(i)["pack"].val == "panel" and space.get(i)["pack_panels"].val > 1
               and space.get(i)["nr"].val <= 48  # 8 x 64 is more than the registers

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
+from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
 from .gemm import register_tile
@@ -76,8 +77,12 @@ def define_conv2d_1x1_space(cfg, target: Target, K: int, dtype: str) -> None:
     cfg.define_knob("pack_panels", [1, 2, 4, 8])
     fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
+    # The micro-kernel fetches the next panel of data into L2 while it computes on this
+    # one: unpacked, the data's rows are H*W apart, more streams than the hardware
+    # prefetcher follows. resnet-c2-1x1, 8x32 tile, 1 thread: 145 -> 165 GFLOP/s.
+    cfg.define_knob("prefetch", [False, True])
     cfg.fallback_with(nr=2 * lanes, mr=min(8, K), unroll_k=4, block_m=1, order="fk",
-                      pack="panel", pack_panels=1, kernel="loops")
+                      pack="panel", pack_panels=1, kernel="loops", prefetch=False)
 
 
 def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack):
@@ -85,10 +90,19 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack):
     CC = accumulator(s, out, conv)
     n, k, h, w = s[out].op.axis
     per_panel = data_pack is not None and cfg["pack"].val == "panel"
+    prefetch = 0
+    if cfg["prefetch"].val:
+        if per_panel:
+            raise InvalidConfigError("prefetching the next panel needs the data read in "
+                                     "place or packed whole, not packed panel by panel")
+        # Unpacked, the next panel is the next nr positions of each data row; packed
+        # first, the next (C, nr) block of data_pack.
+        prefetch = cfg["nr"].val * (int(data_pack.shape[2]) if data_pack is not None else 1)
     register_tile(s, cfg, target, out, CC, k, s[out].fuse(h, w), batch=(n,),
                   rows_outer=cfg["order"].val == "kf", kernel=cfg["kernel"].val,
                   panel_stage=s[data_pack] if per_panel else None,
-                  panels_per_pack=cfg["pack_panels"].val)
+                  panels_per_pack=cfg["pack_panels"].val,
+                  prefetch=prefetch)
     if data_pack is not None:
         pn, pj, pc, pji = s[data_pack].op.axis
         s[data_pack].reorder(pn, pc, pj, pji)  # along each data row, as gemm packs B

@@ -74,7 +74,8 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
-                  kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1) -> None:
+                  kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1,
+                  prefetch: int = 0) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
@@ -85,7 +86,9 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     ``panel_stage`` (B's packing) is computed inside the parallel loop, one column
     panel just before the tiles that read it; with columns outermost the parallel loop
     is then the panel loop alone, so each panel is packed once, or each group of
-    ``panels_per_pack`` panels (longer runs of each row to copy)."""
+    ``panels_per_pack`` panels (longer runs of each row to copy). With ``prefetch``
+    (elements from a tile's B to the next panel's) each micro-kernel call fetches the
+    next panel of B into L2 as it computes."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -112,6 +115,8 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     s[CC].compute_at(s[C], ioi)
     *cbatch, ci, cj = s[CC].op.axis
     (ck,) = s[CC].op.reduce_axis
+    if prefetch and kernel == "loops":
+        raise InvalidConfigError("prefetching the next panel is the micro-kernel's")
     if kernel != "loops":
         rows, cols = int(i.domain.extent), int(j.domain.extent)
         if rows % mr or cols % nr:
@@ -121,7 +126,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
             raise InvalidConfigError(f"the micro-kernel needs whole groups of "
                                      f"{panels_per_pack} panels; {C.name} has {cols // nr}")
         s[CC].reorder(*cbatch, ci, cj, ck)
-        s[CC].tensorize(ci, gemm_microkernel(mr, nr, int(ck.domain.extent)))
+        s[CC].tensorize(ci, gemm_microkernel(mr, nr, int(ck.domain.extent), prefetch))
         return
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
     s[CC].reorder(*cbatch, ko, ki, ci, cj)

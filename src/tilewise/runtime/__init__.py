@@ -1,5 +1,6 @@
 """Runtime: compile generated C, load it, call it with NumPy arrays, time it natively."""
 
+from .aligned import aligned, empty
 from .artifact import ArgSpec, KernelArtifact
 from .compiler import compile_shared, harness
 from .module import Module, TimingResult
@@ -10,5 +11,5 @@ def load_module(artifact: KernelArtifact) -> Module:
     return Module(artifact)
 
 
-__all__ = ["ArgSpec", "KernelArtifact", "Module", "TimingResult", "compile_shared", "harness",
-           "load_module"]
+__all__ = ["ArgSpec", "KernelArtifact", "Module", "TimingResult", "aligned", "compile_shared",
+           "empty", "harness", "load_module"]

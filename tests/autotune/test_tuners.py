@@ -202,3 +202,19 @@ def test_feature_extractor_is_pluggable():
         pass  # loop-IR features not available in this build
     with pytest.raises(TuningError):
         ModelTuner(task(), 0, feature="nope")
+
+
+def test_model_tuner_measures_the_fallback_first_once():
+    """The template's fallback is a known good point: the model tuner measures it in
+    its first batch, and not again after a resume."""
+    fallback = task().config_space.fallback.index
+    runner = FakeRunner(bowl_cost)
+    ModelTuner(task(), 3, plan_size=8).tune(8, option(runner))
+    assert runner.measured[0] == fallback
+    db = Database(":memory:")
+    ModelTuner(task(), 3, plan_size=8).tune(8, option(), database=db)
+    again = FakeRunner(bowl_cost)
+    tuner = ModelTuner(task(), 3, plan_size=8)
+    tuner.resume(db)
+    tuner.tune(8, option(again), database=db)
+    assert fallback not in again.measured and len(again.measured) == 8

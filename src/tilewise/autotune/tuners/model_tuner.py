@@ -29,7 +29,9 @@ from tilewise.errors import TilewiseError, TuningError
 class ModelTuner(Tuner):
     """A cost-model-guided tuner.
 
-    ``n_initial`` random configs come first; after that the model is refit after every
+    The template's fallback config comes first (a known good point for the model and
+    for annealing to start from; the search then never ends below it), then
+    ``n_initial`` random configs; after that the model is refit after every
     measured batch, annealing finds ``2 * plan_size`` high-scoring unseen configs, and a
     diversity filter keeps ``plan_size`` of them as the plan that batches are drawn from.
     Each pick is random with probability ``epsilon``.
@@ -60,9 +62,15 @@ class ModelTuner(Tuner):
         self.xs: list[int] = []
         self.ys: list[float] = []
         self.plan: list[int] = []
+        self._fallback_pending = True
 
     def _next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
+        if self._fallback_pending and n > 0:
+            self._fallback_pending = False
+            fallback = self.space.fallback.index
+            if fallback not in self.seen:
+                batch.append(fallback)
         while len(batch) < n and len(self.seen) + len(batch) < self.space.size:
             from_plan = self.model.trained and self.rng.random() >= self.epsilon
             index = self._from_plan(batch) if from_plan else None

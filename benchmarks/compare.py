@@ -9,13 +9,13 @@ every thread count (``--threads``, default 1 and 2), a child process with
 OMP/OPENBLAS/MKL_NUM_THREADS set measures: tilewise tuned until ``--db`` (default a
 fresh file) holds ``--trials`` of the task's configs (ModelTuner; a database that
 already holds them is only re-measured, so a second run costs no tuning), then its
-fallback config and the best of those trials re-measured ``--rounds`` times,
-alternating, each time in a fresh child (median of rounds; a passing disturbance of
-a shared machine does not decide a row); NumPy (gemm, batch_matmul) and PyTorch CPU
-when installed, timed the same number of rounds
-(``pip install torch``); TVM MetaSchedule when installed (``pip install -e
-'.[metaschedule]'``): the plain TE compute tuned with ``--tvm-trials`` trials (default
-256; 0 or ``--no-tvm`` skips it), its logs and database kept in ``--tvm-work-dir``
+fallback config and the best of those trials re-measured ``--rounds`` times, each
+round in a fresh child, alternating with NumPy (gemm, batch_matmul) and PyTorch CPU
+when installed (``pip install torch``), also in a fresh child per round: the median of
+rounds, and a passing disturbance of a shared machine falls on every contender; TVM
+MetaSchedule when installed (``pip install -e '.[metaschedule]'``): the plain TE
+compute tuned with ``--tvm-trials`` trials (default 256; 0 or ``--no-tvm`` skips it),
+its logs and database kept in ``--tvm-work-dir``
 (one folder per workload and thread count; records there accumulate across runs),
 the best schedule checked and re-measured. Each side runs in its own child process.
 Kernels are built first and timed after: nothing compiles while a timer runs.
@@ -77,9 +77,14 @@ def _time_py(fn, number: int, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _rounds(fn, number: int, repeat: int, rounds: int) -> float:
-    """Median over ``rounds`` of :func:`_time_py`, as tilewise's configs are measured."""
-    return statistics.median(_time_py(fn, number, repeat) for _ in range(rounds))
+def _rounds(fn, number: int, repeat: int, rounds: int) -> list[float]:
+    """``rounds`` readings of :func:`_time_py`, as tilewise's configs are measured."""
+    return [_time_py(fn, number, repeat) for _ in range(rounds)]
+
+
+def _peer(res: dict, name: str, flop: float, seconds: list[float]) -> None:
+    res[f"{name}_rounds"] = [flop / t / 1e9 for t in seconds]
+    res[name] = statistics.median(res[f"{name}_rounds"])
 
 
 def _numbers(flop: float) -> int:
@@ -101,7 +106,7 @@ def peers(w: dict, arrays: list, threads: int, repeat: int,
     res, notes = {}, []
     if w["kind"] in ("gemm", "batch_matmul"):
         a, b, c = arrays[0], arrays[1], empty(arrays[-1].shape, arrays[-1].dtype)
-        res["numpy"] = flop / _rounds(lambda: np.matmul(a, b, out=c), n, repeat, rounds) / 1e9
+        _peer(res, "numpy", flop, _rounds(lambda: np.matmul(a, b, out=c), n, repeat, rounds))
     try:
         import torch
     except ImportError:
@@ -120,7 +125,7 @@ def peers(w: dict, arrays: list, threads: int, repeat: int,
             out = torch.from_numpy(empty(arrays[-1].shape, arrays[-1].dtype))
             mm = torch.mm if w["kind"] == "gemm" else torch.bmm
             f = lambda: mm(t[0], t[1], out=out)  # noqa: E731
-        res["pytorch"] = flop / _rounds(f, n, repeat, rounds) / 1e9
+        _peer(res, "pytorch", flop, _rounds(f, n, repeat, rounds))
     return res, notes
 
 
@@ -280,6 +285,20 @@ def print_table(results: list[dict], trials: int, tvm_trials: int) -> None:
         console.print(f"note: {note}", markup=False)  # "[metaschedule]" is no style
 
 
+def _merge_round(merged: dict, row: dict) -> None:
+    """Fold one child's row into ``merged``: readings per round accumulate and the
+    row's value is their median; a config wrong in any round is wrong."""
+    for key, value in row.items():
+        if key.endswith("_rounds"):
+            readings = merged.setdefault(key, [])
+            readings.extend(value)
+            merged[key[: -len("_rounds")]] = statistics.median(readings)
+        elif key.endswith("_correct"):
+            merged[key] = merged.get(key, True) and value
+        elif key not in merged:
+            merged[key] = value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", help="comma-separated workload names (default: all)")
@@ -312,33 +331,48 @@ def main() -> None:
     tvm_work_dir = opts.tvm_work_dir or str(tmp / "metaschedule")
     parts = PARTS if opts.tvm_trials > 0 else PARTS[:2]
     results, start = [], machine()
+
+    def run_part(part: str, name: str, threads: int, rounds: int) -> dict:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), TVM_NUM_THREADS=str(threads))
+        # tilewise's side uses BLAS only for the reference results: one thread, or
+        # BLAS threads left spinning after them steal a core from the first timing.
+        blas = "1" if part == "tilewise" else str(threads)
+        env.update(OPENBLAS_NUM_THREADS=blas, MKL_NUM_THREADS=blas)
+        out = subprocess.run(
+            [sys.executable, __file__, "--only", name, "--child", str(threads),
+             "--trials", str(opts.trials), "--repeat", str(opts.repeat),
+             "--rounds", str(rounds), "--db", db,
+             "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
+             "--part", part],
+            env=env, stdout=subprocess.PIPE, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
     for t in opts.threads:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
-                   MKL_NUM_THREADS=str(t), TVM_NUM_THREADS=str(t))
-        sides = []
-        for part in parts:
-            # tilewise's side uses BLAS only for the reference results: one thread, or
-            # BLAS threads left spinning after them steal a core from the first timing.
-            blas = "1" if part == "tilewise" else str(t)
-            env.update(OPENBLAS_NUM_THREADS=blas, MKL_NUM_THREADS=blas)
-            out = subprocess.run(
-                [sys.executable, __file__, "--only", ",".join(names), "--child", str(t),
-                 "--trials", str(opts.trials), "--repeat", str(opts.repeat),
-                 "--rounds", str(opts.rounds), "--db", db,
-                 "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
-                 "--part", part],
-                env=env, stdout=subprocess.PIPE, text=True, check=True)
-            sides.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        ours, *theirs = sides
-        for side in theirs:
-            by_name = {r["workload"]: r for r in side["rows"]}
-            for row in ours["rows"]:
-                row.update({k: v for k, v in by_name.get(row["workload"], {}).items()
-                            if k not in row})
-        ours["notes"] = sorted({n for side in sides for n in side["notes"]})
+        rows, notes = [], set()
+        for name in names:
+            # Round by round, tilewise's configs then the peers, each in a fresh child
+            # (the first tilewise round tunes; later ones find the database full and
+            # only re-measure): a row's contenders are timed minutes apart at most, and
+            # a slow spell of this shared machine falls on all of them.
+            sides: dict[str, list[dict]] = {part: [] for part in parts}
+            for r in range(max(opts.rounds, 1)):
+                for part in parts:
+                    if part == "metaschedule" and r > 0:
+                        continue  # it tunes for minutes; its rounds run in one child
+                    rounds = opts.rounds if part == "metaschedule" else 1
+                    sides[part].append(run_part(part, name, t, rounds))
+            merged: dict = {}
+            for part in parts:
+                for side in sides[part]:
+                    notes.update(side["notes"])
+                    for row in side["rows"]:
+                        _merge_round(merged, row)
+            if merged:
+                rows.append(merged)
+        notes_out = sorted(notes)
         if opts.tvm_trials <= 0:
-            ours["notes"].append("TVM MetaSchedule: skipped (--tvm-trials 0 or --no-tvm)")
-        results.append(ours)
+            notes_out.append("TVM MetaSchedule: skipped (--tvm-trials 0 or --no-tvm)")
+        results.append({"threads": t, "rows": rows, "notes": notes_out})
     print_table(results, opts.trials, opts.tvm_trials)
     if opts.json:
         opts.json.write_text(json.dumps(

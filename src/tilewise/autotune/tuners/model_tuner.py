@@ -67,9 +67,9 @@ class ModelTuner(Tuner):
         self._fallback_pending = True
         # Loop-IR features lower every config annealing visits (ms each, most of a
         # tuning run's time on 2 cores); knob features cost microseconds. gemm-512, 64
-        # trials, 3 seeds: replanning after every 8 results instead of every batch took
-        # the IR model from 286 GFLOP/s in 271 s to 302 in 234 s; the knob model lost
-        # there (319 -> 291 GFLOP/s), so it replans after every batch.
+        # trials, median of 3 seeds: the IR model replanning after every batch reached
+        # 286 GFLOP/s in 271 s per seed, after every 8 results 322 in 205 s. The knob
+        # model lost when it replanned less (319 -> 291), so it replans every batch.
         if replan_every is None:
             replan_every = max(1, plan_size // 4) if feature == "ir" else 1
         self.replan_every = replan_every

@@ -68,8 +68,9 @@ class ModelTuner(Tuner):
         # Loop-IR features lower every config annealing visits (ms each, most of a
         # tuning run's time on 2 cores); knob features cost microseconds. gemm-512, 64
         # trials, median of 3 seeds: the IR model replanning after every batch reached
-        # 286 GFLOP/s in 271 s per seed, after every 8 results 322 in 205 s. The knob
-        # model lost when it replanned less (319 -> 291), so it replans every batch.
+        # 286 GFLOP/s in 271 s per seed, after every 8 results 302 in 234 s (and 322 in
+        # 205 s once the fallback came first). The knob model lost when it replanned
+        # less (319 -> 291), so it replans every batch.
         if replan_every is None:
             replan_every = max(1, plan_size // 4) if feature == "ir" else 1
         self.replan_every = replan_every

@@ -354,16 +354,12 @@ def main() -> None:
             # (the first tilewise round tunes; later ones find the database full and
             # only re-measure): a row's contenders are timed minutes apart at most, and
             # a slow spell of this shared machine falls on all of them.
-            sides: dict[str, list[dict]] = {part: [] for part in parts}
+            merged: dict = {}
             for r in range(max(opts.rounds, 1)):
                 for part in parts:
                     if part == "metaschedule" and r > 0:
                         continue  # it tunes for minutes; its rounds run in one child
-                    rounds = opts.rounds if part == "metaschedule" else 1
-                    sides[part].append(run_part(part, name, t, rounds))
-            merged: dict = {}
-            for part in parts:
-                for side in sides[part]:
+                    side = run_part(part, name, t, opts.rounds if part == "metaschedule" else 1)
                     notes.update(side["notes"])
                     for row in side["rows"]:
                         _merge_round(merged, row)

@@ -64,7 +64,6 @@ class ModelTuner(Tuner):
         self.xs: list[int] = []
         self.ys: list[float] = []
         self.plan: list[int] = []
-        self._fallback_pending = True
         # Loop-IR features lower every config annealing visits (ms each, most of a
         # tuning run's time on 2 cores); knob features cost microseconds. gemm-512, 64
         # trials, median of 3 seeds: the IR model replanning after every batch reached
@@ -78,11 +77,8 @@ class ModelTuner(Tuner):
 
     def _next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
-        if self._fallback_pending and n > 0:
-            self._fallback_pending = False
-            fallback = self.space.fallback.index
-            if fallback not in self.seen:
-                batch.append(fallback)
+        if not self.seen and n > 0:  # the very first batch, not one after a resume
+            batch.append(self.space.fallback.index)
         while len(batch) < n and len(self.seen) + len(batch) < self.space.size:
             from_plan = self.model.trained and self.rng.random() >= self.epsilon
             index = self._from_plan(batch) if from_plan else None

@@ -32,7 +32,7 @@ from .conv2d_1x1 import (
     schedule_conv2d_1x1,
 )
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
-from .pack_intrin import weight_pack_intrin
+from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
 
 
 def _pair(v) -> tuple[int, int]:
@@ -152,7 +152,8 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     if reg_n * -(-oc_bn // lanes) > 32:
         raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than 32 vectors")
     s = te.create_schedule(out.op)
-    if out.op.input_tensors[0] is not conv:  # an epilogue follows the layout transform
+    plain = out.op.input_tensors[0] is conv
+    if not plain:  # an epilogue follows the layout transform
         unpacked = _layout_stage(out, conv)
         inline_chain(s, out, unpacked)
     CC = s.cache_write(conv, "local")
@@ -176,9 +177,15 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[CC].unroll(rkw)
     s[CC].unroll(cx)
     s[CC].vectorize(cob)
-    # Layout transforms: parallel outer, vector inner where the inner axis is contiguous.
-    dn, dc, dy, _, _ = s[data_pack].op.axis
+    # Layout transforms: parallel outer; a row at a time by the transpose micro-kernels
+    # of layout_intrin where fp32, else vector inner where the inner axis is contiguous.
+    fp32 = str(conv.dtype) == "float32"
+    dn, dc, dy, dx, _ = s[data_pack].op.axis
     s[data_pack].parallel(s[data_pack].fuse(dn, dc, dy))
+    data = data_pack.op.input_tensors[0]
+    if fp32:
+        plane = (int(data.shape[2]), int(data.shape[3]))
+        s[data_pack].tensorize(dx, data_pack_intrin(ic_bn, int(dx.domain.extent), plane))
     ko, kc, kr, _, _, kob = s[kernel_pack].op.axis
     if per_chunk:
         # Each chunk's weights are packed just before its convolution, into a buffer
@@ -187,13 +194,20 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     else:
         s[kernel_pack].parallel(s[kernel_pack].fuse(ko, kc))
     R, S, K = kernel_pack.shape[2], kernel_pack.shape[3], kernel_pack.op.input_tensors[0].shape[0]
-    if str(conv.dtype) == "float32" and K % oc_bn == 0 and oc_bn % 16 == 0:
+    if fp32 and K % oc_bn == 0 and oc_bn % 16 == 0:
         s[kernel_pack].tensorize(kr, weight_pack_intrin(R, S, ic_bn, oc_bn))
     else:
         s[kernel_pack].vectorize(kob)
     on, ok, oy, ox = s[out].op.axis
-    s[out].parallel(s[out].fuse(on, ok, oy))
-    s[out].vectorize(ox)
+    if fp32 and plain and K % oc_bn == 0:
+        # Channel block by channel block, each output row one transpose.
+        oko, oki = s[out].split(ok, oc_bn)
+        s[out].reorder(on, oko, oy, oki, ox)
+        s[out].parallel(s[out].fuse(on, oko, oy))
+        s[out].tensorize(oki, data_unpack_intrin(oc_bn, int(ox.domain.extent)))
+    else:
+        s[out].parallel(s[out].fuse(on, ok, oy))
+        s[out].vectorize(ox)
     return s
 
 

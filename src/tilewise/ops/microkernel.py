@@ -119,7 +119,7 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0) -> TensorIntr
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, bv), (cv,) = ins, outs
-        lds = (_row(av, name), _row(bv, name), _row(cv, name))
+        lds = (row_stride(av, name), row_stride(bv, name), row_stride(cv, name))
         args = (av.ptr, bv.ptr, cv.ptr, *lds)
         return IntrinImpl(
             body=ExternCall(f"{name}_body", args),
@@ -130,7 +130,7 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0) -> TensorIntr
     return decl_tensor_intrin(c.op, impl, source=source, name=name)
 
 
-def _row(view: BufferView, name: str) -> Expr:
+def row_stride(view: BufferView, name: str) -> Expr:
     """The view's row stride; its rows must be contiguous."""
     row, col = view.axis_strides
     if row is None or not (isinstance(col, Const) and col.value == 1):

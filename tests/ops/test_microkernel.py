@@ -160,3 +160,41 @@ def test_a_view_without_contiguous_rows_is_an_error():
     s[C].tensorize(i, gemm_microkernel(M, N, K))
     with pytest.raises(LowerError, match="B is not read as contiguous rows"):
         tw.lower(s, [A, B, C])
+
+
+@pytest.mark.parametrize("args", [
+    (1, 16, 9, 11, 32, 3, 3, 1, 1),          # rows of the tile past the output's width
+    (2, 8, 12, 13, 32, 5, 5, 2, 2),          # stride 2, padding 2, batch 2
+    (1, 12, 8, 11, 16, 1, 7, 1, (0, 3)),     # a 1x7 kernel, ic blocks of 3, 4, 6 or 12
+    (1, 16, 12, 12, 32, 3, 3, 1, 2, 2),      # dilation 2
+])
+def test_conv2d_register_tile_as_the_micro_kernel_matches_numpy(args):
+    """The NCHW[x]c convolution's tile over (columns, output channels) is a GEMM over
+    one block of input channels: every sampled config with ``kernel=ukr``."""
+    from tilewise.autotune import Task
+    from tilewise.errors import InvalidConfigError
+
+    task = Task("conv2d_nchw", args, "c -cores=2")
+    space = task.config_space
+    if "ukr" not in [e.val for e in space.knob("kernel").entities]:
+        pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    built = 0
+    for i in rng.permutation(space.size)[:40]:
+        cfg = space.get(int(i))
+        if cfg["kernel"].val != "ukr":
+            continue
+        try:
+            s, tensors = task.instantiate(cfg)
+        except InvalidConfigError:
+            continue
+        mod = tw.build(s, tensors, target=task.target)
+        assert "tw_gemm_ukr" in mod.source
+        arrays[-1][...] = 0
+        mod(*arrays)
+        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4, err_msg=str(cfg))
+        built += 1
+        if built == 3:
+            break
+    assert built

@@ -7,14 +7,14 @@ NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kern
 - ``kernel_pack`` (OC/oc_bn, C/ic_bn, KH, KW, ic_bn, oc_bn): the weights;
 - ``conv``        (N, OC/oc_bn, OH, OWp, oc_bn): the convolution, accumulated in a
   ``reg_n x oc_bn`` register tile (``cache_write``), ``oc_bn`` vectorised to the
-  target's vector width, ``reg_n`` output columns unrolled, parallel over the fused
+  target's vector width, ``reg_n`` output columns unrolled (or the tile is the
+  hand-written GEMM micro-kernel over one ic block), parallel over the fused
   (n, oc chunk, oh) axis;
 - ``out``         (N, OC, OH, OW): the layout transform back, with any epilogue
   (bias, ReLU, GELU, residual) inlined into it.
 
 Each layout transform is its own stage, so a network could keep the packed layout
-between layers. ~185 GFLOP/s on resnet-c3-3x3 (C=K=128, 28x28, 3x3), 2 threads, Zen 4,
-packing included.
+between layers; in fp32 each is a transpose micro-kernel (:mod:`.layout_intrin`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .conv2d_1x1 import (
 )
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
+from .microkernel import gemm_microkernel
 
 
 def _pair(v) -> tuple[int, int]:
@@ -135,6 +136,8 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype) -> None
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
     cfg.define_knob("oh_tile", [1, 2, 4])
     cfg.define_knob("kernel_pack", ["root", "per_chunk"])
+    fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
+    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
     # Good without tuning: the largest ic block up to 16, two vectors of output
     # channels, the widest register tile that divides OW and fits 28 zmm accumulators;
     # weights larger than L2 packed chunk by chunk (resnet-c4/c5: 2-7% faster).
@@ -142,8 +145,13 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype) -> None
     fb_oc = 2 * lanes if K >= 2 * lanes else lanes
     fits = [r for r in regs if r * (fb_oc // lanes) <= 28 and OW % r == 0] or regs[:1]
     big = K * C * R * S * np.dtype(dtype).itemsize > target.l2_bytes
+    # The hand-written micro-kernel for the register tile: gcc keeps one address
+    # register per row of the tile and spills them; the kernel's rows are constant
+    # offsets from one (one core: resnet-c2-3x3 158 -> 169 GFLOP/s, c5 120 -> 128,
+    # c3-down 143 -> 155).
     cfg.fallback_with(ic_bn=fb_ic, oc_bn=fb_oc, reg_n=max(fits), unroll_kw=True,
-                      order="ic_khkw", oh_tile=1, kernel_pack="per_chunk" if big else "root")
+                      order="ic_khkw", oh_tile=1, kernel_pack="per_chunk" if big else "root",
+                      kernel="ukr" if fp32_avx512 else "loops")
 
 
 def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack):
@@ -151,6 +159,10 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     oc_bn, reg_n, ic_bn = cfg["oc_bn"].val, cfg["reg_n"].val, cfg["ic_bn"].val
     if reg_n * -(-oc_bn // lanes) > 32:
         raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than 32 vectors")
+    ukr = cfg["kernel"].val == "ukr"
+    if ukr and reg_n * -(-oc_bn // lanes) > 30:
+        raise InvalidConfigError(f"the micro-kernel's {reg_n}x{oc_bn} tile leaves no "
+                                 "registers for its operands")
     s = te.create_schedule(out.op)
     plain = out.op.input_tensors[0] is conv
     if not plain:  # an epilogue follows the layout transform
@@ -175,8 +187,11 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[CC].reorder(rkh, rkw, ico, ici, cx, cob)
     if cfg["unroll_kw"].val:
         s[CC].unroll(rkw)
-    s[CC].unroll(cx)
-    s[CC].vectorize(cob)
+    if ukr:  # the tile over (columns, output channels), one ic block of the sum
+        s[CC].tensorize(ici, gemm_microkernel(reg_n, oc_bn, ic_bn))
+    else:
+        s[CC].unroll(cx)
+        s[CC].vectorize(cob)
     # Layout transforms: parallel outer; a row at a time by the transpose micro-kernels
     # of layout_intrin where fp32, else vector inner where the inner axis is contiguous.
     fp32 = str(conv.dtype) == "float32"

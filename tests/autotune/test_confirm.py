@@ -5,7 +5,15 @@ import math
 
 from toy_templates import bowl_cost
 
-from tilewise.autotune import Database, FakeBuilder, FakeRunner, MeasureOption, RandomTuner, Task
+from tilewise.autotune import (
+    Database,
+    FakeBuilder,
+    FakeRunner,
+    MeasureInput,
+    MeasureOption,
+    RandomTuner,
+    Task,
+)
 
 
 def task():
@@ -70,3 +78,16 @@ def test_confirming_nothing_measures_nothing():
     runner = FakeRunner(bowl_cost)
     assert tuner.confirm(MeasureOption(FakeBuilder(), runner, 8)) == 0
     assert runner.measured == [] and math.isinf(tuner.best_cost)
+
+
+def test_the_fallback_is_re_measured_beside_the_leaders():
+    t = task()
+    option = MeasureOption(FakeBuilder(), FakeRunner(bowl_cost), 8)
+    tuner = RandomTuner(t, 3)
+    first = [MeasureInput(t, t.config_space.fallback)]
+    tuner.update(first, option.measure(first))
+    tuner.tune(16, option)
+    fallback = t.config_space.fallback.index
+    leaders = sorted(tuner.costs, key=lambda i: (tuner.costs[i][0], i))[:5]
+    assert tuner.confirm(option, top=5, rounds=2) == 2 * len({*leaders, fallback})
+    assert len(tuner.costs[fallback]) == 3

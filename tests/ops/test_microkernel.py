@@ -5,7 +5,8 @@ import pytest
 
 import tilewise as tw
 from tilewise import te
-from tilewise.errors import LowerError
+from tilewise.autotune import Task
+from tilewise.errors import InvalidConfigError, LowerError
 from tilewise.ops.microkernel import gemm_microkernel
 
 pytestmark = pytest.mark.compiles
@@ -95,9 +96,6 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 
 def test_gemm_template_rejects_partial_microkernel_tiles():
     import tilewise.ops  # noqa: F401
-    from tilewise.autotune import Task
-    from tilewise.errors import InvalidConfigError
-
     task = Task("gemm", (20, 64, 16), "c -mcpu=native -cores=1")
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
@@ -107,9 +105,6 @@ def test_gemm_template_rejects_partial_microkernel_tiles():
 
 def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
     import tilewise.ops  # noqa: F401
-    from tilewise.autotune import Task
-    from tilewise.errors import InvalidConfigError
-
     task = Task("conv2d_nchw", (1, 24, 8, 8, 16, 1, 1, 1, 0), "c -mcpu=native -cores=1")
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
@@ -171,9 +166,6 @@ def test_a_view_without_contiguous_rows_is_an_error():
 def test_conv2d_register_tile_as_the_micro_kernel_matches_numpy(args):
     """The NCHW[x]c convolution's tile over (columns, output channels) is a GEMM over
     one block of input channels: every sampled config with ``kernel=ukr``."""
-    from tilewise.autotune import Task
-    from tilewise.errors import InvalidConfigError
-
     task = Task("conv2d_nchw", args, "c -cores=2")
     space = task.config_space
     if "ukr" not in [e.val for e in space.knob("kernel").entities]:

@@ -33,7 +33,7 @@ from .conv2d_1x1 import (
 )
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
-from .microkernel import gemm_microkernel
+from .microkernel import avx512_fp32, gemm_microkernel
 
 
 def _pair(v) -> tuple[int, int]:
@@ -136,7 +136,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype) -> None
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
     cfg.define_knob("oh_tile", [1, 2, 4])
     cfg.define_knob("kernel_pack", ["root", "per_chunk"])
-    fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
+    fp32_avx512 = avx512_fp32(target, dtype)
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
     # Good without tuning: the largest ic block up to 16, two vectors of output
     # channels, the widest register tile that divides OW and fits 28 zmm accumulators;

@@ -22,6 +22,7 @@ from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
 from .gemm import register_tile
+from .microkernel import avx512_fp32
 
 
 def is_pointwise(R, S, stride, pad, dilation) -> bool:
@@ -75,7 +76,7 @@ def define_conv2d_1x1_space(cfg, target: Target, K: int, HW: int, dtype: str) ->
     # L3. resnet-c2-1x1 (fallback tile): 107 -> 131 GFLOP/s on 1 thread, 203 -> 278 on 2.
     cfg.define_knob("pack", ["none", "root", "panel"])
     cfg.define_knob("pack_panels", [1, 2, 4, 8])
-    fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
+    fp32_avx512 = avx512_fp32(target, dtype)
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
     # The micro-kernel fetches the next panel of data into L2 while it computes on this
     # one: unpacked, the data's rows are H*W apart, more streams than the hardware

@@ -15,17 +15,10 @@ from __future__ import annotations
 from .. import te
 from ..ir import Address, ExternCall, simplify
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
+from .simd_c import LANES_INSIDE
 
-_SOURCE = r"""
+_SOURCE = LANES_INSIDE + r"""
 #include <immintrin.h>
-#ifndef tw_dw_cmask_defined
-#define tw_dw_cmask_defined
-/* Lanes j of a 16-wide load at column cs that fall inside [0, w). */
-static inline uint32_t tw_dw_cmask(int32_t cs, int32_t w) {
-  const int32_t lo = cs < 0 ? -cs : 0, hi = w - cs < 16 ? w - cs : 16;
-  return hi <= lo ? 0u : ((1u << hi) - 1u) & ~((1u << lo) - 1u);
-}
-#endif
 /* c[i][j] = sum_{r,s} x(row0 + i + r, col0 + j + s) * w[r][s], where x(y, x) is
    plane[y * lda + x] inside [0, PH) x [0, PW) and 0 outside: the zero padding is
    never stored, rows outside are skipped and border lanes masked. */
@@ -45,7 +38,7 @@ static inline void NAME(const float* restrict plane, const float* restrict w,
     for (int s = 0; s < KS; ++s) wv[r][s] = _mm512_set1_ps(w[r * ldw + s]);
   __mmask16 m[V + 1];
   #pragma GCC unroll 64
-  for (int v = 0; v <= V; ++v) m[v] = (__mmask16)tw_dw_cmask(col0 + 16 * v, PW);
+  for (int v = 0; v <= V; ++v) m[v] = (__mmask16)tw_lanes_inside(col0 + 16 * v, PW);
   /* The last vector only lends its first KS - 1 values to the shifts. */
   m[V] &= (__mmask16)((1u << (KS - 1)) - 1u);
   #pragma GCC unroll 64

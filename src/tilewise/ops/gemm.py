@@ -18,7 +18,7 @@ from ..errors import InvalidConfigError
 from ..target import Target
 from ..te.tensor import Tensor
 from .epilogue import accumulator
-from .microkernel import gemm_microkernel
+from .microkernel import avx512_fp32, gemm_microkernel
 
 
 def gemm_compute(
@@ -142,7 +142,7 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int) -> None:
     cfg.define_knob("unroll_k", [1, 2, 4, 8])
     cfg.define_knob("block_m", [1, 2, 4, 8, 16])
     cfg.define_knob("order", ["ij", "ji"])
-    fp32_avx512 = np.dtype(dtype) == np.float32 and lanes == 16
+    fp32_avx512 = avx512_fp32(target, dtype)
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
     cfg.define_knob("pack", ["root", "panel"])
     cfg.define_knob("pack_panels", [1, 2, 4, 8])

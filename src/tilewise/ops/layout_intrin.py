@@ -22,48 +22,7 @@ from .. import te
 from ..ir import Address, ExternCall, simplify
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from .microkernel import row_stride
-
-# Shared by every kernel below; guarded, as one C file may hold several of them.
-_HELPERS = r"""
-#include <immintrin.h>
-#include <stdint.h>
-#ifndef tw_transpose16_defined
-#define tw_transpose16_defined
-/* Lanes j of a 16-wide access at column cs that fall inside [0, w). */
-static inline uint32_t tw_lanes_inside(int32_t cs, int32_t w) {
-  const int32_t lo = cs < 0 ? -cs : 0, hi = w - cs < 16 ? w - cs : 16;
-  return hi <= lo ? 0u : ((1u << hi) - 1u) & ~((1u << lo) - 1u);
-}
-#if defined(__AVX512F__)
-/* t[j] lane i = r[i] lane j: pairs, quads within 128-bit lanes, then the lanes. */
-static inline void tw_transpose16(__m512* restrict r, __m512* restrict t) {
-  #pragma GCC unroll 8
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  #pragma GCC unroll 4
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  #pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
-    __m512 v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-    __m512 w0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-    __m512 w1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-    t[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    t[c + 4] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    t[c + 8] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-    t[c + 12] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
-  }
-}
-#endif
-#endif
-"""
+from .simd_c import LANES_INSIDE, TRANSPOSE16
 
 _WEIGHT_PACK = r"""
 /* dst[r][s][ib][ob] = src[ob * ld + ib * R * S + r * S + s] for one block. */
@@ -170,7 +129,7 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
 def _source(body: str, **names: int | str) -> str:
     for key, value in names.items():
         body = body.replace(key, str(value))
-    return _HELPERS + body
+    return LANES_INSIDE + TRANSPOSE16 + body
 
 
 def weight_pack_intrin(R: int, S: int, ib: int, ob: int, dtype: str = "float32") -> TensorIntrin:

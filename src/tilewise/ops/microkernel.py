@@ -7,10 +7,13 @@ the kernel owns the register tile.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import te
 from ..errors import LowerError
 from ..ir import Const, Expr, ExternCall
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
+from ..target import Target
 
 _SOURCE = r"""
 #include <immintrin.h>
@@ -87,6 +90,12 @@ static inline void NAME_body(const float* restrict a, const float* restrict b,
   NAME_update(a, b, c, lda, ldb, ldc);
 }
 """
+
+
+def avx512_fp32(target: Target, dtype: str) -> bool:
+    """Whether the templates offer the micro-kernel: fp32 on 16-lane (AVX-512) vectors,
+    the case its register tiles are written for."""
+    return np.dtype(dtype) == np.float32 and target.vector_lanes(4) == 16
 
 
 # Rows of B ahead of the row being read that each k step prefetches (of 0, 8 and 32,

@@ -297,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         metavar="N",
-        help="re-measure the N leading configs twice more after the search and rank them "
-        "by their median (default 5; 0 to skip)",
+        help="re-measure the N leading configs three times more after the search and rank "
+        "them by their median (default 5; 0 to skip)",
     )
     tune.add_argument("--json", action="store_true", help="print one JSON object at the end")
     tune.set_defaults(func=cmd_tune)

@@ -2,6 +2,7 @@
 config, the re-measurements spend no trial, and the database agrees on the best."""
 
 import math
+from collections import Counter
 
 from toy_templates import bowl_cost
 
@@ -11,7 +12,9 @@ from tilewise.autotune import (
     FakeRunner,
     MeasureInput,
     MeasureOption,
+    MeasureResult,
     RandomTuner,
+    Record,
     Task,
 )
 
@@ -21,16 +24,18 @@ def task():
 
 
 class LuckyOnce:
-    """bowl_cost, except that ``lucky``'s first reading is ten times too fast."""
+    """bowl_cost, except that the first reading of each config of ``lucky`` (one index
+    or several) is ``by`` times too fast."""
 
-    def __init__(self, lucky):
-        self.lucky, self.reads = lucky, 0
+    def __init__(self, lucky, by=10):
+        self.lucky = {lucky} if isinstance(lucky, int) else set(lucky)
+        self.by, self.reads = by, Counter()
 
     def __call__(self, cfg):
-        if cfg.index == self.lucky:
-            self.reads += 1
-            if self.reads == 1:
-                return bowl_cost(cfg) / 10
+        if cfg.index in self.lucky:
+            self.reads[cfg.index] += 1
+            if self.reads[cfg.index] == 1:
+                return bowl_cost(cfg) / self.by
         return bowl_cost(cfg)
 
 
@@ -53,9 +58,9 @@ def test_a_lucky_reading_is_found_out(tmp_path):
     assert summary.best_config.index != lucky
     assert summary.best_cost == min(c for i, c in honest.items() if i != lucky)
     assert db.best(task()).config.index == summary.best_config.index
-    # 40 trials, then 5 leaders read twice more: 50 runs, 40 distinct configs
-    assert summary.measured == 40 and summary.confirmed == 10
-    assert len(runner.measured) == 50 and len(db.measured_indices(task())) == 40
+    # 40 trials, then 5 leaders read three times more: 55 runs, 40 distinct configs
+    assert summary.measured == 40 and summary.confirmed == 15
+    assert len(runner.measured) == 55 and len(db.measured_indices(task())) == 40
 
 
 def test_without_confirmation_the_lucky_reading_wins(tmp_path):
@@ -70,7 +75,7 @@ def test_confirmations_resume(tmp_path):
     assert again.resume(db) == 40
     assert again.best_config.index == summary.best_config.index
     assert again.best_cost == summary.best_cost
-    assert sum(len(r) for r in again.costs.values()) == 50
+    assert sum(len(r) for r in again.costs.values()) == 55
 
 
 def test_confirming_nothing_measures_nothing():
@@ -89,5 +94,36 @@ def test_the_fallback_is_re_measured_beside_the_leaders():
     tuner.tune(16, option)
     fallback = t.config_space.fallback.index
     leaders = sorted(tuner.costs, key=lambda i: (tuner.costs[i][0], i))[:5]
-    assert tuner.confirm(option, top=5, rounds=2) == 2 * len({*leaders, fallback})
-    assert len(tuner.costs[fallback]) == 3
+    assert tuner.confirm(option, top=5, rounds=3) == 3 * len({*leaders, fallback})
+    assert len(tuner.costs[fallback]) == 4
+
+
+def test_a_challenger_that_outreads_the_re_measured_leaders_is_re_measured(tmp_path):
+    # The five runners-up each read lucky once, so they lead the search; re-measured,
+    # they fall back, and the truly best config, read once, now outreads them all.
+    probe = RandomTuner(task(), 3)
+    probe.tune(40, MeasureOption(FakeBuilder(), FakeRunner(bowl_cost), 8))
+    by_cost = sorted(probe.costs, key=lambda i: (probe.costs[i][0], i))
+    best, runners_up = by_cost[0], by_cost[1:6]
+    runner = FakeRunner(LuckyOnce(runners_up, by=100))
+    db = Database(tmp_path / "t.db")
+    summary = RandomTuner(task(), 3).tune(
+        40, MeasureOption(FakeBuilder(), runner, 8), database=db, confirm=5
+    )
+    assert summary.best_config.index == best == db.best(task()).config.index
+    assert summary.best_cost == probe.costs[best][0]
+    # five leaders three times, then the challenger and the leader three times
+    assert summary.confirmed == 15 + 6
+    assert runner.measured[-6:] == [best, runners_up[0]] * 3
+
+
+def test_a_config_read_once_does_not_lead_re_measured_ones(tmp_path):
+    t = task()
+    db = Database(tmp_path / "t.db")
+    reads = {1: [3e-3, 2e-3, 2e-3], 2: [2.5e-3, 2.6e-3], 3: [1e-3]}
+    db.add_batch(Record.of(MeasureInput(t, t.config_space.get(i)), MeasureResult(costs=(c,)))
+                 for i, costs in reads.items() for c in costs)
+    assert db.best(t).config.index == 1 and db.best(t).result.mean == 2e-3
+    tuner = RandomTuner(t, 0)
+    tuner.resume(db)
+    assert tuner.best_config.index == 1 and tuner.best_cost == 2e-3

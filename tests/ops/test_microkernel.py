@@ -70,10 +70,13 @@ def _ukr_config(task, **knobs):
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
 @pytest.mark.parametrize("name,args,knobs", [
-    ("gemm", (24, 64, 37), [{"order": o} for o in ("ij", "ji")]),
-    ("dense", (16, 32, 19, "bias+gelu"), [{"order": o} for o in ("ij", "ji")]),
-    # the 1x1 conv reads a (K, C, 1, 1) weight and NCHW data, packed or not, and may
-    # fetch the next panel of data ahead where a buffer holds it
+    # B (or the 1x1 conv's NCHW data) packed or read in place; the next panel fetched
+    # ahead where a buffer holds it
+    ("gemm", (24, 64, 37),
+     [{"order": o, "pack": p, "prefetch": f} for o in ("ij", "ji")
+      for p in ("none", "root", "panel") for f in (False, True) if not (f and p == "panel")]),
+    ("dense", (16, 32, 19, "bias+gelu"),
+     [{"order": o, "pack": p} for o in ("ij", "ji") for p in ("none", "panel")]),
     ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
      [{"order": o, "pack": p, "prefetch": f} for o in ("kf", "fk")
       for p in ("none", "root", "panel") for f in (False, True) if not (f and p == "panel")]),

@@ -17,16 +17,15 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
 
 from tilewise import env
+from tilewise.autotune.ranking import leader, upper_median
 from tilewise.autotune.record import ErrorKind, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task, TaskKey
 from tilewise.errors import DatabaseFormatError, TuningError
 
 _SCHEMA_VERSION = 1
-T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 60_000
 
 _SCHEMA = """
@@ -133,9 +132,10 @@ class Database:
     def best(self, task: Task | TaskKey) -> Record | None:
         """The successful record of ``task``'s best config, or None.
 
-        A config measured more than once (re-measured to confirm it) is judged by the
-        upper median of its measurements, and that record is returned: one lucky
-        reading among several does not make a config the best.
+        The best is named by :func:`~tilewise.autotune.ranking.leader`, as the tuner
+        names it: a config measured more than once is judged by the upper median of its
+        measurements, and that record is returned; once any config was re-measured, a
+        config read once does not lead.
         """
         by_config: dict[str, list[tuple[float, int]]] = {}
         for config, cost, row_id in self._conn.execute(
@@ -146,7 +146,8 @@ class Database:
             by_config.setdefault(config, []).append((cost, row_id))
         if not by_config:
             return None
-        _, row_id = min(upper_median(runs) for runs in by_config.values())
+        config = leader(by_config)
+        _, row_id = upper_median(by_config[config])
         (line,) = self._conn.execute("SELECT line FROM records WHERE id = ?", (row_id,)).fetchone()
         return Record.from_line(line)
 
@@ -201,12 +202,6 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
-
-
-def upper_median(values: list[T]) -> T:
-    """The middle value, the larger of the two middle ones for an even count: one of
-    the values, and never the lucky half of a pair of readings."""
-    return sorted(values)[len(values) // 2]
 
 
 def _while_locked(step: Callable[[], object]) -> None:

@@ -23,20 +23,28 @@ from .microkernel import avx512_fp32, gemm_microkernel
 
 def gemm_compute(
     M: int, N: int, K: int, dtype: str = "float32", nr: int = 16,
-    bias: bool = False, relu: bool = False,
-) -> tuple[list[Tensor], Tensor, Tensor]:
-    """``(inputs, C, Bp)``: C reads B through a packed copy Bp of nr-wide panels."""
+    bias: bool = False, relu: bool = False, pack: bool = True,
+) -> tuple[list[Tensor], Tensor, Tensor | None]:
+    """``(inputs, C, Bp)``: C reads B through a packed copy Bp of nr-wide panels, or
+    in place (``Bp`` None) without ``pack``."""
     A = te.placeholder((M, K), dtype, name="A")
     B = te.placeholder((K, N), dtype, name="B")
-    panels = -(-N // nr)
-    Bp = te.compute(
-        (panels, K, nr),
-        lambda jo, k, ji: te.if_then_else(jo * nr + ji < N, B[k, jo * nr + ji], 0.0),
-        name="Bp",
-    )
     k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * Bp[j // nr, k, j % nr], axis=k),
-                   name="C" if not (bias or relu) else "acc")
+    Bp = None
+    if pack:
+        panels = -(-N // nr)
+        Bp = te.compute(
+            (panels, K, nr),
+            lambda jo, k, ji: te.if_then_else(jo * nr + ji < N, B[k, jo * nr + ji], 0.0),
+            name="Bp",
+        )
+        packed = Bp
+        C = te.compute((M, N),
+                       lambda i, j: te.sum(A[i, k] * packed[j // nr, k, j % nr], axis=k),
+                       name="C" if not (bias or relu) else "acc")
+    else:
+        C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k),
+                       name="C" if not (bias or relu) else "acc")
     inputs = [A, B]
     out = C
     if bias:
@@ -52,7 +60,8 @@ def gemm_compute(
 
 
 def schedule_gemm_cpu(cfg, target: Target, C, Bp):
-    """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain."""
+    """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain; ``Bp``
+    is B's packed copy, None where B is read in place."""
     s = te.create_schedule(C.op)
     acc = C
     while not acc.op.reduce_axis:  # walk the epilogue back to the reduction
@@ -60,9 +69,20 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     CC = accumulator(s, C, acc)
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
+    prefetch = 0
+    if cfg["prefetch"].val:
+        if per_panel:
+            raise InvalidConfigError("prefetching the next panel needs B read in place "
+                                     "or packed whole, not packed panel by panel")
+        # In place, the next panel is the next nr columns of each row of B; packed
+        # first, the next (K, nr) block of Bp.
+        nr = cfg["nr"].val
+        prefetch = nr * (int(Bp.shape[1]) if Bp is not None else 1)
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
                   kernel=cfg["kernel"].val, panel_stage=s[Bp] if per_panel else None,
-                  panels_per_pack=cfg["pack_panels"].val)
+                  panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch)
+    if Bp is None:
+        return s
     pj, pk, pji = s[Bp].op.axis
     # Row by row of B: the copy reads runs of whole panels' width, which the hardware
     # prefetcher follows, where panel by panel it would read K short rows far apart.
@@ -144,13 +164,19 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int) -> None:
     cfg.define_knob("order", ["ij", "ji"])
     fp32_avx512 = avx512_fp32(target, dtype)
     cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
-    cfg.define_knob("pack", ["root", "panel"])
+    # "none": the tiles read B in place, rows N apart; "root": packed whole first;
+    # "panel": each panel (or pack_panels of them) packed just before its tiles.
+    cfg.define_knob("pack", ["root", "panel", "none"])
     cfg.define_knob("pack_panels", [1, 2, 4, 8])
+    # The micro-kernel fetches the next panel of B into L2 as it computes (see
+    # microkernel.gemm_microkernel): in place, B's rows are more streams than the
+    # hardware prefetcher follows.
+    cfg.define_knob("prefetch", [False, True])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
     cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
-                      pack="root", pack_panels=1)
+                      pack="root", pack_panels=1, prefetch=False)
     if fp32_avx512 and M % 4 == 0 and N % 64 == 0:
         # Whole 4x64 tiles: the micro-kernel, each panel packed as its tiles start
         # (one core: gemm-1024 169 -> 181 GFLOP/s, bert-ffn 148 -> 152; two: 336 -> 359,
@@ -172,5 +198,5 @@ def gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     """``C = A @ B`` with A (M, K), B (K, N), fp32 or fp64."""
     target = cfg.target
     define_gemm_space(cfg, target, dtype, M, N)
-    inputs, C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val)
+    inputs, C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val, pack=cfg["pack"].val != "none")
     return schedule_gemm_cpu(cfg, target, C, Bp), [*inputs, C]

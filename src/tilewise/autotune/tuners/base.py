@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tilewise.autotune.database import Database, upper_median
+from tilewise.autotune.database import Database
+from tilewise.autotune.ranking import leader, upper_median
 from tilewise.autotune.measure.options import MeasureOption
 from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
@@ -55,6 +56,7 @@ class Tuner(ABC):
         self.seen: set[int] = set()  # proposed or measured
         self.measured: dict[int, MeasureResult] = {}
         self.costs: dict[int, list[float]] = {}  # every successful reading of a config
+        self._confirmed: set[int] = set()  # configs read more than once
         self.best_config: ConfigEntity | None = None
         self.best_cost = math.inf
 
@@ -79,12 +81,13 @@ class Tuner(ABC):
         readings = self.costs.setdefault(index, [])
         readings.append(cost)
         if len(readings) == 1:
-            if cost < self.best_cost:
+            # Read once: it leads only while nothing was re-measured (ranking.leader).
+            if not self._confirmed and cost < self.best_cost:
                 self.best_cost, self.best_config = cost, self.space.get(index)
             return
-        # A config read again is judged by the upper median of its readings, as
-        # Database.best judges it; that can move the lead to another config.
-        best = min(self.costs, key=lambda i: (upper_median(self.costs[i]), i))
+        self._confirmed.add(index)
+        confirmed = {i: self.costs[i] for i in self._confirmed}
+        best = leader(confirmed)
         self.best_cost, self.best_config = upper_median(self.costs[best]), self.space.get(best)
 
     # -- helpers for subclasses ------------------------------------------------------
@@ -133,7 +136,7 @@ class Tuner(ABC):
         callbacks: Sequence[Callback] = (),
         database: Database | None = None,
         confirm: int = 0,
-        confirm_rounds: int = 2,
+        confirm_rounds: int = 3,
     ) -> TuneSummary:
         """Measure up to ``n_trial`` new configs in batches; store every batch in
         ``database`` before the next one, after first resuming from it. Then, with
@@ -179,8 +182,9 @@ class Tuner(ABC):
         self,
         measure_option: MeasureOption,
         top: int = 5,
-        rounds: int = 2,
+        rounds: int = 3,
         database: Database | None = None,
+        passes: int = 3,
     ) -> int:
         """Re-measure the ``top`` leading configs ``rounds`` more times each and rank
         them again by the upper median of all their readings; return how many
@@ -189,26 +193,48 @@ class Tuner(ABC):
         slower than the untuned default on the same terms.
 
         The best of hundreds of noisy readings is biased upward: the leader is often a
-        config that was read on a lucky run. Its re-measured median is what a user of
-        the tuned kernel gets. The readings are stored in ``database`` as records of
-        configs already measured, so they spend no trial and resume like any other.
+        config that was read on a lucky run, and its re-measured median is what a user
+        of the tuned kernel gets. Re-measured leaders fall back to their medians, so a
+        config read once may now read faster than all of them; such challengers (up to
+        ``top`` at a time) are re-measured in turn, beside the leader, for up to
+        ``passes`` passes in all. Whatever is still unconfirmed then does not lead
+        (:func:`~tilewise.autotune.ranking.leader`). The readings are stored in
+        ``database`` as records of configs already measured, so they spend no trial and
+        resume like any other.
         """
+        if rounds < 1:
+            return 0
         ranked = sorted(self.costs, key=lambda i: (upper_median(self.costs[i]), i))[:top]
         fallback = self.space.fallback.index
         if ranked and fallback in self.costs and fallback not in ranked:
             # On this shared machine a re-measured leader read below the fallback
             # (compare.py, resnet-c4-3x3 on 2 threads: 346.9 against 361.3 GFLOP/s).
             ranked.append(fallback)
-        leaders = [MeasureInput(self.task, self.space.get(i)) for i in ranked]
-        if not leaders or rounds < 1:
-            return 0
         count = 0
-        for results in measure_option.measure_rounds(leaders, rounds):
+        for _ in range(passes):
+            if not ranked:
+                break
+            count += self._remeasure(ranked, measure_option, rounds, database)
+            if self.best_config is None:  # every reading failed
+                break
+            challengers = sorted(
+                (i for i in self.costs
+                 if i not in self._confirmed and self.costs[i][0] < self.best_cost),
+                key=lambda i: (self.costs[i][0], i))[:top]
+            # The leader is read again beside them: the same rounds judge both.
+            ranked = [*challengers, self.best_config.index] if challengers else []
+        return count
+
+    def _remeasure(self, indices: list[int], measure_option: MeasureOption, rounds: int,
+                   database: Database | None) -> int:
+        """Read the configs ``indices`` ``rounds`` more times, round after round."""
+        inputs = [MeasureInput(self.task, self.space.get(i)) for i in indices]
+        count = 0
+        for results in measure_option.measure_rounds(inputs, rounds):
             if database is not None:
-                database.add_batch(Record.of(i, r) for i, r in zip(leaders, results, strict=True))
+                database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
             count += len(results)
-            for inp, res in zip(leaders, results, strict=True):
+            for inp, res in zip(inputs, results, strict=True):
                 if res.ok:  # as in Database.best, only successful readings rank a config
                     self._add_reading(inp.config.index, res.mean)
         return count
-

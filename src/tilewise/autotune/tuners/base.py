@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tilewise.autotune.database import Database
-from tilewise.autotune.ranking import leader, upper_median
 from tilewise.autotune.measure.options import MeasureOption
+from tilewise.autotune.ranking import leader, upper_median
 from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task

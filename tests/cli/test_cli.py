@@ -54,9 +54,9 @@ def test_tune_json_then_resume_then_export_import(capsys, tmp_path):
     code, out, _ = run(capsys, *args)
     assert code == 0
     first = json.loads(out)
-    # rejections spend no trial; the five leaders are re-measured three times each, then
-    # any config read once that outreads them, beside the leader
-    assert first["confirmed"] >= 15 and first["confirmed"] % 3 == 0
+    # rejections spend no trial; the (up to) five leaders are re-measured three times
+    # each, then any config read once that outreads them, beside the leader
+    assert first["confirmed"] >= 3 and first["confirmed"] % 3 == 0
     assert first["records_in_db"] == 6 + first["rejected"] + first["confirmed"]
     assert first["trials"] == 6
     assert first["best_gflops"] > 0 and first["best_config"]["entities"]

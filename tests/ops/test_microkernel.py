@@ -73,8 +73,9 @@ def _ukr_config(task, **knobs):
     # B (or the 1x1 conv's NCHW data) packed or read in place; the next panel fetched
     # ahead where a buffer holds it
     ("gemm", (24, 64, 37),
-     [{"order": o, "pack": p, "prefetch": f} for o in ("ij", "ji")
-      for p in ("none", "root", "panel") for f in (False, True) if not (f and p == "panel")]),
+     [{"order": o, "pack": p, "kernel": k} for o in ("ij", "ji")
+      for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
+      if not (k == "ukr+prefetch" and p == "panel")]),
     ("dense", (16, 32, 19, "bias+gelu"),
      [{"order": o, "pack": p} for o in ("ij", "ji") for p in ("none", "panel")]),
     ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
@@ -89,7 +90,8 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 
     task = Task(name, args, "c -cores=2")
     for extra in knobs:
-        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, **extra))
+        s, tensors = task.instantiate(_ukr_config(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
+                                                           **extra}))
         mod = tw.build(s, tensors, target=task.target)
         assert "tw_gemm_ukr_8x32" in mod.source
         arrays, (want,) = task.reference()(np.random.default_rng(0))
@@ -121,6 +123,22 @@ def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
                                               prefetch=True))
     # unpacked, the next panel is the next 32 positions of each data row
     assert "_mm_prefetch((const char*)(b + 32 +" in tw.build(s, tensors, target=task.target).source
+
+
+def test_gemm_prefetches_the_next_panel_of_b_in_place_or_packed_whole():
+    import tilewise.ops  # noqa: F401
+    task = Task("gemm", (16, 64, 24), "c -mcpu=native -cores=1")
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    with pytest.raises(InvalidConfigError, match="packed panel by panel"):
+        task.instantiate(_ukr_config(task, kernel="ukr+prefetch", mr=8, nr=32, pack="panel"))
+    # in place, the next panel is the next 32 columns of each row of B; packed whole,
+    # the next 24 x 32 block
+    for pack, ahead in [("none", 32), ("root", 24 * 32)]:
+        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr+prefetch", mr=8, nr=32,
+                                                  pack=pack))
+        source = tw.build(s, tensors, target=task.target).source
+        assert f"_mm_prefetch((const char*)(b + {ahead} +" in source
 
 
 def test_views_follow_the_stage_layout_not_the_buffer_rank():

@@ -18,10 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
-from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
-from .gemm import register_tile
+from .gemm import next_panel_offset, register_tile
 from .microkernel import avx512_fp32
 
 
@@ -97,12 +96,7 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack):
     per_panel = data_pack is not None and cfg["pack"].val == "panel"
     prefetch = 0
     if cfg["prefetch"].val:
-        if per_panel:
-            raise InvalidConfigError("prefetching the next panel needs the data read in "
-                                     "place or packed whole, not packed panel by panel")
-        # Unpacked, the next panel is the next nr positions of each data row; packed
-        # first, the next (C, nr) block of data_pack.
-        prefetch = cfg["nr"].val * (int(data_pack.shape[2]) if data_pack is not None else 1)
+        prefetch = next_panel_offset(cfg["nr"].val, data_pack, per_panel)
     register_tile(s, cfg, target, out, CC, k, s[out].fuse(h, w), batch=(n,),
                   rows_outer=cfg["order"].val == "kf", kernel=cfg["kernel"].val,
                   panel_stage=s[data_pack] if per_panel else None,

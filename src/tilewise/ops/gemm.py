@@ -33,18 +33,20 @@ def gemm_compute(
     Bp = None
     if pack:
         panels = -(-N // nr)
-        Bp = te.compute(
+        Bp = packed = te.compute(
             (panels, K, nr),
             lambda jo, k, ji: te.if_then_else(jo * nr + ji < N, B[k, jo * nr + ji], 0.0),
             name="Bp",
         )
-        packed = Bp
-        C = te.compute((M, N),
-                       lambda i, j: te.sum(A[i, k] * packed[j // nr, k, j % nr], axis=k),
-                       name="C" if not (bias or relu) else "acc")
+
+        def b_at(k, j):
+            return packed[j // nr, k, j % nr]
     else:
-        C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k),
-                       name="C" if not (bias or relu) else "acc")
+        def b_at(k, j):
+            return B[k, j]
+
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * b_at(k, j), axis=k),
+                   name="C" if not (bias or relu) else "acc")
     inputs = [A, B]
     out = C
     if bias:
@@ -71,13 +73,7 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     per_panel = cfg["pack"].val == "panel"
     kernel, prefetch = cfg["kernel"].val, 0
     if kernel == "ukr+prefetch":
-        if per_panel:
-            raise InvalidConfigError("prefetching the next panel needs B read in place "
-                                     "or packed whole, not packed panel by panel")
-        # In place, the next panel is the next nr columns of each row of B; packed
-        # first, the next (K, nr) block of Bp.
-        kernel, nr = "ukr", cfg["nr"].val
-        prefetch = nr * (int(Bp.shape[1]) if Bp is not None else 1)
+        kernel, prefetch = "ukr", next_panel_offset(cfg["nr"].val, Bp, per_panel)
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
                   kernel=kernel, panel_stage=s[Bp] if per_panel else None,
                   panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch)
@@ -91,6 +87,17 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     if not per_panel:
         s[Bp].parallel(pk)
     return s
+
+
+def next_panel_offset(nr: int, packed, per_panel: bool) -> int:
+    """Elements from a tile's B to the next panel's, where the micro-kernel prefetches
+    it: the next ``nr`` columns of each row of B read in place (``packed`` None), the
+    next (rows, ``nr``) block of a copy ``packed`` whole first. Packed panel by panel,
+    no buffer holds the next panel yet."""
+    if per_panel:
+        raise InvalidConfigError("prefetching the next panel needs the data read in place "
+                                 "or packed whole, not packed panel by panel")
+    return nr * (int(packed.shape[-2]) if packed is not None else 1)
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,

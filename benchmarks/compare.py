@@ -157,10 +157,11 @@ def _measure(task, configs: dict, builder, runner, rounds: int) -> dict:
     return out
 
 
-def _tune(task, trials: int, number: int, db) -> dict:
-    """Tune ``task`` until ``db`` holds ``trials`` of its configs (a database that
-    already holds them costs no tuning: the run re-measures), then re-measure the
-    five leaders twice; the best by the median of its readings, as the tuner saw it."""
+def _tune(task, trials: int, number: int, db, tune: bool = True) -> dict:
+    """With ``tune``, tune ``task`` until ``db`` holds ``trials`` of its configs (a
+    database that already holds them costs no tuning: the run re-measures), then
+    re-measure the leaders (``Tuner.confirm``). The best by the median of its readings,
+    as the tuner saw it."""
     from tilewise import autotune as at
 
     out: dict = {}
@@ -169,7 +170,7 @@ def _tune(task, trials: int, number: int, db) -> dict:
         return {r.config.index: r for r in db.records(task) if not r.result.rejected}
 
     done = len(measured())
-    if done < trials:
+    if tune and done < trials:
         tuner = at.ModelTuner(task, seed=0)
         option = at.measure_option(builder=at.LocalBuilder(),
                                    runner=at.LocalRunner(number=number, repeat=3))
@@ -235,7 +236,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
 
         configs = {"fallback": task.config_space.fallback}
         if trials > 0:
-            row.update(_tune(task, trials, number, at.Database(opts.db)))
+            row.update(_tune(task, trials, number, at.Database(opts.db), tune=opts.tune))
             if "tuned_config_index" in row:
                 configs["tuned"] = task.config_space.get(row.pop("tuned_config_index"))
         builder = at.LocalBuilder()
@@ -317,6 +318,7 @@ def main() -> None:
                     help="MetaSchedule's logs and databases (default: in the run's temp dir)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--part", default="tilewise", help=argparse.SUPPRESS)
+    ap.add_argument("--no-tune", dest="tune", action="store_false", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     known = [w["name"] for w in load_workloads()]
     names = opts.only.split(",") if opts.only else known
@@ -332,7 +334,7 @@ def main() -> None:
     parts = PARTS if opts.tvm_trials > 0 else PARTS[:2]
     results, start = [], machine()
 
-    def run_part(part: str, name: str, threads: int, rounds: int) -> dict:
+    def run_part(part: str, name: str, threads: int, rounds: int, tune: bool) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), TVM_NUM_THREADS=str(threads))
         # tilewise's side uses BLAS only for the reference results: one thread, or
         # BLAS threads left spinning after them steal a core from the first timing.
@@ -343,7 +345,7 @@ def main() -> None:
              "--trials", str(opts.trials), "--repeat", str(opts.repeat),
              "--rounds", str(rounds), "--db", db,
              "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
-             "--part", part],
+             "--part", part, *([] if tune else ["--no-tune"])],
             env=env, stdout=subprocess.PIPE, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -351,15 +353,17 @@ def main() -> None:
         rows, notes = [], set()
         for name in names:
             # Round by round, tilewise's configs then the peers, each in a fresh child
-            # (the first tilewise round tunes; later ones find the database full and
-            # only re-measure): a row's contenders are timed minutes apart at most, and
-            # a slow spell of this shared machine falls on all of them.
+            # (the first tilewise round tunes; later ones only re-measure, even where
+            # the space held fewer valid configs than --trials): a row's contenders are
+            # timed minutes apart at most, and a slow spell of this shared machine
+            # falls on all of them.
             merged: dict = {}
             for r in range(max(opts.rounds, 1)):
                 for part in parts:
                     if part == "metaschedule" and r > 0:
                         continue  # it tunes for minutes; its rounds run in one child
-                    side = run_part(part, name, t, opts.rounds if part == "metaschedule" else 1)
+                    side = run_part(part, name, t, opts.rounds if part == "metaschedule" else 1,
+                                    tune=r == 0)
                     notes.update(side["notes"])
                     for row in side["rows"]:
                         _merge_round(merged, row)

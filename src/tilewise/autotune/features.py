@@ -11,9 +11,13 @@ vector, log-scaled so that counts spanning orders of magnitude stay comparable.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
+import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -204,14 +208,21 @@ class IRFeatureExtractor:
 
     Configs the template rejects, or that fail to lower, get a row of zeros plus an
     "invalid" flag so the model learns to avoid them.
+
+    Lowering is most of a tuning run's time (annealing visits thousands of configs
+    while nothing is measured), so a call with many uncached configs lowers them in
+    ``workers`` processes (default: one per core), started on first need and kept
+    while the extractor lives.
     """
 
-    def __init__(self, task) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, task, workers: int | None = None) -> None:  # type: ignore[no-untyped-def]
         from ..lower import lower
 
         self.task = task
         self._lower = lower
         self._cache: dict[int, np.ndarray] = {}
+        self.workers = max(1, os.cpu_count() or 1) if workers is None else workers
+        self._pool: cf.ProcessPoolExecutor | None = None
 
     def one(self, index: int) -> np.ndarray:
         row = self._cache.get(index)
@@ -228,4 +239,45 @@ class IRFeatureExtractor:
     def __call__(self, indices: Sequence[int]) -> np.ndarray:
         if not indices:
             return np.zeros((0, feature_width() + 1))
+        missing = [i for i in dict.fromkeys(indices) if i not in self._cache]
+        if self.workers > 1 and len(missing) >= _PARALLEL_MIN:
+            self._lower_in_pool(missing)
         return np.stack([self.one(i) for i in indices])
+
+    def _lower_in_pool(self, indices: list[int]) -> None:
+        try:
+            if self._pool is None:
+                from .measure.isolation import process_context
+
+                self._pool = cf.ProcessPoolExecutor(
+                    self.workers, mp_context=process_context(),
+                    initializer=_start_worker, initargs=(self.task,))
+                weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+            size = -(-len(indices) // (4 * self.workers))
+            chunks = [indices[i:i + size] for i in range(0, len(indices), size)]
+            for chunk, rows in zip(chunks, self._pool.map(_worker_rows, chunks), strict=True):
+                self._cache.update(zip(chunk, rows, strict=True))
+        except (cf.process.BrokenProcessPool, OSError):
+            # A worker died (out of memory, killed): go on lowering here, one by one.
+            pool, self._pool, self.workers = self._pool, None, 1
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": {}, "_pool": None}
+
+
+#: Uncached configs in one call below which lowering them here beats shipping them out.
+_PARALLEL_MIN = 8
+
+_worker: IRFeatureExtractor | None = None
+
+
+def _start_worker(task) -> None:  # type: ignore[no-untyped-def]
+    global _worker
+    _worker = IRFeatureExtractor(task, workers=1)
+
+
+def _worker_rows(indices: list[int]) -> list[np.ndarray]:
+    assert _worker is not None
+    return [_worker.one(i) for i in indices]

@@ -253,10 +253,9 @@ class IRFeatureExtractor:
                     self.workers, mp_context=process_context(),
                     initializer=_start_worker, initargs=(self.task,))
                 weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
-            size = -(-len(indices) // (4 * self.workers))
-            chunks = [indices[i:i + size] for i in range(0, len(indices), size)]
-            for chunk, rows in zip(chunks, self._pool.map(_worker_rows, chunks), strict=True):
-                self._cache.update(zip(chunk, rows, strict=True))
+            chunk = -(-len(indices) // (4 * self.workers))
+            rows = self._pool.map(_worker_row, indices, chunksize=chunk)
+            self._cache.update(zip(indices, rows, strict=True))
         except (cf.process.BrokenProcessPool, OSError):
             # A worker died (out of memory, killed): go on lowering here, one by one.
             pool, self._pool, self.workers = self._pool, None, 1
@@ -278,6 +277,6 @@ def _start_worker(task) -> None:  # type: ignore[no-untyped-def]
     _worker = IRFeatureExtractor(task, workers=1)
 
 
-def _worker_rows(indices: list[int]) -> list[np.ndarray]:
+def _worker_row(index: int) -> np.ndarray:
     assert _worker is not None
-    return [_worker.one(i) for i in indices]
+    return _worker.one(index)

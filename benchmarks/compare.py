@@ -14,10 +14,10 @@ round in a fresh child, alternating with NumPy (gemm, batch_matmul) and PyTorch 
 when installed (``pip install torch``), also in a fresh child per round: the median of
 rounds, and a passing disturbance of a shared machine falls on every contender; TVM
 MetaSchedule when installed (``pip install -e '.[metaschedule]'``): the plain TE
-compute tuned with ``--tvm-trials`` trials (default 256; 0 or ``--no-tvm`` skips it),
-its logs and database kept in ``--tvm-work-dir``
-(one folder per workload and thread count; records there accumulate across runs),
-the best schedule checked and re-measured. Each side runs in its own child process.
+compute tuned until its database in ``--tvm-work-dir`` (one folder per workload and
+thread count) holds ``--tvm-trials`` records (default 256; 0 or ``--no-tvm`` skips
+it; a folder that holds them already costs no tuning), its best schedule checked and
+timed in each round beside the others. Each side runs in its own child process.
 Kernels are built first and timed after: nothing compiles while a timer runs.
 Prints one table of GFLOP/s medians with the ratio of tuned tilewise to the best
 peer and both tuning wall times, and writes JSON with the machine's description.
@@ -226,7 +226,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
         if part == "metaschedule":
             row.update(tvm_peer.measure(w, arrays, expected, flop, tvm_peer.MeasureOptions(
                 opts.tvm_trials, threads, Path(opts.tvm_work_dir) / f"{w['name']}-{threads}t",
-                number, repeat)))
+                number, repeat, tune=opts.tune)))
             if "metaschedule_error" in row:
                 notes.add(f"TVM MetaSchedule failed on {w['name']}, {threads} thread(s): "
                           f"{row['metaschedule_error']}")
@@ -360,10 +360,7 @@ def main() -> None:
             merged: dict = {}
             for r in range(max(opts.rounds, 1)):
                 for part in parts:
-                    if part == "metaschedule" and r > 0:
-                        continue  # it tunes for minutes; its rounds run in one child
-                    side = run_part(part, name, t, opts.rounds if part == "metaschedule" else 1,
-                                    tune=r == 0)
+                    side = run_part(part, name, t, 1, tune=r == 0)
                     notes.update(side["notes"])
                     for row in side["rows"]:
                         _merge_round(merged, row)

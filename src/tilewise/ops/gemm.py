@@ -76,7 +76,8 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
         kernel, prefetch = "ukr", next_panel_offset(cfg["nr"].val, Bp, per_panel)
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
                   kernel=kernel, panel_stage=s[Bp] if per_panel else None,
-                  panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch)
+                  panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch,
+                  kc=cfg["kc"].val)
     if Bp is None:
         return s
     pj, pk, pji = s[Bp].op.axis
@@ -102,7 +103,7 @@ def next_panel_offset(nr: int, packed, per_panel: bool) -> int:
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
                   kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1,
-                  prefetch: int = 0) -> None:
+                  prefetch: int = 0, kc: int = 0) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
@@ -115,7 +116,11 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     is then the panel loop alone, so each panel is packed once, or each group of
     ``panels_per_pack`` panels (longer runs of each row to copy). With ``prefetch``
     (elements from a tile's B to the next panel's) each micro-kernel call fetches the
-    next panel of B into L2 as it computes."""
+    next panel of B into L2 as it computes. With ``kc`` (micro-kernel only) the
+    reduction is blocked as in GotoBLAS: a whole block of ``block_m`` row tiles is
+    accumulated in ``CC`` over ``kc`` values of k at a time, so the ``kc x nr`` slice
+    of B that all of them read stays in L1 while they pass it, and the tiles' sums wait
+    in ``CC`` (also in L1) between slices."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -139,11 +144,12 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     if panel_stage is not None:
         panel_stage.compute_at(s[C], outer)
     s[C].vectorize(ji)
-    s[CC].compute_at(s[C], ioi)
     *cbatch, ci, cj = s[CC].op.axis
     (ck,) = s[CC].op.reduce_axis
     if prefetch and kernel == "loops":
         raise InvalidConfigError("prefetching the next panel is the micro-kernel's")
+    if kc and kernel == "loops":
+        raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
     if kernel != "loops":
         rows, cols = int(i.domain.extent), int(j.domain.extent)
         if rows % mr or cols % nr:
@@ -152,9 +158,24 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         if (cols // nr) % panels_per_pack:
             raise InvalidConfigError(f"the micro-kernel needs whole groups of "
                                      f"{panels_per_pack} panels; {C.name} has {cols // nr}")
+        depth = int(ck.domain.extent)
+        if kc:
+            block = cfg["block_m"].val
+            if kc >= depth or depth % kc or (rows // mr) % block:
+                raise InvalidConfigError(
+                    f"blocking k by {kc} needs whole blocks: k has {depth} values and "
+                    f"{C.name} {rows // mr} row tiles, in blocks of {block}")
+            s[CC].compute_at(s[C], blocks[-1] if grouped else outer)
+            cio, cii = s[CC].split(ci, mr)
+            cko, cki = s[CC].split(ck, kc)
+            s[CC].reorder(*cbatch, cko, cio, cii, cj, cki)
+            s[CC].tensorize(cii, gemm_microkernel(mr, nr, kc, prefetch))
+            return
+        s[CC].compute_at(s[C], ioi)
         s[CC].reorder(*cbatch, ci, cj, ck)
-        s[CC].tensorize(ci, gemm_microkernel(mr, nr, int(ck.domain.extent), prefetch))
+        s[CC].tensorize(ci, gemm_microkernel(mr, nr, depth, prefetch))
         return
+    s[CC].compute_at(s[C], ioi)
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
     s[CC].reorder(*cbatch, ko, ki, ci, cj)
     s[CC].unroll(ki)
@@ -179,6 +200,9 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int) -> None:
     # "panel": each panel (or pack_panels of them) packed just before its tiles.
     cfg.define_knob("pack", ["root", "panel", "none"])
     cfg.define_knob("pack_panels", [1, 2, 4, 8])
+    # Last, so that the configs of databases written before it keep their indices
+    # (0: k whole, as then).
+    cfg.define_knob("kc", [0, 64, 128, 256])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).

@@ -101,14 +101,14 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
 @pytest.mark.parametrize("name,args,knobs", [
-    # 8 row tiles in blocks of 2 (or all 8), k in blocks of 64 or 128; B packed or in place
-    ("gemm", (64, 64, 256),
+    # 8 row tiles in blocks of 2 (or all 8), k in blocks of 128 or 256; B packed or in place
+    ("gemm", (64, 64, 512),
      [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm}
       for o in ("ij", "ji") for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
-      for kc, bm in ((64, 2), (128, 8)) if not (k == "ukr+prefetch" and p == "panel")]
-     + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 64, "block_m": 2}]),
-    ("dense", (16, 32, 128, "bias+gelu"),
-     [{"order": o, "pack": p, "kc": 64, "block_m": 2} for o in ("ij", "ji")
+      for kc, bm in ((128, 2), (256, 8)) if not (k == "ukr+prefetch" and p == "panel")]
+     + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 128, "block_m": 2}]),
+    ("dense", (16, 32, 256, "bias+gelu"),
+     [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
       for p in ("none", "panel")]),
 ])
 def test_k_blocked_tiles_match_numpy(name, args, knobs):
@@ -130,17 +130,18 @@ def test_k_blocked_tiles_match_numpy(name, args, knobs):
 
 def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
     import tilewise.ops  # noqa: F401
-    task = Task("gemm", (48, 64, 192), "c -mcpu=native -cores=1")
+    task = Task("gemm", (48, 64, 384), "c -mcpu=native -cores=1")
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
-        task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, kc=64))
-    with pytest.raises(InvalidConfigError, match="k has 192 values"):  # 192 % 128
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=2))
-    with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=64, block_m=4))
-    with pytest.raises(InvalidConfigError, match="k has 192 values"):  # nothing to block
+        task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, kc=128))
+    with pytest.raises(InvalidConfigError, match="k has 384 values"):  # 384 % 256
         task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=256, block_m=2))
+    with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
+        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4))
+    task = Task("gemm", (48, 64, 128), "c -mcpu=native -cores=1")
+    with pytest.raises(InvalidConfigError, match="k has 128 values"):  # nothing to block
+        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=2))
 
 
 def test_gemm_template_rejects_partial_microkernel_tiles():

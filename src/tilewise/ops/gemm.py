@@ -200,9 +200,12 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int) -> None:
     # "panel": each panel (or pack_panels of them) packed just before its tiles.
     cfg.define_knob("pack", ["root", "panel", "none"])
     cfg.define_knob("pack_panels", [1, 2, 4, 8])
-    # Last, so that the configs of databases written before it keep their indices
-    # (0: k whole, as then).
-    cfg.define_knob("kc", [0, 64, 128, 256])
+    # k blocked for L1 (0: whole). With 1 MiB of L2 per core (Zen 5) a whole-k panel
+    # streams from L2 at full speed and kc costs: 4x64 tiles, gemm-2048 on one core,
+    # 226 GFLOP/s whole, 218 at kc=256, 212 at 128, 138 at 64 (C's block reloaded too
+    # often). It is for smaller L2s. Defined last, so that the configs of databases
+    # written before it keep their indices (kc=0, as then).
+    cfg.define_knob("kc", [0, 128, 256])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).

@@ -135,13 +135,12 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
         task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, kc=128))
-    with pytest.raises(InvalidConfigError, match="k has 384 values"):  # 384 % 256
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=256, block_m=2))
     with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
         task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4))
-    task = Task("gemm", (48, 64, 128), "c -mcpu=native -cores=1")
-    with pytest.raises(InvalidConfigError, match="k has 128 values"):  # nothing to block
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=2))
+    # the space offers only the sizes that cut k into two or more whole blocks
+    for K, sizes in [(384, [0, 128]), (512, [0, 128, 256]), (128, [0]), (37, [0])]:
+        space = Task("gemm", (48, 64, K), "c -cores=1").config_space
+        assert [e.val for e in space.knob("kc").entities] == sizes
 
 
 def test_gemm_template_rejects_partial_microkernel_tiles():

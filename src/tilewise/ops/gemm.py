@@ -183,7 +183,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     s[CC].vectorize(cj)
 
 
-def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int) -> None:
+def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
     cfg.define_knob("mr", [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
@@ -204,8 +204,9 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int) -> None:
     # streams from L2 at full speed and kc costs: 4x64 tiles, gemm-2048 on one core,
     # 226 GFLOP/s whole, 218 at kc=256, 212 at 128, 138 at 64 (C's block reloaded too
     # often). It is for smaller L2s. Defined last, so that the configs of databases
-    # written before it keep their indices (kc=0, as then).
-    cfg.define_knob("kc", [0, 128, 256])
+    # written before it keep their indices (kc=0, as then); only the sizes that split k
+    # into two or more whole blocks, or every config of a small k would be refused.
+    cfg.define_knob("kc", [0, *(kc for kc in (128, 256) if kc < K and K % kc == 0)])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
@@ -231,6 +232,6 @@ def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):
 def gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     """``C = A @ B`` with A (M, K), B (K, N), fp32 or fp64."""
     target = cfg.target
-    define_gemm_space(cfg, target, dtype, M, N)
+    define_gemm_space(cfg, target, dtype, M, N, K)
     inputs, C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val, pack=cfg["pack"].val != "none")
     return schedule_gemm_cpu(cfg, target, C, Bp), [*inputs, C]

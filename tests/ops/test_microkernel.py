@@ -137,10 +137,20 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
         task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, kc=128))
     with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
         task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4))
-    # the space offers only the sizes that cut k into two or more whole blocks
+    # the space offers only the sizes that cut k into two or more whole blocks, and only
+    # beside the micro-kernel
     for K, sizes in [(384, [0, 128]), (512, [0, 128, 256]), (128, [0]), (37, [0])]:
         space = Task("gemm", (48, 64, K), "c -cores=1").config_space
         assert [e.val for e in space.knob("kc").entities] == sizes
+    import dataclasses
+
+    from tilewise.autotune.space import ConfigSpace
+    from tilewise.ops.gemm import define_gemm_space
+
+    avx2 = dataclasses.replace(tw.Target.from_str("c -cores=1"), vector_bits=256)
+    space = ConfigSpace(avx2)
+    define_gemm_space(space, avx2, "float32", 48, 64, 512)
+    assert [e.val for e in space.knob("kc").entities] == [0]
 
 
 def test_gemm_template_rejects_partial_microkernel_tiles():

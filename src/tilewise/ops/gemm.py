@@ -204,9 +204,11 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
     # streams from L2 at full speed and kc costs: 4x64 tiles, gemm-2048 on one core,
     # 226 GFLOP/s whole, 218 at kc=256, 212 at 128, 138 at 64 (C's block reloaded too
     # often). It is for smaller L2s. Defined last, so that the configs of databases
-    # written before it keep their indices (kc=0, as then); only the sizes that split k
-    # into two or more whole blocks, or every config of a small k would be refused.
-    cfg.define_knob("kc", [0, *(kc for kc in (128, 256) if kc < K and K % kc == 0)])
+    # written before it keep their indices (kc=0, as then); only where the micro-kernel
+    # is offered, and only the sizes that cut k into two or more whole blocks, or most
+    # of the space would be refused.
+    blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
+    cfg.define_knob("kc", [0, *blocks])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).

@@ -334,7 +334,8 @@ def main() -> None:
     parts = PARTS if opts.tvm_trials > 0 else PARTS[:2]
     results, start = [], machine()
 
-    def run_part(part: str, name: str, threads: int, rounds: int, tune: bool) -> dict:
+    def run_part(part: str, name: str, threads: int, tune: bool) -> dict:
+        """One round of one side, in a fresh child."""
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), TVM_NUM_THREADS=str(threads))
         # tilewise's side uses BLAS only for the reference results: one thread, or
         # BLAS threads left spinning after them steal a core from the first timing.
@@ -343,7 +344,7 @@ def main() -> None:
         out = subprocess.run(
             [sys.executable, __file__, "--only", name, "--child", str(threads),
              "--trials", str(opts.trials), "--repeat", str(opts.repeat),
-             "--rounds", str(rounds), "--db", db,
+             "--rounds", "1", "--db", db,
              "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
              "--part", part, *([] if tune else ["--no-tune"])],
             env=env, stdout=subprocess.PIPE, text=True, check=True)
@@ -360,7 +361,7 @@ def main() -> None:
             merged: dict = {}
             for r in range(max(opts.rounds, 1)):
                 for part in parts:
-                    side = run_part(part, name, t, 1, tune=r == 0)
+                    side = run_part(part, name, t, tune=r == 0)
                     notes.update(side["notes"])
                     for row in side["rows"]:
                         _merge_round(merged, row)

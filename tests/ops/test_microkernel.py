@@ -1,12 +1,16 @@
 """Tensorize with the hand-written GEMM micro-kernel, against NumPy."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import tilewise as tw
 from tilewise import te
 from tilewise.autotune import Task
+from tilewise.autotune.space import ConfigSpace
 from tilewise.errors import InvalidConfigError, LowerError
+from tilewise.ops.gemm import define_gemm_space
 from tilewise.ops.microkernel import gemm_microkernel
 
 pytestmark = pytest.mark.compiles
@@ -142,11 +146,6 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
     for K, sizes in [(384, [0, 128]), (512, [0, 128, 256]), (128, [0]), (37, [0])]:
         space = Task("gemm", (48, 64, K), "c -cores=1").config_space
         assert [e.val for e in space.knob("kc").entities] == sizes
-    import dataclasses
-
-    from tilewise.autotune.space import ConfigSpace
-    from tilewise.ops.gemm import define_gemm_space
-
     avx2 = dataclasses.replace(tw.Target.from_str("c -cores=1"), vector_bits=256)
     space = ConfigSpace(avx2)
     define_gemm_space(space, avx2, "float32", 48, 64, 512)

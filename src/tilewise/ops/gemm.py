@@ -158,22 +158,22 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         if (cols // nr) % panels_per_pack:
             raise InvalidConfigError(f"the micro-kernel needs whole groups of "
                                      f"{panels_per_pack} panels; {C.name} has {cols // nr}")
-        depth = int(ck.domain.extent)
+        depth, lead = int(ck.domain.extent), ()
         if kc:
             block = cfg["block_m"].val
             if kc >= depth or depth % kc or (rows // mr) % block:
                 raise InvalidConfigError(
                     f"blocking k by {kc} needs whole blocks: k has {depth} values and "
                     f"{C.name} {rows // mr} row tiles, in blocks of {block}")
+            # CC holds the whole block; its k slices run outside the block's tiles
             s[CC].compute_at(s[C], blocks[-1] if grouped else outer)
-            cio, cii = s[CC].split(ci, mr)
-            cko, cki = s[CC].split(ck, kc)
-            s[CC].reorder(*cbatch, cko, cio, cii, cj, cki)
-            s[CC].tensorize(cii, gemm_microkernel(mr, nr, kc, prefetch))
-            return
-        s[CC].compute_at(s[C], ioi)
-        s[CC].reorder(*cbatch, ci, cj, ck)
-        s[CC].tensorize(ci, gemm_microkernel(mr, nr, depth, prefetch))
+            cio, ci = s[CC].split(ci, mr)
+            cko, ck = s[CC].split(ck, kc)
+            lead = (cko, cio)
+        else:
+            s[CC].compute_at(s[C], ioi)
+        s[CC].reorder(*cbatch, *lead, ci, cj, ck)
+        s[CC].tensorize(ci, gemm_microkernel(mr, nr, kc or depth, prefetch))
         return
     s[CC].compute_at(s[C], ioi)
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)

@@ -51,6 +51,20 @@ def test_tensorized_gemm_matches_numpy(split_k):
     np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-4)
 
 
+def test_packed_a_kernel_needs_a_tile_packed_view():
+    """``a_packed``: A must be read with each k's mr values side by side; A's rows read
+    in place are refused by name."""
+    A, B, C = _packed_gemm(16, 32, 16, 32)
+    s = te.create_schedule(C.op)
+    i, j = s[C].op.axis
+    (k,) = s[C].op.reduce_axis
+    io, jo, ii, ji = s[C].tile(i, j, 8, 32)
+    s[C].reorder(io, jo, ii, ji, k)
+    s[C].tensorize(ii, gemm_microkernel(8, 32, 16, a_packed=True))
+    with pytest.raises(LowerError, match="tile-packed"):
+        tw.lower(s, [A, B, C])
+
+
 def test_tensorize_extent_mismatch_is_an_error():
     A, B, C = _packed_gemm(32, 32, 32, 32)
     s = te.create_schedule(C.op)
@@ -83,8 +97,9 @@ def _ukr_config(task, **knobs):
     ("dense", (16, 32, 19, "bias+gelu"),
      [{"order": o, "pack": p} for o in ("ij", "ji") for p in ("none", "panel")]),
     ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
-     [{"order": o, "pack": p, "prefetch": f} for o in ("kf", "fk")
-      for p in ("none", "root", "panel") for f in (False, True) if not (f and p == "panel")]),
+     [{"order": o, "pack": p, "prefetch": f, "pack_weights": w} for o in ("kf", "fk")
+      for p in ("none", "root", "panel") for f in (False, True) for w in (False, True)
+      if not (f and p == "panel")]),
 ])
 def test_templates_tensorize_their_tile(name, args, knobs):
     """The gemm-shaped templates' ``kernel="ukr"`` choice: the register tile is the
@@ -114,6 +129,10 @@ def test_templates_tensorize_their_tile(name, args, knobs):
     ("dense", (16, 32, 256, "bias+gelu"),
      [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
       for p in ("none", "panel")]),
+    # a 1x1 convolution's 128 input channels in blocks of 64, weights packed or in place
+    ("conv2d_nchw", (2, 128, 4, 16, 16, 1, 1, 1, 0),
+     [{"order": o, "pack": p, "kc": 64, "block_m": 2, "pack_weights": w, "prefetch": False}
+      for o in ("kf", "fk") for p in ("none", "panel") for w in (False, True)]),
 ])
 def test_k_blocked_tiles_match_numpy(name, args, knobs):
     """``kc``: a block of row tiles summed over k slice by slice in the accumulator,

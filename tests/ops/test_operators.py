@@ -97,8 +97,10 @@ def test_conv2d_fallback_is_a_full_register_tile():
 
 
 def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
-    """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order) choice of the
-    loop kernel is right, including panels that do not divide the 35 positions and a batch of 2."""
+    """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order, pack_weights)
+    choice of the loop kernel is right, including panels that do not divide the 35
+    positions, weights packed into 8-row tiles that do not divide the 11 channels, and
+    a batch of 2."""
     task = Task("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0, 1, "float32", "residual"), TARGET)
     space = task.config_space
     assert {k.name for k in space.knobs} >= {"mr", "nr", "pack"}
@@ -106,13 +108,14 @@ def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
     seen = set()
     for i in range(space.size):
         cfg = space.get(i)
-        key = (cfg["pack"].val, cfg["nr"].val, cfg["order"].val)
+        key = (cfg["pack"].val, cfg["nr"].val, cfg["order"].val, cfg["pack_weights"].val)
         if (key in seen or cfg["mr"].val != fb["mr"].val or cfg["block_m"].val != 2
-                or cfg["kernel"].val != "loops"):
+                or cfg["kernel"].val != "loops" or (key[3] and key[1] != 48)):
             continue
         seen.add(key)
         _check(task, cfg)
-    assert len(seen) == 3 * 4 * 2  # pack none / root / per panel
+    # pack none / root / per panel; packed weights with the one panel wider than 35
+    assert len(seen) == 3 * 4 * 2 + 3 * 2
 
 
 def test_pointwise_conv2d_stores_whole_vectors():
@@ -162,7 +165,8 @@ def test_panels_packed_in_groups(name, args):
     space = task.config_space
     fb = space.fallback
     names = {knob.name for knob in space.knobs}
-    same = [k for k in ("mr", "unroll_k", "block_m", "kernel", "prefetch") if k in names]
+    same = [k for k in ("mr", "unroll_k", "block_m", "kernel", "prefetch", "kc",
+                        "pack_weights") if k in names]
     picked = [space.get(i) for i in range(space.size)
               if space.get(i)["pack"].val == "panel" and space.get(i)["pack_panels"].val > 1
               and space.get(i)["nr"].val <= 48  # 8 x 64 is more than the registers

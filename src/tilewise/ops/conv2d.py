@@ -271,10 +271,11 @@ def conv2d_nchw(cfg, N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
     see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
     if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image, no layout transforms
-        define_conv2d_1x1_space(cfg, target, K, H * W, dtype)
-        inputs, out, conv, dp = conv2d_1x1_compute(N, C, H, W, K, dtype, cfg["nr"].val,
-                                                   cfg["pack"].val != "none", epilogue)
-        return schedule_conv2d_1x1(cfg, target, out, conv, dp), [*inputs, out]
+        define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype)
+        inputs, out, conv, dp, kp = conv2d_1x1_compute(
+            N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,
+            mr=cfg["mr"].val if cfg["pack_weights"].val else 0)
+        return schedule_conv2d_1x1(cfg, target, out, conv, dp, kp), [*inputs, out]
     (_, sw), (_, pw), (_, dw) = _pair(stride), _pair(pad), _pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     define_conv2d_nchw_space(cfg, target, C, K, R, S, OW, dtype)

@@ -103,7 +103,7 @@ def next_panel_offset(nr: int, packed, per_panel: bool) -> int:
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
                   kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1,
-                  prefetch: int = 0, kc: int = 0) -> None:
+                  prefetch: int = 0, kc: int = 0, a_packed: bool = False) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
@@ -173,7 +173,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         else:
             s[CC].compute_at(s[C], ioi)
         s[CC].reorder(*cbatch, *lead, ci, cj, ck)
-        s[CC].tensorize(ci, gemm_microkernel(mr, nr, kc or depth, prefetch))
+        s[CC].tensorize(ci, gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed))
         return
     s[CC].compute_at(s[C], ioi)
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)

@@ -38,7 +38,7 @@ static inline void NAME_update(const float* restrict a, const float* restrict b,
 #endif
     #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) {
-      __m512 av = _mm512_set1_ps(a[i * lda + k]);
+      __m512 av = _mm512_set1_ps(a[A_AT]);
       #pragma GCC unroll 64
       for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
     }
@@ -65,7 +65,7 @@ static inline void NAME_update(const float* restrict a, const float* restrict b,
 #endif
     #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) {
-      __m256 av = _mm256_set1_ps(a[i * lda + k]);
+      __m256 av = _mm256_set1_ps(a[A_AT]);
       #pragma GCC unroll 64
       for (int v = 0; v < V; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
     }
@@ -77,7 +77,7 @@ static inline void NAME_update(const float* restrict a, const float* restrict b,
 #else
   for (int k = 0; k < KC; ++k)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) c[i * ldc + j] += a[i * lda + k] * b[k * ldb + j];
+      for (int j = 0; j < NR; ++j) c[i * ldc + j] += a[A_AT] * b[k * ldb + j];
 #endif
 }
 static inline void NAME_reset(float* restrict c, int32_t ldc) {
@@ -103,11 +103,15 @@ def avx512_fp32(target: Target, dtype: str) -> bool:
 _PREFETCH_AHEAD = 8
 
 
-def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0) -> TensorIntrin:
+def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
+                     a_packed: bool = False) -> TensorIntrin:
     """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``.
 
     A is read by rows of k, B and C by rows of j: each view's last axis stride must be
-    1 and its first affine, in whatever buffer layout the stage reads them.
+    1 and its first affine, in whatever buffer layout the stage reads them. With
+    ``a_packed`` A is read from a tile-packed copy instead, each k's ``mr`` values side
+    by side (axis strides (1, mr)): one contiguous stream that the hardware prefetcher
+    follows, where rows of A read in place are ``mr`` streams far apart.
 
     ``prefetch`` (elements, 0 for none): where, from this tile's B, the tiles that come
     next read theirs. Each k step then asks for that B's row a few steps ahead, into
@@ -121,14 +125,18 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0) -> TensorIntr
     b = te.placeholder((kc, nr), "float32", name="b")
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
-    name = f"tw_gemm_ukr_{mr}x{nr}x{kc}" + (f"_pf{prefetch}" if prefetch else "")
-    source = (_SOURCE.replace("NAME", name).replace("MR", str(mr)).replace("NR", str(nr))
+    name = (f"tw_gemm_ukr_{mr}x{nr}x{kc}" + (f"_pf{prefetch}" if prefetch else "")
+            + ("_ap" if a_packed else ""))
+    source = (_SOURCE.replace("NAME", name)
+              .replace("A_AT", f"k * {mr} + i" if a_packed else "i * lda + k")
+              .replace("MR", str(mr)).replace("NR", str(nr))
               .replace("KC", str(kc)).replace("PF_AHEAD", str(_PREFETCH_AHEAD))
               .replace("PF", str(prefetch)))
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, bv), (cv,) = ins, outs
-        lds = (row_stride(av, name), row_stride(bv, name), row_stride(cv, name))
+        lda = packed_a_stride(av, mr, name) if a_packed else row_stride(av, name)
+        lds = (lda, row_stride(bv, name), row_stride(cv, name))
         args = (av.ptr, bv.ptr, cv.ptr, *lds)
         return IntrinImpl(
             body=ExternCall(f"{name}_body", args),
@@ -145,4 +153,14 @@ def row_stride(view: BufferView, name: str) -> Expr:
     if row is None or not (isinstance(col, Const) and col.value == 1):
         raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read as "
                          f"contiguous rows at a fixed stride (axis strides {row}, {col})")
+    return row
+
+
+def packed_a_stride(view: BufferView, mr: int, name: str) -> Expr:
+    """A tile-packed view's (unused) row stride: 1, its k values ``mr`` apart."""
+    row, col = view.axis_strides
+    if not (isinstance(row, Const) and row.value == 1 and isinstance(col, Const)
+            and col.value == mr):
+        raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read tile-packed, "
+                         f"each k's {mr} values side by side (axis strides {row}, {col})")
     return row

@@ -112,3 +112,13 @@ def register_tile_schedule():
     s[CC].unroll(i)
     s[C].parallel(yo)
     return s, [A, B, C]
+
+
+def config_with(task, **knobs):
+    """The task's fallback config with ``knobs`` (name -> value) changed."""
+    space = task.config_space
+    vector = list(space.knob_index_vector(space.fallback.index))
+    for pos, knob in enumerate(space.knobs):
+        if knob.name in knobs:
+            vector[pos] = [e.val for e in knob.entities].index(knobs[knob.name])
+    return space.get(space.index_of(vector))

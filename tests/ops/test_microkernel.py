@@ -12,6 +12,7 @@ from tilewise.autotune.space import ConfigSpace
 from tilewise.errors import InvalidConfigError, LowerError
 from tilewise.ops.gemm import define_gemm_space
 from tilewise.ops.microkernel import gemm_microkernel
+from tw_testing import config_with
 
 pytestmark = pytest.mark.compiles
 
@@ -77,29 +78,20 @@ def test_tensorize_extent_mismatch_is_an_error():
         tw.lower(s, [A, B, C])
 
 
-def _ukr_config(task, **knobs):
-    space = task.config_space
-    vector = list(space.knob_index_vector(space.fallback.index))
-    for pos, knob in enumerate(space.knobs):
-        if knob.name in knobs:
-            vector[pos] = [e.val for e in knob.entities].index(knobs[knob.name])
-    return space.get(space.index_of(vector))
-
-
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
 @pytest.mark.parametrize("name,args,knobs", [
     # B (or the 1x1 conv's NCHW data) packed or read in place; the next panel fetched
     # ahead where a buffer holds it
     ("gemm", (24, 64, 37),
-     [{"order": o, "pack": p, "kernel": k} for o in ("ij", "ji")
-      for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
-      if not (k == "ukr+prefetch" and p == "panel")]),
+     [{"order": o, "pack": p, "kernel": k, "pack_a": a} for o in ("ij", "ji")
+      for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch") for a in (False, True)
+      if not (k == "ukr+prefetch" and p == "panel") and not (a and o == "ij")]),
     ("dense", (16, 32, 19, "bias+gelu"),
      [{"order": o, "pack": p} for o in ("ij", "ji") for p in ("none", "panel")]),
     ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
      [{"order": o, "pack": p, "prefetch": f, "pack_weights": w} for o in ("kf", "fk")
       for p in ("none", "root", "panel") for f in (False, True) for w in (False, True)
-      if not (f and p == "panel")]),
+      if not (f and p == "panel") and not (w and o == "kf")]),
 ])
 def test_templates_tensorize_their_tile(name, args, knobs):
     """The gemm-shaped templates' ``kernel="ukr"`` choice: the register tile is the
@@ -109,7 +101,7 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 
     task = Task(name, args, "c -cores=2")
     for extra in knobs:
-        s, tensors = task.instantiate(_ukr_config(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
+        s, tensors = task.instantiate(config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
                                                            **extra}))
         mod = tw.build(s, tensors, target=task.target)
         assert "tw_gemm_ukr_8x32" in mod.source
@@ -125,7 +117,8 @@ def test_templates_tensorize_their_tile(name, args, knobs):
      [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm}
       for o in ("ij", "ji") for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
       for kc, bm in ((128, 2), (256, 8)) if not (k == "ukr+prefetch" and p == "panel")]
-     + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 128, "block_m": 2}]),
+     + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 128, "block_m": 2},
+        {"order": "ji", "pack": "panel", "kc": 128, "block_m": 2, "pack_a": True}]),
     ("dense", (16, 32, 256, "bias+gelu"),
      [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
       for p in ("none", "panel")]),
@@ -142,7 +135,7 @@ def test_k_blocked_tiles_match_numpy(name, args, knobs):
     task = Task(name, args, "c -cores=2")
     arrays, (want,) = task.reference()(np.random.default_rng(0))
     for extra in knobs:
-        s, tensors = task.instantiate(_ukr_config(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
+        s, tensors = task.instantiate(config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
                                                            **extra}))
         mod = tw.build(s, tensors, target=task.target)
         assert f"tw_gemm_ukr_8x32x{extra['kc']}" in mod.source
@@ -157,9 +150,9 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
-        task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, kc=128))
+        task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, kc=128))
     with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4))
+        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4))
     # the space offers only the sizes that cut k into two or more whole blocks, and only
     # beside the micro-kernel
     for K, sizes in [(384, [0, 128]), (512, [0, 128, 256]), (128, [0]), (37, [0])]:
@@ -177,7 +170,7 @@ def test_gemm_template_rejects_partial_microkernel_tiles():
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32))
+        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32))
 
 
 def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
@@ -186,12 +179,12 @@ def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="packed panel by panel"):
-        task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, pack="panel",
+        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, pack="panel",
                                      prefetch=True))
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
-        task.instantiate(_ukr_config(task, kernel="loops", mr=8, nr=32, pack="none",
+        task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, pack="none",
                                      prefetch=True))
-    s, tensors = task.instantiate(_ukr_config(task, kernel="ukr", mr=8, nr=32, pack="none",
+    s, tensors = task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, pack="none",
                                               prefetch=True))
     # unpacked, the next panel is the next 32 positions of each data row
     assert "_mm_prefetch((const char*)(b + 32 +" in tw.build(s, tensors, target=task.target).source
@@ -203,11 +196,11 @@ def test_gemm_prefetches_the_next_panel_of_b_in_place_or_packed_whole():
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
     with pytest.raises(InvalidConfigError, match="packed panel by panel"):
-        task.instantiate(_ukr_config(task, kernel="ukr+prefetch", mr=8, nr=32, pack="panel"))
+        task.instantiate(config_with(task, kernel="ukr+prefetch", mr=8, nr=32, pack="panel"))
     # in place, the next panel is the next 32 columns of each row of B; packed whole,
     # the next 24 x 32 block
     for pack, ahead in [("none", 32), ("root", 24 * 32)]:
-        s, tensors = task.instantiate(_ukr_config(task, kernel="ukr+prefetch", mr=8, nr=32,
+        s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=8, nr=32,
                                                   pack=pack))
         source = tw.build(s, tensors, target=task.target).source
         assert f"_mm_prefetch((const char*)(b + {ahead} +" in source

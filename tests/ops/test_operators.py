@@ -3,6 +3,8 @@ seeded random configs of each space, built and compared."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ import tilewise as tw
 import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise.autotune import Task
 from tilewise.errors import InvalidConfigError
+from tw_testing import config_with
 
 pytestmark = pytest.mark.compiles
 
@@ -102,20 +105,14 @@ def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
     positions, weights packed into 8-row tiles that do not divide the 11 channels, and
     a batch of 2."""
     task = Task("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0, 1, "float32", "residual"), TARGET)
-    space = task.config_space
-    assert {k.name for k in space.knobs} >= {"mr", "nr", "pack"}
-    fb = space.fallback
-    seen = set()
-    for i in range(space.size):
-        cfg = space.get(i)
-        key = (cfg["pack"].val, cfg["nr"].val, cfg["order"].val, cfg["pack_weights"].val)
-        if (key in seen or cfg["mr"].val != fb["mr"].val or cfg["block_m"].val != 2
-                or cfg["kernel"].val != "loops" or (key[3] and key[1] != 48)):
-            continue
-        seen.add(key)
-        _check(task, cfg)
+    assert {k.name for k in task.config_space.knobs} >= {"mr", "nr", "pack", "pack_weights"}
     # pack none / root / per panel; packed weights with the one panel wider than 35
-    assert len(seen) == 3 * 4 * 2 + 3 * 2
+    for pack, nr, order, packed in itertools.product(("none", "root", "panel"), (16, 32, 48, 64),
+                                                     ("kf", "fk"), (False, True)):
+        if packed and nr != 48:
+            continue
+        _check(task, config_with(task, pack=pack, nr=nr, order=order, pack_weights=packed,
+                                 block_m=2, kernel="loops", unroll_k=1))
 
 
 def test_pointwise_conv2d_stores_whole_vectors():
@@ -144,15 +141,20 @@ def test_gemm_packs_b_per_panel_in_either_order():
     """``pack="panel"``: each column panel of B is packed inside the parallel loop, just
     before its tiles; right for ragged panels (37 columns) and an epilogue."""
     task = Task("dense", (13, 37, 11, "bias+relu"), TARGET)
-    space = task.config_space
-    fb = space.fallback
-    picked = [space.get(i) for i in range(space.size)
-              if space.get(i)["pack"].val == "panel" and space.get(i)["mr"].val == 4
-              and space.get(i)["unroll_k"].val == fb["unroll_k"].val
-              and space.get(i)["block_m"].val == 2 and space.get(i)["kernel"].val == "loops"
-              and space.get(i)["pack_panels"].val == 1]
-    assert {(c["order"].val, c["nr"].val) for c in picked} >= {("ij", 16), ("ji", 48)}
-    for config in picked:
+    for order, nr in itertools.product(("ij", "ji"), (16, 32, 48, 64)):
+        _check(task, config_with(task, pack="panel", mr=4, block_m=2, kernel="loops",
+                                 pack_panels=1, order=order, nr=nr, unroll_k=1))
+
+
+def test_gemm_reads_a_tile_packed():
+    """``pack_a``: A copied row tile by row tile, each k's mr values side by side; right
+    where the tiles do not divide the 13 rows, with B packed or in place, and an epilogue."""
+    task = Task("dense", (13, 37, 11, "bias+relu"), TARGET)
+    for mr, order, pack in [(4, "ij", "none"), (5, "ji", "panel"), (3, "ji", "root")]:
+        config = config_with(task, pack_a=True, kernel="loops", mr=mr, order=order, pack=pack,
+                             nr=16, unroll_k=1)
+        s, tensors = task.instantiate(config)
+        assert "Ap" in {stage.op.name for stage in s.stages}
         _check(task, config)
 
 
@@ -162,19 +164,11 @@ def test_panels_packed_in_groups(name, args):
     """``pack_panels``: several column panels packed at once, the last group short
     (101 columns are 7 panels of 16, 3 of 48); only with columns outermost."""
     task = Task(name, args, TARGET)
-    space = task.config_space
-    fb = space.fallback
-    names = {knob.name for knob in space.knobs}
-    same = [k for k in ("mr", "unroll_k", "block_m", "kernel", "prefetch", "kc",
-                        "pack_weights") if k in names]
-    picked = [space.get(i) for i in range(space.size)
-              if space.get(i)["pack"].val == "panel" and space.get(i)["pack_panels"].val > 1
-              and space.get(i)["nr"].val <= 48  # 8 x 64 is more than the registers
-              and all(space.get(i)[k].val == fb[k].val for k in same)]
-    outer = {c["order"].val for c in picked}
-    assert len(outer) == 2
-    for config in picked:
-        if config["order"].val in ("ij", "kf"):
+    orders = [e.val for e in task.config_space.knob("order").entities]
+    for order, nr, group in itertools.product(orders, (16, 32, 48), (2, 4, 8)):
+        config = config_with(task, pack="panel", pack_panels=group, order=order, nr=nr,
+                             unroll_k=1)
+        if order in ("ij", "kf"):
             with pytest.raises(InvalidConfigError, match="several panels"):
                 task.instantiate(config)
         else:

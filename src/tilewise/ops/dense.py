@@ -30,7 +30,8 @@ def dense(cfg, M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: str =
     """``epilogue(A @ B)``; ``epilogue`` is ``+``-joined steps of bias, relu, gelu, residual."""
     target = cfg.target
     define_gemm_space(cfg, target, dtype, M, N, K)
-    (A, B), C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val,
-                                 pack=cfg["pack"].val != "none")
+    (A, B), C, Bp, Ap = gemm_compute(M, N, K, dtype, cfg["nr"].val,
+                                     pack=cfg["pack"].val != "none",
+                                     mr=cfg["mr"].val if cfg["pack_a"].val else 0)
     out, extra = apply_epilogue(C, epilogue, channel_axis=1, name="out")
-    return schedule_gemm_cpu(cfg, target, out, Bp), [A, B, *extra, out]
+    return schedule_gemm_cpu(cfg, target, out, Bp, Ap), [A, B, *extra, out]

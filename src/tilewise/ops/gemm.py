@@ -23,13 +23,27 @@ from .microkernel import avx512_fp32, gemm_microkernel
 
 def gemm_compute(
     M: int, N: int, K: int, dtype: str = "float32", nr: int = 16,
-    bias: bool = False, relu: bool = False, pack: bool = True,
-) -> tuple[list[Tensor], Tensor, Tensor | None]:
-    """``(inputs, C, Bp)``: C reads B through a packed copy Bp of nr-wide panels, or
-    in place (``Bp`` None) without ``pack``."""
+    bias: bool = False, relu: bool = False, pack: bool = True, mr: int = 0,
+) -> tuple[list[Tensor], Tensor, Tensor | None, Tensor | None]:
+    """``(inputs, C, Bp, Ap)``: C reads B through a packed copy Bp of nr-wide panels, or
+    in place (``Bp`` None) without ``pack``; with ``mr``, A through a tile-packed copy
+    Ap (else None), (ceil(M / mr), K, mr), each k's mr values of a row tile side by
+    side."""
     A = te.placeholder((M, K), dtype, name="A")
     B = te.placeholder((K, N), dtype, name="B")
     k = te.reduce_axis((0, K), name="k")
+    Ap = None
+    if mr:
+        Ap = te.compute(
+            (-(-M // mr), K, mr),
+            lambda io, k, ii: te.if_then_else(io * mr + ii < M, A[io * mr + ii, k], 0.0),
+            name="Ap")
+
+        def a_at(i, k):
+            return Ap[i // mr, k, i % mr]
+    else:
+        def a_at(i, k):
+            return A[i, k]
     Bp = None
     if pack:
         panels = -(-N // nr)
@@ -45,7 +59,7 @@ def gemm_compute(
         def b_at(k, j):
             return B[k, j]
 
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * b_at(k, j), axis=k),
+    C = te.compute((M, N), lambda i, j: te.sum(a_at(i, k) * b_at(k, j), axis=k),
                    name="C" if not (bias or relu) else "acc")
     inputs = [A, B]
     out = C
@@ -58,16 +72,17 @@ def gemm_compute(
     if relu:
         prev = out
         out = te.compute((M, N), lambda i, j: te.max(prev[i, j], te.const(0.0, dtype)), name="C")
-    return inputs, out, Bp
+    return inputs, out, Bp, Ap
 
 
-def schedule_gemm_cpu(cfg, target: Target, C, Bp):
+def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain; ``Bp``
-    is B's packed copy, None where B is read in place."""
+    is B's packed copy, None where B is read in place; ``Ap`` A's tile-packed copy."""
     s = te.create_schedule(C.op)
     acc = C
     while not acc.op.reduce_axis:  # walk the epilogue back to the reduction
-        acc = next(t for t in acc.op.input_tensors if t.op.input_tensors and t is not Bp)
+        acc = next(t for t in acc.op.input_tensors
+                   if t.op.input_tensors and t is not Bp and t is not Ap)
     CC = accumulator(s, C, acc)
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
@@ -77,7 +92,11 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp):
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
                   kernel=kernel, panel_stage=s[Bp] if per_panel else None,
                   panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch,
-                  kc=cfg["kc"].val)
+                  kc=cfg["kc"].val, a_packed=Ap is not None)
+    if Ap is not None:
+        ao, ak, ai = s[Ap].op.axis
+        s[Ap].reorder(ao, ai, ak)  # along A's rows
+        s[Ap].parallel(ao)
     if Bp is None:
         return s
     pj, pk, pji = s[Bp].op.axis
@@ -209,6 +228,7 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
     # of the space would be refused.
     blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
     cfg.define_knob("kc", [0, *blocks])
+    cfg.define_knob("pack_a", [False, True])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
@@ -235,5 +255,7 @@ def gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     """``C = A @ B`` with A (M, K), B (K, N), fp32 or fp64."""
     target = cfg.target
     define_gemm_space(cfg, target, dtype, M, N, K)
-    inputs, C, Bp = gemm_compute(M, N, K, dtype, cfg["nr"].val, pack=cfg["pack"].val != "none")
-    return schedule_gemm_cpu(cfg, target, C, Bp), [*inputs, C]
+    inputs, C, Bp, Ap = gemm_compute(M, N, K, dtype, cfg["nr"].val,
+                                     pack=cfg["pack"].val != "none",
+                                     mr=cfg["mr"].val if cfg["pack_a"].val else 0)
+    return schedule_gemm_cpu(cfg, target, C, Bp, Ap), [*inputs, C]

@@ -66,6 +66,21 @@ def test_packed_a_kernel_needs_a_tile_packed_view():
         tw.lower(s, [A, B, C])
 
 
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+def test_one_row_tiles_read_a_packed():
+    """A 1-row tile's packed A is A itself, its row stride the step to the next tile."""
+    import tilewise.ops  # noqa: F401
+
+    task = Task("gemm", (8, 32, 256), "c -cores=1")
+    s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=1, nr=32,
+                                              pack="none", pack_a=True, kc=128, block_m=1))
+    mod = tw.build(s, tensors, target=task.target)
+    assert "_ap_" in mod.source
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+
+
 def test_tensorize_extent_mismatch_is_an_error():
     A, B, C = _packed_gemm(32, 32, 32, 32)
     s = te.create_schedule(C.op)

@@ -157,10 +157,11 @@ def row_stride(view: BufferView, name: str) -> Expr:
 
 
 def packed_a_stride(view: BufferView, mr: int, name: str) -> Expr:
-    """A tile-packed view's (unused) row stride: 1, its k values ``mr`` apart."""
+    """A tile-packed view's (unused) row stride: 1, its k values ``mr`` apart. A one-row
+    tile's row stride is the step to the next tile's, which it never takes."""
     row, col = view.axis_strides
-    if not (isinstance(row, Const) and row.value == 1 and isinstance(col, Const)
-            and col.value == mr):
+    rows_side_by_side = mr == 1 or (isinstance(row, Const) and row.value == 1)
+    if not (rows_side_by_side and isinstance(col, Const) and col.value == mr):
         raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read tile-packed, "
                          f"each k's {mr} values side by side (axis strides {row}, {col})")
     return row

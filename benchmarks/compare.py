@@ -113,20 +113,26 @@ def peers(w: dict, arrays: list, threads: int, repeat: int,
         notes.append("PyTorch: not installed (pip install torch)")
         return res, notes
     torch.set_num_threads(threads)
-    t = [torch.from_numpy(x) for x in arrays[:2]]
     with torch.no_grad():
-        if w["kind"] == "conv2d":
-            f = lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"],  # noqa: E731
-                                                   padding=w["pad"])
-        elif w["kind"] == "depthwise_conv2d":
-            f = lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"],  # noqa: E731
-                                                   padding=w["pad"], groups=w["C"])
-        else:
-            out = torch.from_numpy(empty(arrays[-1].shape, arrays[-1].dtype))
-            mm = torch.mm if w["kind"] == "gemm" else torch.bmm
-            f = lambda: mm(t[0], t[1], out=out)  # noqa: E731
-        _peer(res, "pytorch", flop, _rounds(f, n, repeat, rounds))
+        _peer(res, "pytorch", flop, _rounds(pytorch_call(w, arrays), n, repeat, rounds))
     return res, notes
+
+
+def pytorch_call(w: dict, arrays: list):
+    """PyTorch's call for workload ``w`` on tilewise's ``arrays`` (its inputs first)."""
+    import torch
+
+    from tilewise.runtime import empty
+
+    t = [torch.from_numpy(x) for x in arrays[:2]]
+    if w["kind"] == "conv2d":
+        return lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"], padding=w["pad"])
+    if w["kind"] == "depthwise_conv2d":
+        return lambda: torch.nn.functional.conv2d(t[0], t[1], stride=w["stride"],
+                                                  padding=w["pad"], groups=w["C"])
+    out = torch.from_numpy(empty(arrays[-1].shape, arrays[-1].dtype))
+    mm = torch.mm if w["kind"] == "gemm" else torch.bmm
+    return lambda: mm(t[0], t[1], out=out)
 
 
 def _measure(task, configs: dict, builder, runner, rounds: int) -> dict:

@@ -117,8 +117,4 @@ def register_tile_schedule():
 def config_with(task, **knobs):
     """The task's fallback config with ``knobs`` (name -> value) changed."""
     space = task.config_space
-    vector = list(space.knob_index_vector(space.fallback.index))
-    for pos, knob in enumerate(space.knobs):
-        if knob.name in knobs:
-            vector[pos] = [e.val for e in knob.entities].index(knobs[knob.name])
-    return space.get(space.index_of(vector))
+    return space.with_choices(space.fallback, **knobs)

@@ -151,6 +151,21 @@ def test_fallback_and_recording_defaults():
     assert space.fallback["t"].size == (-1, 8) and space.fallback["u"].val == 2
 
 
+def test_with_choices_replaces_only_the_named_knobs():
+    space = ConfigSpace()
+    space.define_split("t", 64)
+    space.define_knob("u", [0, 1, 2])
+    space.define_knob("v", ["a", "b"])
+    space.fallback_with(t=[-1, 8], u=2)
+    cfg = space.with_choices(space.fallback, v="b", t=[-1, 4])
+    assert (cfg["t"].size, cfg["u"].val, cfg["v"].val) == ((-1, 4), 2, "b")
+    assert space.get(cfg.index) == cfg
+    with pytest.raises(TuningError, match="no knob named 'w'"):
+        space.with_choices(cfg, w=1)
+    with pytest.raises(TuningError, match="not a choice of knob 'u'"):
+        space.with_choices(cfg, u=7)
+
+
 class RecordingStage:
     """Stands in for a schedule stage: records the primitives applied to it."""
 

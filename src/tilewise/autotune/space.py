@@ -201,6 +201,19 @@ class ConfigSpace(ConfigBase):
         ]
         return self.get(self.index_of(vector))
 
+    def with_choices(self, config: ConfigEntity, **choices: Any) -> ConfigEntity:
+        """``config`` with some knobs' choices replaced (knob name -> value, as
+        ``fallback_with`` takes them): ``space.with_choices(space.fallback, mr=4)``."""
+        unknown = sorted(set(choices) - set(self._knobs))
+        if unknown:
+            raise TuningError(f"no knob named {', '.join(map(repr, unknown))} in this space "
+                              f"(knobs: {', '.join(self._knobs)})")
+        vector = list(self.knob_index_vector(config.index))
+        for pos, knob in enumerate(self._knobs.values()):
+            if knob.name in choices:
+                vector[pos] = knob.index_of(_raw_to_entity(knob, choices[knob.name]))
+        return self.get(self.index_of(vector))
+
     # -- search helpers ------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator, exclude: Iterable[int] = ()) -> list[int]:
         """Up to ``n`` distinct config indices, none in ``exclude``."""

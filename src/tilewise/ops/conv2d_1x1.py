@@ -102,8 +102,9 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     # each slice of the panel passed by all of them while in L1); only the sizes that
     # cut C into whole blocks. pack_weights: each row tile's weights copied to one
     # contiguous stream, each c's mr values side by side, where in place they are mr
-    # rows C apart. resnet-c2-1x1 on one Xeon core, 8x32 tile, beside PyTorch in the
-    # same process (9 rounds): 0.78x it in place, 0.84x packed, 0.88x packed with kc=128.
+    # rows C apart. resnet-c2-1x1, 8x32 tile, on the 2-core Xeon VM, medians of 41
+    # rounds (benchmarks/paired.py): 2 threads 180 GFLOP/s in place, 195 packed, 194
+    # packed with kc=128; 1 thread within 1% of each other (0.84-0.89x PyTorch).
     blocks = [kc for kc in (64, 128) if kc < C and C % kc == 0] if fp32_avx512 else []
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_weights", [False, True])

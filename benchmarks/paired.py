@@ -1,0 +1,82 @@
+"""Time chosen configs of one workload beside PyTorch, in one process, round by round.
+
+    python benchmarks/paired.py resnet-c2-1x1 --threads 1 --rounds 11 \\
+        --config '{}' --config '{"pack_weights": false, "kc": 0}'
+
+Each ``--config`` is a JSON object of knob choices over the template's fallback config
+(``{}`` is the fallback itself). Every round times PyTorch and then each config, seconds
+apart, so a slow spell of a shared machine falls on all of them; each config's line
+gives its median GFLOP/s and the median over rounds of its ratio to PyTorch in the same
+round, the figure to compare configs by where whole rounds swing by a third.
+
+compare.py measures each side in its own child process, as the tuner does; this script
+is for comparing configs by hand (a knob's effect, a new fallback), not for the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import numpy as np
+from compare import _numbers, _time_py, load_workloads, pytorch_call, tilewise_task
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workload", help="a name from workloads.json")
+    ap.add_argument("--config", action="append", default=[],
+                    help="JSON knob choices over the fallback (repeatable; default: {})")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--repeat", type=int, default=5)
+    opts = ap.parse_args()
+
+    import torch
+
+    import tilewise as tw
+    import tilewise.ops  # noqa: F401  (registers the templates)
+    from tilewise.autotune import Task
+    from tilewise.runtime import aligned
+
+    by_name = {w["name"]: w for w in load_workloads()}
+    if opts.workload not in by_name:
+        ap.error(f"unknown workload {opts.workload!r}; have {sorted(by_name)}")
+    w = by_name[opts.workload]
+    name, args = tilewise_task(w)
+    task = Task(name, args, f"c -cores={opts.threads}")
+    space = task.config_space
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    arrays = [aligned(a) for a in arrays]
+    # Every config is built and checked before the first timer starts.
+    kernels = {}
+    for text in opts.config or ["{}"]:
+        config = space.with_choices(space.fallback, **json.loads(text))
+        s, tensors = task.instantiate(config)
+        mod = tw.build(s, tensors, target=task.target)
+        mod(*arrays)
+        np.testing.assert_allclose(arrays[-1], want, rtol=1e-3, atol=1e-3,
+                                   err_msg=f"{config} is wrong")
+        kernels[str(config)] = mod
+    torch.set_num_threads(opts.threads)
+    peer = pytorch_call(w, arrays)
+    number = _numbers(task.flop)
+    gflops = {label: [] for label in ["pytorch", *kernels]}
+    with torch.no_grad():
+        for _ in range(opts.rounds):
+            gflops["pytorch"].append(task.flop / _time_py(peer, number, opts.repeat) / 1e9)
+            for label, mod in kernels.items():
+                seconds = _time_py(lambda m=mod: m(*arrays), number, opts.repeat)
+                gflops[label].append(task.flop / seconds / 1e9)
+    print(f"{opts.workload}, {opts.threads} thread(s), {opts.rounds} rounds; "
+          "GFLOP/s median, ratio to PyTorch (median of rounds), rounds")
+    for label, values in gflops.items():
+        ratio = statistics.median(v / p for v, p in zip(values, gflops["pytorch"], strict=True))
+        print(f"{statistics.median(values):7.1f}  {ratio:5.2f}  "
+              f"{' '.join(f'{v:.0f}' for v in values)}  {label}")
+
+
+if __name__ == "__main__":
+    main()

@@ -52,18 +52,24 @@ def test_tensorized_gemm_matches_numpy(split_k):
     np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-4)
 
 
-def test_packed_a_kernel_needs_a_tile_packed_view():
-    """``a_packed``: A must be read with each k's mr values side by side; A's rows read
-    in place are refused by name."""
-    A, B, C = _packed_gemm(16, 32, 16, 32)
+def _lower_whole_k_tiles(tensors, mr: int, nr: int, intrin):
+    """Lower C tiled mr x nr over its whole k, each tile ``intrin``."""
+    A, B, C = tensors
     s = te.create_schedule(C.op)
     i, j = s[C].op.axis
     (k,) = s[C].op.reduce_axis
-    io, jo, ii, ji = s[C].tile(i, j, 8, 32)
+    io, jo, ii, ji = s[C].tile(i, j, mr, nr)
     s[C].reorder(io, jo, ii, ji, k)
-    s[C].tensorize(ii, gemm_microkernel(8, 32, 16, a_packed=True))
+    s[C].tensorize(ii, intrin)
+    return tw.lower(s, [A, B, C])
+
+
+def test_packed_a_kernel_needs_a_tile_packed_view():
+    """``a_packed``: A must be read with each k's mr values side by side; A's rows read
+    in place are refused by name."""
     with pytest.raises(LowerError, match="tile-packed"):
-        tw.lower(s, [A, B, C])
+        _lower_whole_k_tiles(_packed_gemm(16, 32, 16, 32), 8, 32,
+                             gemm_microkernel(8, 32, 16, a_packed=True))
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
@@ -82,15 +88,8 @@ def test_one_row_tiles_read_a_packed():
 
 
 def test_tensorize_extent_mismatch_is_an_error():
-    A, B, C = _packed_gemm(32, 32, 32, 32)
-    s = te.create_schedule(C.op)
-    i, j = s[C].op.axis
-    (k,) = s[C].op.reduce_axis
-    io, jo, ii, ji = s[C].tile(i, j, 4, 32)
-    s[C].reorder(io, jo, ii, ji, k)
-    s[C].tensorize(ii, gemm_microkernel(8, 32, 32))
     with pytest.raises(LowerError, match="tensorize"):
-        tw.lower(s, [A, B, C])
+        _lower_whole_k_tiles(_packed_gemm(32, 32, 32, 32), 4, 32, gemm_microkernel(8, 32, 32))
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
@@ -103,6 +102,9 @@ def test_tensorize_extent_mismatch_is_an_error():
       if not (k == "ukr+prefetch" and p == "panel") and not (a and o == "ij")]),
     ("dense", (16, 32, 19, "bias+gelu"),
      [{"order": o, "pack": p} for o in ("ij", "ji") for p in ("none", "panel")]),
+    ("batch_matmul", (3, 16, 64, 24),
+     [{"order": o, "pack": p, "pack_a": a} for o in ("ij", "ji") for p in ("root", "at_batch")
+      for a in (False, True)]),
     ("conv2d_nchw", (2, 24, 8, 12, 16, 1, 1, 1, 0),
      [{"order": o, "pack": p, "prefetch": f, "pack_weights": w} for o in ("kf", "fk")
       for p in ("none", "root", "panel") for f in (False, True) for w in (False, True)
@@ -137,6 +139,9 @@ def test_templates_tensorize_their_tile(name, args, knobs):
     ("dense", (16, 32, 256, "bias+gelu"),
      [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
       for p in ("none", "panel")]),
+    ("batch_matmul", (2, 16, 32, 256),
+     [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
+      for p in ("root", "at_batch")]),
     # a 1x1 convolution's 128 input channels in blocks of 64, weights packed or in place
     ("conv2d_nchw", (2, 128, 4, 16, 16, 1, 1, 1, 0),
      [{"order": o, "pack": p, "kc": 64, "block_m": 2, "pack_weights": w, "prefetch": False}
@@ -157,6 +162,21 @@ def test_k_blocked_tiles_match_numpy(name, args, knobs):
         arrays[-1][...] = 0
         mod(*arrays)
         np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+def test_batch_matmul_fallback_is_the_micro_kernel_on_whole_tiles():
+    import tilewise.ops  # noqa: F401
+
+    task = Task("batch_matmul", (2, 8, 64, 16), "c -cores=2")
+    s, tensors = task.instantiate(task.config_space.fallback)
+    mod = tw.build(s, tensors, target=task.target)
+    assert "tw_gemm_ukr_4x64x16" in mod.source
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+    ragged = Task("batch_matmul", (2, 8, 48, 16), "c -cores=2").config_space.fallback
+    assert ragged["kernel"].val == "loops"
 
 
 def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():

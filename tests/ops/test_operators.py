@@ -158,6 +158,24 @@ def test_gemm_reads_a_tile_packed():
         _check(task, config)
 
 
+def test_batch_matmul_schedules_match_numpy():
+    """batch_matmul: the gemm schedule per batch (rows or columns outermost, blocks of
+    row tiles, A packed or in place) and the batches-across-the-cores schedule, on ragged
+    tiles (13 rows, 37 columns)."""
+    task = Task("batch_matmul", (3, 13, 37, 11), TARGET)
+    picks = [dict(pack="at_batch"), dict(pack="root", order="ji", block_m=2),
+             dict(pack="root", order="ij", block_m=4, pack_a=True),
+             dict(pack="root", order="ji", pack_a=True, mr=6, nr=32)]
+    for choices in picks:
+        config = config_with(task, kernel="loops", **{"mr": 4, "nr": 16, "unroll_k": 1,
+                                                      **choices})
+        s, tensors = task.instantiate(config)
+        assert ("Ap" in {stage.op.name for stage in s.stages}) == choices.get("pack_a", False)
+        _check(task, config)
+    with pytest.raises(InvalidConfigError, match="a batch at a time"):
+        task.instantiate(config_with(task, kernel="loops", pack="at_batch", pack_a=True))
+
+
 @pytest.mark.parametrize("name,args", [("dense", (13, 101, 11, "bias+relu")),
                                        ("conv2d_nchw", (2, 19, 5, 7, 11, 1, 1, 1, 0))])
 def test_panels_packed_in_groups(name, args):

@@ -1,10 +1,12 @@
 """Batched matrix multiply ``C[b] = A[b] @ B[b]`` (A (B, M, K), B (B, K, N)), as in
 attention's Q @ K^T.
 
-The gemm structure per batch: B packed into ``nr``-wide panels, an ``mr x nr``
-register tile in a local buffer (rows unrolled, columns vectorised, k unrolled by
-``unroll_k``), and the (batch, row tile, column panel) loops fused and spread over
-the cores.
+The gemm template per batch (:func:`.gemm.register_tile`, the batch axis leading the
+fused parallel loop): B packed into ``nr``-wide panels, an ``mr x nr`` register tile in
+a local buffer, blocks of row tiles, rows or columns outermost, A optionally copied
+row tile by row tile, and the tile optionally the hand-written micro-kernel. One more
+schedule predates it and stays a choice: the batches spread over the cores, each
+packing its own panels just before its tiles.
 """
 
 from __future__ import annotations
@@ -13,22 +15,41 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
+from ..errors import InvalidConfigError
+from ..target import Target
+from .gemm import register_tile
+from .microkernel import avx512_fp32
 
 
-def batch_matmul_compute(Bt: int, M: int, N: int, K: int, dtype: str = "float32", nr: int = 16):
+def batch_matmul_compute(Bt: int, M: int, N: int, K: int, dtype: str = "float32",
+                         nr: int = 16, mr: int = 0):
+    """``(A, B, C, Bp, Ap)``: C reads B through Bp, its (Bt, ceil(N / nr), K, nr)
+    panels; with ``mr``, A through Ap, (Bt, ceil(M / mr), K, mr), each k's mr values of
+    a row tile side by side (else Ap is None)."""
     A = te.placeholder((Bt, M, K), dtype, name="A")
     B = te.placeholder((Bt, K, N), dtype, name="B")
-    panels = -(-N // nr)
+    zero = te.const(0.0, dtype)
+    Ap = None
+    if mr:
+        Ap = te.compute(
+            (Bt, -(-M // mr), K, mr),
+            lambda b, io, k, ii: te.if_then_else(io * mr + ii < M, A[b, io * mr + ii, k], zero),
+            name="Ap")
+
+        def a_at(b, i, k):
+            return Ap[b, i // mr, k, i % mr]
+    else:
+        def a_at(b, i, k):
+            return A[b, i, k]
     Bp = te.compute(
-        (Bt, panels, K, nr),
-        lambda b, jo, k, ji: te.if_then_else(jo * nr + ji < N, B[b, k, jo * nr + ji],
-                                             te.const(0.0, dtype)),
+        (Bt, -(-N // nr), K, nr),
+        lambda b, jo, k, ji: te.if_then_else(jo * nr + ji < N, B[b, k, jo * nr + ji], zero),
         name="Bp")
     k = te.reduce_axis((0, K), name="k")
     C = te.compute((Bt, M, N),
-                   lambda b, i, j: te.sum(A[b, i, k] * Bp[b, j // nr, k, j % nr], axis=k),
+                   lambda b, i, j: te.sum(a_at(b, i, k) * Bp[b, j // nr, k, j % nr], axis=k),
                    name="C")
-    return A, B, C, Bp
+    return A, B, C, Bp, Ap
 
 
 def batch_matmul_reference(Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
@@ -40,36 +61,84 @@ def batch_matmul_reference(Bt: int, M: int, N: int, K: int, dtype: str = "float3
     return make
 
 
+def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -> None:
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    cfg.define_knob("nr", [lanes, 2 * lanes, 4 * lanes])
+    cfg.define_knob("mr", [1, 2, 4, 6, 8, 12])
+    cfg.define_knob("unroll_k", [1, 2, 4, 8])
+    # "root": all of B packed first; "at_batch": packed inside the parallel loop as it
+    # is needed, a batch at a time over batches spread across the cores (loops), or a
+    # panel at a time just before its tiles (the micro-kernel).
+    cfg.define_knob("pack", ["at_batch", "root"])
+    # Defined after those, so that databases written before them keep their indices
+    # (their first choices are what the template did then).
+    fp32_avx512 = avx512_fp32(target, dtype)
+    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
+    cfg.define_knob("block_m", [1, 2, 4, 8])
+    cfg.define_knob("order", ["ij", "ji"])
+    cfg.define_knob("pack_a", [False, True])
+    blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
+    cfg.define_knob("kc", [0, *blocks])
+    cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
+                      unroll_k=4, pack="root")
+    if fp32_avx512 and M % 4 == 0 and N % 64 == 0:
+        # Whole 4x64 tiles: gemm's micro-kernel fallback, each panel packed just before
+        # its tiles. bert-attn-qk (12 x 128x128x64) on the 2-core Xeon VM, 9 rounds
+        # beside PyTorch (benchmarks/paired.py): 0.76 -> 0.82-0.90x on one thread;
+        # 11 rounds on two: 0.75 -> 0.89x.
+        cfg.fallback_with(nr=64, mr=4, kernel="ukr", pack="at_batch", order="ji", block_m=2)
+
+
 @template("batch_matmul", reference=batch_matmul_reference,
           flop=lambda Bt, M, N, K, dtype="float32": 2.0 * Bt * M * N * K)
 def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     """``C[b] = A[b] @ B[b]`` for each of ``Bt`` batches."""
-    lanes = cfg.target.vector_lanes(np.dtype(dtype).itemsize)
-    cfg.define_knob("nr", [lanes, 2 * lanes, 4 * lanes])
-    cfg.define_knob("mr", [1, 2, 4, 6, 8, 12])
-    cfg.define_knob("unroll_k", [1, 2, 4, 8])
-    cfg.define_knob("pack", ["at_batch", "root"])
-    cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
-                      unroll_k=4, pack="root")
-    mr, nr = cfg["mr"].val, cfg["nr"].val
-    A, B, C, Bp = batch_matmul_compute(Bt, M, N, K, dtype, nr)
+    target = cfg.target
+    define_batch_matmul_space(cfg, target, dtype, M, N, K)
+    mr, nr, kernel = cfg["mr"].val, cfg["nr"].val, cfg["kernel"].val
+    per_batch = kernel == "loops" and cfg["pack"].val == "at_batch"
+    A, B, C, Bp, Ap = batch_matmul_compute(Bt, M, N, K, dtype, nr,
+                                           mr=mr if cfg["pack_a"].val else 0)
+    if per_batch:
+        return _schedule_per_batch(cfg, C, Bp, Ap), [A, B, C]
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
     b, i, j = s[C].op.axis
-    io, ii = s[C].split(i, mr)
-    jo, ji = s[C].split(j, nr)
+    per_panel = cfg["pack"].val == "at_batch"
+    register_tile(s, cfg, target, C, CC, i, j, batch=(b,),
+                  rows_outer=cfg["order"].val == "ij", kernel=kernel,
+                  panel_stage=s[Bp] if per_panel else None, kc=cfg["kc"].val,
+                  a_packed=Ap is not None)
+    if Ap is not None:
+        ab, ao, ak, ai = s[Ap].op.axis
+        s[Ap].reorder(ab, ao, ai, ak)  # along A's rows
+        s[Ap].parallel(s[Ap].fuse(ab, ao))
+    pb, pj, pk, pji = s[Bp].op.axis
+    s[Bp].reorder(pb, pk, pj, pji)  # along B's rows
+    s[Bp].vectorize(pji)
+    if not per_panel:
+        s[Bp].parallel(s[Bp].fuse(pb, pk))
+    return s, [A, B, C]
+
+
+def _schedule_per_batch(cfg, C, Bp, Ap):
+    """Batches across the cores, each packing its panels first, then ``mr x nr`` tiles
+    (rows outermost) accumulated in registers, k unrolled by ``unroll_k``."""
+    if Ap is not None or cfg["block_m"].val != 1 or cfg["order"].val != "ij":
+        raise InvalidConfigError("packing B a batch at a time is a schedule of its own: "
+                                 "no pack_a, block_m or columns-outermost order")
+    if cfg["kc"].val:
+        raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
+    s = te.create_schedule(C.op)
+    CC = s.cache_write(C, "local")
+    b, i, j = s[C].op.axis
+    io, ii = s[C].split(i, cfg["mr"].val)
+    jo, ji = s[C].split(j, cfg["nr"].val)
     s[C].reorder(b, io, jo, ii, ji)
     s[C].vectorize(ji)
-    if cfg["pack"].val == "at_batch":  # pack one batch's panels, then use them
-        s[C].parallel(b)
-        s[CC].compute_at(s[C], jo)
-        s[Bp].compute_at(s[C], b)
-    else:
-        tile = s[C].fuse(b, io, jo)
-        s[C].parallel(tile)
-        s[CC].compute_at(s[C], tile)
-        pb, pj, _, _ = s[Bp].op.axis
-        s[Bp].parallel(s[Bp].fuse(pb, pj))
+    s[C].parallel(b)
+    s[CC].compute_at(s[C], jo)
+    s[Bp].compute_at(s[C], b)
     s[Bp].vectorize(s[Bp].op.axis[3])
     _, ci, cj = s[CC].op.axis
     (ck,) = s[CC].op.reduce_axis
@@ -78,4 +147,4 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     s[CC].unroll(ki)
     s[CC].unroll(ci)
     s[CC].vectorize(cj)
-    return s, [A, B, C]
+    return s

@@ -17,7 +17,7 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .gemm import register_tile
+from .gemm import register_tile, schedule_packs
 from .microkernel import avx512_fp32
 
 
@@ -109,15 +109,7 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
                   rows_outer=cfg["order"].val == "ij", kernel=kernel,
                   panel_stage=s[Bp] if per_panel else None, kc=cfg["kc"].val,
                   a_packed=Ap is not None)
-    if Ap is not None:
-        ab, ao, ak, ai = s[Ap].op.axis
-        s[Ap].reorder(ab, ao, ai, ak)  # along A's rows
-        s[Ap].parallel(s[Ap].fuse(ab, ao))
-    pb, pj, pk, pji = s[Bp].op.axis
-    s[Bp].reorder(pb, pk, pj, pji)  # along B's rows
-    s[Bp].vectorize(pji)
-    if not per_panel:
-        s[Bp].parallel(s[Bp].fuse(pb, pk))
+    schedule_packs(s, Ap, Bp, per_panel)
     return s, [A, B, C]
 
 

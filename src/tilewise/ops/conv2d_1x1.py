@@ -20,7 +20,7 @@ import numpy as np
 from .. import te
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
-from .gemm import next_panel_offset, register_tile
+from .gemm import next_panel_offset, register_tile, schedule_packs
 from .microkernel import avx512_fp32
 
 
@@ -132,14 +132,6 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=N
                   panel_stage=s[data_pack] if per_panel else None,
                   panels_per_pack=cfg["pack_panels"].val,
                   prefetch=prefetch, kc=cfg["kc"].val, a_packed=kernel_pack is not None)
-    if kernel_pack is not None:
-        ko, c, ki = s[kernel_pack].op.axis
-        s[kernel_pack].reorder(ko, ki, c)  # along the weights' rows
-        s[kernel_pack].parallel(ko)
-    if data_pack is not None:
-        pn, pj, pc, pji = s[data_pack].op.axis
-        s[data_pack].reorder(pn, pc, pj, pji)  # along each data row, as gemm packs B
-        if not per_panel:
-            s[data_pack].parallel(s[data_pack].fuse(pn, pc))
-        s[data_pack].vectorize(pji)
+    # The weights are gemm's A, the data its B (with the image axis leading).
+    schedule_packs(s, kernel_pack, data_pack, per_panel)
     return s

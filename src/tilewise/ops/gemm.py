@@ -93,20 +93,28 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
                   kernel=kernel, panel_stage=s[Bp] if per_panel else None,
                   panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch,
                   kc=cfg["kc"].val, a_packed=Ap is not None)
+    schedule_packs(s, Ap, Bp, per_panel)
+    return s
+
+
+def schedule_packs(s, Ap, Bp, per_panel: bool) -> None:
+    """The copies of the gemm schedule, each along its source's rows, after any leading
+    (batch) axes. ``Ap`` (..., row tile, k, mr): parallel over the row tiles. ``Bp``
+    (..., panel, k, nr), vectorised: row by row of B, the copy reads runs of whole
+    panels' width, which the hardware prefetcher follows, where panel by panel it would
+    read K short rows far apart; parallel over the rows unless ``per_panel`` (packed
+    inside the tiles' parallel loop). Either may be None."""
     if Ap is not None:
-        ao, ak, ai = s[Ap].op.axis
-        s[Ap].reorder(ao, ai, ak)  # along A's rows
-        s[Ap].parallel(ao)
+        *lead, ao, ak, ai = s[Ap].op.axis
+        s[Ap].reorder(*lead, ao, ai, ak)
+        s[Ap].parallel(s[Ap].fuse(*lead, ao) if lead else ao)
     if Bp is None:
-        return s
-    pj, pk, pji = s[Bp].op.axis
-    # Row by row of B: the copy reads runs of whole panels' width, which the hardware
-    # prefetcher follows, where panel by panel it would read K short rows far apart.
-    s[Bp].reorder(pk, pj, pji)
+        return
+    *lead, pj, pk, pji = s[Bp].op.axis
+    s[Bp].reorder(*lead, pk, pj, pji)
     s[Bp].vectorize(pji)
     if not per_panel:
-        s[Bp].parallel(pk)
-    return s
+        s[Bp].parallel(s[Bp].fuse(*lead, pk) if lead else pk)
 
 
 def next_panel_offset(nr: int, packed, per_panel: bool) -> int:

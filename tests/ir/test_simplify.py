@@ -125,6 +125,16 @@ def test_fused_index_recombined():
     assert not structural_equal(simplify((z // 7) * 6 + z % 7), z)
 
 
+def test_sum_form_does_not_depend_on_nesting():
+    """A sum is one canonical form however its ``+`` nest: terms in order of first
+    appearance, positive before negative, and a recombined fused axis where its pair
+    stood (outer loops lead the address as they led the index)."""
+    f = (z // 7) * 7 * 4 + (z % 7) * 4
+    assert str(simplify((f + y) + x * 2)) == str(simplify(f + (y + x * 2))) == "(((z * 4) + y) + (x * 2))"
+    assert str(simplify(y - x + x * 3 + 5)) == str(simplify(y + (x * 2 + 5))) == "((y + (x * 2)) + 5)"
+    assert str(simplify(x * 0 + (y - y) + 3)) == "3"
+
+
 def test_div_mod_semantics_exhaustive():
     """Every rewrite agrees with Python's floor semantics over small ranges."""
     exprs = [

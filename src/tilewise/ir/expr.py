@@ -254,20 +254,28 @@ def convert(value: ExprLike, like: DType | None = None) -> Expr:
 
 def binary(op: BinaryOp, a: ExprLike, b: ExprLike) -> Expr:
     """Build ``a op b`` with type promotion; Python scalars adopt the other side's type."""
-    if not isinstance(a, Expr) and isinstance(b, Expr):
-        b_ = b
-        a_ = convert(a, b.dtype)
+    if isinstance(a, Expr):
+        a_ = a
+        b_ = b if isinstance(b, Expr) else convert(b, a.dtype)
+    elif isinstance(b, Expr):
+        a_, b_ = convert(a, b.dtype), b
     else:
         a_ = convert(a)
         b_ = convert(b, a_.dtype)
-    if op in LOGICAL:
+    if op is BinaryOp.AND or op is BinaryOp.OR:
         return Binary(op, _as_bool(a_), _as_bool(b_), bool_)
-    dt = promote(a_.dtype, b_.dtype)
+    # Index arithmetic builds these by the hundred thousand while lowering: the common
+    # case (both sides of one type) skips promotion.
+    ad, bd = a_.dtype, b_.dtype
+    dt = ad if ad is bd else promote(ad, bd)
     if op is BinaryOp.DIV and not dt.is_float:
         raise IRError(f"'/' on integers ({a_} / {b_}) is ambiguous; use // (floor division)")
-    if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and dt.is_float:
+    if (op is BinaryOp.FLOORDIV or op is BinaryOp.FLOORMOD) and dt.is_float:
         raise IRError(f"'{op.value}' needs integers, got {dt} in ({a_} {op.value} {b_})")
-    a_, b_ = _cast_to(a_, dt), _cast_to(b_, dt)
+    if ad is not dt:
+        a_ = _cast_to(a_, dt)
+    if bd is not dt:
+        b_ = _cast_to(b_, dt)
     return Binary(op, a_, b_, bool_ if op in COMPARISONS else dt)
 
 

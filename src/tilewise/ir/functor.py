@@ -17,6 +17,7 @@ Node = Any  # Expr | Stmt
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_INIT_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _child_fields(cls: type) -> tuple[str, ...]:
@@ -27,6 +28,16 @@ def _child_fields(cls: type) -> tuple[str, ...]:
             f.name for f in dataclasses.fields(cls) if f.name != "dtype"
         )
     return names
+
+
+def _rebuild(node: Node, changes: dict[str, Any]) -> Node:
+    """``dataclasses.replace`` without its per-call field scan (lowering rebuilds
+    nodes by the hundred thousand)."""
+    cls = type(node)
+    names = _INIT_FIELDS.get(cls)
+    if names is None:
+        names = _INIT_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    return cls(**{n: changes[n] if n in changes else getattr(node, n) for n in names})
 
 
 def _is_node(v: Any) -> bool:
@@ -56,7 +67,7 @@ def map_children(node: Node, fn: Callable[[Node], Node]) -> Node:
             nt = tuple(fn(x) if _is_node(x) else x for x in v)
             if any(a is not b for a, b in zip(nt, v, strict=False)):
                 changes[name] = nt
-    return dataclasses.replace(node, **changes) if changes else node
+    return _rebuild(node, changes) if changes else node
 
 
 def post_order(node: Node, fn: Callable[[Node], None]) -> None:

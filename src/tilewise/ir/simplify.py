@@ -57,20 +57,27 @@ def _tdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b >= 0) else -q
 
 
+_KEY_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _key(e: Any) -> Any:
     """A hashable structural key; variables and buffers by identity."""
-    if isinstance(e, Var):
+    cls = type(e)
+    if cls is Var:
         return ("var", id(e))
-    if isinstance(e, Const):
+    if cls is Const:
         return ("c", e.value, e.dtype)
+    if cls is Binary:  # the common case, spelled out: the simplifier's hot path
+        return ("Binary", e.op, _key(e.a), _key(e.b), e.dtype)
     if isinstance(e, Buffer):
         return ("buf", id(e))
-    if isinstance(e, tuple):
+    if cls is tuple:
         return tuple(_key(x) for x in e)
-    if dataclasses.is_dataclass(e) and not isinstance(e, type):
-        return (type(e).__name__,) + tuple(
-            _key(getattr(e, f.name)) for f in dataclasses.fields(e)
-        )
+    names = _KEY_FIELDS.get(cls)
+    if names is None and dataclasses.is_dataclass(e) and not isinstance(e, type):
+        names = _KEY_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(e))
+    if names is not None:
+        return (cls.__name__,) + tuple(_key(getattr(e, n)) for n in names)
     if isinstance(e, (Expr,)):
         return ("id", id(e))
     try:
@@ -169,10 +176,29 @@ def _merge_div_mod(lin: _Linear) -> None:
             c = int(atom.b.value)
             div = _key(Binary(BinaryOp.FLOORDIV, atom.a, atom.b, atom.dtype))
             if c > 0 and div in lin.terms and lin.terms[div][1] == coeff * c:
-                del lin.terms[key], lin.terms[div]
-                lin.add(atom.a, coeff)
+                _replace_pair(lin, key, div, atom.a, coeff)
                 changed = True
                 break
+
+
+def _replace_pair(lin: _Linear, first: Any, second: Any, e: Expr, coeff: int) -> None:
+    """Drop the terms keyed ``first`` and ``second`` and add ``coeff * e`` where the
+    earlier of them stood, so the form does not depend on where in a nested sum
+    the pair was found."""
+    part = _Linear(lin.dtype)
+    part.add(e, coeff)
+    terms: dict[Any, list[Any]] = {}
+    placed = False
+    for k, (atom, c) in lin.terms.items():
+        if k == first or k == second:
+            if not placed:
+                for pk, (patom, pc) in part.terms.items():
+                    terms[pk] = [patom, terms[pk][1] + pc] if pk in terms else [patom, pc]
+                placed = True
+            continue
+        terms[k] = [atom, terms[k][1] + c] if k in terms else [atom, c]
+    lin.terms = terms
+    lin.const += part.const
 
 
 def structural_key(e: Expr) -> Any:
@@ -190,6 +216,9 @@ def linear_form(e: Expr) -> list[tuple[Expr, int]]:
     return out
 
 
+_LINEAR_OPS = frozenset({BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL})
+
+
 class _Simplifier:
     def __init__(self, ranges: Bounds) -> None:
         self.ranges = ranges
@@ -197,6 +226,8 @@ class _Simplifier:
     def expr(self, e: Expr) -> Expr:
         if isinstance(e, (Const, Var)):
             return e
+        if type(e) is Binary and e.op in _LINEAR_OPS and e.dtype.is_int:
+            return self.linear(e)
         e = map_children(e, self.expr)
         if isinstance(e, Binary):
             return self.binary(e)
@@ -214,6 +245,33 @@ class _Simplifier:
             if e.value.dtype == e.dtype:
                 return e.value
         return e
+
+    def linear(self, e: Binary) -> Expr:
+        """An integer sum in one pass: its atoms simplified, then put in linear form
+        once (bottom-up, every ``+`` of a long index would redo the form below it)."""
+        lin = _Linear(e.dtype)
+        self._add_terms(lin, e, 1)
+        _merge_div_mod(lin)
+        return lin.build()
+
+    def _add_terms(self, lin: _Linear, e: Expr, scale: int) -> None:
+        if type(e) is Binary and e.op in _LINEAR_OPS and e.dtype.is_int:
+            if e.op is BinaryOp.ADD:
+                self._add_terms(lin, e.a, scale)
+                self._add_terms(lin, e.b, scale)
+                return
+            if e.op is BinaryOp.SUB:
+                self._add_terms(lin, e.a, scale)
+                self._add_terms(lin, e.b, -scale)
+                return
+            a, b = self.expr(e.a), self.expr(e.b)
+            if isinstance(a, Const) or isinstance(b, Const):
+                lin.add(Binary(BinaryOp.MUL, a, b, e.dtype), scale)
+            else:  # a product of two unknowns is an atom
+                same = a is e.a and b is e.b
+                lin.add(e if same else Binary(BinaryOp.MUL, a, b, e.dtype), scale)
+            return
+        lin.add(self.expr(e), scale)
 
     def bound(self, e: Expr) -> tuple[int | None, int | None]:
         return const_bound(e, self.ranges)

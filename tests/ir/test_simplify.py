@@ -130,8 +130,10 @@ def test_sum_form_does_not_depend_on_nesting():
     appearance, positive before negative, and a recombined fused axis where its pair
     stood (outer loops lead the address as they led the index)."""
     f = (z // 7) * 7 * 4 + (z % 7) * 4
-    assert str(simplify((f + y) + x * 2)) == str(simplify(f + (y + x * 2))) == "(((z * 4) + y) + (x * 2))"
-    assert str(simplify(y - x + x * 3 + 5)) == str(simplify(y + (x * 2 + 5))) == "((y + (x * 2)) + 5)"
+    want = "(((z * 4) + y) + (x * 2))"
+    assert str(simplify((f + y) + x * 2)) == str(simplify(f + (y + x * 2))) == want
+    want = "((y + (x * 2)) + 5)"
+    assert str(simplify(y - x + x * 3 + 5)) == str(simplify(y + (x * 2 + 5))) == want
     assert str(simplify(x * 0 + (y - y) + 3)) == "3"
 
 

@@ -47,3 +47,49 @@ def test_split_guard_becomes_a_trip_count():
     func = tw.lower(s, [A, B])
     first = [f for f in collect(func.body, For) if f.var.name == "i.inner"][0]
     assert not collect(first.body, IfThenElse)
+
+
+def _shifted_pad(n=37, pad=2):
+    """Row ``a`` of P is A shifted by ``a`` with zero padding: partitioning the vector
+    loop leaves three loops whose extents depend on ``a`` (as a convolution's
+    ``rx`` does with inline padding)."""
+    A = te.placeholder((4, n), name="A")
+    P = te.compute(
+        (5, 4, n),
+        lambda a, b, i: te.if_then_else(
+            te.all(i + a >= pad, i + a < n + pad), A[b, i + a - pad], 0.0),
+        name="P")
+    s = te.create_schedule(P.op)
+    a, b, i = s[P].op.axis
+    s[P].unroll(a)
+    s[P].unroll(b)
+    s[P].vectorize(i)
+    return s, [A, P]
+
+
+def test_unrolling_stops_before_it_copies_too_many_ragged_loops():
+    """Unrolled 5 x 4 around three loops of run-time extent would be 60 of them in the
+    source (minutes of gcc in a real kernel); the inner unroll stays, the outer runs
+    serially."""
+    from tilewise.lower.passes import MAX_UNROLLED_RAGGED
+
+    s, args = _shifted_pad()
+    func = tw.lower(s, args)
+    kinds = {f.var.name: f.kind for f in collect(func.body, For)}
+    assert kinds["a"] is tw.ir.ForKind.SERIAL
+    assert kinds["b"] is tw.ir.ForKind.UNROLLED
+    b_loop = next(f for f in collect(func.body, For) if f.var.name == "b")
+    ragged = [f for f in collect(b_loop.body, For) if not isinstance(f.extent, tw.ir.Const)]
+    assert len(ragged) * b_loop.extent.value <= MAX_UNROLLED_RAGGED
+
+
+@pytest.mark.compiles
+def test_bounded_unrolling_is_correct():
+    s, args = _shifted_pad()
+    mod = tw.build(s, args)
+    a = np.random.default_rng(0).random((4, 37), dtype=np.float32)
+    p = np.full((5, 4, 37), -1, np.float32)
+    mod(a, p)
+    padded = np.pad(a, ((0, 0), (2, 2)))
+    want = np.stack([padded[:, s_: s_ + 37] for s_ in range(5)])
+    np.testing.assert_array_equal(p, want)

@@ -2,7 +2,7 @@
 
 Pipeline: inline -> bound inference -> loop nests per stage -> buffer
 flattening -> simplification -> loop partitioning -> unswitching -> loop
-legalisation -> division lowering.
+legalisation -> bounded unrolling -> division lowering.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .bound import StageBound, infer_bounds
 from .inline import effective_bodies
 from .nest import NestBuilder
 from .partition import partition_loops
-from .passes import Flatten, legalize_loops, lower_division
+from .passes import Flatten, legalize_loops, limit_unrolling, lower_division
 from .unswitch import unswitch_loops
 
 
@@ -49,7 +49,7 @@ def lower(
     if optimize_loops:
         body = simplify_stmt(partition_loops(body))
         body = simplify_stmt(unswitch_loops(body))
-    body = legalize_loops(body)
+    body = limit_unrolling(legalize_loops(body))
     body = lower_division(body)
     return PrimFunc(name, tuple(params), body, tuple(nb.extern_sources))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .buffer import Buffer
 from .dtype import bool_
@@ -219,6 +219,11 @@ def linear_form(e: Expr) -> list[tuple[Expr, int]]:
 _LINEAR_OPS = frozenset({BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL})
 
 
+def _is_int_linear(e: Expr) -> TypeGuard[Binary]:
+    """An integer ``+``, ``-`` or ``*``: the simplifier puts these in linear form."""
+    return type(e) is Binary and e.op in _LINEAR_OPS and e.dtype.is_int
+
+
 class _Simplifier:
     def __init__(self, ranges: Bounds) -> None:
         self.ranges = ranges
@@ -226,7 +231,7 @@ class _Simplifier:
     def expr(self, e: Expr) -> Expr:
         if isinstance(e, (Const, Var)):
             return e
-        if type(e) is Binary and e.op in _LINEAR_OPS and e.dtype.is_int:
+        if _is_int_linear(e):
             return self.linear(e)
         e = map_children(e, self.expr)
         if isinstance(e, Binary):
@@ -255,7 +260,7 @@ class _Simplifier:
         return lin.build()
 
     def _add_terms(self, lin: _Linear, e: Expr, scale: int) -> None:
-        if type(e) is Binary and e.op in _LINEAR_OPS and e.dtype.is_int:
+        if _is_int_linear(e):
             if e.op is BinaryOp.ADD:
                 self._add_terms(lin, e.a, scale)
                 self._add_terms(lin, e.b, scale)
@@ -284,10 +289,6 @@ class _Simplifier:
                 return const(v, e.dtype)
         if e.dtype.is_float:
             return self.float_identity(e)
-        if op in (BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL) and e.dtype.is_int:
-            if op is BinaryOp.MUL and not (isinstance(a, Const) or isinstance(b, Const)):
-                return e
-            return _linear(e).build()
         if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and isinstance(b, Const):
             return self.floor_div_mod(e, int(b.value))
         if op in (BinaryOp.MIN, BinaryOp.MAX):

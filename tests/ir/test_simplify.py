@@ -194,3 +194,26 @@ def test_simplify_stmt_drops_and_inlines_loops():
     assert s.body.index is i
     empty = ir.simplify_stmt(ir.For(i, const(0), ir.ForKind.SERIAL, inner))
     assert isinstance(empty, ir.Seq) and not empty.stmts
+
+
+# ---- implication from a guard ------------------------------------------------
+
+def test_a_block_guard_implies_its_tiles_rows():
+    """Under ``16 * o + i < 126`` (the block split's tail guard), a 4-row tile's rows
+    ``4 * (16 * o + i) + ii`` stay below 504; without the guard they reach 511."""
+    o, i, ii = Var("o"), Var("i"), Var("ii")
+    ranges = {o: (0, 7), i: (0, 15), ii: (0, 3)}
+    guard = (o * 16 + i) < 126
+    rows = (o * 16 + i) * 4 + ii
+    assert not _is(simplify(rows < 504, ranges), True)
+    assert ir.implies(guard, rows < 504, ranges)
+    assert ir.implies(guard, rows <= 503, ranges)
+    assert ir.implies(o * 16 + i >= 0, rows >= 0, ranges)
+    assert not ir.implies(guard, rows < 503, ranges)  # row 503 is reached
+    assert not ir.implies(guard, rows + o < 504, ranges)  # not a multiple of the guard
+
+
+def test_implication_needs_integer_comparisons():
+    o, f = Var("o"), Var("f", float32)
+    assert not ir.implies(f < 4.0, f < 5.0, {o: (0, 7)})
+    assert not ir.implies(o == 3, o < 4, {o: (0, 7)})

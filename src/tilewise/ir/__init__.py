@@ -33,7 +33,7 @@ from .functor import (
     substitute,
 )
 from .interval import Interval, const_bound, eval_interval
-from .simplify import simplify, simplify_stmt
+from .simplify import implies, simplify, simplify_stmt
 from .stmt import (
     Allocate,
     Barrier,
@@ -90,6 +90,7 @@ __all__ = [
     "Interval",
     "const_bound",
     "eval_interval",
+    "implies",
     "simplify",
     "simplify_stmt",
     "Allocate",

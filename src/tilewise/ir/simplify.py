@@ -414,6 +414,49 @@ def _decide(op: BinaryOp, lo: int | None, hi: int | None) -> bool | None:
     return None
 
 
+def implies(fact: Expr, cond: Expr, ranges: Bounds) -> bool:
+    """Whether the integer comparison ``fact`` proves ``cond`` over ``ranges``.
+
+    Each is read as ``d <= 0``; it proves ``cond`` when ``cond``'s ``d`` is ``m`` times
+    ``fact``'s, for a positive integer ``m``, plus a rest that is at most 0 over the
+    ranges. The case it is for: a tile's rows under its block's guard,
+    ``4 * (16 * o + i) + ii < 504`` from ``16 * o + i < 126`` with ``ii < 4``.
+    """
+    f, c = _at_most_zero(fact), _at_most_zero(cond)
+    if f is None or c is None:
+        return False
+    fterms = {_key(a): k for a, k in linear_form(f) if not isinstance(a, Const)}
+    tried = set()
+    for atom, k in linear_form(c):
+        kf = fterms.get(_key(atom))
+        if not kf or k % kf or k // kf <= 0 or k // kf in tried:
+            continue
+        m = k // kf
+        tried.add(m)
+        scaled = Binary(BinaryOp.MUL, const(m, f.dtype), f, f.dtype)
+        rest = _linear(Binary(BinaryOp.SUB, c, scaled, c.dtype)).build()
+        hi = const_bound(rest, ranges)[1]
+        if hi is not None and hi <= 0:
+            return True
+    return False
+
+
+def _at_most_zero(e: Expr) -> Expr | None:
+    """``d`` with ``e`` equivalent to ``d <= 0``, for an integer ``<``, ``<=``, ``>``,
+    ``>=``; else None."""
+    if type(e) is not Binary or not (e.a.dtype.is_int and e.b.dtype.is_int):
+        return None
+    if e.op in (BinaryOp.LT, BinaryOp.LE):
+        lhs, rhs = e.a, e.b
+    elif e.op in (BinaryOp.GT, BinaryOp.GE):
+        lhs, rhs = e.b, e.a
+    else:
+        return None
+    offset = 1 if e.op in (BinaryOp.LT, BinaryOp.GT) else 0
+    d = Binary(BinaryOp.SUB, lhs, rhs, lhs.dtype)
+    return Binary(BinaryOp.ADD, d, const(offset, lhs.dtype), lhs.dtype) if offset else d
+
+
 def simplify(e: Expr, ranges: Bounds | None = None) -> Expr:
     """Simplify ``e``; ``ranges`` gives inclusive bounds of loop variables."""
     return _Simplifier(ranges or {}).expr(e)

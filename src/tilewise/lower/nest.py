@@ -1,5 +1,10 @@
 """Schedule -> loop nests: one nest per stage, attached stages placed inside the
-loop they are computed at, guards wherever a split or a region overshoots."""
+loop they are computed at, guards wherever a split or a region overshoots.
+
+A guard that decides a whole iteration of a loop (a split's tail) also encloses the
+stages attached in that loop: they compute only what the iteration reads. Inside it,
+the guards of those stages that it implies are dropped, so that a tile that never
+overshoots (a register tile under a block split that does not divide) is tensorized."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from ..ir import (
     binary,
     collect,
     const,
+    implies,
     max_,
     min_,
     seq,
@@ -59,6 +65,8 @@ class NestBuilder:
         self.region_min: dict[Tensor, tuple[Expr, ...]] = {}
         self.extern_sources: dict[str, None] = {}
         self.owner = leaf_owner(sch)
+        # Guards of the consumers around the stage being built, true wherever it runs.
+        self.facts: list[Expr] = []
         for st in sch.stages:
             if st.attach_kind is AttachKind.SCOPE:
                 key = (st.attach_stage, st.attach_ivar)
@@ -136,7 +144,9 @@ class NestBuilder:
         kept = []
         for c in conds:
             decided = simplify(c, ranges)
-            if not (isinstance(decided, Const) and decided.value):
+            if isinstance(decided, Const) and decided.value:
+                continue
+            if not any(implies(f, c, ranges) for f in self.facts):
                 kept.append(c)
         return kept
 
@@ -150,7 +160,8 @@ class NestBuilder:
         attach: bool = True,
     ) -> Stmt:
         """Wrap ``inner`` in the loops ``leaves``, each guard right inside the deepest
-        loop it mentions, attached producers at the top of their loop's body."""
+        loop it mentions, attached producers at the top of their loop's body, inside
+        that loop's guards."""
         depth = {iv.var: i for i, iv in enumerate(leaves)}
         at_depth: dict[int, list[Expr]] = {}
         for g in guards:
@@ -159,21 +170,22 @@ class NestBuilder:
         stmt = inner
         b = self.bounds[st]
         for pos in range(len(leaves) - 1, -2, -1):
-            stmt = _guard(at_depth.get(pos, []), stmt)
+            conds = at_depth.get(pos, [])
             if pos < 0:
+                stmt = _guard(conds, stmt)
                 break
             iv = leaves[pos]
             attr = st.iter_attrs.get(iv)
-            if attr is not None and attr.tensorize is not None:
+            intrin = attr.tensorize if attr is not None else None
+            if intrin is not None:
                 if any(d >= pos for d in at_depth):
                     raise LowerError(
                         f"tensorize at {st.name}.{iv.name}: the loops it replaces need bound "
                         "checks (a split that does not divide); choose dividing factors"
                     )
-                stmt = tensorize_stmt(self, st, iv, attr.tensorize, mode)
-            if attach:
-                stmt = self._with_attached(st, iv, stmt)
-            if attr is not None and attr.tensorize is not None:
+                stmt = tensorize_stmt(self, st, iv, intrin, mode)
+            stmt = self._with_attached(st, iv, stmt, conds) if attach else _guard(conds, stmt)
+            if intrin is not None:
                 continue  # the micro-kernel call replaces this loop too
             kind = attr.kind if attr is not None else ForKind.SERIAL
             tag = attr.thread_tag if attr is not None else None
@@ -181,16 +193,23 @@ class NestBuilder:
             stmt = For(iv.var, const(b.extent[iv]), kind, stmt, tag, pragmas)
         return stmt
 
-    def _with_attached(self, st: Stage, iv: IterVar, rest: Stmt) -> Stmt:
+    def _with_attached(self, st: Stage, iv: IterVar, rest: Stmt, conds: list[Expr]) -> Stmt:
+        """The producers attached at ``iv`` before ``rest`` (the loop's body), all under
+        the loop's guards ``conds``."""
         producers = self.attached.get((st, iv), [])
         if not producers:
-            return rest
-        stmt = seq(*(self.stage(p) for p in producers), rest)
+            return _guard(conds, rest)
+        self.facts.extend(conds)
+        try:
+            made = [self.stage(p) for p in producers]
+        finally:
+            del self.facts[len(self.facts) - len(conds):]
+        stmt = seq(*made, rest)
         for p in reversed(producers):
             t = p.op.output(0)
             if t in self.allocated:
                 stmt = Allocate(self.buffers[t], stmt)
-        return stmt
+        return _guard(conds, stmt)
 
 
 def _guard(conds: list[Expr], stmt: Stmt) -> Stmt:

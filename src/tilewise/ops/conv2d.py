@@ -330,6 +330,17 @@ def _conv2d_nhwc_flop(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, *_rest) 
     return conv2d_flop(N, C, H, W, K, R, S, stride, pad, dilation)
 
 
+def _nhwc_fallback_tile(oc: list[int], regs: list[int], lanes: int) -> tuple[int, int]:
+    """(oc_bn, reg_n) of the fallback: two vectors of channels, else one, else the
+    others, with the widest row tile that leaves registers for the operands (28 of 32
+    accumulators at most)."""
+    for width in sorted(oc, key=lambda d: (d != 2 * lanes, d != lanes, d)):
+        fits = [r for r in regs if r * -(-width // lanes) <= 28]
+        if fits:
+            return width, max(fits)
+    raise InvalidConfigError(f"no register tile of {regs} x {oc} fits 28 vectors")
+
+
 @template("conv2d_nhwc", reference=conv2d_nhwc_reference, flop=_conv2d_nhwc_flop)
 def conv2d_nhwc(cfg, N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
                 epilogue=""):
@@ -342,13 +353,14 @@ def conv2d_nhwc(cfg, N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
     oc = [d for d in (lanes, 2 * lanes, 4 * lanes) if K % d == 0] or [K if K <= 2 * lanes
                                                                       else lanes]
     cfg.define_knob("oc_bn", oc)
-    regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28} | {min(OW, 28)})
+    # 14 as well, so that a row of a prime width over 14 has a tile that two vectors of
+    # channels fit (19 x 32 would take 38 registers).
+    regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28} | {min(OW, 28), min(OW, 14)})
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("pad", ["at_row", "inline"])
     cfg.define_knob("unroll_kw", [True, False])
-    fb_oc = 2 * lanes if 2 * lanes in oc else oc[0]
-    fits = [r for r in regs if r * -(-fb_oc // lanes) <= 28] or regs[:1]
-    cfg.fallback_with(oc_bn=fb_oc, reg_n=max(fits), pad="at_row", unroll_kw=True)
+    fb_oc, fb_reg = _nhwc_fallback_tile(oc, regs, lanes)
+    cfg.fallback_with(oc_bn=fb_oc, reg_n=fb_reg, pad="at_row", unroll_kw=True)
     oc_bn, reg_n = cfg["oc_bn"].val, cfg["reg_n"].val
     if reg_n * -(-oc_bn // lanes) > 32:
         raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than 32 vectors")

@@ -135,7 +135,7 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, bv), (cv,) = ins, outs
-        lda = packed_a_stride(av, mr, name) if a_packed else row_stride(av, name)
+        lda = packed_a_stride(av, mr, name) if a_packed else row_stride(av, name, kc)
         lds = (lda, row_stride(bv, name), row_stride(cv, name))
         args = (av.ptr, bv.ptr, cv.ptr, *lds)
         return IntrinImpl(
@@ -147,10 +147,11 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
     return decl_tensor_intrin(c.op, impl, source=source, name=name)
 
 
-def row_stride(view: BufferView, name: str) -> Expr:
-    """The view's row stride; its rows must be contiguous."""
+def row_stride(view: BufferView, name: str, cols: int = 0) -> Expr:
+    """The view's row stride; its rows must be contiguous, unless they are ``cols`` = 1
+    element long (a one-channel block of a convolution's input)."""
     row, col = view.axis_strides
-    if row is None or not (isinstance(col, Const) and col.value == 1):
+    if row is None or not (cols == 1 or isinstance(col, Const) and col.value == 1):
         raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read as "
                          f"contiguous rows at a fixed stride (axis strides {row}, {col})")
     return row

@@ -1,0 +1,81 @@
+"""The untuned config of every template works on any shape: random shapes, sizes that
+are and are not multiples of the vector width and of the register tiles, on 1 and 2
+cores; lowered on many, built and checked against NumPy on a few small ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tilewise as tw
+import tilewise.ops  # noqa: F401  (registers the templates)
+from tilewise.autotune import Task
+
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+BUILT = settings(SETTINGS, max_examples=12)
+
+# Small sizes, multiples of 4, 16 and 64 (whole register tiles and panels, and blocks
+# of them that may not divide), and larger odd ones.
+SIZE = st.one_of(st.integers(1, 20), st.integers(1, 8).map(lambda n: 4 * n),
+                 st.integers(1, 6).map(lambda n: 16 * n),
+                 st.integers(1, 4).map(lambda n: 64 * n), st.integers(20, 200))
+# The same kinds of sizes, small enough to build and run quickly.
+SMALL = st.one_of(st.integers(1, 20), st.integers(1, 8).map(lambda n: 4 * n),
+                  st.sampled_from([16, 32, 64, 128]))
+
+
+@st.composite
+def _windowed(draw, name: str, size):
+    r = draw(st.sampled_from([1, 3, 5, 7]))
+    s = draw(st.sampled_from([r, 1, 3]))
+    h, w = draw(st.integers(max(r, s), 40)), draw(st.integers(max(r, s), 40))
+    n, stride = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    pad = draw(st.integers(0, 2))
+    c, k = draw(size), draw(size)
+    if name == "conv2d_nchw":
+        return name, (n, c, h, w, k, r, s, stride, pad)
+    if name == "conv2d_nhwc":
+        return name, (n, h, w, c, k, r, s, stride, pad)
+    if name == "depthwise_conv2d_nchw":
+        return name, (n, c, h, w, r, s, stride, pad)
+    return name, (n, c, h, w, r, s, stride, min(pad, r // 2, s // 2))
+
+
+@st.composite
+def tasks(draw, size=SIZE):
+    name = draw(st.sampled_from(["gemm", "dense", "batch_matmul", "softmax", "layer_norm",
+                                 "conv2d_nchw", "conv2d_nhwc", "depthwise_conv2d_nchw",
+                                 "max_pool2d", "avg_pool2d"]))
+    if name in ("gemm", "dense"):
+        return name, (draw(size), draw(size), draw(size))
+    if name == "batch_matmul":
+        return name, (draw(st.integers(1, 4)), draw(size), draw(size), draw(size))
+    if name in ("softmax", "layer_norm"):
+        return name, (draw(size), draw(size))
+    return draw(_windowed(name, size))
+
+
+@SETTINGS
+@given(tasks(), st.sampled_from([1, 2]))
+def test_fallback_lowers_on_any_shape(task_args, cores):
+    name, args = task_args
+    task = Task(name, args, f"c -cores={cores}")
+    s, tensors = task.instantiate(task.config_space.fallback)
+    tw.lower(s, tensors)
+
+
+@pytest.mark.compiles
+@BUILT
+@given(tasks(SMALL))
+def test_fallback_matches_numpy_on_small_shapes(task_args):
+    name, args = task_args
+    task = Task(name, args, "c -cores=2")
+    mod = tw.build(*task.instantiate(task.config_space.fallback), target=task.target)
+    arrays, expected = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    for got, want in zip(arrays[len(arrays) - len(expected):], expected, strict=True):
+        scale = float(np.abs(want).max()) or 1.0
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale, err_msg=str(task))

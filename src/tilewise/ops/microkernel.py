@@ -17,15 +17,19 @@ from ..target import Target
 
 _SOURCE = r"""
 #include <immintrin.h>
-static inline void NAME_update(const float* restrict a, const float* restrict b,
-                               float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
+/* ``zero``: the tile starts from 0 in registers (body), else from c (update); a
+   constant wherever the kernel is inlined, so each call site gets its own copy. */
+static inline __attribute__((always_inline)) void NAME_run(
+    const float* restrict a, const float* restrict b, float* restrict c,
+    int32_t lda, int32_t ldb, int32_t ldc, const int zero) {
 #if defined(__AVX512F__) && (NR % 16 == 0)
   enum { V = NR / 16 };
   __m512 acc[MR][V];
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_loadu_ps(c + i * ldc + 16 * v);
+    for (int v = 0; v < V; ++v)
+      acc[i][v] = zero ? _mm512_setzero_ps() : _mm512_loadu_ps(c + i * ldc + 16 * v);
   #pragma GCC unroll 4
   for (int k = 0; k < KC; ++k) {
     __m512 bv[V];
@@ -53,7 +57,8 @@ static inline void NAME_update(const float* restrict a, const float* restrict b,
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
+    for (int v = 0; v < V; ++v)
+      acc[i][v] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * ldc + 8 * v);
   for (int k = 0; k < KC; ++k) {
     __m256 bv[V];
     #pragma GCC unroll 64
@@ -75,6 +80,9 @@ static inline void NAME_update(const float* restrict a, const float* restrict b,
     #pragma GCC unroll 64
     for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
 #else
+  if (zero)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) c[i * ldc + j] = 0.0f;
   for (int k = 0; k < KC; ++k)
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) c[i * ldc + j] += a[A_AT] * b[k * ldb + j];
@@ -84,10 +92,13 @@ static inline void NAME_reset(float* restrict c, int32_t ldc) {
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) c[i * ldc + j] = 0.0f;
 }
+static inline void NAME_update(const float* restrict a, const float* restrict b,
+                               float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
+  NAME_run(a, b, c, lda, ldb, ldc, 0);
+}
 static inline void NAME_body(const float* restrict a, const float* restrict b,
                              float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
-  NAME_reset(c, ldc);
-  NAME_update(a, b, c, lda, ldb, ldc);
+  NAME_run(a, b, c, lda, ldb, ldc, 1);
 }
 """
 

@@ -17,7 +17,8 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .gemm import register_tile, schedule_packs
+from .epilogue import accumulator
+from .gemm import register_tile, schedule_packs, sum_over_whole_tiles
 from .microkernel import avx512_fp32
 
 
@@ -25,7 +26,8 @@ def batch_matmul_compute(Bt: int, M: int, N: int, K: int, dtype: str = "float32"
                          nr: int = 16, mr: int = 0):
     """``(A, B, C, Bp, Ap)``: C reads B through Bp, its (Bt, ceil(N / nr), K, nr)
     panels; with ``mr``, A through Ap, (Bt, ceil(M / mr), K, mr), each k's mr values of
-    a row tile side by side (else Ap is None)."""
+    a row tile side by side (else Ap is None). The sums run over whole tiles
+    (:func:`.gemm.sum_over_whole_tiles`)."""
     A = te.placeholder((Bt, M, K), dtype, name="A")
     B = te.placeholder((Bt, K, N), dtype, name="B")
     zero = te.const(0.0, dtype)
@@ -46,9 +48,12 @@ def batch_matmul_compute(Bt: int, M: int, N: int, K: int, dtype: str = "float32"
         lambda b, jo, k, ji: te.if_then_else(jo * nr + ji < N, B[b, k, jo * nr + ji], zero),
         name="Bp")
     k = te.reduce_axis((0, K), name="k")
-    C = te.compute((Bt, M, N),
-                   lambda b, i, j: te.sum(a_at(b, i, k) * Bp[b, j // nr, k, j % nr], axis=k),
-                   name="C")
+
+    def body(b, i, j):
+        return te.sum(a_at(b, i, k) * Bp[b, j // nr, k, j % nr], axis=k)
+
+    rows = -(-M // mr) * mr if mr else M
+    C = sum_over_whole_tiles((Bt, M, N), (Bt, rows, -(-N // nr) * nr), body, "C")
     return A, B, C, Bp, Ap
 
 
@@ -81,12 +86,13 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
     cfg.define_knob("kc", [0, *blocks])
     cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
                       unroll_k=4, pack="root")
-    if fp32_avx512 and M % 4 == 0 and N % 64 == 0:
-        # Whole 4x64 tiles: gemm's micro-kernel fallback, each panel packed just before
-        # its tiles. bert-attn-qk (12 x 128x128x64) on the 2-core Xeon VM, 9 rounds
-        # beside PyTorch (benchmarks/paired.py): 0.76 -> 0.82-0.90x on one thread;
-        # 11 rounds on two: 0.75 -> 0.89x.
-        cfg.fallback_with(nr=64, mr=4, kernel="ukr", pack="at_batch", order="ji", block_m=2)
+    if fp32_avx512 and M >= 4 and N >= 64:
+        # 4x64 tiles: gemm's micro-kernel fallback, each panel packed just before its
+        # tiles (A too where M is not a multiple of 4). bert-attn-qk (12 x 128x128x64)
+        # on the 2-core Xeon VM, 9 rounds beside PyTorch (benchmarks/paired.py): 0.76 ->
+        # 0.82-0.90x on one thread; 11 rounds on two: 0.75 -> 0.89x.
+        cfg.fallback_with(nr=64, mr=4, kernel="ukr", pack="at_batch", order="ji", block_m=2,
+                          pack_a=M % 4 != 0)
 
 
 @template("batch_matmul", reference=batch_matmul_reference,
@@ -102,7 +108,7 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     if per_batch:
         return _schedule_per_batch(cfg, C, Bp, Ap), [A, B, C]
     s = te.create_schedule(C.op)
-    CC = s.cache_write(C, "local")
+    CC = accumulator(s, C, _reduction(C))
     b, i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "at_batch"
     register_tile(s, cfg, target, C, CC, i, j, batch=(b,),
@@ -122,7 +128,7 @@ def _schedule_per_batch(cfg, C, Bp, Ap):
     if cfg["kc"].val:
         raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
     s = te.create_schedule(C.op)
-    CC = s.cache_write(C, "local")
+    CC = accumulator(s, C, _reduction(C))
     b, i, j = s[C].op.axis
     io, ii = s[C].split(i, cfg["mr"].val)
     jo, ji = s[C].split(j, cfg["nr"].val)
@@ -140,3 +146,8 @@ def _schedule_per_batch(cfg, C, Bp, Ap):
     s[CC].unroll(ci)
     s[CC].vectorize(cj)
     return s
+
+
+def _reduction(C):
+    """The sum behind ``C``: C itself, or the whole-tile sum it is copied from."""
+    return C if C.op.reduce_axis else C.op.input_tensors[0]

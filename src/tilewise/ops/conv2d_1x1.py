@@ -70,7 +70,10 @@ def conv2d_1x1_compute(N, C, H, W, K, dtype, nr: int, pack: bool, epilogue: str 
         def body(n, k, f):
             return te.sum(w_at(k, rc) * data[n, rc, f // W, f % W], axis=rc)
 
-    conv = te.compute((N, K, HW), body, name="conv")
+    # Whole tiles where the copies pad them (see gemm.sum_over_whole_tiles); the NCHW
+    # stage below reads the (K, H*W) corner.
+    conv = te.compute((N, -(-K // mr) * mr if mr else K, -(-HW // nr) * nr if pack else HW),
+                      body, name="conv")
     spatial = te.compute((N, K, H, W), lambda n, k, h, w: conv[n, k, h * W + w],
                          name="out" if not epilogue else "conv_nchw")
     out, extra = apply_epilogue(spatial, epilogue, channel_axis=1)

@@ -59,8 +59,18 @@ def gemm_compute(
         def b_at(k, j):
             return B[k, j]
 
-    C = te.compute((M, N), lambda i, j: te.sum(a_at(i, k) * b_at(k, j), axis=k),
-                   name="C" if not (bias or relu) else "acc")
+    # Whole tiles: rows rounded up to mr where A's copy pads them, columns to nr where
+    # B's panels do.
+    rows = -(-M // mr) * mr if mr else M
+    cols = -(-N // nr) * nr if pack else N
+
+    def body(i, j):
+        return te.sum(a_at(i, k) * b_at(k, j), axis=k)
+
+    if bias or relu:  # the epilogue reads the (M, N) corner
+        C = te.compute((rows, cols), body, name="acc")
+    else:
+        C = sum_over_whole_tiles((M, N), (rows, cols), body, "C")
     inputs = [A, B]
     out = C
     if bias:
@@ -73,6 +83,21 @@ def gemm_compute(
         prev = out
         out = te.compute((M, N), lambda i, j: te.max(prev[i, j], te.const(0.0, dtype)), name="C")
     return inputs, out, Bp, Ap
+
+
+def sum_over_whole_tiles(shape, padded, body, name: str) -> Tensor:
+    """The ``shape`` result of the reduction ``body``, computed over ``padded``, its
+    extents rounded up to whole register tiles (where the operands' packed copies are
+    zero), and copied out of it where that is larger. A tile at the edge is then
+    computed whole, in registers or by the micro-kernel, and only its copy to memory
+    stops at the edge; bound checks inside it would cut the register tile into loops
+    of run-time length (gemm 1000x1000x1000: 12 GFLOP/s on one core)."""
+    if tuple(padded) == tuple(shape):
+        return te.compute(shape, body, name=name)
+    acc = te.compute(padded, body, name=f"{name}_acc")
+    if len(shape) == 2:
+        return te.compute(shape, lambda i, j: acc[i, j], name=name)
+    return te.compute(shape, lambda b, i, j: acc[b, i, j], name=name)
 
 
 def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
@@ -178,10 +203,14 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     if kc and kernel == "loops":
         raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
     if kernel != "loops":
-        rows, cols = int(i.domain.extent), int(j.domain.extent)
+        rows, cols = int(ci.domain.extent), int(cj.domain.extent)
+        if int(i.domain.extent) < mr or int(j.domain.extent) < nr:
+            raise InvalidConfigError(f"the micro-kernel's {mr}x{nr} tile is larger than "
+                                     f"{C.name}'s {i.domain.extent}x{j.domain.extent}")
         if rows % mr or cols % nr:
-            raise InvalidConfigError(f"the micro-kernel needs whole {mr}x{nr} tiles; "
-                                     f"{C.name} has {rows}x{cols}")
+            raise InvalidConfigError(
+                f"the micro-kernel needs whole {mr}x{nr} tiles; {C.name} has {rows}x{cols}"
+                " (A packed pads the rows to whole tiles, B packed the columns)")
         if (cols // nr) % panels_per_pack:
             raise InvalidConfigError(f"the micro-kernel needs whole groups of "
                                      f"{panels_per_pack} panels; {C.name} has {cols // nr}")
@@ -242,11 +271,13 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
     cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
                       pack="root", pack_panels=1)
-    if fp32_avx512 and M % 4 == 0 and N % 64 == 0:
-        # Whole 4x64 tiles: the micro-kernel, each panel packed as its tiles start
-        # (one core: gemm-1024 169 -> 181 GFLOP/s, bert-ffn 148 -> 152; two: 336 -> 359,
-        # 294 -> 310).
-        cfg.fallback_with(nr=64, mr=4, block_m=16, kernel="ukr", pack="panel")
+    if fp32_avx512 and M >= 4 and N >= 64:
+        # 4x64 tiles: the micro-kernel, each panel packed as its tiles start (one core:
+        # gemm-1024 169 -> 181 GFLOP/s, bert-ffn 148 -> 152; two: 336 -> 359, 294 ->
+        # 310); the panels padded to whole tiles, and A too where M is not a multiple
+        # of 4.
+        cfg.fallback_with(nr=64, mr=4, block_m=16, kernel="ukr", pack="panel",
+                          pack_a=M % 4 != 0)
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

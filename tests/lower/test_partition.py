@@ -49,6 +49,35 @@ def test_split_guard_becomes_a_trip_count():
     assert not collect(first.body, IfThenElse)
 
 
+def test_a_vector_loop_cut_at_a_tile_edge_runs_whole_where_the_tile_is():
+    """Split by 16 and vectorised, 30 elements: the first tile is whole. It runs a loop
+    of constant extent under one test; the last, ragged tile the partitioned loops."""
+    A = te.placeholder((30,), name="A")
+    B = te.compute((30,), lambda i: A[i] * 2, name="B")
+    s = te.create_schedule(B.op)
+    xo, xi = s[B].split(s[B].op.axis[0], 16)
+    s[B].vectorize(xi)
+    func = tw.lower(s, [A, B])
+    (test,) = [n for n in collect(func.body, IfThenElse) if n.else_case is not None]
+    assert str(test.cond) == "((30 - (i.outer * 16)) >= 16)"
+    (whole,) = collect(test.then_case, For)
+    assert whole.extent.value == 16 and not collect(whole.body, (IfThenElse, Select))
+    assert all(not isinstance(f.extent, type(whole.extent)) for f in collect(test.else_case, For))
+
+
+@pytest.mark.compiles
+def test_whole_and_ragged_tiles_are_correct():
+    A = te.placeholder((30,), name="A")
+    B = te.compute((30,), lambda i: A[i] * 2, name="B")
+    s = te.create_schedule(B.op)
+    xo, xi = s[B].split(s[B].op.axis[0], 16)
+    s[B].vectorize(xi)
+    mod = tw.build(s, [A, B])
+    a, b = np.arange(30, dtype=np.float32), np.zeros(30, np.float32)
+    mod(a, b)
+    np.testing.assert_array_equal(b, 2 * a)
+
+
 def _shifted_pad(n=37, pad=2):
     """Row ``a`` of P is A shifted by ``a`` with zero padding: partitioning the vector
     loop leaves three loops whose extents depend on ``a`` (as a convolution's

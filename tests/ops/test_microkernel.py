@@ -379,3 +379,39 @@ def test_conv2d_register_tile_as_the_micro_kernel_matches_numpy(args):
         if built == 3:
             break
     assert built
+
+
+@pytest.mark.parametrize("args", [
+    (1, 3, 23, 21, 16, 7, 7, 2, 3),          # a stem: 3 channels, the 7-wide row is k=21
+    (2, 8, 12, 13, 32, 5, 5, 2, 2),          # stride 2, padding 2, batch 2
+    (1, 12, 8, 11, 16, 1, 7, 1, (0, 3)),     # a 1x7 kernel
+])
+def test_conv2d_micro_kernel_sums_a_whole_kernel_row(args):
+    """``fuse_kw``: kw and the ic block fused into one k of the micro-kernel, read as one
+    contiguous run of the packed input and weights."""
+    task = Task("conv2d_nchw", args, "c -cores=2")
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
+    assert task.config_space.fallback["fuse_kw"].val
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    for ic_bn in task.config_space.knob("ic_bn").entities[:2]:
+        config = config_with(task, fuse_kw=True, ic_bn=ic_bn.val)
+        mod = tw.build(*task.instantiate(config), target=task.target)
+        assert f"tw_gemm_ukr_{config['reg_n'].val}x{config['oc_bn'].val}x{args[6] * ic_bn.val}" \
+            in mod.source
+        arrays[-1][...] = 0
+        mod(*arrays)
+        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4, err_msg=str(config))
+
+
+def test_fusing_kw_needs_the_micro_kernel_its_order_and_no_dilation():
+    task = Task("conv2d_nchw", (1, 16, 12, 12, 32, 3, 3, 1, 2, 2), "c -cores=2")
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
+    assert not task.config_space.fallback["fuse_kw"].val  # dilation 2
+    with pytest.raises(InvalidConfigError, match="no dilation"):
+        task.instantiate(config_with(task, fuse_kw=True))
+    plain = Task("conv2d_nchw", (1, 16, 12, 12, 32, 3, 3, 1, 1), "c -cores=2")
+    for knobs in ({"kernel": "loops"}, {"order": "khkw_ic"}):
+        with pytest.raises(InvalidConfigError, match="fusing kw"):
+            plain.instantiate(config_with(plain, fuse_kw=True, **knobs))

@@ -49,15 +49,20 @@ def test_split_guard_becomes_a_trip_count():
     assert not collect(first.body, IfThenElse)
 
 
+def _vector_tiles(n=30, factor=16):
+    """``B = 2 * A`` in vector tiles of ``factor``; the last one ragged."""
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * 2, name="B")
+    s = te.create_schedule(B.op)
+    _, inner = s[B].split(s[B].op.axis[0], factor)
+    s[B].vectorize(inner)
+    return s, [A, B]
+
+
 def test_a_vector_loop_cut_at_a_tile_edge_runs_whole_where_the_tile_is():
     """Split by 16 and vectorised, 30 elements: the first tile is whole. It runs a loop
     of constant extent under one test; the last, ragged tile the partitioned loops."""
-    A = te.placeholder((30,), name="A")
-    B = te.compute((30,), lambda i: A[i] * 2, name="B")
-    s = te.create_schedule(B.op)
-    xo, xi = s[B].split(s[B].op.axis[0], 16)
-    s[B].vectorize(xi)
-    func = tw.lower(s, [A, B])
+    func = tw.lower(*_vector_tiles())
     (test,) = [n for n in collect(func.body, IfThenElse) if n.else_case is not None]
     assert str(test.cond) == "((30 - (i.outer * 16)) >= 16)"
     (whole,) = collect(test.then_case, For)
@@ -67,12 +72,7 @@ def test_a_vector_loop_cut_at_a_tile_edge_runs_whole_where_the_tile_is():
 
 @pytest.mark.compiles
 def test_whole_and_ragged_tiles_are_correct():
-    A = te.placeholder((30,), name="A")
-    B = te.compute((30,), lambda i: A[i] * 2, name="B")
-    s = te.create_schedule(B.op)
-    xo, xi = s[B].split(s[B].op.axis[0], 16)
-    s[B].vectorize(xi)
-    mod = tw.build(s, [A, B])
+    mod = tw.build(*_vector_tiles())
     a, b = np.arange(30, dtype=np.float32), np.zeros(30, np.float32)
     mod(a, b)
     np.testing.assert_array_equal(b, 2 * a)

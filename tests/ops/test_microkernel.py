@@ -18,6 +18,25 @@ from tw_testing import config_with
 pytestmark = pytest.mark.compiles
 
 
+def _matches_numpy(task, config, kernel: str) -> None:
+    """Build ``config``: the micro-kernel ``kernel`` is in its source, and its result is
+    NumPy's."""
+    mod = tw.build(*task.instantiate(config), target=task.target)
+    assert kernel in mod.source
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4, err_msg=str(config))
+
+
+def _ukr_task(name: str, args: tuple) -> Task:
+    """The task on this machine, skipped where its space has no micro-kernel choice."""
+    import tilewise.ops  # noqa: F401
+    task = Task(name, args, "c -mcpu=native -cores=1")
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    return task
+
+
 def _packed_gemm(M, N, K, nr):
     A = te.placeholder((M, K), name="A")
     B = te.placeholder((K, N), name="B")
@@ -119,13 +138,8 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 
     task = Task(name, args, "c -cores=2")
     for extra in knobs:
-        s, tensors = task.instantiate(config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
-                                                           **extra}))
-        mod = tw.build(s, tensors, target=task.target)
-        assert "tw_gemm_ukr_8x32" in mod.source
-        arrays, (want,) = task.reference()(np.random.default_rng(0))
-        mod(*arrays)
-        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+        config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
+        _matches_numpy(task, config, "tw_gemm_ukr_8x32")
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
@@ -154,15 +168,9 @@ def test_k_blocked_tiles_match_numpy(name, args, knobs):
     import tilewise.ops  # noqa: F401
 
     task = Task(name, args, "c -cores=2")
-    arrays, (want,) = task.reference()(np.random.default_rng(0))
     for extra in knobs:
-        s, tensors = task.instantiate(config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
-                                                           **extra}))
-        mod = tw.build(s, tensors, target=task.target)
-        assert f"tw_gemm_ukr_8x32x{extra['kc']}" in mod.source
-        arrays[-1][...] = 0
-        mod(*arrays)
-        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+        config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
+        _matches_numpy(task, config, f"tw_gemm_ukr_8x32x{extra['kc']}")
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
@@ -205,15 +213,9 @@ def test_micro_kernel_tiles_overhang_the_edges_of_packed_operands(name, args, kn
     import tilewise.ops  # noqa: F401
 
     task = Task(name, args, "c -cores=2")
-    arrays, (want,) = task.reference()(np.random.default_rng(0))
     for extra in knobs:
-        s, tensors = task.instantiate(config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32,
-                                                           **extra}))
-        mod = tw.build(s, tensors, target=task.target)
-        assert "tw_gemm_ukr_8x32" in mod.source
-        arrays[-1][...] = 0
-        mod(*arrays)
-        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4, err_msg=str(extra))
+        config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
+        _matches_numpy(task, config, "tw_gemm_ukr_8x32")
 
 
 def test_edge_tiles_stay_register_tiles():
@@ -237,20 +239,14 @@ def test_edge_tiles_stay_register_tiles():
 
 
 def test_micro_kernel_tile_larger_than_the_output_is_rejected():
-    import tilewise.ops  # noqa: F401
-    task = Task("conv2d_nchw", (1, 32, 7, 7, 16, 1, 1, 1, 0), "c -mcpu=native -cores=1")
-    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    task = _ukr_task("conv2d_nchw", (1, 32, 7, 7, 16, 1, 1, 1, 0))
     with pytest.raises(InvalidConfigError, match="4x64 tile is larger than out's 16x49"):
         task.instantiate(config_with(task, kernel="ukr", mr=4, nr=64, pack="root",
                                      prefetch=False))
 
 
 def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
-    import tilewise.ops  # noqa: F401
-    task = Task("gemm", (48, 64, 384), "c -mcpu=native -cores=1")
-    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    task = _ukr_task("gemm", (48, 64, 384))
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
         task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, kc=128))
     with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
@@ -267,19 +263,13 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
 
 
 def test_gemm_template_rejects_partial_microkernel_tiles():
-    import tilewise.ops  # noqa: F401
-    task = Task("gemm", (20, 64, 16), "c -mcpu=native -cores=1")
-    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    task = _ukr_task("gemm", (20, 64, 16))
     with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
         task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32))
 
 
 def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
-    import tilewise.ops  # noqa: F401
-    task = Task("conv2d_nchw", (1, 24, 8, 8, 16, 1, 1, 1, 0), "c -mcpu=native -cores=1")
-    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    task = _ukr_task("conv2d_nchw", (1, 24, 8, 8, 16, 1, 1, 1, 0))
     with pytest.raises(InvalidConfigError, match="packed panel by panel"):
         task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, pack="panel",
                                      prefetch=True))
@@ -293,10 +283,7 @@ def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
 
 
 def test_gemm_prefetches_the_next_panel_of_b_in_place_or_packed_whole():
-    import tilewise.ops  # noqa: F401
-    task = Task("gemm", (16, 64, 24), "c -mcpu=native -cores=1")
-    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+    task = _ukr_task("gemm", (16, 64, 24))
     with pytest.raises(InvalidConfigError, match="packed panel by panel"):
         task.instantiate(config_with(task, kernel="ukr+prefetch", mr=8, nr=32, pack="panel"))
     # in place, the next panel is the next 32 columns of each row of B; packed whole,
@@ -392,15 +379,10 @@ def test_conv2d_micro_kernel_sums_a_whole_kernel_row(args):
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
         pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
     assert task.config_space.fallback["fuse_kw"].val
-    arrays, (want,) = task.reference()(np.random.default_rng(0))
     for ic_bn in task.config_space.knob("ic_bn").entities[:2]:
         config = config_with(task, fuse_kw=True, ic_bn=ic_bn.val)
-        mod = tw.build(*task.instantiate(config), target=task.target)
-        assert f"tw_gemm_ukr_{config['reg_n'].val}x{config['oc_bn'].val}x{args[6] * ic_bn.val}" \
-            in mod.source
-        arrays[-1][...] = 0
-        mod(*arrays)
-        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4, err_msg=str(config))
+        tile = f"{config['reg_n'].val}x{config['oc_bn'].val}x{args[6] * ic_bn.val}"
+        _matches_numpy(task, config, f"tw_gemm_ukr_{tile}")
 
 
 def test_fusing_kw_needs_the_micro_kernel_its_order_and_no_dilation():

@@ -32,6 +32,8 @@ SHAPES = [
     {"name": "gemm-999x777x555", "kind": "gemm", "M": 999, "N": 777, "K": 555},
     {"name": "gemm-100x3000x700", "kind": "gemm", "M": 100, "N": 3000, "K": 700},
     {"name": "gemm-3000x100x700", "kind": "gemm", "M": 3000, "N": 100, "K": 700},
+    {"name": "dense-batch1", "kind": "gemm", "M": 1, "N": 4096, "K": 1024},
+    {"name": "dense-batch3", "kind": "gemm", "M": 3, "N": 4096, "K": 1024},
     {"name": "vit-attn-qk", "kind": "batch_matmul", "B": 16, "M": 197, "N": 197, "K": 64},
     {"name": "clip-attn-qk", "kind": "batch_matmul", "B": 12, "M": 77, "N": 64, "K": 77},
     _conv("resnet-stem-7x7", 3, 224, 224, 64, 7, 7, 2, 3),

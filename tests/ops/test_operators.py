@@ -99,6 +99,14 @@ def test_every_template_is_registered_with_reference_and_flop():
             "softmax", "layer_norm", "batch_matmul", "dense", "gemm"} <= names
 
 
+def test_gemm_fallback_for_a_few_rows_reads_b_in_place():
+    """One row tile as tall as the rows, and no pass over all of B to pack it for them."""
+    for M in (1, 3):
+        fb = Task("gemm", (M, 4096, 64), TARGET).config_space.fallback
+        assert (fb["mr"].val, fb["pack"].val) == (M, "none")
+    assert Task("gemm", (64, 40, 64), TARGET).config_space.fallback["pack"].val == "root"
+
+
 def test_conv2d_fallback_is_a_full_register_tile():
     """The untuned config of a ResNet layer uses 2 vectors of output channels and a
     register tile that divides the output width and fits the vector registers."""

@@ -269,8 +269,11 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
-    cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
-                      pack="root", pack_panels=1)
+    # A few rows (a batch of one through a dense layer): one row tile as tall as the
+    # rows, B read in place, since packing it would be a pass over all of B for one use
+    # (M=3, N=4096, K=1024 on one core: 0.56 -> 1.13x PyTorch; M=1: 0.12 -> 0.29x).
+    cfg.fallback_with(nr=2 * lanes, mr=min(M, 8), unroll_k=4, block_m=1, order="ji", kernel="loops",
+                      pack="root" if M > 8 else "none", pack_panels=1)
     if fp32_avx512 and M >= 4 and N >= 64:
         # 4x64 tiles: the micro-kernel, each panel packed as its tiles start (one core:
         # gemm-1024 169 -> 181 GFLOP/s, bert-ffn 148 -> 152; two: 336 -> 359, 294 ->

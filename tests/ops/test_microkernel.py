@@ -99,7 +99,8 @@ def test_one_row_tiles_read_a_packed():
 
     task = Task("gemm", (8, 32, 256), "c -cores=1")
     s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=1, nr=32,
-                                              pack="none", pack_a=True, kc=128, block_m=1))
+                                              pack="none", pack_a=True, kc=128, block_m=1,
+                                              stream_b=False))
     mod = tw.build(s, tensors, target=task.target)
     assert "_ap_" in mod.source
     arrays, (want,) = task.reference()(np.random.default_rng(0))

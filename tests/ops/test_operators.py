@@ -99,12 +99,26 @@ def test_every_template_is_registered_with_reference_and_flop():
             "softmax", "layer_norm", "batch_matmul", "dense", "gemm"} <= names
 
 
-def test_gemm_fallback_for_a_few_rows_reads_b_in_place():
-    """One row tile as tall as the rows, and no pass over all of B to pack it for them."""
-    for M in (1, 3):
-        fb = Task("gemm", (M, 4096, 64), TARGET).config_space.fallback
-        assert (fb["mr"].val, fb["pack"].val) == (M, "none")
-    assert Task("gemm", (64, 40, 64), TARGET).config_space.fallback["pack"].val == "root"
+def test_gemm_fallback_for_a_few_rows_streams_b():
+    """Up to 8 rows: one row tile as tall as the rows, B streamed past it in place (no
+    pass over all of B to pack it for them), in runs of 16 * nr columns."""
+    for M in (1, 3, 8):
+        task = Task("gemm", (M, 4096, 64), TARGET)
+        fb = task.config_space.fallback
+        assert (fb["stream_b"].val, fb["mr"].val, fb["pack"].val) == (True, M, "none")
+        text = str(tw.lower(*task.instantiate(fb)))
+        assert f"vectorized for j.c in [0, {16 * fb['nr'].val})" in text
+    assert not Task("gemm", (9, 4096, 64), TARGET).config_space.fallback["stream_b"].val
+    dense = Task("dense", (3, 1000, 37, "bias+relu"), TARGET)
+    _check(dense, config_with(dense, stream_b=True, mr=3, pack="none", kernel="loops"))
+
+
+def test_streaming_b_needs_it_in_place_and_rows_in_one_tile():
+    task = Task("gemm", (3, 256, 64), TARGET)
+    with pytest.raises(InvalidConfigError, match="streaming B reads it in place"):
+        task.instantiate(config_with(task, stream_b=True, pack="root"))
+    with pytest.raises(InvalidConfigError, match="has 3, mr is 2"):
+        task.instantiate(config_with(task, stream_b=True, mr=2))
 
 
 def test_conv2d_fallback_is_a_full_register_tile():

@@ -112,6 +112,12 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
     kernel, prefetch = cfg["kernel"].val, 0
+    if cfg["stream_b"].val:
+        if Bp is not None or Ap is not None or kernel != "loops" or cfg["kc"].val:
+            raise InvalidConfigError("streaming B reads it in place, A too, with the loops "
+                                     "kernel and the whole k")
+        stream_b(s, cfg, C, CC, i, j)
+        return s
     if kernel == "ukr+prefetch":
         kernel, prefetch = "ukr", next_panel_offset(cfg["nr"].val, Bp, per_panel)
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
@@ -120,6 +126,31 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
                   kc=cfg["kc"].val, a_packed=Ap is not None)
     schedule_packs(s, Ap, Bp, per_panel)
     return s
+
+
+def stream_b(s, cfg, C, CC, i, j) -> None:
+    """A few rows against a wide B read in place (a GEMV; a batch of one through a
+    dense layer): chunks of ``16 * nr`` columns spread over the cores. In each, the rows'
+    sums wait in a local buffer (in L1) while B streams past row by row, in runs of the
+    whole chunk; ``unroll_k`` rows of B are summed in registers inside the vector loop,
+    so the buffer is loaded and stored once per ``unroll_k`` of them. A register tile
+    would read B one short panel at a time, a row of B apart, and miss on each."""
+    rows, mr = int(i.domain.extent), cfg["mr"].val
+    if rows > mr:
+        raise InvalidConfigError(f"streaming B is for rows that one row tile holds: "
+                                 f"{C.name} has {rows}, mr is {mr}")
+    jo, ji = s[C].split(j, 16 * cfg["nr"].val)
+    s[C].reorder(jo, i, ji)
+    s[C].parallel(jo)
+    s[C].vectorize(ji)
+    s[CC].compute_at(s[C], jo)
+    ci, cj = s[CC].op.axis
+    (ck,) = s[CC].op.reduce_axis
+    ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
+    s[CC].reorder(ko, ci, cj, ki)
+    s[CC].unroll(ci)
+    s[CC].vectorize(cj)
+    s[CC].unroll(ki)
 
 
 def schedule_packs(s, Ap, Bp, per_panel: bool) -> None:
@@ -266,14 +297,12 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
     blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_a", [False, True])
+    cfg.define_knob("stream_b", [False, True])  # see stream_b()
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
-    # A few rows (a batch of one through a dense layer): one row tile as tall as the
-    # rows, B read in place, since packing it would be a pass over all of B for one use
-    # (M=3, N=4096, K=1024 on one core: 0.56 -> 1.13x PyTorch; M=1: 0.12 -> 0.29x).
-    cfg.fallback_with(nr=2 * lanes, mr=min(M, 8), unroll_k=4, block_m=1, order="ji", kernel="loops",
-                      pack="root" if M > 8 else "none", pack_panels=1)
+    cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
+                      pack="root", pack_panels=1)
     if fp32_avx512 and M >= 4 and N >= 64:
         # 4x64 tiles: the micro-kernel, each panel packed as its tiles start (one core:
         # gemm-1024 169 -> 181 GFLOP/s, bert-ffn 148 -> 152; two: 336 -> 359, 294 ->
@@ -281,6 +310,13 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
         # of 4.
         cfg.fallback_with(nr=64, mr=4, block_m=16, kernel="ukr", pack="panel",
                           pack_a=M % 4 != 0)
+    if M <= 8:
+        # A few rows (a batch of one through a dense layer): B streamed past them in
+        # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch
+        # (benchmarks/paired.py, 5 rounds): M=1 0.12 -> 0.94x (PyTorch runs a GEMV
+        # there), M=3 0.56 -> 2.4x, M=4 1.02 -> 2.3x, M=8 0.99 -> 1.7x.
+        cfg.fallback_with(stream_b=True, mr=M, nr=4 * lanes, unroll_k=4, block_m=1,
+                          kernel="loops", pack="none", pack_a=False, kc=0)
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

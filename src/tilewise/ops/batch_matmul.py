@@ -18,7 +18,7 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator
-from .gemm import register_tile, schedule_packs, sum_over_whole_tiles
+from .gemm import reduction_of, register_tile, schedule_packs, sum_over_whole_tiles
 from .microkernel import avx512_fp32
 
 
@@ -52,8 +52,7 @@ def batch_matmul_compute(Bt: int, M: int, N: int, K: int, dtype: str = "float32"
     def body(b, i, j):
         return te.sum(a_at(b, i, k) * Bp[b, j // nr, k, j % nr], axis=k)
 
-    rows = -(-M // mr) * mr if mr else M
-    C = sum_over_whole_tiles((Bt, M, N), (Bt, rows, -(-N // nr) * nr), body, "C")
+    C = sum_over_whole_tiles((Bt, M, N), (0, mr, nr), body, "C")
     return A, B, C, Bp, Ap
 
 
@@ -111,7 +110,7 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     if per_batch:
         return _schedule_per_batch(cfg, C, Bp, Ap), [A, B, C]
     s = te.create_schedule(C.op)
-    CC = accumulator(s, C, _reduction(C))
+    CC = accumulator(s, C, reduction_of(C))
     b, i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "at_batch"
     register_tile(s, cfg, target, C, CC, i, j, batch=(b,),
@@ -131,7 +130,7 @@ def _schedule_per_batch(cfg, C, Bp, Ap):
     if cfg["kc"].val:
         raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
     s = te.create_schedule(C.op)
-    CC = accumulator(s, C, _reduction(C))
+    CC = accumulator(s, C, reduction_of(C))
     b, i, j = s[C].op.axis
     io, ii = s[C].split(i, cfg["mr"].val)
     jo, ji = s[C].split(j, cfg["nr"].val)
@@ -149,8 +148,3 @@ def _schedule_per_batch(cfg, C, Bp, Ap):
     s[CC].unroll(ci)
     s[CC].vectorize(cj)
     return s
-
-
-def _reduction(C):
-    """The sum behind ``C``: C itself, or the whole-tile sum it is copied from."""
-    return C if C.op.reduce_axis else C.op.input_tensors[0]

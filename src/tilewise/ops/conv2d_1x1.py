@@ -20,7 +20,7 @@ import numpy as np
 from .. import te
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
-from .gemm import next_panel_offset, register_tile, schedule_packs
+from .gemm import next_panel_offset, register_tile, schedule_packs, whole_tiles
 from .microkernel import avx512_fp32
 
 
@@ -72,8 +72,7 @@ def conv2d_1x1_compute(N, C, H, W, K, dtype, nr: int, pack: bool, epilogue: str 
 
     # Whole tiles where the copies pad them (see gemm.sum_over_whole_tiles); the NCHW
     # stage below reads the (K, H*W) corner.
-    conv = te.compute((N, -(-K // mr) * mr if mr else K, -(-HW // nr) * nr if pack else HW),
-                      body, name="conv")
+    conv = te.compute(whole_tiles((N, K, HW), (0, mr, nr if pack else 0)), body, name="conv")
     spatial = te.compute((N, K, H, W), lambda n, k, h, w: conv[n, k, h * W + w],
                          name="out" if not epilogue else "conv_nchw")
     out, extra = apply_epilogue(spatial, epilogue, channel_axis=1)

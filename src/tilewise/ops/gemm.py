@@ -61,16 +61,15 @@ def gemm_compute(
 
     # Whole tiles: rows rounded up to mr where A's copy pads them, columns to nr where
     # B's panels do.
-    rows = -(-M // mr) * mr if mr else M
-    cols = -(-N // nr) * nr if pack else N
+    tiles = (mr, nr if pack else 0)
 
     def body(i, j):
         return te.sum(a_at(i, k) * b_at(k, j), axis=k)
 
     if bias or relu:  # the epilogue reads the (M, N) corner
-        C = te.compute((rows, cols), body, name="acc")
+        C = te.compute(whole_tiles((M, N), tiles), body, name="acc")
     else:
-        C = sum_over_whole_tiles((M, N), (rows, cols), body, "C")
+        C = sum_over_whole_tiles((M, N), tiles, body, "C")
     inputs = [A, B]
     out = C
     if bias:
@@ -85,14 +84,20 @@ def gemm_compute(
     return inputs, out, Bp, Ap
 
 
-def sum_over_whole_tiles(shape, padded, body, name: str) -> Tensor:
-    """The ``shape`` result of the reduction ``body``, computed over ``padded``, its
-    extents rounded up to whole register tiles (where the operands' packed copies are
+def whole_tiles(shape, tiles) -> tuple[int, ...]:
+    """``shape`` with each extent rounded up to a whole number of its tile (0: as it is)."""
+    return tuple(-(-n // t) * t if t else n for n, t in zip(shape, tiles, strict=True))
+
+
+def sum_over_whole_tiles(shape, tiles, body, name: str) -> Tensor:
+    """The ``shape`` result of the reduction ``body``, computed over ``shape`` rounded
+    up to whole ``tiles`` (:func:`whole_tiles`; where the operands' packed copies are
     zero), and copied out of it where that is larger. A tile at the edge is then
     computed whole, in registers or by the micro-kernel, and only its copy to memory
     stops at the edge; bound checks inside it would cut the register tile into loops
     of run-time length (gemm 1000x1000x1000: 12 GFLOP/s on one core)."""
-    if tuple(padded) == tuple(shape):
+    padded = whole_tiles(shape, tiles)
+    if padded == tuple(shape):
         return te.compute(shape, body, name=name)
     acc = te.compute(padded, body, name=f"{name}_acc")
     if len(shape) == 2:
@@ -100,15 +105,21 @@ def sum_over_whole_tiles(shape, padded, body, name: str) -> Tensor:
     return te.compute(shape, lambda b, i, j: acc[b, i, j], name=name)
 
 
+def reduction_of(out: Tensor, *packs: Tensor | None) -> Tensor:
+    """The sum behind ``out``: walked back through the epilogue or the copy out of
+    whole tiles, past the packed copies ``packs`` of the operands."""
+    acc = out
+    while not acc.op.reduce_axis:
+        acc = next(t for t in acc.op.input_tensors
+                   if t.op.input_tensors and all(t is not p for p in packs))
+    return acc
+
+
 def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain; ``Bp``
     is B's packed copy, None where B is read in place; ``Ap`` A's tile-packed copy."""
     s = te.create_schedule(C.op)
-    acc = C
-    while not acc.op.reduce_axis:  # walk the epilogue back to the reduction
-        acc = next(t for t in acc.op.input_tensors
-                   if t.op.input_tensors and t is not Bp and t is not Ap)
-    CC = accumulator(s, C, acc)
+    CC = accumulator(s, C, reduction_of(C, Bp, Ap))
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
     kernel, prefetch = cfg["kernel"].val, 0

@@ -187,12 +187,19 @@ def test_batch_matmul_fallback_is_the_micro_kernel_on_whole_tiles():
     np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
     narrow = Task("batch_matmul", (2, 8, 48, 16), "c -cores=2").config_space.fallback
     assert narrow["kernel"].val == "loops"  # narrower than one 64-wide tile
-    ragged = Task("batch_matmul", (2, 8, 100, 16), "c -cores=2")
-    assert ragged.config_space.fallback["kernel"].val == "ukr"  # the last panel padded
-    mod = tw.build(*ragged.instantiate(ragged.config_space.fallback), target=ragged.target)
-    arrays, (want,) = ragged.reference()(np.random.default_rng(0))
-    mod(*arrays)
-    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+    # the last panel padded; rows that no 4-row tile divides packed with A where three
+    # or more panels reuse the copy
+    for args, a_packed in [((2, 8, 100, 16), False), ((2, 13, 197, 16), True)]:
+        ragged = Task("batch_matmul", args, "c -cores=2")
+        fallback = ragged.config_space.fallback
+        assert (fallback["kernel"].val, fallback["pack_a"].val) == ("ukr", a_packed)
+        mod = tw.build(*ragged.instantiate(fallback), target=ragged.target)
+        arrays, (want,) = ragged.reference()(np.random.default_rng(0))
+        mod(*arrays)
+        np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
+    for N in (64, 128):
+        space = Task("batch_matmul", (2, 13, N, 16), "c -cores=2").config_space
+        assert space.fallback["kernel"].val == "loops"
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
@@ -217,6 +224,26 @@ def test_micro_kernel_tiles_overhang_the_edges_of_packed_operands(name, args, kn
     for extra in knobs:
         config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
         _matches_numpy(task, config, "tw_gemm_ukr_8x32")
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@pytest.mark.parametrize("name,args", [("gemm", (12, 100, 256)),
+                                       ("batch_matmul", (2, 12, 197, 256))])
+def test_the_last_tile_computes_only_the_columns_it_holds(name, args):
+    """100 columns in 64-wide tiles: the second tile holds 36 of them, and the kernel
+    computes three 16-column groups of it, not four (197: 5 of 64, one group); whole
+    k or blocked, where the tile is summed slice by slice."""
+    import tilewise.ops  # noqa: F401
+
+    task = Task(name, args, "c -cores=2")
+    for extra, form in [({}, "_edge_body("), ({"kc": 128}, "_edge_update(")]:
+        config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "order": "ji",
+                                      "block_m": 1, **extra})
+        _matches_numpy(task, config, form)
+    whole = Task(name, (*args[:-2], 128, args[-1]), "c -cores=2")
+    config = config_with(whole, kernel="ukr", mr=4, nr=64, order="ji", block_m=1)
+    source = tw.build(*whole.instantiate(config), target=whole.target).source
+    assert "tw_gemm_ukr_4x64" in source and "_edge" not in source
 
 
 def test_edge_tiles_stay_register_tiles():

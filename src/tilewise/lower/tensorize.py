@@ -95,13 +95,13 @@ def _view(
     address: Expr = const(0)
     for ix, m, stride in zip(indices, mins, buf.strides, strict=False):
         address = address + (ix - m) * stride
-    origin = tuple(simplify(substitute(ix, zero) - m)
-                   for ix, m in zip(indices, mins, strict=False))
+    index = tuple(simplify(substitute(ix, zero)) for ix in indices)
+    origin = tuple(simplify(ix - m) for ix, m in zip(index, mins, strict=False))
     steps = _steps(simplify(address, ranges))  # ranges fold (32 * jo + ji) // 32 to jo
     axis_strides = tuple(_axis_stride(e, steps, axis_loop, address.dtype) for e in intrin_index)
     return BufferView(
         Address(buf, simplify(substitute(address, zero)), buf.dtype),
-        tuple(Const(s, address.dtype) for s in buf.strides), origin, axis_strides,
+        tuple(Const(s, address.dtype) for s in buf.strides), origin, axis_strides, index,
     )
 
 

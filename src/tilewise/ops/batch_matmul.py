@@ -87,14 +87,20 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
     # 0.70 -> 0.84x PyTorch against B packed whole first (benchmarks/paired.py, 9 rounds).
     cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
                       unroll_k=4, pack="at_batch")
-    if fp32_avx512 and M % 4 == 0 and N >= 64:
+    # Where the rows need A packed too (M not a multiple of 4), the copy of A pays off
+    # only over three or more panels; before that the per-batch loops above are as fast
+    # or faster. One core, 7-9 rounds beside PyTorch (benchmarks/paired.py), loops ->
+    # micro-kernel: 16 x 197x197x64 0.75 -> 0.89x, 16 x 197x150x64 0.80 -> 0.85x,
+    # 12 x 77x197x64 0.66 -> 0.75x; 16 x 197x128x64 0.77 / 0.79x; 12 x 77x64x77 0.77
+    # / 0.58x, 16 x 197x64x197 0.88 / 0.66x.
+    pack_a = M % 4 != 0
+    if fp32_avx512 and M >= 4 and (N > 128 if pack_a else N >= 64):
         # 4x64 tiles: gemm's micro-kernel fallback, each panel packed just before its
         # tiles, the last padded to a whole tile. bert-attn-qk (12 x 128x128x64) on the
         # 2-core Xeon VM, 9 rounds beside PyTorch (benchmarks/paired.py): 0.76 ->
-        # 0.82-0.90x on one thread; 11 rounds on two: 0.75 -> 0.89x. Where the rows
-        # would need A packed too, the per-batch loops above are as fast or faster
-        # (12 x 77x64x77: 0.84 against 0.66x; 16 x 197x197x64: 0.78 against 0.80x).
-        cfg.fallback_with(nr=64, mr=4, kernel="ukr", pack="at_batch", order="ji", block_m=2)
+        # 0.82-0.90x on one thread; 11 rounds on two: 0.75 -> 0.89x.
+        cfg.fallback_with(nr=64, mr=4, kernel="ukr", pack="at_batch", order="ji", block_m=2,
+                          pack_a=pack_a)
 
 
 @template("batch_matmul", reference=batch_matmul_reference,

@@ -271,7 +271,9 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         else:
             s[CC].compute_at(s[C], ioi)
         s[CC].reorder(*cbatch, *lead, ci, cj, ck)
-        s[CC].tensorize(ci, gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed))
+        # Columns padded to whole tiles: the last tile computes only what it needs.
+        edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
+        s[CC].tensorize(ci, gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed, edge))
         return
     s[CC].compute_at(s[C], ioi)
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)

@@ -11,94 +11,126 @@ import numpy as np
 
 from .. import te
 from ..errors import LowerError
-from ..ir import Const, Expr, ExternCall
+from ..ir import Const, Expr, ExternCall, const
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from ..target import Target
 
 _SOURCE = r"""
 #include <immintrin.h>
-/* ``zero``: the tile starts from 0 in registers (body), else from c (update); a
-   constant wherever the kernel is inlined, so each call site gets its own copy. */
+/* ``zero``: the tile starts from 0 in registers (body), else from c (update).
+   ``cols``: the tile's first columns that are computed (NR, or fewer at the edge of
+   the result: whole vectors, the rest of the tile untouched). Both are constants
+   wherever the kernel is inlined, so each call site gets its own copy. */
 static inline __attribute__((always_inline)) void NAME_run(
     const float* restrict a, const float* restrict b, float* restrict c,
-    int32_t lda, int32_t ldb, int32_t ldc, const int zero) {
+    int32_t lda, int32_t ldb, int32_t ldc, const int zero, const int cols) {
 #if defined(__AVX512F__) && (NR % 16 == 0)
   enum { V = NR / 16 };
+  const int nv = (cols + 15) / 16;
   __m512 acc[MR][V];
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v)
+    for (int v = 0; v < nv; ++v)
       acc[i][v] = zero ? _mm512_setzero_ps() : _mm512_loadu_ps(c + i * ldc + 16 * v);
   #pragma GCC unroll 4
   for (int k = 0; k < KC; ++k) {
     __m512 bv[V];
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
+    for (int v = 0; v < nv; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
 #if PF
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v)
+    for (int v = 0; v < nv; ++v)
       _mm_prefetch((const char*)(b + PF + (k + PF_AHEAD) * ldb + 16 * v), _MM_HINT_T2);
 #endif
     #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) {
       __m512 av = _mm512_set1_ps(a[A_AT]);
       #pragma GCC unroll 64
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+      for (int v = 0; v < nv; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
     }
   }
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+    for (int v = 0; v < nv; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
 #elif defined(__AVX2__) && defined(__FMA__) && (NR % 8 == 0)
   enum { V = NR / 8 };
+  const int nv = (cols + 7) / 8;
   __m256 acc[MR][V];
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v)
+    for (int v = 0; v < nv; ++v)
       acc[i][v] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * ldc + 8 * v);
   for (int k = 0; k < KC; ++k) {
     __m256 bv[V];
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) bv[v] = _mm256_loadu_ps(b + k * ldb + 8 * v);
+    for (int v = 0; v < nv; ++v) bv[v] = _mm256_loadu_ps(b + k * ldb + 8 * v);
 #if PF
     #pragma GCC unroll 64
-    for (int v = 0; v < V; v += 2)
+    for (int v = 0; v < nv; v += 2)
       _mm_prefetch((const char*)(b + PF + (k + PF_AHEAD) * ldb + 8 * v), _MM_HINT_T2);
 #endif
     #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) {
       __m256 av = _mm256_set1_ps(a[A_AT]);
       #pragma GCC unroll 64
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
+      for (int v = 0; v < nv; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
     }
   }
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+    for (int v = 0; v < nv; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
 #else
   if (zero)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) c[i * ldc + j] = 0.0f;
+      for (int j = 0; j < cols; ++j) c[i * ldc + j] = 0.0f;
   for (int k = 0; k < KC; ++k)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) c[i * ldc + j] += a[A_AT] * b[k * ldb + j];
+      for (int j = 0; j < cols; ++j) c[i * ldc + j] += a[A_AT] * b[k * ldb + j];
 #endif
 }
 static inline void NAME_reset(float* restrict c, int32_t ldc) {
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) c[i * ldc + j] = 0.0f;
 }
+"""
+
+# Every tile whole.
+_WHOLE_SOURCE = r"""
 static inline void NAME_update(const float* restrict a, const float* restrict b,
                                float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
-  NAME_run(a, b, c, lda, ldb, ldc, 0);
+  NAME_run(a, b, c, lda, ldb, ldc, 0, NR);
 }
 static inline void NAME_body(const float* restrict a, const float* restrict b,
                              float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
-  NAME_run(a, b, c, lda, ldb, ldc, 1);
+  NAME_run(a, b, c, lda, ldb, ldc, 1, NR);
+}
+"""
+
+# Columns padded to whole tiles: ``cols`` of a tile's columns lie inside the result
+# (NR or more in every tile but the last), and only the 16-column groups holding them
+# are computed. One copy of the kernel per group count.
+_EDGE_SOURCE = r"""
+static inline __attribute__((always_inline)) void NAME_cut(
+    const float* restrict a, const float* restrict b, float* restrict c,
+    int32_t lda, int32_t ldb, int32_t ldc, const int zero, int32_t cols) {
+  switch (cols < NR ? (cols + 15) / 16 : NR / 16) {
+CASES
+    default: NAME_run(a, b, c, lda, ldb, ldc, zero, NR);
+  }
+}
+static inline void NAME_update(const float* restrict a, const float* restrict b,
+                               float* restrict c, int32_t lda, int32_t ldb, int32_t ldc,
+                               int32_t cols) {
+  NAME_cut(a, b, c, lda, ldb, ldc, 0, cols);
+}
+static inline void NAME_body(const float* restrict a, const float* restrict b,
+                             float* restrict c, int32_t lda, int32_t ldb, int32_t ldc,
+                             int32_t cols) {
+  NAME_cut(a, b, c, lda, ldb, ldc, 1, cols);
 }
 """
 
@@ -115,7 +147,7 @@ _PREFETCH_AHEAD = 8
 
 
 def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
-                     a_packed: bool = False) -> TensorIntrin:
+                     a_packed: bool = False, cols: int = 0) -> TensorIntrin:
     """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``.
 
     A is read by rows of k, B and C by rows of j: each view's last axis stride must be
@@ -131,14 +163,29 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
     the hardware prefetcher, and each panel's first tile would otherwise wait on them
     one row at a time. A packed, contiguous B the hardware prefetcher follows by itself;
     there the extra loads cost (gemm-1024, 8x32 tile: 159 -> 146 GFLOP/s).
+
+    ``cols`` (0 where every tile is whole): the columns of the result, where its tiles
+    run past them into columns padded with zeros. The last tile of each row then
+    computes only the 16-column groups that hold result columns (the others' values
+    are never read); 197 columns in 64-wide tiles: 208 computed instead of 256.
     """
     a = te.placeholder((mr, kc), "float32", name="a")
     b = te.placeholder((kc, nr), "float32", name="b")
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
+    if nr <= 16:
+        cols = 0  # one group: nothing to leave out
+    if cols and nr % 16:
+        raise LowerError(f"the micro-kernel stops at the result's edge in 16-column "
+                         f"groups; its tile is {nr} wide")
     name = (f"tw_gemm_ukr_{mr}x{nr}x{kc}" + (f"_pf{prefetch}" if prefetch else "")
-            + ("_ap" if a_packed else ""))
-    source = (_SOURCE.replace("NAME", name)
+            + ("_ap" if a_packed else "") + ("_edge" if cols else ""))
+    source = _SOURCE + _WHOLE_SOURCE
+    if cols:
+        cases = "\n".join(f"    case {g}: NAME_run(a, b, c, lda, ldb, ldc, zero, {16 * g}); "
+                          "return;" for g in range(1, nr // 16))
+        source = _SOURCE + _EDGE_SOURCE.replace("CASES", cases)
+    source = (source.replace("NAME", name)
               .replace("A_AT", f"k * {mr} + i" if a_packed else "i * lda + k")
               .replace("MR", str(mr)).replace("NR", str(nr))
               .replace("KC", str(kc)).replace("PF_AHEAD", str(_PREFETCH_AHEAD))
@@ -148,7 +195,9 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
         (av, bv), (cv,) = ins, outs
         lda = packed_a_stride(av, mr, name) if a_packed else row_stride(av, name, kc)
         lds = (lda, row_stride(bv, name), row_stride(cv, name))
-        args = (av.ptr, bv.ptr, cv.ptr, *lds)
+        args: tuple[Expr, ...] = (av.ptr, bv.ptr, cv.ptr, *lds)
+        if cols:  # the tile's columns inside the result
+            args = (*args, const(cols, cv.index[-1].dtype) - cv.index[-1])
         return IntrinImpl(
             body=ExternCall(f"{name}_body", args),
             reset=ExternCall(f"{name}_reset", (cv.ptr, lds[2])),

@@ -27,7 +27,9 @@ from ..te.operation import ComputeOp, Operation
 class BufferView:
     """A window of a buffer: address of its first element and the buffer's row-major
     strides; ``origin`` is that element's index in the buffer, for kernels that handle
-    the buffer's borders themselves (an index may then lie outside it, in the padding).
+    the buffer's borders themselves (an index may then lie outside it, in the padding);
+    ``index`` the same element's index in the tensor, where the buffer may hold only
+    the region around the tile (for kernels that stop at the tensor's edge).
 
     ``axis_strides`` has one entry per dimension of the intrinsic's own tensor: how far
     the address moves when that dimension's index grows by one, whatever the buffer's
@@ -38,6 +40,7 @@ class BufferView:
     strides: tuple[Expr, ...]
     origin: tuple[Expr, ...] = ()
     axis_strides: tuple[Expr | None, ...] = ()
+    index: tuple[Expr, ...] = ()
 
 
 @dataclass(frozen=True)

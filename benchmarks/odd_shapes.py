@@ -35,7 +35,7 @@ SHAPES = [
     {"name": "dense-batch1", "kind": "gemm", "M": 1, "N": 4096, "K": 1024},
     {"name": "dense-batch3", "kind": "gemm", "M": 3, "N": 4096, "K": 1024},
     {"name": "vit-attn-qk", "kind": "batch_matmul", "B": 16, "M": 197, "N": 197, "K": 64},
-    {"name": "clip-attn-qk", "kind": "batch_matmul", "B": 12, "M": 77, "N": 64, "K": 77},
+    {"name": "clip-attn-av", "kind": "batch_matmul", "B": 12, "M": 77, "N": 64, "K": 77},
     _conv("resnet-stem-7x7", 3, 224, 224, 64, 7, 7, 2, 3),
     _conv("inception-35x35-3x3", 96, 35, 35, 96, 3, 3, 1, 1),
     _conv("inception-17x17-1x7", 48, 17, 17, 80, 1, 7, 1, (0, 3)),

@@ -20,6 +20,7 @@ from tilewise.autotune import (
     Task,
 )
 from tilewise.autotune.tuners import AnnealingOptions
+from tilewise.autotune.tuners.base import REJECTIONS_PER_TRIAL
 
 TUNERS = {
     "random": lambda task, seed: RandomTuner(task, seed),
@@ -96,13 +97,15 @@ def test_invalid_configs_are_recorded_and_skipped(name, tmp_path):
 
 
 def test_a_template_that_rejects_everything_still_ends():
-    """Rejections spend no trial, but at most 10 * n_trial of them are taken."""
+    """Rejections spend no trial, but at most REJECTIONS_PER_TRIAL * n_trial of them
+    are taken."""
     t = Task("toy_invalid", (5040,))
     space = t.config_space
     tuner = RandomTuner(t, 0)
     tuner.seen.update(i for i in range(space.size) if not space.get(i)["bad"].val)
-    summary = tuner.tune(2, option(FakeRunner(lambda c: 1.0)))  # only bad configs left
-    assert summary.measured == 0 and 20 < summary.rejected <= 20 + 8
+    summary = tuner.tune(1, option(FakeRunner(lambda c: 1.0)))  # only bad configs left
+    cap = REJECTIONS_PER_TRIAL
+    assert summary.measured == 0 and cap < summary.rejected <= cap + 8
 
 
 def test_runtime_errors_count_as_infinitely_slow():

@@ -147,11 +147,13 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 @pytest.mark.parametrize("name,args,knobs", [
     # 8 row tiles in blocks of 2 (or all 8), k in blocks of 128 or 256; B packed or in place
     ("gemm", (64, 64, 512),
-     [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm}
+     [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm, "stream_c": False}
       for o in ("ij", "ji") for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
       for kc, bm in ((128, 2), (256, 8)) if not (k == "ukr+prefetch" and p == "panel")]
-     + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 128, "block_m": 2},
-        {"order": "ji", "pack": "panel", "kc": 128, "block_m": 2, "pack_a": True}]),
+     + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 128, "block_m": 2,
+         "stream_c": False},
+        {"order": "ji", "pack": "panel", "kc": 128, "block_m": 2, "pack_a": True,
+         "stream_c": False}]),
     ("dense", (16, 32, 256, "bias+gelu"),
      [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
       for p in ("none", "panel")]),
@@ -276,9 +278,11 @@ def test_micro_kernel_tile_larger_than_the_output_is_rejected():
 def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
     task = _ukr_task("gemm", (48, 64, 384))
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
-        task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, kc=128))
+        task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, kc=128,
+                                     stream_c=False))
     with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
-        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4))
+        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4,
+                                     stream_c=False))
     # the space offers only the sizes that cut k into two or more whole blocks, and only
     # beside the micro-kernel
     for K, sizes in [(384, [0, 128]), (512, [0, 128, 256]), (128, [0]), (37, [0])]:
@@ -424,3 +428,57 @@ def test_fusing_kw_needs_the_micro_kernel_its_order_and_no_dilation():
     for knobs in ({"kernel": "loops"}, {"order": "khkw_ic"}):
         with pytest.raises(InvalidConfigError, match="fusing kw"):
             plain.instantiate(config_with(plain, fuse_kw=True, **knobs))
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+def test_streaming_c_sums_each_tile_in_place():
+    """``stream_c``: no local tile; the micro-kernel sums C's tile over the whole k and
+    stores it around the cache where C's rows start on cache lines, as usual where not
+    (a NumPy array may start anywhere on 16 bytes)."""
+    import tilewise.ops  # noqa: F401
+    from tilewise.runtime import aligned
+
+    task = Task("gemm", (48, 128, 64), "c -cores=2")
+    for extra in ({}, {"pack": "root"}, {"pack": "none"}, {"order": "ij", "pack_a": True}):
+        config = config_with(task, kernel="ukr", mr=4, nr=64, kc=0, stream_c=True, **extra)
+        s, tensors = task.instantiate(config)
+        assert "C.local" not in str(tw.lower(s, tensors))
+        mod = tw.build(s, tensors, target=task.target)
+        assert "_nt_body(" in mod.source
+        arrays, (want,) = task.reference()(np.random.default_rng(0))
+        for c in (aligned(arrays[-1]), np.empty(arrays[-1].size + 4, np.float32)[4:]):
+            c = c.reshape(arrays[-1].shape)
+            c[...] = 0
+            mod(*arrays[:-1], c)
+            np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4, err_msg=str(extra))
+    assert Task("gemm", (512, 512, 512), "c -cores=2").config_space.fallback["stream_c"].val
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@pytest.mark.parametrize("args,knobs", [
+    ((48, 128, 256), {"kernel": "loops"}),
+    ((48, 128, 256), {"kc": 128}),
+    ((48, 112, 64), {}),  # the columns padded to whole 64-wide tiles
+])
+def test_streaming_c_needs_the_micro_kernel_summing_c_itself(args, knobs):
+    import tilewise.ops  # noqa: F401
+
+    task = Task("gemm", args, "c -cores=2")
+    config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "kc": 0,
+                                  "stream_c": True, **knobs})
+    with pytest.raises(InvalidConfigError, match="streaming C"):
+        task.instantiate(config)
+
+
+def test_streaming_c_is_offered_where_c_can_be_the_sum():
+    """Not after an epilogue, nor where C's rows end inside a vector."""
+    import tilewise.ops  # noqa: F401
+
+    def choices(name, args):
+        space = Task(name, args, "c -cores=2").config_space
+        return [e.val for e in space.knob("stream_c").entities]
+
+    assert choices("dense", (48, 128, 64, "bias")) == [False]
+    assert choices("gemm", (48, 100, 64)) == [False]
+    if tw.Target.from_str("c").vector_bits == 512:
+        assert choices("dense", (48, 128, 64, "")) == [False, True]

@@ -29,7 +29,7 @@ def dense_reference(M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: 
 def dense(cfg, M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: str = "float32"):
     """``epilogue(A @ B)``; ``epilogue`` is ``+``-joined steps of bias, relu, gelu, residual."""
     target = cfg.target
-    define_gemm_space(cfg, target, dtype, M, N, K)
+    define_gemm_space(cfg, target, dtype, M, N, K, epilogue=bool(epilogue))
     (A, B), C, Bp, Ap = gemm_compute(M, N, K, dtype, cfg["nr"].val,
                                      pack=cfg["pack"].val != "none",
                                      mr=cfg["mr"].val if cfg["pack_a"].val else 0)

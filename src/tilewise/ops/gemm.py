@@ -119,10 +119,17 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain; ``Bp``
     is B's packed copy, None where B is read in place; ``Ap`` A's tile-packed copy."""
     s = te.create_schedule(C.op)
-    CC = accumulator(s, C, reduction_of(C, Bp, Ap))
+    kernel, prefetch = cfg["kernel"].val, 0
+    if cfg["stream_c"].val:
+        if kernel == "loops" or cfg["kc"].val or reduction_of(C, Bp, Ap) is not C:
+            raise InvalidConfigError(
+                "streaming C is for the micro-kernel summing the whole k into C itself: "
+                "no kc, no epilogue, no tiles past C's edge")
+        CC = None
+    else:
+        CC = accumulator(s, C, reduction_of(C, Bp, Ap))
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
-    kernel, prefetch = cfg["kernel"].val, 0
     if cfg["stream_b"].val:
         if Bp is not None or Ap is not None or kernel != "loops" or cfg["kc"].val:
             raise InvalidConfigError("streaming B reads it in place, A too, with the loops "
@@ -214,7 +221,8 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     reduction is blocked as in GotoBLAS: a whole block of ``block_m`` row tiles is
     accumulated in ``CC`` over ``kc`` values of k at a time, so the ``kc x nr`` slice
     of B that all of them read stays in L1 while they pass it, and the tiles' sums wait
-    in ``CC`` (also in L1) between slices."""
+    in ``CC`` (also in L1) between slices. Without ``CC`` (None) the micro-kernel sums
+    each tile of ``C`` in place over the whole k and streams it out around the cache."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -231,15 +239,19 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         group, jo = s[C].split(jo, panels_per_pack)
         lead = (group,)
     blocks = (ioo, jo) if rows_outer else (jo, ioo)
-    s[C].reorder(*batch, *lead, *blocks, ioi, ii, ji)
+    s[C].reorder(*batch, *lead, *blocks, ioi, ii, ji, *s[C].op.reduce_axis)
     outer_axes = (*batch, group) if grouped else (*batch, *blocks)
     outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
     s[C].parallel(outer)
     if panel_stage is not None:
         panel_stage.compute_at(s[C], outer)
-    s[C].vectorize(ji)
-    *cbatch, ci, cj = s[CC].op.axis
-    (ck,) = s[CC].op.reduce_axis
+    acc = s[C] if CC is None else s[CC]
+    if CC is not None:
+        s[C].vectorize(ji)
+    elif kernel == "loops" or kc:
+        raise InvalidConfigError("summing C in place is the micro-kernel's, over the whole k")
+    *cbatch, ci, cj = acc.op.axis
+    (ck,) = acc.op.reduce_axis
     if prefetch and kernel == "loops":
         raise InvalidConfigError("prefetching the next panel is the micro-kernel's")
     if kc and kernel == "loops":
@@ -268,12 +280,17 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
             cio, ci = s[CC].split(ci, mr)
             cko, ck = s[CC].split(ck, kc)
             lead = (cko, cio)
-        else:
+        elif CC is not None:
             s[CC].compute_at(s[C], ioi)
-        s[CC].reorder(*cbatch, *lead, ci, cj, ck)
         # Columns padded to whole tiles: the last tile computes only what it needs.
         edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
-        s[CC].tensorize(ci, gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed, edge))
+        ukr = gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed, edge,
+                               stream=CC is None)
+        if CC is None:
+            s[C].tensorize(ii, ukr)
+            return
+        s[CC].reorder(*cbatch, *lead, ci, cj, ck)
+        s[CC].tensorize(ci, ukr)
         return
     s[CC].compute_at(s[C], ioi)
     ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
@@ -283,7 +300,8 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     s[CC].vectorize(cj)
 
 
-def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -> None:
+def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
+                      epilogue: bool = False) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
     cfg.define_knob("mr", [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
@@ -311,6 +329,10 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_a", [False, True])
     cfg.define_knob("stream_b", [False, True])  # see stream_b()
+    # The micro-kernel sums each tile in place and streams it to C around the cache;
+    # offered where C can be that sum: no epilogue, columns in whole vectors.
+    can_stream = fp32_avx512 and not epilogue and N % lanes == 0
+    cfg.define_knob("stream_c", [False, True] if can_stream else [False])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
@@ -323,13 +345,19 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int) -
         # of 4.
         cfg.fallback_with(nr=64, mr=4, block_m=16, kernel="ukr", pack="panel",
                           pack_a=M % 4 != 0)
+        if M % 4 == 0 and N % 64 == 0 and not epilogue:
+            # Whole tiles summed in C itself and streamed out around the cache, so C's
+            # lines do not evict the A that the next tiles read. 2-core Xeon VM, beside
+            # PyTorch (benchmarks/paired.py): gemm-512 0.79 -> 0.84x on one core (11
+            # rounds), 0.76 -> 0.80x on two (9); gemm-bert-ffn level (0.93 / 0.94x).
+            cfg.fallback_with(stream_c=True)
     if M <= 8:
         # A few rows (a batch of one through a dense layer): B streamed past them in
         # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch
         # (benchmarks/paired.py, 5 rounds): M=1 0.12 -> 0.94x (PyTorch runs a GEMV
         # there), M=3 0.56 -> 2.4x, M=4 1.02 -> 2.3x, M=8 0.99 -> 1.7x.
         cfg.fallback_with(stream_b=True, mr=M, nr=4 * lanes, unroll_k=4, block_m=1,
-                          kernel="loops", pack="none", pack_a=False, kc=0)
+                          kernel="loops", pack="none", pack_a=False, kc=0, stream_c=False)
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

@@ -23,6 +23,11 @@ from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 
+#: Template rejections taken per trial asked for. Most of a template's space is knob
+#: combinations it refuses (tiles larger than the output, a knob that needs another):
+#: gemm refuses 95-96% of random configs, each in a millisecond or two.
+REJECTIONS_PER_TRIAL = 50
+
 #: Called after each measured batch with ``(tuner, inputs, results)``.
 Callback = Callable[["Tuner", Sequence[MeasureInput], Sequence[MeasureResult]], None]
 
@@ -144,13 +149,14 @@ class Tuner(ABC):
 
         A config the template rejects (an ``INSTANTIATION`` error: nothing was built
         or run) is recorded and learnt from but spends no trial, as a restriction of
-        the space would; at most ``10 * n_trial`` such rejections are taken per call,
-        so a template that rejects everything still ends.
+        the space would; at most ``REJECTIONS_PER_TRIAL * n_trial`` such rejections are
+        taken per call, so a template that rejects everything still ends.
         """
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
         measured = errors = rejected = last_improvement = 0
-        while measured < n_trial and rejected <= 10 * n_trial and self.has_next():
+        while (measured < n_trial and rejected <= REJECTIONS_PER_TRIAL * n_trial
+               and self.has_next()):
             configs = self.next_batch(min(batch_size, n_trial - measured))
             if not configs:
                 break

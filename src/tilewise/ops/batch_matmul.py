@@ -18,7 +18,7 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator
-from .gemm import reduction_of, register_tile, schedule_packs, sum_over_whole_tiles
+from .gemm import reduction_of, register_tile, schedule_packs, sum_over_whole_tiles, unrolled_tile
 from .microkernel import avx512_fp32
 
 
@@ -146,11 +146,5 @@ def _schedule_per_batch(cfg, C, Bp, Ap):
     s[CC].compute_at(s[C], jo)
     s[Bp].compute_at(s[C], b)
     s[Bp].vectorize(s[Bp].op.axis[3])
-    _, ci, cj = s[CC].op.axis
-    (ck,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
-    s[CC].reorder(ko, ki, ci, cj)
-    s[CC].unroll(ki)
-    s[CC].unroll(ci)
-    s[CC].vectorize(cj)
+    unrolled_tile(s, CC, cfg["unroll_k"].val)
     return s

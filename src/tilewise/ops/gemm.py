@@ -221,8 +221,9 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     reduction is blocked as in GotoBLAS: a whole block of ``block_m`` row tiles is
     accumulated in ``CC`` over ``kc`` values of k at a time, so the ``kc x nr`` slice
     of B that all of them read stays in L1 while they pass it, and the tiles' sums wait
-    in ``CC`` (also in L1) between slices. Without ``CC`` (None) the micro-kernel sums
-    each tile of ``C`` in place over the whole k and streams it out around the cache."""
+    in ``CC`` (also in L1) between slices. Without ``CC`` (None; the micro-kernel over
+    the whole k) it sums each tile of ``C`` in place and streams it out around the
+    cache."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -245,11 +246,9 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     s[C].parallel(outer)
     if panel_stage is not None:
         panel_stage.compute_at(s[C], outer)
-    acc = s[C] if CC is None else s[CC]
     if CC is not None:
         s[C].vectorize(ji)
-    elif kernel == "loops" or kc:
-        raise InvalidConfigError("summing C in place is the micro-kernel's, over the whole k")
+    acc = s[C] if CC is None else s[CC]
     *cbatch, ci, cj = acc.op.axis
     (ck,) = acc.op.reduce_axis
     if prefetch and kernel == "loops":
@@ -293,8 +292,16 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         s[CC].tensorize(ci, ukr)
         return
     s[CC].compute_at(s[C], ioi)
-    ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
-    s[CC].reorder(*cbatch, ko, ki, ci, cj)
+    unrolled_tile(s, CC, cfg["unroll_k"].val)
+
+
+def unrolled_tile(s, CC, unroll_k: int) -> None:
+    """``CC``'s register tile as loops for gcc: k split by ``unroll_k`` outside the tile,
+    the inner k and the rows unrolled, the columns vectorised."""
+    *batch, ci, cj = s[CC].op.axis
+    (ck,) = s[CC].op.reduce_axis
+    ko, ki = s[CC].split(ck, unroll_k)
+    s[CC].reorder(*batch, ko, ki, ci, cj)
     s[CC].unroll(ki)
     s[CC].unroll(ci)
     s[CC].vectorize(cj)

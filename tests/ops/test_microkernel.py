@@ -436,7 +436,6 @@ def test_streaming_c_sums_each_tile_in_place():
     stores it around the cache where C's rows start on cache lines, as usual where not
     (a NumPy array may start anywhere on 16 bytes)."""
     import tilewise.ops  # noqa: F401
-    from tilewise.runtime import aligned
 
     task = Task("gemm", (48, 128, 64), "c -cores=2")
     for extra in ({}, {"pack": "root"}, {"pack": "none"}, {"order": "ij", "pack_a": True}):
@@ -445,29 +444,94 @@ def test_streaming_c_sums_each_tile_in_place():
         assert "C.local" not in str(tw.lower(s, tensors))
         mod = tw.build(s, tensors, target=task.target)
         assert "_nt_body(" in mod.source
-        arrays, (want,) = task.reference()(np.random.default_rng(0))
-        for c in (aligned(arrays[-1]), np.empty(arrays[-1].size + 4, np.float32)[4:]):
-            c = c.reshape(arrays[-1].shape)
-            c[...] = 0
-            mod(*arrays[:-1], c)
-            np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4, err_msg=str(extra))
+        _matches_numpy_aligned_or_not(task, mod, str(extra))
     assert Task("gemm", (512, 512, 512), "c -cores=2").config_space.fallback["stream_c"].val
+
+
+def _matches_numpy_aligned_or_not(task, mod, what) -> None:
+    """Against NumPy, with the result on a cache line and off one (a NumPy array may
+    start anywhere on 16 bytes), where the non-temporal stores give way to plain ones."""
+    from tilewise.runtime import aligned
+
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    for c in (aligned(arrays[-1]), np.empty(arrays[-1].size + 4, np.float32)[4:]):
+        c = c.reshape(arrays[-1].shape)
+        c[...] = 0
+        mod(*arrays[:-1], c)
+        np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4, err_msg=what)
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
 @pytest.mark.parametrize("args,knobs", [
-    ((48, 128, 256), {"kernel": "loops"}),
-    ((48, 128, 256), {"kc": 128}),
-    ((48, 112, 64), {}),  # the columns padded to whole 64-wide tiles
+    ((48, 128, 256), {"kernel": "loops", "mr": 8, "nr": 32}),
+    ((48, 128, 256), {"kc": 128, "block_m": 4}),
+    ((48, 128, 256), {"kc": 128, "block_m": 2, "pack": "root", "pack_a": True}),
 ])
-def test_streaming_c_needs_the_micro_kernel_summing_c_itself(args, knobs):
+def test_streaming_c_copies_a_local_tile_out_around_the_cache(args, knobs):
+    """With a local tile (the loops kernel, or k blocked), ``stream_c`` copies each
+    finished tile out of it with non-temporal stores; every thread fences its stores
+    once, after its share of the parallel loop."""
     import tilewise.ops  # noqa: F401
 
     task = Task("gemm", args, "c -cores=2")
     config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "kc": 0,
                                   "stream_c": True, **knobs})
-    with pytest.raises(InvalidConfigError, match="streaming C"):
+    s, tensors = task.instantiate(config)
+    mod = tw.build(s, tensors, target=task.target)
+    assert "C.local" in str(tw.lower(s, tensors))
+    assert f"tw_stream_tile_{config['mr'].val}x{config['nr'].val}(" in mod.source
+    assert mod.source.count("_mm_sfence") == 1  # in the fence, not in the tile's copy
+    assert mod.source.count("tw_store_fence();") == 1
+    _matches_numpy_aligned_or_not(task, mod, str(knobs))
+
+
+@pytest.mark.parametrize("args,knobs,what", [
+    ((48, 112, 64), {}, "streaming C"),  # the columns padded to whole 64-wide tiles
+    ((50, 128, 64), {"kernel": "loops", "mr": 8, "nr": 32, "pack": "none"},
+     "whole 8x32 tiles"),  # a row tile past C's edge
+    ((4, 128, 64), {"kernel": "loops", "mr": 4, "nr": 32, "pack": "none",
+                    "stream_b": True}, "streaming B"),
+])
+def test_streaming_c_needs_c_in_whole_tiles_of_its_own_sum(args, knobs, what):
+    import tilewise.ops  # noqa: F401
+
+    task = Task("gemm", args, "c -cores=2")
+    if True not in [e.val for e in task.config_space.knob("stream_c").entities]:
+        pytest.skip("stream_c is offered on AVX-512 only")
+    config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "kc": 0,
+                                  "stream_c": True, "pack_a": False, **knobs})
+    with pytest.raises(InvalidConfigError, match=what):
         task.instantiate(config)
+
+
+@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@pytest.mark.parametrize("knobs", [{}, {"kc": 0}, {"kernel": "loops", "prefetch": False,
+                                                   "kc": 0, "pack": "panel"}])
+def test_pointwise_conv_streams_its_output(knobs):
+    """``stream_out``: the 1x1 convolution's tiles copied out around the cache."""
+    import tilewise.ops  # noqa: F401
+
+    task = Task("conv2d_nchw", (1, 64, 8, 12, 16, 1, 1), "c -cores=2")
+    config = config_with(task, stream_out=True, **knobs)
+    s, tensors = task.instantiate(config)
+    mod = tw.build(s, tensors, target=task.target)
+    assert "tw_stream_tile_8x32(" in mod.source
+    _matches_numpy_aligned_or_not(task, mod, str(knobs))
+
+
+def test_pointwise_conv_streams_only_a_plain_output():
+    """Not after an epilogue (the output stage computes it), nor where the output's
+    rows do not start on cache lines."""
+    import tilewise.ops  # noqa: F401
+
+    def choices(*args):
+        space = Task("conv2d_nchw", args, "c -cores=2").config_space
+        return [e.val for e in space.knob("stream_out").entities]
+
+    assert choices(1, 64, 8, 12, 16, 1, 1, 1, 0, 1, "float32", "bias+relu") == [False]
+    assert choices(1, 64, 7, 7, 16, 1, 1) == [False]
+    if tw.Target.from_str("c").vector_bits == 512:
+        assert choices(1, 64, 8, 12, 16, 1, 1) == [False, True]
 
 
 def test_streaming_c_is_offered_where_c_can_be_the_sum():

@@ -5,7 +5,7 @@ benchmarks/gemm.py), ``unrolled`` loops ``GCC unroll``."""
 from __future__ import annotations
 
 from ..errors import CodegenError
-from ..ir import Allocate, For, ForKind, PrimFunc
+from ..ir import Allocate, ExternCall, For, ForKind, PrimFunc, Stmt, collect
 from ..target import Target
 from .renderer import Renderer
 
@@ -18,6 +18,41 @@ class CRenderer(Renderer):
     def __init__(self, func: PrimFunc, target: Target) -> None:
         super().__init__(func)
         self.target = target
+        self.parallel_depth = 0
+        self.kernel_fences: dict[str, None] = {}  # of calls outside any parallel loop
+
+    def loop(self, s: For) -> None:
+        fences = _fences(s.body) if s.kind is ForKind.PARALLEL else []
+        if not fences:
+            self.parallel_depth += s.kind is ForKind.PARALLEL
+            super().loop(s)
+            self.parallel_depth -= s.kind is ForKind.PARALLEL
+            return
+        # Each thread fences its own weakly ordered stores once, after its share of
+        # the loop and before the region's closing barrier.
+        self.emit(f"#pragma omp parallel num_threads({self.target.cores})")
+        self.emit("{")
+        self.indent += 1
+        self.emit("#pragma omp for schedule(static) nowait")
+        v = self.name(s.var)
+        self.emit(f"for (int32_t {v} = 0; {v} < {self.expr(s.extent)}; ++{v}) {{")
+        self.parallel_depth += 1
+        self.block(s.body)
+        self.parallel_depth -= 1
+        self.emit("}")
+        for fence in fences:
+            self.emit(f"{fence}();")
+        self.indent -= 1
+        self.emit("}")
+
+    def stmt(self, s: Stmt) -> None:
+        if isinstance(s, ExternCall) and s.fence and not self.parallel_depth:
+            self.kernel_fences[s.fence] = None
+        super().stmt(s)
+
+    def body(self) -> str:
+        text = super().body()
+        return "\n".join([text, *(f"  {f}();" for f in self.kernel_fences)])
 
     def loop_pragma(self, s: For) -> None:
         if s.kind is ForKind.PARALLEL:
@@ -62,6 +97,10 @@ class CRenderer(Renderer):
             f"({self.ctype(b.dtype)}*)args[{i}]" for i, b in enumerate(self.func.params)
         )
         return f"void {self.func.name}_packed(void** args) {{\n  {self.func.name}({casts});\n}}"
+
+
+def _fences(s: Stmt) -> list[str]:
+    return list(dict.fromkeys(c.fence for c in collect(s, ExternCall) if c.fence))
 
 
 def generate_c(func: PrimFunc, target: Target) -> str:

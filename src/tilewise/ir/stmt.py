@@ -75,10 +75,16 @@ class LetStmt(Stmt):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ExternCall(Stmt):
-    """A call to a hand-written function (a tensorize micro-kernel)."""
+    """A call to a hand-written function (a tensorize micro-kernel).
+
+    ``fence``, where not empty, names a function that the thread which made the call
+    must run before other threads read what the call stored: its stores are weakly
+    ordered (non-temporal). The code generator runs it once per thread, after the
+    parallel loop that holds the call, or at the kernel's end."""
 
     func: str
     args: tuple[Expr, ...]
+    fence: str = ""
 
 
 @dataclass(frozen=True, eq=False, repr=False)

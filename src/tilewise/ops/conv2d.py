@@ -288,7 +288,7 @@ def conv2d_nchw(cfg, N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
     see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
     if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image, no layout transforms
-        define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype)
+        define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
         inputs, out, conv, dp, kp = conv2d_1x1_compute(
             N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,
             mr=cfg["mr"].val if cfg["pack_weights"].val else 0)

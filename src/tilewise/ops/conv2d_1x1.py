@@ -79,7 +79,8 @@ def conv2d_1x1_compute(N, C, H, W, K, dtype, nr: int, pack: bool, epilogue: str 
     return [data, kernel, *extra], out, conv, data_pack, kernel_pack
 
 
-def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype: str) -> None:
+def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype: str,
+                            epilogue: bool = False) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
     cfg.define_knob("mr", [d for d in (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16) if d <= K])
@@ -110,6 +111,12 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     blocks = [kc for kc in (64, 128) if kc < C and C % kc == 0] if fp32_avx512 else []
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_weights", [False, True])
+    # Each finished tile copied out with non-temporal stores (gemm's stream_c): the
+    # output is written once, and through the cache each of its lines would first be
+    # read, then evict data the next panels read. Where the output is the sum itself
+    # (no epilogue) and its rows start on cache lines.
+    can_stream = fp32_avx512 and not epilogue and HW % lanes == 0
+    cfg.define_knob("stream_out", [False, True] if can_stream else [False])
     cfg.fallback_with(nr=2 * lanes, mr=min(8, K), unroll_k=4, block_m=1, order="fk",
                       pack="panel", pack_panels=1, kernel="loops", prefetch=False)
     if fp32_avx512 and K % 8 == 0 and HW % 32 == 0:
@@ -119,6 +126,10 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
                           pack_weights=True)
         if 128 in blocks and K % 64 == 0:  # whole blocks of 8 row tiles
             cfg.fallback_with(kc=128)
+        if can_stream:
+            # 2-core Xeon VM, beside PyTorch (benchmarks/paired.py): resnet-c2-1x1
+            # 0.88 -> 0.93x on one core (15 rounds), 1.66 -> 1.72x on two (11).
+            cfg.fallback_with(stream_out=True)
 
 
 def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=None):
@@ -133,7 +144,8 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=N
                   rows_outer=cfg["order"].val == "kf", kernel=cfg["kernel"].val,
                   panel_stage=s[data_pack] if per_panel else None,
                   panels_per_pack=cfg["pack_panels"].val,
-                  prefetch=prefetch, kc=cfg["kc"].val, a_packed=kernel_pack is not None)
+                  prefetch=prefetch, kc=cfg["kc"].val, a_packed=kernel_pack is not None,
+                  stream_out=cfg["stream_out"].val)
     # The weights are gemm's A, the data its B (with the image axis leading).
     schedule_packs(s, kernel_pack, data_pack, per_panel)
     return s

@@ -18,7 +18,7 @@ from ..errors import InvalidConfigError
 from ..target import Target
 from ..te.tensor import Tensor
 from .epilogue import accumulator
-from .microkernel import avx512_fp32, gemm_microkernel
+from .microkernel import avx512_fp32, gemm_microkernel, stream_tile_intrin
 
 
 def gemm_compute(
@@ -120,20 +120,21 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     is B's packed copy, None where B is read in place; ``Ap`` A's tile-packed copy."""
     s = te.create_schedule(C.op)
     kernel, prefetch = cfg["kernel"].val, 0
-    if cfg["stream_c"].val:
-        if kernel == "loops" or cfg["kc"].val or reduction_of(C, Bp, Ap) is not C:
-            raise InvalidConfigError(
-                "streaming C is for the micro-kernel summing the whole k into C itself: "
-                "no kc, no epilogue, no tiles past C's edge")
-        CC = None
+    stream = cfg["stream_c"].val
+    if stream and reduction_of(C, Bp, Ap) is not C:
+        raise InvalidConfigError("streaming C's tiles needs C to be the sum itself: "
+                                 "no epilogue, no tiles past C's edge")
+    if stream and kernel != "loops" and not cfg["kc"].val:
+        CC = None  # the micro-kernel sums each tile in C and streams it out
     else:
         CC = accumulator(s, C, reduction_of(C, Bp, Ap))
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
     if cfg["stream_b"].val:
-        if Bp is not None or Ap is not None or kernel != "loops" or cfg["kc"].val:
+        if (Bp is not None or Ap is not None or kernel != "loops" or cfg["kc"].val
+                or stream):
             raise InvalidConfigError("streaming B reads it in place, A too, with the loops "
-                                     "kernel and the whole k")
+                                     "kernel and the whole k, and stores C as usual")
         stream_b(s, cfg, C, CC, i, j)
         return s
     if kernel == "ukr+prefetch":
@@ -141,7 +142,7 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
                   kernel=kernel, panel_stage=s[Bp] if per_panel else None,
                   panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch,
-                  kc=cfg["kc"].val, a_packed=Ap is not None)
+                  kc=cfg["kc"].val, a_packed=Ap is not None, stream_out=stream)
     schedule_packs(s, Ap, Bp, per_panel)
     return s
 
@@ -204,7 +205,8 @@ def next_panel_offset(nr: int, packed, per_panel: bool) -> int:
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
                   kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1,
-                  prefetch: int = 0, kc: int = 0, a_packed: bool = False) -> None:
+                  prefetch: int = 0, kc: int = 0, a_packed: bool = False,
+                  stream_out: bool = False) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
@@ -223,7 +225,9 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     of B that all of them read stays in L1 while they pass it, and the tiles' sums wait
     in ``CC`` (also in L1) between slices. Without ``CC`` (None; the micro-kernel over
     the whole k) it sums each tile of ``C`` in place and streams it out around the
-    cache."""
+    cache; with ``CC`` and ``stream_out``, each finished tile is copied out of ``CC``
+    that way (:func:`.microkernel.stream_tile_intrin`), for a ``C`` that is written
+    once and read by nothing here."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
@@ -246,7 +250,14 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     s[C].parallel(outer)
     if panel_stage is not None:
         panel_stage.compute_at(s[C], outer)
-    if CC is not None:
+    if stream_out and CC is not None:
+        rows, cols = int(i.domain.extent), int(j.domain.extent)
+        if rows % mr or cols % nr or lanes != 16 or str(C.dtype) != "float32":
+            raise InvalidConfigError(
+                f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 on "
+                f"16-lane vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
+        s[C].tensorize(ii, stream_tile_intrin(mr, nr))
+    elif CC is not None:
         s[C].vectorize(ji)
     acc = s[C] if CC is None else s[CC]
     *cbatch, ci, cj = acc.op.axis
@@ -336,8 +347,9 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_a", [False, True])
     cfg.define_knob("stream_b", [False, True])  # see stream_b()
-    # The micro-kernel sums each tile in place and streams it to C around the cache;
-    # offered where C can be that sum: no epilogue, columns in whole vectors.
+    # C's tiles stored around the cache: summed in place by the micro-kernel over the
+    # whole k, else copied out of the local tile with non-temporal stores. Offered
+    # where C is the sum itself: no epilogue, columns in whole vectors.
     can_stream = fp32_avx512 and not epilogue and N % lanes == 0
     cfg.define_knob("stream_c", [False, True] if can_stream else [False])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile

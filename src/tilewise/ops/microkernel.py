@@ -14,6 +14,7 @@ from ..errors import LowerError
 from ..ir import Const, Expr, ExternCall, const
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from ..target import Target
+from .simd_c import STORE_FENCE
 
 _SOURCE = r"""
 #include <immintrin.h>
@@ -58,7 +59,6 @@ static inline __attribute__((always_inline)) void NAME_run(
     for (int i = 0; i < MR; ++i)
       #pragma GCC unroll 64
       for (int v = 0; v < nv; ++v) _mm512_stream_ps(c + i * ldc + 16 * v, acc[i][v]);
-    _mm_sfence();
     return;
   }
 #endif
@@ -184,6 +184,9 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
 
     ``stream``: the tile goes to C with non-temporal stores where C's rows start on
     cache lines (else as usual), for a C summed in place, written once and read later.
+    Each thread fences them once, after its share of the parallel loop (``fence`` of
+    :class:`~tilewise.ir.ExternCall`): a fence per tile waits for the stores to reach
+    memory (resnet-c2-1x1, 8x32 tiles copied out this way: 0.90 -> 0.75x PyTorch).
     """
     a = te.placeholder((mr, kc), "float32", name="a")
     b = te.placeholder((kc, nr), "float32", name="b")
@@ -208,6 +211,8 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
               .replace("KC", str(kc)).replace("PF_AHEAD", str(_PREFETCH_AHEAD))
               .replace("STREAM", str(int(stream)))
               .replace("PF", str(prefetch)))
+    if stream:
+        source = STORE_FENCE + source
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, bv), (cv,) = ins, outs
@@ -216,13 +221,57 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
         args: tuple[Expr, ...] = (av.ptr, bv.ptr, cv.ptr, *lds)
         if cols:  # the tile's columns inside the result
             args = (*args, const(cols, cv.index[-1].dtype) - cv.index[-1])
+        fence = "tw_store_fence" if stream else ""
         return IntrinImpl(
-            body=ExternCall(f"{name}_body", args),
+            body=ExternCall(f"{name}_body", args, fence),
             reset=ExternCall(f"{name}_reset", (cv.ptr, lds[2])),
-            update=ExternCall(f"{name}_update", args),
+            update=ExternCall(f"{name}_update", args, fence),
         )
 
     return decl_tensor_intrin(c.op, impl, source=source, name=name)
+
+
+_STREAM_TILE = r"""
+#include <immintrin.h>
+#include <stdint.h>
+/* dst[i * ldd + j] = src[i * lds + j] for i < MR, j < NR. */
+static inline void NAME(const float* restrict src, float* restrict dst, int32_t lds,
+                        int32_t ldd) {
+#if defined(__AVX512F__) && (NR % 16 == 0)
+  if (!(((uintptr_t)dst | (uintptr_t)ldd * sizeof(float)) & 63)) {
+    #pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i)
+      #pragma GCC unroll 64
+      for (int j = 0; j < NR; j += 16)
+        _mm512_stream_ps(dst + i * ldd + j, _mm512_loadu_ps(src + i * lds + j));
+    return;
+  }
+#endif
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) dst[i * ldd + j] = src[i * lds + j];
+}
+"""
+
+
+def stream_tile_intrin(mr: int, nr: int) -> TensorIntrin:
+    """``dst[i, j] = src[i, j]`` over an ``mr x nr`` tile, stored with non-temporal
+    stores where the destination's rows start on cache lines (else as usual): a
+    finished register tile copied out of its local buffer to a result that is written
+    once and not read again here. Through the cache, each line of the result would
+    first be read, then evict data that the next tiles read (resnet-c2-1x1 on one
+    core: 1.06x). Both views' rows must be contiguous."""
+    src = te.placeholder((mr, nr), "float32", name="src")
+    dst = te.compute((mr, nr), lambda i, j: src[i, j], name="dst")
+    name = f"tw_stream_tile_{mr}x{nr}"
+    source = STORE_FENCE + (_STREAM_TILE.replace("NAME", name).replace("MR", str(mr))
+                            .replace("NR", str(nr)))
+
+    def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
+        (sv,), (dv,) = ins, outs
+        args = (sv.ptr, dv.ptr, row_stride(sv, name), row_stride(dv, name))
+        return IntrinImpl(body=ExternCall(name, args, fence="tw_store_fence"))
+
+    return decl_tensor_intrin(dst.op, impl, source=source, name=name)
 
 
 def row_stride(view: BufferView, name: str, cols: int = 0) -> Expr:

@@ -45,3 +45,13 @@ static inline void tw_transpose16(__m512* restrict r, __m512* restrict t) {
 }
 #endif
 """
+
+STORE_FENCE = r"""
+#include <immintrin.h>
+#ifndef tw_store_fence_defined
+#define tw_store_fence_defined
+/* Makes this thread's non-temporal stores visible to the others: they are weakly
+   ordered, and a barrier's atomics need not drain them. */
+static inline void tw_store_fence(void) { _mm_sfence(); }
+#endif
+"""

@@ -13,8 +13,9 @@ from tilewise import te
 from tilewise.ops.microkernel import stream_tile_intrin
 from tilewise.runtime import aligned
 
-pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
-                                reason="the streaming copy is written for x86")
+pytestmark = [pytest.mark.compiles,
+              pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+                                 reason="the streaming copy is written for x86")]
 
 
 def _streamed_copy(parallel: bool):

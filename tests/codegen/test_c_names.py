@@ -7,7 +7,7 @@ import pytest
 
 import tilewise as tw
 from tilewise import te
-from tw_testing import rand, run
+from tw_testing import conv2d_nchw, conv2d_ref, rand, run
 
 
 @pytest.mark.compiles
@@ -40,3 +40,25 @@ def test_float16_has_min_max_helpers():
     s = te.create_schedule(R.op)
     src = tw.generate_source(tw.lower(s, [A, R]), "c -mcpu=x86-64 -cores=1")
     assert "tw_max_float16(_Float16 a, _Float16 b)" in src
+
+
+@pytest.mark.compiles
+def test_a_bound_placed_twice_in_one_scope_gets_two_names():
+    """Unswitching peels a loop whose body holds a partitioned loop: the partition's
+    bound (one LetStmt) lands twice in one C scope, and each copy needs its own name
+    (it once failed to compile: redefinition of 'x_c_lo')."""
+    from unittest import mock
+
+    data, weight, padded, out = conv2d_nchw(1, 1, 3, 3, 1, 1, 1, 1, 1)
+    s = te.create_schedule(out.op)
+    cc = s.cache_write(out, "local")
+    b, f, y, x = s[out].op.axis
+    yo, yi = s[out].split(y, nparts=1)
+    xo, xi = s[out].split(x, nparts=2)
+    s[out].reorder(b, xo, yo, yi, f, xi)
+    s[cc].compute_at(s[out], xo)
+    s[padded].compute_inline()
+    with mock.patch("tilewise.lower.unswitch._MIN_WORK", 1):
+        d, w = rand(data.shape, seed=3), rand(weight.shape, seed=4)
+        got = run(s, [data, weight, out], [d, w])
+    np.testing.assert_allclose(got, conv2d_ref(d, w, 1, 1), rtol=1e-5, atol=1e-5)

@@ -1,14 +1,18 @@
-"""Bound inference: loop extents, overshooting splits, compute_at regions of stencils."""
+"""Bound inference: loop extents, overshooting and shifted splits, compute_at regions of
+stencils."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+import tilewise as tw
 from tilewise import te
+from tilewise.errors import LowerError, ScheduleError
 from tilewise.ir import Const, simplify, structural_equal
 from tilewise.lower.bound import infer_bounds
 from tilewise.lower.inline import effective_bodies
-from tw_testing import conv2d_nchw, matmul
+from tw_testing import conv2d_nchw, matmul, run
 
 
 def _bounds(s):
@@ -37,6 +41,41 @@ def test_split_extents_and_overshoot():
     assert (b.extent[ko], b.extent[ki]) == (5, 7)
     assert (b.extent[jo], b.extent[ji]) == (1, 24)
     assert b.overshoot == {k}
+
+
+@pytest.mark.compiles
+def test_shifted_tail_keeps_tiles_whole_and_moves_the_last_one_in():
+    """``tail="shift_inwards"``: no guard, the last tile starts ``factor`` before the
+    edge, and a producer computed per tile covers the shifted rows."""
+    A = te.placeholder((10, 8), name="A")
+    P = te.compute((10, 8), lambda i, j: A[i, j] + 1.0, name="P")
+    B = te.compute((10, 8), lambda i, j: P[i, j] * 2.0, name="B")
+    s = te.create_schedule(B.op)
+    i, _ = s[B].op.axis
+    io, ii = s[B].split(i, 4, tail="shift_inwards")
+    s[P].compute_at(s[B], io)
+    b = _bounds(s)
+    assert b[s[B]].overshoot == set() and b[s[B]].shifted == {i}
+    assert (b[s[B]].extent[io], b[s[B]].extent[ii]) == (3, 4)
+    assert b[s[P]].extent[s[P].op.axis[0]] == 4
+    text = str(tw.lower(s, [A, B]))
+    assert "min((i.outer * 4), 6)" in text and "if " not in text
+    a = np.arange(80, dtype="float32").reshape(10, 8)
+    np.testing.assert_allclose(run(s, [A, B], [a]), (a + 1.0) * 2.0)
+
+
+def test_a_shifted_reduction_needs_a_micro_kernel_computing_its_tiles_whole():
+    A, B, C = matmul(10, 6, 8)
+    s = te.create_schedule(C.op)
+    i, _ = s[C].op.axis
+    s[C].split(i, 4, tail="shift_inwards")
+    with pytest.raises(LowerError, match="shifts its last tile inwards"):
+        tw.lower(s, [A, B, C])
+    s = te.create_schedule(C.op)
+    with pytest.raises(ScheduleError, match="reduction axis cannot shift"):
+        s[C].split(s[C].op.reduce_axis[0], 4, tail="shift_inwards")
+    with pytest.raises(ScheduleError, match="tail must be one of"):
+        s[C].split(s[C].op.axis[0], 4, tail="wrap")
 
 
 def test_split_nparts_and_fuse_extents():

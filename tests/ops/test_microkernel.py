@@ -294,10 +294,34 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
     assert [e.val for e in space.knob("kc").entities] == [0]
 
 
-def test_gemm_template_rejects_partial_microkernel_tiles():
-    task = _ukr_task("gemm", (20, 64, 16))
+@pytest.mark.parametrize("name,args,knobs", [
+    ("gemm", (20, 64, 16), {"mr": 8, "nr": 32, "pack": "root"}),  # rows in place
+    ("gemm", (20, 72, 16), {"mr": 8, "nr": 32, "pack": "none"}),  # and columns
+    ("gemm", (38, 128, 40), {"mr": 6, "nr": 64, "pack": "panel", "stream_c": True}),
+    ("gemm", (38, 128, 40), {"mr": 6, "nr": 64, "kernel": "ukr+prefetch", "pack": "root"}),
+    ("dense", (20, 64, 16, "bias+relu"), {"mr": 6, "nr": 32, "pack": "root"}),
+    ("batch_matmul", (2, 20, 64, 16), {"mr": 6, "nr": 32, "pack_a": False}),
+    ("conv2d_nchw", (1, 16, 5, 10, 20, 1, 1), {"mr": 6, "nr": 16, "pack": "none", "kc": 0,
+                                               "prefetch": False, "pack_weights": False}),
+])
+def test_micro_kernel_tiles_past_an_edge_read_in_place_shift_inwards(name, args, knobs):
+    """Where the operand along an axis is read in place (not padded to whole tiles by
+    a packed copy), the last tile moves back inside the edge and recomputes a few rows
+    or columns: the tile stays whole, so the micro-kernel takes it."""
+    task = _ukr_task(name, args)
+    config = config_with(task, **{"kernel": "ukr", "kc": 0, **knobs})
+    s, tensors = task.instantiate(config)
+    assert "min((" in str(tw.lower(s, tensors))
+    _matches_numpy(task, config, f"tw_gemm_ukr_{knobs['mr']}x{knobs['nr']}")
+
+
+def test_micro_kernel_tiles_do_not_shift_where_k_is_blocked():
+    """Blocked k sums each block of row tiles slice by slice in a local buffer of whole
+    tiles; a shifted tile there would overlap its neighbour inside the block."""
+    task = _ukr_task("gemm", (20, 64, 256))
     with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
-        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32))
+        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=1,
+                                     pack="root", stream_c=False))
 
 
 def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():

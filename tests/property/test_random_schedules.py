@@ -1,6 +1,7 @@
 """Random valid schedules of matmul and conv2d, each built and checked against NumPy.
 
-Drawn: split factors (non-divisors and factors larger than the extent included),
+Drawn: split factors (non-divisors and factors larger than the extent included; a
+stage that sums nothing itself may shift its last tile inwards instead of guarding it),
 reorders, fuses of adjacent axes, annotations (vectorize the innermost data-parallel
 loop, unroll, parallel), cache_write + compute_at points, and the placement of a
 producer stage (inline, root, or compute_at any legal loop).
@@ -28,17 +29,22 @@ SETTINGS = settings(
 
 def _random_loops(data, stage, log) -> None:
     """Splits, a reorder, maybe a fuse, and annotations on one stage."""
+    # A reduction stage's tiles may shift only under a micro-kernel (Stage.split).
+    can_shift = not stage.op.reduce_axis
     for iv in list(stage.leaf_iter_vars):
         ext = iv.dom.extent
         if data.draw(st.booleans()):
+            tail = "guard"
+            if can_shift and iv.kind is IterKind.DATA_PAR and data.draw(st.booleans()):
+                tail = "shift_inwards"
             if data.draw(st.booleans()):
                 f = data.draw(st.integers(1, ext + 3))
-                log.append(f"split({iv.name}, {f})")
-                stage.split(iv, f)
+                log.append(f"split({iv.name}, {f}, tail={tail})")
+                stage.split(iv, f, tail=tail)
             else:
                 p = data.draw(st.integers(1, ext + 1))
-                log.append(f"split({iv.name}, nparts={p})")
-                stage.split(iv, nparts=p)
+                log.append(f"split({iv.name}, nparts={p}, tail={tail})")
+                stage.split(iv, nparts=p, tail=tail)
     leaves = list(stage.leaf_iter_vars)
     order = data.draw(st.permutations(leaves))
     log.append(f"reorder({', '.join(iv.name for iv in order)})")

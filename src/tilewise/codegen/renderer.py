@@ -219,6 +219,9 @@ class Renderer:
         elif isinstance(s, Allocate):
             self.allocate(s)
         elif isinstance(s, LetStmt):
+            # A name of its own at each definition: lowering may place one LetStmt twice
+            # in a scope (loop partition's bounds, in a loop that is peeled).
+            self.names[id(s.var)] = self.fresh(s.var.name)
             self.emit(f"const {self.ctype(s.var.dtype)} {self.name(s.var)} = {self.expr(s.value)};")
             self.stmt(s.body)
         elif isinstance(s, ExternCall):

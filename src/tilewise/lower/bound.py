@@ -25,6 +25,7 @@ from ..ir import (
     simplify,
     substitute,
 )
+from ..ir.expr import min_
 from ..ir.interval import Interval
 from ..schedule import AttachKind, Fuse, Schedule, Split, Stage
 from ..te.tensor import IterVar, TensorRead
@@ -38,6 +39,8 @@ class StageBound:
     extent: dict[IterVar, int] = field(default_factory=dict)
     # splits whose outer*inner overshoots the parent: they need a guard
     overshoot: set[IterVar] = field(default_factory=set)
+    # the others that overshoot: their last tile shifts back inside (Stage.split)
+    shifted: set[IterVar] = field(default_factory=set)
 
 
 def enclosing_loops(stage: Stage) -> list[IterVar]:
@@ -62,7 +65,10 @@ def normalised_values(stage: Stage, bound: StageBound) -> dict[IterVar, Expr]:
     val: dict[IterVar, Expr] = {iv: iv.var for iv in stage.leaf_iter_vars}
     for rel in reversed(stage.relations):
         if isinstance(rel, Split):
-            val[rel.parent] = val[rel.outer] * bound.extent[rel.inner] + val[rel.inner]
+            start = val[rel.outer] * bound.extent[rel.inner]
+            if rel.parent in bound.shifted:
+                start = min_(start, const(bound.extent[rel.parent] - bound.extent[rel.inner]))
+            val[rel.parent] = start + val[rel.inner]
         else:
             ext = bound.extent[rel.inner]
             val[rel.outer] = val[rel.fused] // ext
@@ -108,7 +114,7 @@ def _derive_extents(st: Stage, b: StageBound) -> None:
             outer = -(-ext // inner)
             b.extent[rel.inner], b.extent[rel.outer] = inner, outer
             if inner * outer != ext:
-                b.overshoot.add(rel.parent)
+                (b.shifted if rel.tail == "shift_inwards" else b.overshoot).add(rel.parent)
         elif isinstance(rel, Fuse):
             b.extent[rel.fused] = b.extent[rel.outer] * b.extent[rel.inner]
 

@@ -101,6 +101,8 @@ class NestBuilder:
         )
         if not isinstance(body, Reduce):
             return self._nest(st, leaves, Provide(t, index, body), guards, mode="body")
+        if b.shifted:
+            _check_shifted_reduction(st, b)
         first = next((i for i, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE), len(leaves))
         common, rest = leaves[:first], leaves[first:]
         init_leaves = [iv for iv in rest if iv.kind is not IterKind.REDUCE]
@@ -210,6 +212,22 @@ class NestBuilder:
             if t in self.allocated:
                 stmt = Allocate(self.buffers[t], stmt)
         return _guard(conds, stmt)
+
+
+def _check_shifted_reduction(st: Stage, b: StageBound) -> None:
+    """A shifted tile computes some elements twice; a sum redone in place (zeroed,
+    then accumulated in memory) could be zeroed by one tile while the other, on
+    another thread, adds to it. Only a micro-kernel holding the whole sum of its tile
+    (tensorized above every reduction loop) redoes it safely."""
+    leaves = st.leaf_iter_vars
+    at = next((n for n, iv in enumerate(leaves)
+               if (attr := st.iter_attrs.get(iv)) is not None and attr.tensorize), None)
+    if at is None or any(iv.kind is IterKind.REDUCE for iv in leaves[:at]):
+        names = ", ".join(sorted(iv.name for iv in b.shifted))
+        raise LowerError(
+            f"{st.name}: the split of {names} shifts its last tile inwards, which computes "
+            "some sums twice; a reduction may do that only in tiles that a micro-kernel "
+            "computes whole (tensorize above every reduction loop)")
 
 
 def _guard(conds: list[Expr], stmt: Stmt) -> Stmt:

@@ -237,7 +237,11 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     if panels_per_pack > 1 and not grouped:
         raise InvalidConfigError("packing several panels at once needs per-panel packing "
                                  "with columns outermost")
-    io, jo, ii, ji = s[C].tile(i, j, mr, nr)
+    tails = edge_tails(s[C] if CC is None else s[CC], (i, j), (mr, nr),
+                       kernel != "loops" and not kc)
+    io, ii = s[C].split(i, mr, tail=tails[0])
+    jo, ji = s[C].split(j, nr, tail=tails[1])
+    s[C].reorder(io, jo, ii, ji)
     ioo, ioi = s[C].split(io, cfg["block_m"].val)
     group, lead = jo, ()
     if panels_per_pack > 1:
@@ -252,7 +256,8 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         panel_stage.compute_at(s[C], outer)
     if stream_out and CC is not None:
         rows, cols = int(i.domain.extent), int(j.domain.extent)
-        if rows % mr or cols % nr or lanes != 16 or str(C.dtype) != "float32":
+        if (rows % mr and tails[0] == "guard" or cols % nr and tails[1] == "guard"
+                or lanes != 16 or str(C.dtype) != "float32"):
             raise InvalidConfigError(
                 f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 on "
                 f"16-lane vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
@@ -271,7 +276,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         if int(i.domain.extent) < mr or int(j.domain.extent) < nr:
             raise InvalidConfigError(f"the micro-kernel's {mr}x{nr} tile is larger than "
                                      f"{C.name}'s {i.domain.extent}x{j.domain.extent}")
-        if rows % mr or cols % nr:
+        if rows % mr and tails[0] == "guard" or cols % nr and tails[1] == "guard":
             raise InvalidConfigError(
                 f"the micro-kernel needs whole {mr}x{nr} tiles; {C.name} has {rows}x{cols}"
                 " (A packed pads the rows to whole tiles, B packed the columns)")
@@ -304,6 +309,23 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         return
     s[CC].compute_at(s[C], ioi)
     unrolled_tile(s, CC, cfg["unroll_k"].val)
+
+
+def edge_tails(acc, axes, tiles, whole: bool) -> tuple[str, ...]:
+    """How each of ``C``'s tile splits ends (:meth:`Stage.split`'s ``tail``): where the
+    tile must be ``whole`` (a micro-kernel) and ``acc``, the stage that sums it, is
+    not padded to whole tiles along that axis (its operand is read in place, not
+    packed), the last tile shifts back inside the edge and recomputes a few rows or
+    columns (gemm 512x512x512 in 6x64 tiles, the last one from row 506: 0.85 -> 0.94x
+    PyTorch with the 4x64 tiles that divide it); else it is cut by bound checks."""
+    *_, ci, cj = acc.op.axis
+    tails = []
+    for axis, own, tile in zip(axes, (ci, cj), tiles, strict=True):
+        n = int(axis.domain.extent)
+        padded = int(own.domain.extent) != n
+        tails.append("shift_inwards" if whole and not padded and n % tile and n > tile
+                     else "guard")
+    return tuple(tails)
 
 
 def unrolled_tile(s, CC, unroll_k: int) -> None:
@@ -357,19 +379,21 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
     cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
                       pack="root", pack_panels=1)
-    if fp32_avx512 and M >= 4 and N >= 64:
-        # 4x64 tiles: the micro-kernel, each panel packed as its tiles start (one core:
-        # gemm-1024 169 -> 181 GFLOP/s, bert-ffn 148 -> 152; two: 336 -> 359, 294 ->
-        # 310); the panels padded to whole tiles, and A too where M is not a multiple
-        # of 4.
-        cfg.fallback_with(nr=64, mr=4, block_m=16, kernel="ukr", pack="panel",
-                          pack_a=M % 4 != 0)
-        if M % 4 == 0 and N % 64 == 0 and not epilogue:
-            # Whole tiles summed in C itself and streamed out around the cache, so C's
-            # lines do not evict the A that the next tiles read. 2-core Xeon VM, beside
-            # PyTorch (benchmarks/paired.py): gemm-512 0.79 -> 0.84x on one core (11
-            # rounds), 0.76 -> 0.80x on two (9); gemm-bert-ffn level (0.93 / 0.94x).
-            cfg.fallback_with(stream_c=True)
+    if fp32_avx512 and M >= 6 and N >= 64:
+        # The micro-kernel, each 64-wide panel of B packed as its tiles start (4x64
+        # tiles, one Zen 5 core: gemm-1024 169 -> 181 GFLOP/s against the loops). 6x64
+        # tiles, A read in place, the last row tile shifted back inside C (edge_tails):
+        # 24 accumulators instead of 16, so each row of the panel, streamed from L2,
+        # feeds 1.5x the FMAs (one row tile against one panel of gemm-512 on one Xeon
+        # core: 82% of the FMA peak in 4x64 tiles, 91% in 6x64). 2-core Xeon VM, beside
+        # PyTorch (benchmarks/paired.py, 9-11 rounds), 4x64 -> 6x64: one core
+        # gemm-512 0.89 -> 0.95x, gemm-1024 0.89 -> 0.96-1.00x, bert-ffn 1.00 ->
+        # 1.03x; two cores gemm-512 0.84 -> 0.88x, gemm-1024 0.89 -> 0.92x.
+        # stream_c where the columns are whole tiles: C summed in place and streamed
+        # out around the cache, so its lines do not evict the A that the next tiles
+        # read (gemm-512 in 4x64 tiles: 0.79 -> 0.84x on one core, 0.76 -> 0.80x on two).
+        cfg.fallback_with(nr=64, mr=6, block_m=4, kernel="ukr", pack="panel", pack_a=False,
+                          stream_c=N % 64 == 0 and not epilogue)
     if M <= 8:
         # A few rows (a batch of one through a dense layer): B streamed past them in
         # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch

@@ -21,12 +21,16 @@ if TYPE_CHECKING:
     from .tensorize import TensorIntrin
 
 
+TAILS = ("guard", "shift_inwards")
+
+
 @dataclass(frozen=True)
 class Split:
     parent: IterVar
     outer: IterVar
     inner: IterVar
     factor: int
+    tail: str = "guard"  # see Stage.split
 
 
 @dataclass(frozen=True)
@@ -130,12 +134,22 @@ class Stage:
     # ---- loop structure -----------------------------------------------------
 
     def split(
-        self, parent: IterVar, factor: int | None = None, nparts: int | None = None
+        self, parent: IterVar, factor: int | None = None, nparts: int | None = None,
+        tail: str = "guard",
     ) -> tuple[IterVar, IterVar]:
         """Split ``parent`` into ``(outer, inner)``; inner has ``factor`` iterations.
 
         Before: ``for i in [0, 100): S(i)``. After ``split(i, factor=32)``:
         ``for io in [0, 4): for ii in [0, 32): if io*32+ii < 100: S(io*32+ii)``.
+
+        Where ``factor`` does not divide the extent, ``tail`` says how the last
+        iteration of ``outer`` stays inside it: ``"guard"`` (above) checks each
+        element; ``"shift_inwards"`` (Halide's tail strategy of that name) moves the
+        last tile back to end at the edge, ``S(min(io*32, 100 - 32) + ii)``, so every
+        tile is whole, and a register tile or a micro-kernel stays one, at the cost
+        of computing a few elements twice. Those must come out the same each time: a
+        reduction stage can shift only the tiles that a micro-kernel computes whole
+        (``tensorize`` above every reduction loop, below the split), as lowering checks.
         """
         self._need_compute("split")
         self._leaf(parent, "split")
@@ -149,12 +163,19 @@ class Stage:
                 f"split of {parent.name} on {self.name}: factor/nparts must be a positive "
                 f"integer, got {given!r}"
             )
+        if tail not in TAILS:
+            raise ScheduleError(f"split of {parent.name} on {self.name}: tail must be one "
+                                f"of {list(TAILS)}, got {tail!r}")
+        if tail == "shift_inwards" and parent.kind is IterKind.REDUCE:
+            raise ScheduleError(f"split of {parent.name} on {self.name}: a reduction axis "
+                                "cannot shift its last tile inwards (the overlap would be "
+                                "summed twice)")
         if factor is None:
             factor = -(-extent // nparts) if extent and nparts else 1
         outer_ext = -(-extent // factor) if extent else None
         outer = _derived(parent, "outer", outer_ext)
         inner = _derived(parent, "inner", factor)
-        self.relations.append(Split(parent, outer, inner, factor))
+        self.relations.append(Split(parent, outer, inner, factor, tail))
         self._replace_leaf(parent, [outer, inner])
         self.all_iter_vars += [outer, inner]
         return outer, inner

@@ -189,19 +189,17 @@ def test_batch_matmul_fallback_is_the_micro_kernel_on_whole_tiles():
     np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
     narrow = Task("batch_matmul", (2, 8, 48, 16), "c -cores=2").config_space.fallback
     assert narrow["kernel"].val == "loops"  # narrower than one 64-wide tile
-    # the last panel padded; rows that no 4-row tile divides packed with A where three
-    # or more panels reuse the copy
-    for args, a_packed in [((2, 8, 100, 16), False), ((2, 13, 197, 16), True)]:
+    # the last panel padded; rows that no 4-row tile divides in 6-row tiles over A in
+    # place, the last one of each batch shifted back inside
+    for args, mr in [((2, 8, 100, 16), 4), ((2, 13, 197, 16), 6), ((2, 13, 64, 16), 6)]:
         ragged = Task("batch_matmul", args, "c -cores=2")
         fallback = ragged.config_space.fallback
-        assert (fallback["kernel"].val, fallback["pack_a"].val) == ("ukr", a_packed)
+        assert (fallback["kernel"].val, fallback["mr"].val, fallback["pack_a"].val) == \
+            ("ukr", mr, False)
         mod = tw.build(*ragged.instantiate(fallback), target=ragged.target)
         arrays, (want,) = ragged.reference()(np.random.default_rng(0))
         mod(*arrays)
         np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
-    for N in (64, 128):
-        space = Task("batch_matmul", (2, 13, N, 16), "c -cores=2").config_space
-        assert space.fallback["kernel"].val == "loops"
 
 
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")

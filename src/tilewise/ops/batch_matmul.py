@@ -87,20 +87,20 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
     # 0.70 -> 0.84x PyTorch against B packed whole first (benchmarks/paired.py, 9 rounds).
     cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
                       unroll_k=4, pack="at_batch")
-    # Where the rows need A packed too (M not a multiple of 4), the copy of A pays off
-    # only over three or more panels; before that the per-batch loops above are as fast
-    # or faster. One core, 7-9 rounds beside PyTorch (benchmarks/paired.py), loops ->
-    # micro-kernel: 16 x 197x197x64 0.75 -> 0.89x, 16 x 197x150x64 0.80 -> 0.85x,
-    # 12 x 77x197x64 0.66 -> 0.75x; 16 x 197x128x64 0.77 / 0.79x; 12 x 77x64x77 0.77
-    # / 0.58x, 16 x 197x64x197 0.88 / 0.66x.
-    pack_a = M % 4 != 0
-    if fp32_avx512 and M >= 4 and (N > 128 if pack_a else N >= 64):
-        # 4x64 tiles: gemm's micro-kernel fallback, each panel packed just before its
-        # tiles, the last padded to a whole tile. bert-attn-qk (12 x 128x128x64) on the
-        # 2-core Xeon VM, 9 rounds beside PyTorch (benchmarks/paired.py): 0.76 ->
-        # 0.82-0.90x on one thread; 11 rounds on two: 0.75 -> 0.89x.
-        cfg.fallback_with(nr=64, mr=4, kernel="ukr", pack="at_batch", order="ji", block_m=2,
-                          pack_a=pack_a)
+    if fp32_avx512 and M >= 4 and N >= 64:
+        # gemm's micro-kernel, each panel packed just before its tiles, the last
+        # padded to a whole tile; A read in place. 4x64 tiles where they divide the
+        # rows: bert-attn-qk (12 x 128x128x64) on the 2-core Xeon VM, 9 rounds beside
+        # PyTorch (benchmarks/paired.py): 0.76 -> 0.82-0.90x on one thread; 11 rounds
+        # on two: 0.75 -> 0.89x (6x64 there: 0.86x). Elsewhere 6x64, the last row tile
+        # of each batch shifted back inside (gemm.edge_tails), against the per-batch
+        # loops or 4x64 over a padded copy of A, 9 rounds, one thread / two:
+        # 16 x 197x197x64 0.93 -> 1.02x / 0.91 -> 1.03x, 12 x 77x77x64 0.67 -> 0.75x /
+        # 0.67 -> 0.80x, 12 x 77x64x77 0.83 -> 0.88x / 0.79 -> 0.85x, 16 x 197x64x197
+        # 0.87 -> 0.84x / 0.87 -> 0.88x.
+        mr = 4 if M % 4 == 0 or M < 6 else 6
+        cfg.fallback_with(nr=64, mr=mr, kernel="ukr", pack="at_batch", order="ji",
+                          block_m=2 if mr == 4 else 1, pack_a=False)
 
 
 @template("batch_matmul", reference=batch_matmul_reference,

@@ -33,6 +33,8 @@ class CRenderer(Renderer):
         self.emit(f"#pragma omp parallel num_threads({self.target.cores})")
         self.emit("{")
         self.indent += 1
+        for key, value in s.pragmas:
+            self.emit(f"#pragma {key} {value}".rstrip())
         self.emit("#pragma omp for schedule(static) nowait")
         v = self.name(s.var)
         self.emit(f"for (int32_t {v} = 0; {v} < {self.expr(s.extent)}; ++{v}) {{")

@@ -1,4 +1,5 @@
-"""Generated C spells every tensor and loop name legally."""
+"""Generated C spells every tensor and loop name legally, and puts each pragma where
+gcc takes it."""
 
 from __future__ import annotations
 
@@ -62,3 +63,25 @@ def test_a_bound_placed_twice_in_one_scope_gets_two_names():
         d, w = rand(data.shape, seed=3), rand(weight.shape, seed=4)
         got = run(s, [data, weight, out], [d, w])
     np.testing.assert_allclose(got, conv2d_ref(d, w, 1, 1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.compiles
+def test_a_pragma_reaches_its_loop_or_is_refused_with_the_reason():
+    """gcc takes a loop pragma directly before the ``for``; a parallel or vectorised
+    loop's OpenMP pragma must stand there, so the two cannot share a loop."""
+    A = te.placeholder((64, 96), name="A")
+    B = te.compute((64, 96), lambda i, j: A[i, j] * 2.0, name="B")
+    s = te.create_schedule(B.op)
+    i, j = s[B].op.axis
+    s[B].unroll(j)
+    s[B].pragma(j, "GCC", "ivdep")
+    mod = tw.build(s, [A, B], target="c -cores=2")
+    assert "#pragma GCC ivdep\n    #pragma GCC unroll 96\n" in mod.source
+    a = rand((64, 96), seed=1)
+    b = np.zeros_like(a)
+    mod(a, b)
+    np.testing.assert_allclose(b, a * 2.0)
+    s[B].parallel(i)
+    s[B].pragma(i, "GCC", "ivdep")
+    with pytest.raises(tw.TilewiseError, match="loop i is parallel and carries the pragma"):
+        tw.build(s, [A, B], target="c -cores=2")

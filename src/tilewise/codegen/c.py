@@ -22,6 +22,12 @@ class CRenderer(Renderer):
         self.kernel_fences: dict[str, None] = {}  # of calls outside any parallel loop
 
     def loop(self, s: For) -> None:
+        if s.pragmas and s.kind in (ForKind.PARALLEL, ForKind.VECTORIZED):
+            given = ", ".join(f"{k} {v}".strip() for k, v in s.pragmas)
+            raise CodegenError(
+                f"loop {s.var.name} is {s.kind.value} and carries the pragma(s) {given}: "
+                "gcc wants a loop pragma directly before the for, where the loop's OpenMP "
+                "pragma must be; put it on a serial or unrolled loop")
         fences = _fences(s.body) if s.kind is ForKind.PARALLEL else []
         if not fences:
             self.parallel_depth += s.kind is ForKind.PARALLEL
@@ -33,8 +39,6 @@ class CRenderer(Renderer):
         self.emit(f"#pragma omp parallel num_threads({self.target.cores})")
         self.emit("{")
         self.indent += 1
-        for key, value in s.pragmas:
-            self.emit(f"#pragma {key} {value}".rstrip())
         self.emit("#pragma omp for schedule(static) nowait")
         v = self.name(s.var)
         self.emit(f"for (int32_t {v} = 0; {v} < {self.expr(s.extent)}; ++{v}) {{")

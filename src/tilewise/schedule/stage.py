@@ -282,7 +282,9 @@ class Stage:
         attr.kind, attr.thread_tag = ForKind.THREAD_BINDING, thread.thread_tag
 
     def pragma(self, iv: IterVar, key: str, value: str | int = "") -> None:
-        """Attach a compiler pragma to a loop (emitted verbatim as ``#pragma key value``)."""
+        """Attach a compiler pragma to a loop (emitted verbatim as ``#pragma key value``
+        right before it; not on a parallel or vectorised loop, whose OpenMP pragma must
+        stand there: building such a loop is refused)."""
         self._need_compute("pragma")
         self._leaf(iv, "pragma")
         attr = self._attr(iv)

@@ -19,6 +19,7 @@ class CRenderer(Renderer):
         super().__init__(func)
         self.target = target
         self.parallel_depth = 0
+        self.nowait = False  # the next parallel loop is a share of an open region
         self.kernel_fences: dict[str, None] = {}  # of calls outside any parallel loop
 
     def loop(self, s: For) -> None:
@@ -28,28 +29,25 @@ class CRenderer(Renderer):
                 f"loop {s.var.name} is {s.kind.value} and carries the pragma(s) {given}: "
                 "gcc wants a loop pragma directly before the for, where the loop's OpenMP "
                 "pragma must be; put it on a serial or unrolled loop")
-        fences = _fences(s.body) if s.kind is ForKind.PARALLEL else []
-        if not fences:
-            self.parallel_depth += s.kind is ForKind.PARALLEL
+        if s.kind is not ForKind.PARALLEL:
             super().loop(s)
-            self.parallel_depth -= s.kind is ForKind.PARALLEL
             return
-        # Each thread fences its own weakly ordered stores once, after its share of
-        # the loop and before the region's closing barrier.
-        self.emit(f"#pragma omp parallel num_threads({self.target.cores})")
-        self.emit("{")
-        self.indent += 1
-        self.emit("#pragma omp for schedule(static) nowait")
-        v = self.name(s.var)
-        self.emit(f"for (int32_t {v} = 0; {v} < {self.expr(s.extent)}; ++{v}) {{")
+        fences = _fences(s.body)
+        if fences:
+            # Each thread fences its own weakly ordered stores once, after its share of
+            # the loop and before the region's closing barrier.
+            self.emit(f"#pragma omp parallel num_threads({self.target.cores})")
+            self.emit("{")
+            self.indent += 1
+        self.nowait = bool(fences)
         self.parallel_depth += 1
-        self.block(s.body)
+        super().loop(s)
         self.parallel_depth -= 1
-        self.emit("}")
-        for fence in fences:
-            self.emit(f"{fence}();")
-        self.indent -= 1
-        self.emit("}")
+        if fences:
+            for fence in fences:
+                self.emit(f"{fence}();")
+            self.indent -= 1
+            self.emit("}")
 
     def stmt(self, s: Stmt) -> None:
         if isinstance(s, ExternCall) and s.fence and not self.parallel_depth:
@@ -61,7 +59,10 @@ class CRenderer(Renderer):
         return "\n".join([text, *(f"  {f}();" for f in self.kernel_fences)])
 
     def loop_pragma(self, s: For) -> None:
-        if s.kind is ForKind.PARALLEL:
+        if s.kind is ForKind.PARALLEL and self.nowait:
+            self.nowait = False
+            self.emit("#pragma omp for schedule(static) nowait")
+        elif s.kind is ForKind.PARALLEL:
             self.emit(f"#pragma omp parallel for num_threads({self.target.cores}) schedule(static)")
         elif s.kind is ForKind.VECTORIZED:
             self.emit("#pragma omp simd")

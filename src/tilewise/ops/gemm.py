@@ -120,14 +120,14 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     is B's packed copy, None where B is read in place; ``Ap`` A's tile-packed copy."""
     s = te.create_schedule(C.op)
     kernel, prefetch = cfg["kernel"].val, 0
-    stream = cfg["stream_c"].val
-    if stream and reduction_of(C, Bp, Ap) is not C:
+    stream, total = cfg["stream_c"].val, reduction_of(C, Bp, Ap)
+    if stream and total is not C:
         raise InvalidConfigError("streaming C's tiles needs C to be the sum itself: "
                                  "no epilogue, no tiles past C's edge")
     if stream and kernel != "loops" and not cfg["kc"].val:
         CC = None  # the micro-kernel sums each tile in C and streams it out
     else:
-        CC = accumulator(s, C, reduction_of(C, Bp, Ap))
+        CC = accumulator(s, C, total)
     i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "panel"
     if cfg["stream_b"].val:
@@ -256,8 +256,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         panel_stage.compute_at(s[C], outer)
     if stream_out and CC is not None:
         rows, cols = int(i.domain.extent), int(j.domain.extent)
-        if (rows % mr and tails[0] == "guard" or cols % nr and tails[1] == "guard"
-                or lanes != 16 or str(C.dtype) != "float32"):
+        if cut_tiles((rows, cols), (mr, nr), tails) or not avx512_fp32(target, str(C.dtype)):
             raise InvalidConfigError(
                 f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 on "
                 f"16-lane vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
@@ -276,7 +275,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         if int(i.domain.extent) < mr or int(j.domain.extent) < nr:
             raise InvalidConfigError(f"the micro-kernel's {mr}x{nr} tile is larger than "
                                      f"{C.name}'s {i.domain.extent}x{j.domain.extent}")
-        if rows % mr and tails[0] == "guard" or cols % nr and tails[1] == "guard":
+        if cut_tiles((rows, cols), (mr, nr), tails):
             raise InvalidConfigError(
                 f"the micro-kernel needs whole {mr}x{nr} tiles; {C.name} has {rows}x{cols}"
                 " (A packed pads the rows to whole tiles, B packed the columns)")
@@ -326,6 +325,13 @@ def edge_tails(acc, axes, tiles, whole: bool) -> tuple[str, ...]:
         tails.append("shift_inwards" if whole and not padded and n % tile and n > tile
                      else "guard")
     return tuple(tails)
+
+
+def cut_tiles(extents, tiles, tails) -> bool:
+    """Whether bound checks cut a tile: an extent that its tile does not divide, with
+    a guarded tail (:func:`edge_tails`)."""
+    return any(n % t and tail == "guard" for n, t, tail in zip(extents, tiles, tails,
+                                                                strict=True))
 
 
 def unrolled_tile(s, CC, unroll_k: int) -> None:

@@ -14,7 +14,7 @@ from ..errors import LowerError
 from ..ir import Const, Expr, ExternCall, const
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from ..target import Target
-from .simd_c import STORE_FENCE
+from .simd_c import STREAM_STORES
 
 _SOURCE = r"""
 #include <immintrin.h>
@@ -54,7 +54,7 @@ static inline __attribute__((always_inline)) void NAME_run(
 #if STREAM
   /* Around the cache: C is written once and not read here again, and its lines would
      otherwise evict the A that the next tiles read (gemm-512, one core: 1.07x). */
-  if (!(((uintptr_t)c | (uintptr_t)ldc * sizeof(float)) & 63)) {
+  if (tw_rows_on_lines(c, ldc)) {
     #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i)
       #pragma GCC unroll 64
@@ -212,7 +212,7 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
               .replace("STREAM", str(int(stream)))
               .replace("PF", str(prefetch)))
     if stream:
-        source = STORE_FENCE + source
+        source = STREAM_STORES + source
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, bv), (cv,) = ins, outs
@@ -232,13 +232,11 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
 
 
 _STREAM_TILE = r"""
-#include <immintrin.h>
-#include <stdint.h>
 /* dst[i * ldd + j] = src[i * lds + j] for i < MR, j < NR. */
 static inline void NAME(const float* restrict src, float* restrict dst, int32_t lds,
                         int32_t ldd) {
 #if defined(__AVX512F__) && (NR % 16 == 0)
-  if (!(((uintptr_t)dst | (uintptr_t)ldd * sizeof(float)) & 63)) {
+  if (tw_rows_on_lines(dst, ldd)) {
     #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i)
       #pragma GCC unroll 64
@@ -263,7 +261,7 @@ def stream_tile_intrin(mr: int, nr: int) -> TensorIntrin:
     src = te.placeholder((mr, nr), "float32", name="src")
     dst = te.compute((mr, nr), lambda i, j: src[i, j], name="dst")
     name = f"tw_stream_tile_{mr}x{nr}"
-    source = STORE_FENCE + (_STREAM_TILE.replace("NAME", name).replace("MR", str(mr))
+    source = STREAM_STORES + (_STREAM_TILE.replace("NAME", name).replace("MR", str(mr))
                             .replace("NR", str(nr)))
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:

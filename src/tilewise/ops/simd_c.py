@@ -46,10 +46,16 @@ static inline void tw_transpose16(__m512* restrict r, __m512* restrict t) {
 #endif
 """
 
-STORE_FENCE = r"""
+STREAM_STORES = r"""
 #include <immintrin.h>
-#ifndef tw_store_fence_defined
-#define tw_store_fence_defined
+#include <stdint.h>
+#ifndef tw_stream_stores_defined
+#define tw_stream_stores_defined
+/* Whether rows ``ld`` floats apart, from ``p``, each start on a cache line: where
+   non-temporal stores write whole lines. */
+static inline int tw_rows_on_lines(const float* p, int32_t ld) {
+  return !(((uintptr_t)p | (uintptr_t)ld * sizeof(float)) & 63);
+}
 /* Makes this thread's non-temporal stores visible to the others: they are weakly
    ordered, and a barrier's atomics need not drain them. */
 static inline void tw_store_fence(void) { _mm_sfence(); }

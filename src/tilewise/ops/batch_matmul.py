@@ -1,10 +1,11 @@
 """Batched matrix multiply ``C[b] = A[b] @ B[b]`` (A (B, M, K), B (B, K, N)), as in
 attention's Q @ K^T.
 
-The gemm template per batch (:func:`.gemm.register_tile`, the batch axis leading the
-fused parallel loop): B packed into ``nr``-wide panels, an ``mr x nr`` register tile in
-a local buffer, blocks of row tiles, rows or columns outermost, A optionally copied
-row tile by row tile, and the tile optionally the hand-written micro-kernel. One more
+The gemm schedule per batch (:func:`.gemm_schedule.register_tile`, the batch axis
+leading the fused parallel loop): B packed into ``nr``-wide panels, an ``mr x nr``
+register tile in a local buffer, blocks of row tiles, rows or columns outermost, A
+optionally copied row tile by row tile, and the tile optionally the hand-written
+micro-kernel. One more
 schedule predates it and stays a choice: the batches spread over the cores, each
 packing its own panels just before its tiles.
 """
@@ -18,7 +19,8 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator
-from .gemm import reduction_of, register_tile, schedule_packs, sum_over_whole_tiles, unrolled_tile
+from .gemm import sum_over_whole_tiles
+from .gemm_schedule import reduction_of, register_tile, schedule_packs, unrolled_tile
 from .microkernel import avx512_fp32
 
 
@@ -93,7 +95,7 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
         # rows: bert-attn-qk (12 x 128x128x64) on the 2-core Xeon VM, 9 rounds beside
         # PyTorch (benchmarks/paired.py): 0.76 -> 0.82-0.90x on one thread; 11 rounds
         # on two: 0.75 -> 0.89x (6x64 there: 0.86x). Elsewhere 6x64, the last row tile
-        # of each batch shifted back inside (gemm.edge_tails), against the per-batch
+        # of each batch shifted back inside (gemm_schedule.edge_tails), against the per-batch
         # loops or 4x64 over a padded copy of A, 9 rounds, one thread / two:
         # 16 x 197x197x64 0.93 -> 1.02x / 0.91 -> 1.03x, 12 x 77x77x64 0.67 -> 0.75x /
         # 0.67 -> 0.80x, 12 x 77x64x77 0.83 -> 0.88x / 0.79 -> 0.85x, 16 x 197x64x197

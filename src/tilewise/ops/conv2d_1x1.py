@@ -20,7 +20,8 @@ import numpy as np
 from .. import te
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
-from .gemm import next_panel_offset, register_tile, schedule_packs, whole_tiles
+from .gemm import whole_tiles
+from .gemm_schedule import next_panel_offset, register_tile, schedule_packs
 from .microkernel import avx512_fp32
 
 

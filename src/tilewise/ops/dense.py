@@ -9,7 +9,8 @@ import numpy as np
 
 from ..autotune import template
 from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference
-from .gemm import define_gemm_space, gemm_compute, schedule_gemm_cpu
+from .gemm import define_gemm_space, gemm_compute
+from .gemm_schedule import schedule_gemm_cpu
 
 
 def dense_reference(M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: str = "float32"):

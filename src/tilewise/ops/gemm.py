@@ -1,11 +1,12 @@
 """GEMM ``C[M, N] = A[M, K] @ B[K, N]`` (optionally ``+ bias[N]``, then ReLU): the
 compute definition and the CPU template.
 
-The template holds the structure of a hand-written BLAS kernel: B packed into
-column panels ``nr`` wide (``nr`` a multiple of the target's vector lanes), an
-``mr x nr`` register tile accumulated in a local buffer with the row loop unrolled
-and the column loop vectorised, blocks of tiles for cache reuse, and the tiles
-spread over the cores. The epilogue runs while the tile is still hot.
+The template's space holds the structure of a hand-written BLAS kernel (the schedule
+itself is :mod:`.gemm_schedule`): B packed into column panels ``nr`` wide (``nr`` a
+multiple of the target's vector lanes), an ``mr x nr`` register tile accumulated in
+a local buffer with the row loop unrolled and the column loop vectorised, blocks of
+tiles for cache reuse, and the tiles spread over the cores. The epilogue runs while
+the tile is still hot.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import InvalidConfigError
 from ..target import Target
 from ..te.tensor import Tensor
-from .epilogue import accumulator
-from .microkernel import avx512_fp32, gemm_microkernel, stream_tile_intrin
+from .gemm_schedule import schedule_gemm_cpu
+from .microkernel import avx512_fp32
 
 
 def gemm_compute(
@@ -103,247 +103,6 @@ def sum_over_whole_tiles(shape, tiles, body, name: str) -> Tensor:
     if len(shape) == 2:
         return te.compute(shape, lambda i, j: acc[i, j], name=name)
     return te.compute(shape, lambda b, i, j: acc[b, i, j], name=name)
-
-
-def reduction_of(out: Tensor, *packs: Tensor | None) -> Tensor:
-    """The sum behind ``out``: walked back through the epilogue or the copy out of
-    whole tiles, past the packed copies ``packs`` of the operands."""
-    acc = out
-    while not acc.op.reduce_axis:
-        acc = next(t for t in acc.op.input_tensors
-                   if t.op.input_tensors and all(t is not p for p in packs))
-    return acc
-
-
-def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
-    """The shared CPU schedule of gemm/dense; ``C`` may carry an epilogue chain; ``Bp``
-    is B's packed copy, None where B is read in place; ``Ap`` A's tile-packed copy."""
-    s = te.create_schedule(C.op)
-    kernel, prefetch = cfg["kernel"].val, 0
-    stream, total = cfg["stream_c"].val, reduction_of(C, Bp, Ap)
-    if stream and total is not C:
-        raise InvalidConfigError("streaming C's tiles needs C to be the sum itself: "
-                                 "no epilogue, no tiles past C's edge")
-    if stream and kernel != "loops" and not cfg["kc"].val:
-        CC = None  # the micro-kernel sums each tile in C and streams it out
-    else:
-        CC = accumulator(s, C, total)
-    i, j = s[C].op.axis
-    per_panel = cfg["pack"].val == "panel"
-    if cfg["stream_b"].val:
-        if (Bp is not None or Ap is not None or kernel != "loops" or cfg["kc"].val
-                or stream):
-            raise InvalidConfigError("streaming B reads it in place, A too, with the loops "
-                                     "kernel and the whole k, and stores C as usual")
-        stream_b(s, cfg, C, CC, i, j)
-        return s
-    if kernel == "ukr+prefetch":
-        kernel, prefetch = "ukr", next_panel_offset(cfg["nr"].val, Bp, per_panel)
-    register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
-                  kernel=kernel, panel_stage=s[Bp] if per_panel else None,
-                  panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch,
-                  kc=cfg["kc"].val, a_packed=Ap is not None, stream_out=stream)
-    schedule_packs(s, Ap, Bp, per_panel)
-    return s
-
-
-def stream_b(s, cfg, C, CC, i, j) -> None:
-    """A few rows against a wide B read in place (a GEMV; a batch of one through a
-    dense layer): chunks of ``16 * nr`` columns spread over the cores. In each, the rows'
-    sums wait in a local buffer (in L1) while B streams past row by row, in runs of the
-    whole chunk; ``unroll_k`` rows of B are summed in registers inside the vector loop,
-    so the buffer is loaded and stored once per ``unroll_k`` of them. A register tile
-    would read B one short panel at a time, a row of B apart, and miss on each."""
-    rows, mr = int(i.domain.extent), cfg["mr"].val
-    if rows > mr:
-        raise InvalidConfigError(f"streaming B is for rows that one row tile holds: "
-                                 f"{C.name} has {rows}, mr is {mr}")
-    jo, ji = s[C].split(j, 16 * cfg["nr"].val)
-    s[C].reorder(jo, i, ji)
-    s[C].parallel(jo)
-    s[C].vectorize(ji)
-    s[CC].compute_at(s[C], jo)
-    ci, cj = s[CC].op.axis
-    (ck,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(ck, cfg["unroll_k"].val)
-    s[CC].reorder(ko, ci, cj, ki)
-    s[CC].unroll(ci)
-    s[CC].vectorize(cj)
-    s[CC].unroll(ki)
-
-
-def schedule_packs(s, Ap, Bp, per_panel: bool) -> None:
-    """The copies of the gemm schedule, each along its source's rows, after any leading
-    (batch) axes. ``Ap`` (..., row tile, k, mr): parallel over the row tiles. ``Bp``
-    (..., panel, k, nr), vectorised: row by row of B, the copy reads runs of whole
-    panels' width, which the hardware prefetcher follows, where panel by panel it would
-    read K short rows far apart; parallel over the rows unless ``per_panel`` (packed
-    inside the tiles' parallel loop). Either may be None."""
-    if Ap is not None:
-        *lead, ao, ak, ai = s[Ap].op.axis
-        s[Ap].reorder(*lead, ao, ai, ak)
-        s[Ap].parallel(s[Ap].fuse(*lead, ao) if lead else ao)
-    if Bp is None:
-        return
-    *lead, pj, pk, pji = s[Bp].op.axis
-    s[Bp].reorder(*lead, pk, pj, pji)
-    s[Bp].vectorize(pji)
-    if not per_panel:
-        s[Bp].parallel(s[Bp].fuse(*lead, pk) if lead else pk)
-
-
-def next_panel_offset(nr: int, packed, per_panel: bool) -> int:
-    """Elements from a tile's B to the next panel's, where the micro-kernel prefetches
-    it: the next ``nr`` columns of each row of B read in place (``packed`` None), the
-    next (rows, ``nr``) block of a copy ``packed`` whole first. Packed panel by panel,
-    no buffer holds the next panel yet."""
-    if per_panel:
-        raise InvalidConfigError("prefetching the next panel needs the data read in place "
-                                 "or packed whole, not packed panel by panel")
-    return nr * (int(packed.shape[-2]) if packed is not None else 1)
-
-
-def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
-                  kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1,
-                  prefetch: int = 0, kc: int = 0, a_packed: bool = False,
-                  stream_out: bool = False) -> None:
-    """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
-    tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
-    ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
-    (after any leading ``batch`` axes) fused into the parallel loop, rows outermost
-    or columns. Knobs: mr, nr, block_m, unroll_k. With ``kernel="ukr"`` the tile is the
-    hand-written AVX-512 micro-kernel of :mod:`.microkernel` (tensorized; unroll_k is
-    then unused) instead of loops for gcc to vectorise.
-    ``panel_stage`` (B's packing) is computed inside the parallel loop, one column
-    panel just before the tiles that read it; with columns outermost the parallel loop
-    is then the panel loop alone, so each panel is packed once, or each group of
-    ``panels_per_pack`` panels (longer runs of each row to copy). With ``prefetch``
-    (elements from a tile's B to the next panel's) each micro-kernel call fetches the
-    next panel of B into L2 as it computes. With ``kc`` (micro-kernel only) the
-    reduction is blocked as in GotoBLAS: a whole block of ``block_m`` row tiles is
-    accumulated in ``CC`` over ``kc`` values of k at a time, so the ``kc x nr`` slice
-    of B that all of them read stays in L1 while they pass it, and the tiles' sums wait
-    in ``CC`` (also in L1) between slices. Without ``CC`` (None; the micro-kernel over
-    the whole k) it sums each tile of ``C`` in place and streams it out around the
-    cache; with ``CC`` and ``stream_out``, each finished tile is copied out of ``CC``
-    that way (:func:`.microkernel.stream_tile_intrin`), for a ``C`` that is written
-    once and read by nothing here."""
-    mr, nr = cfg["mr"].val, cfg["nr"].val
-    lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
-    if mr * -(-nr // lanes) > 30:
-        # More accumulators than vector registers: it spills, and gcc takes seconds on it.
-        raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
-    grouped = panel_stage is not None and not rows_outer
-    if panels_per_pack > 1 and not grouped:
-        raise InvalidConfigError("packing several panels at once needs per-panel packing "
-                                 "with columns outermost")
-    tails = edge_tails(s[C] if CC is None else s[CC], (i, j), (mr, nr),
-                       kernel != "loops" and not kc)
-    io, ii = s[C].split(i, mr, tail=tails[0])
-    jo, ji = s[C].split(j, nr, tail=tails[1])
-    s[C].reorder(io, jo, ii, ji)
-    ioo, ioi = s[C].split(io, cfg["block_m"].val)
-    group, lead = jo, ()
-    if panels_per_pack > 1:
-        group, jo = s[C].split(jo, panels_per_pack)
-        lead = (group,)
-    blocks = (ioo, jo) if rows_outer else (jo, ioo)
-    s[C].reorder(*batch, *lead, *blocks, ioi, ii, ji, *s[C].op.reduce_axis)
-    outer_axes = (*batch, group) if grouped else (*batch, *blocks)
-    outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
-    s[C].parallel(outer)
-    if panel_stage is not None:
-        panel_stage.compute_at(s[C], outer)
-    if stream_out and CC is not None:
-        rows, cols = int(i.domain.extent), int(j.domain.extent)
-        if cut_tiles((rows, cols), (mr, nr), tails) or not avx512_fp32(target, str(C.dtype)):
-            raise InvalidConfigError(
-                f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 on "
-                f"16-lane vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
-        s[C].tensorize(ii, stream_tile_intrin(mr, nr))
-    elif CC is not None:
-        s[C].vectorize(ji)
-    acc = s[C] if CC is None else s[CC]
-    *cbatch, ci, cj = acc.op.axis
-    (ck,) = acc.op.reduce_axis
-    if prefetch and kernel == "loops":
-        raise InvalidConfigError("prefetching the next panel is the micro-kernel's")
-    if kc and kernel == "loops":
-        raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
-    if kernel != "loops":
-        rows, cols = int(ci.domain.extent), int(cj.domain.extent)
-        if int(i.domain.extent) < mr or int(j.domain.extent) < nr:
-            raise InvalidConfigError(f"the micro-kernel's {mr}x{nr} tile is larger than "
-                                     f"{C.name}'s {i.domain.extent}x{j.domain.extent}")
-        if cut_tiles((rows, cols), (mr, nr), tails):
-            raise InvalidConfigError(
-                f"the micro-kernel needs whole {mr}x{nr} tiles; {C.name} has {rows}x{cols}"
-                " (A packed pads the rows to whole tiles, B packed the columns)")
-        if (cols // nr) % panels_per_pack:
-            raise InvalidConfigError(f"the micro-kernel needs whole groups of "
-                                     f"{panels_per_pack} panels; {C.name} has {cols // nr}")
-        depth, lead = int(ck.domain.extent), ()
-        if kc:
-            block = cfg["block_m"].val
-            if kc >= depth or depth % kc or (rows // mr) % block:
-                raise InvalidConfigError(
-                    f"blocking k by {kc} needs whole blocks: k has {depth} values and "
-                    f"{C.name} {rows // mr} row tiles, in blocks of {block}")
-            # CC holds the whole block; its k slices run outside the block's tiles
-            s[CC].compute_at(s[C], blocks[-1] if grouped else outer)
-            cio, ci = s[CC].split(ci, mr)
-            cko, ck = s[CC].split(ck, kc)
-            lead = (cko, cio)
-        elif CC is not None:
-            s[CC].compute_at(s[C], ioi)
-        # Columns padded to whole tiles: the last tile computes only what it needs.
-        edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
-        ukr = gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed, edge,
-                               stream=CC is None)
-        if CC is None:
-            s[C].tensorize(ii, ukr)
-            return
-        s[CC].reorder(*cbatch, *lead, ci, cj, ck)
-        s[CC].tensorize(ci, ukr)
-        return
-    s[CC].compute_at(s[C], ioi)
-    unrolled_tile(s, CC, cfg["unroll_k"].val)
-
-
-def edge_tails(acc, axes, tiles, whole: bool) -> tuple[str, ...]:
-    """How each of ``C``'s tile splits ends (:meth:`Stage.split`'s ``tail``): where the
-    tile must be ``whole`` (a micro-kernel) and ``acc``, the stage that sums it, is
-    not padded to whole tiles along that axis (its operand is read in place, not
-    packed), the last tile shifts back inside the edge and recomputes a few rows or
-    columns (gemm-512 in 6x64 tiles, the last from row 506: 0.95x PyTorch on one core,
-    against 0.89x in the 4x64 tiles that divide it); else bound checks cut it."""
-    *_, ci, cj = acc.op.axis
-    tails = []
-    for axis, own, tile in zip(axes, (ci, cj), tiles, strict=True):
-        n = int(axis.domain.extent)
-        padded = int(own.domain.extent) != n
-        tails.append("shift_inwards" if whole and not padded and n % tile and n > tile
-                     else "guard")
-    return tuple(tails)
-
-
-def cut_tiles(extents, tiles, tails) -> bool:
-    """Whether bound checks cut a tile: an extent that its tile does not divide, with
-    a guarded tail (:func:`edge_tails`)."""
-    return any(n % t and tail == "guard" for n, t, tail in zip(extents, tiles, tails,
-                                                                strict=True))
-
-
-def unrolled_tile(s, CC, unroll_k: int) -> None:
-    """``CC``'s register tile as loops for gcc: k split by ``unroll_k`` outside the tile,
-    the inner k and the rows unrolled, the columns vectorised."""
-    *batch, ci, cj = s[CC].op.axis
-    (ck,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(ck, unroll_k)
-    s[CC].reorder(*batch, ko, ki, ci, cj)
-    s[CC].unroll(ki)
-    s[CC].unroll(ci)
-    s[CC].vectorize(cj)
 
 
 def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,

@@ -92,6 +92,13 @@ def _numbers(flop: float) -> int:
     return max(3, min(200, int(2e9 / flop)))
 
 
+#: While tuning, each repeat runs a config as many times as last this long, from one
+#: run up: a slow config, or a large workload, is not run three times over to fill a
+#: repeat (gemm-2048, 0.17-0.2 s a run: 10 runs a measurement, 2.5 s of the 4.5 s a
+#: trial took; the final rounds keep ``_numbers``).
+TUNE_REPEAT_MS = 20.0
+
+
 def peers(w: dict, arrays: list, threads: int, repeat: int,
           rounds: int = 1) -> tuple[dict, list[str]]:
     """GFLOP/s of NumPy and PyTorch on the same inputs; and notes on what was skipped."""
@@ -163,7 +170,7 @@ def _measure(task, configs: dict, builder, runner, rounds: int) -> dict:
     return out
 
 
-def _tune(task, trials: int, number: int, db, tune: bool = True) -> dict:
+def _tune(task, trials: int, db, tune: bool = True) -> dict:
     """With ``tune``, tune ``task`` until ``db`` holds ``trials`` of its configs (a
     database that already holds them costs no tuning: the run re-measures), then
     re-measure the leaders (``Tuner.confirm``). The best by the median of its readings,
@@ -179,7 +186,8 @@ def _tune(task, trials: int, number: int, db, tune: bool = True) -> dict:
     if tune and done < trials:
         tuner = at.ModelTuner(task, seed=0)
         option = at.measure_option(builder=at.LocalBuilder(),
-                                   runner=at.LocalRunner(number=number, repeat=3))
+                                   runner=at.LocalRunner(number=1, repeat=3,
+                                                         min_repeat_ms=TUNE_REPEAT_MS))
         t0 = time.perf_counter()
         summary = tuner.tune(trials - done, option, database=db, confirm=5)
         out["tune_s"] = time.perf_counter() - t0
@@ -242,7 +250,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
 
         configs = {"fallback": task.config_space.fallback}
         if trials > 0:
-            row.update(_tune(task, trials, number, at.Database(opts.db), tune=opts.tune))
+            row.update(_tune(task, trials, at.Database(opts.db), tune=opts.tune))
             if "tuned_config_index" in row:
                 configs["tuned"] = task.config_space.get(row.pop("tuned_config_index"))
         builder = at.LocalBuilder()

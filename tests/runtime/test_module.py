@@ -41,6 +41,9 @@ def test_time_evaluator(mm):
     assert res.mean > 0
     res2 = mod.time_evaluator(number=1, repeat=2, min_repeat_ms=2)(*arrays)
     assert len(res2.results) == 2
+    assert all(t > 0 for t in res2.results)
+    cold = mod.time_evaluator(number=2, repeat=3, warmup=False)(*arrays)
+    assert len(cold.results) == 3 and all(t > 0 for t in cold.results)
     with pytest.raises(RuntimeCallError, match="number and repeat"):
         mod.time_evaluator(number=0)
 

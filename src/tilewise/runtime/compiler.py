@@ -21,11 +21,12 @@ static double tw_now(void) {
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
-/* Seconds per call for each repeat; a warm-up call first; optionally evict caches. */
+/* Seconds per call for each repeat; first a warm-up call if asked; optionally evict
+   caches. */
 int tw_time_{NAME}(void** args, int32_t number, int32_t repeat, int64_t flush_bytes,
-                   double* out) {
+                   int32_t warmup, double* out) {
   volatile char* flush = flush_bytes > 0 ? (volatile char*)malloc((size_t)flush_bytes) : 0;
-  {NAME}_packed(args);
+  if (warmup) {NAME}_packed(args);
   for (int32_t r = 0; r < repeat; ++r) {
     if (flush) for (int64_t i = 0; i < flush_bytes; i += 64) flush[i] += 1;
     double t0 = tw_now();

@@ -94,23 +94,38 @@ class CudaModule:
                 host[...] = d.get()
 
     def time_evaluator(
-        self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0, cache_flush: bool = False
+        self,
+        number: int = 10,
+        repeat: int = 3,
+        min_repeat_ms: float = 0,
+        cache_flush: bool = False,
+        warmup: bool = True,
     ):
+        """As :meth:`tilewise.runtime.Module.time_evaluator`, timed with CUDA events
+        (``cache_flush`` is not done on the GPU)."""
+        if number < 1 or repeat < 1:
+            raise RuntimeCallError("time_evaluator: number and repeat must be at least 1")
         cp = self._cp
 
         def evaluate(*arrays) -> TimingResult:
             dev = self._device_args(arrays)
             args = (self.artifact.grid, self.artifact.block, tuple(dev))
-            self._kernel(*args)
-            out = []
-            for _ in range(repeat):
+
+            def seconds_per_call(calls: int) -> float:
                 start, stop = cp.cuda.Event(), cp.cuda.Event()
                 start.record()
-                for _ in range(number):
+                for _ in range(calls):
                     self._kernel(*args)
                 stop.record()
                 stop.synchronize()
-                out.append(cp.cuda.get_elapsed_time(start, stop) / 1e3 / number)
-            return TimingResult(tuple(out))
+                return cp.cuda.get_elapsed_time(start, stop) / 1e3 / calls
+
+            n = number
+            if warmup:
+                self._kernel(*args)
+            if min_repeat_ms > 0:
+                per_call_ms = max(seconds_per_call(1) * 1e3, 1e-6)
+                n = max(number, int(min_repeat_ms / per_call_ms) + 1)
+            return TimingResult(tuple(seconds_per_call(n) for _ in range(repeat)))
 
         return evaluate

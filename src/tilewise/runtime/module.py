@@ -45,6 +45,7 @@ class Module:
             ctypes.c_int32,
             ctypes.c_int32,
             ctypes.c_int64,
+            ctypes.c_int32,
             ctypes.POINTER(ctypes.c_double),
         ]
         self._timer.restype = ctypes.c_int
@@ -90,11 +91,14 @@ class Module:
         repeat: int = 3,
         min_repeat_ms: float = 0,
         cache_flush: bool = False,
+        warmup: bool = True,
     ):
         """A function that times calls with given arrays; returns a TimingResult.
 
-        Each repeat runs the kernel ``number`` times (raised until a repeat lasts
-        ``min_repeat_ms``) after one warm-up call.
+        Each repeat runs the kernel ``number`` times, raised until a repeat lasts
+        ``min_repeat_ms`` (as long as one probing call took). One call warms up first
+        (the probing call, where there is one) unless ``warmup`` is False: the caller
+        has just run the kernel on these arrays itself, as a correctness check does.
         """
         if number < 1 or repeat < 1:
             raise RuntimeCallError("time_evaluator: number and repeat must be at least 1")
@@ -102,14 +106,15 @@ class Module:
 
         def evaluate(*arrays: np.ndarray) -> TimingResult:
             ptrs = self._pack(arrays)
-            n = number
+            n, warm = number, int(warmup)
             if min_repeat_ms > 0:
                 probe = (ctypes.c_double * 1)()
-                self._timer(ptrs, 1, 1, 0, probe)
+                self._timer(ptrs, 1, 1, 0, warm, probe)
+                warm = 0  # the probe's call warmed up
                 per_call_ms = max(probe[0] * 1e3, 1e-6)
                 n = max(number, int(min_repeat_ms / per_call_ms) + 1)
             out = (ctypes.c_double * repeat)()
-            self._timer(ptrs, n, repeat, flush, out)
+            self._timer(ptrs, n, repeat, flush, warm, out)
             return TimingResult(tuple(out))
 
         return evaluate

@@ -12,6 +12,7 @@ import tilewise as tw
 from tilewise import te
 from tilewise.errors import BuildError, RuntimeCallError, TargetError
 from tilewise.runtime import TimingResult
+from tilewise.runtime.module import calls_per_repeat
 from tw_testing import matmul, rand
 
 
@@ -91,3 +92,10 @@ def test_target_parsing():
         tw.Target.from_str("fpga")
     with pytest.raises(TargetError, match="-cores"):
         tw.Target.from_str("c -cores=0")
+
+
+def test_calls_per_repeat_fill_min_repeat_ms():
+    # A 0.17 s call fills 20 ms alone; a 2.5 ms call needs 9 (8 would last exactly 20 ms).
+    assert calls_per_repeat(1, 20, 0.17) == 1
+    assert calls_per_repeat(1, 20, 0.0025) == 9
+    assert calls_per_repeat(16, 20, 0.0025) == 16  # never fewer than asked

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import BuildError, RuntimeCallError
 from .artifact import ArgSpec
-from .module import TimingResult
+from .module import TimingResult, calls_per_repeat
 
 
 def nvcc_available() -> bool:
@@ -124,8 +124,7 @@ class CudaModule:
             if warmup:
                 self._kernel(*args)
             if min_repeat_ms > 0:
-                per_call_ms = max(seconds_per_call(1) * 1e3, 1e-6)
-                n = max(number, int(min_repeat_ms / per_call_ms) + 1)
+                n = calls_per_repeat(number, min_repeat_ms, seconds_per_call(1))
             return TimingResult(tuple(seconds_per_call(n) for _ in range(repeat)))
 
         return evaluate

@@ -27,6 +27,12 @@ class TimingResult:
         return statistics.median(self.results)
 
 
+def calls_per_repeat(number: int, min_repeat_ms: float, probe_seconds: float) -> int:
+    """``number``, raised so that a repeat of calls that each last ``probe_seconds``
+    lasts ``min_repeat_ms``."""
+    return max(number, int(min_repeat_ms / max(probe_seconds * 1e3, 1e-6)) + 1)
+
+
 class Module:
     """A callable kernel: ``mod(a, b, c)`` writes its outputs in place."""
 
@@ -111,8 +117,7 @@ class Module:
                 probe = (ctypes.c_double * 1)()
                 self._timer(ptrs, 1, 1, 0, warm, probe)
                 warm = 0  # the probe's call warmed up
-                per_call_ms = max(probe[0] * 1e3, 1e-6)
-                n = max(number, int(min_repeat_ms / per_call_ms) + 1)
+                n = calls_per_repeat(number, min_repeat_ms, probe[0])
             out = (ctypes.c_double * repeat)()
             self._timer(ptrs, n, repeat, flush, warm, out)
             return TimingResult(tuple(out))

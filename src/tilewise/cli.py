@@ -288,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--db", help="tuning database (default: per-user file)")
     tune.add_argument("--seed", type=int, default=0)
     # One run per repeat, raised until the repeat lasts 10 ms: a fast kernel is still
-    # averaged over several calls (gemm-512: 4-5, as the earlier fixed 4), while a slow
-    # config or a large operator is not run over and over (gemm-2048 on one core,
-    # compare.py's tuning at 20 ms: 2.45 -> 1.37 s a measurement).
+    # averaged over several calls (gemm-512: 5 on one core, 8 on two; it was a fixed 4),
+    # while a slow config or a large operator is not run over and over (gemm-2048 on
+    # one core, compare.py's tuning at 20 ms: 2.45 -> 1.37 s a measurement).
     tune.add_argument("--number", type=int, default=1,
                       help="runs per timing repeat, at least (default 1)")
     tune.add_argument("--repeat", type=int, default=3, help="timing repeats (default 3)")

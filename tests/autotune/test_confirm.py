@@ -127,3 +127,46 @@ def test_a_config_read_once_does_not_lead_re_measured_ones(tmp_path):
     tuner = RandomTuner(t, 0)
     tuner.resume(db)
     assert tuner.best_config.index == 1 and tuner.best_cost == 2e-3
+
+
+class Spells:
+    """Each config's cost read from ``slow`` for the first ``slow_reads`` readings of
+    the run, from ``fast`` after: a shared machine whose speed moves for minutes."""
+
+    def __init__(self, slow_reads, slow, fast):
+        self.slow_reads, self.slow, self.fast, self.reads = slow_reads, slow, fast, 0
+
+    def __call__(self, cfg):
+        self.reads += 1
+        return (self.slow if self.reads <= self.slow_reads else self.fast)[cfg.index]
+
+
+def test_the_finalists_are_judged_by_the_rounds_they_shared(tmp_path):
+    # The fallback is the fastest config. In the first pass, in a slow spell, the
+    # leader reads a little faster than it; in the second, in a fast spell, the
+    # challenger reads fastest of the two others. Pooled over both spells, the
+    # challenger (read fast only) would win; read beside it, the fallback does.
+    t = task()
+    fallback = t.config_space.fallback.index
+    leader, challenger = [i for i in range(3) if i != fallback][:2]
+    searched = {leader: 0.8e-3, challenger: 0.95e-3, fallback: 1.0e-3}
+    runner = FakeRunner(Spells(
+        6,
+        slow={leader: 1.45e-3, fallback: 1.5e-3},
+        fast={challenger: 1.01e-3, leader: 1.02e-3, fallback: 1.0e-3},
+    ))
+    db = Database(tmp_path / "t.db")
+    first = [MeasureInput(t, t.config_space.get(i)) for i in searched]
+    results = [MeasureResult(costs=(c,)) for c in searched.values()]
+    db.add_batch(Record.of(i, r) for i, r in zip(first, results, strict=True))
+    tuner = RandomTuner(t, 0)
+    tuner.update(first, results)
+    confirmed = tuner.confirm(MeasureOption(FakeBuilder(), runner, 8), top=1, database=db)
+    # first pass: the leader and the fallback; second: the challenger beside both
+    assert runner.measured == [leader, fallback] * 3 + [challenger, leader, fallback] * 3
+    assert confirmed == 15
+    assert tuner.best_config.index == fallback and tuner.best_cost == 1.0e-3
+    assert db.best(t).config.index == fallback
+    again = RandomTuner(t, 0)
+    again.resume(db)
+    assert again.best_config.index == fallback and again.best_cost == 1.0e-3

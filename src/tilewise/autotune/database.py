@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tilewise import env
-from tilewise.autotune.ranking import leader, upper_median
+from tilewise.autotune.ranking import leader, standing
 from tilewise.autotune.record import ErrorKind, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task, TaskKey
@@ -134,8 +134,9 @@ class Database:
 
         The best is named by :func:`~tilewise.autotune.ranking.leader`, as the tuner
         names it: a config measured more than once is judged by the upper median of its
-        measurements, and that record is returned; once any config was re-measured, a
-        config read once does not lead.
+        latest measurements (:func:`~tilewise.autotune.ranking.standing`), and that
+        record is returned; once any config was re-measured, a config read once does
+        not lead.
         """
         by_config: dict[str, list[tuple[float, int]]] = {}
         for config, cost, row_id in self._conn.execute(
@@ -147,7 +148,7 @@ class Database:
         if not by_config:
             return None
         config = leader(by_config)
-        _, row_id = upper_median(by_config[config])
+        _, row_id = standing(by_config[config])
         (line,) = self._conn.execute("SELECT line FROM records WHERE id = ?", (row_id,)).fetchone()
         return Record.from_line(line)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from tilewise.autotune.database import Database
 from tilewise.autotune.measure.options import MeasureOption
-from tilewise.autotune.ranking import leader, upper_median
+from tilewise.autotune.ranking import leader, standing
 from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
@@ -93,7 +93,7 @@ class Tuner(ABC):
         self._confirmed.add(index)
         confirmed = {i: self.costs[i] for i in self._confirmed}
         best = leader(confirmed)
-        self.best_cost, self.best_config = upper_median(self.costs[best]), self.space.get(best)
+        self.best_cost, self.best_config = standing(self.costs[best]), self.space.get(best)
 
     # -- helpers for subclasses ------------------------------------------------------
     def _propose(self, indices: Iterable[int]) -> list[ConfigEntity]:
@@ -115,6 +115,7 @@ class Tuner(ABC):
         """Feed this task's records to :meth:`update`; return how many configs."""
         inputs, results = [], []
         loaded: set[int] = set()
+        again: list[tuple[int, float]] = []  # confirming re-measurements, oldest first
         for record in database.records(self.task):
             index = record.config.index
             if index >= self.space.size:
@@ -123,7 +124,7 @@ class Tuner(ABC):
             if config.entities != record.config.entities:
                 continue
             if index in loaded and record.result.ok:
-                self._add_reading(index, record.result.mean)  # a confirming re-measurement
+                again.append((index, record.result.mean))
             if index in self.measured or index in loaded:
                 continue
             loaded.add(index)
@@ -131,6 +132,8 @@ class Tuner(ABC):
             results.append(record.result)
         if inputs:
             self.update(inputs, results)
+        for index, cost in again:  # after the first readings: the latest ones judge
+            self._add_reading(index, cost)
         return len(inputs)
 
     def tune(
@@ -193,29 +196,31 @@ class Tuner(ABC):
         passes: int = 3,
     ) -> int:
         """Re-measure the ``top`` leading configs ``rounds`` more times each and rank
-        them again by the upper median of all their readings; return how many
-        measurements that took. The template's fallback, when it was measured, is
-        re-measured beside them: tuning then never hands back a config that reads
-        slower than the untuned default on the same terms.
+        them again by their latest readings (:func:`~tilewise.autotune.ranking.standing`);
+        return how many measurements that took. The template's fallback, when it was
+        measured, is re-measured beside them in every pass: tuning then never hands back
+        a config that reads slower than the untuned default in the same rounds.
 
         The best of hundreds of noisy readings is biased upward: the leader is often a
         config that was read on a lucky run, and its re-measured median is what a user
         of the tuned kernel gets. Re-measured leaders fall back to their medians, so a
-        config read once may now read faster than all of them; such challengers (up to
-        ``top`` at a time) are re-measured in turn, beside the leader, for up to
-        ``passes`` passes in all. Whatever is still unconfirmed then does not lead
-        (:func:`~tilewise.autotune.ranking.leader`). The readings are stored in
+        config read once may now stand above all of them, and so may one re-measured in
+        an earlier pass, in a faster spell of the machine; such challengers (up to
+        ``top`` at a time) are re-measured in turn, beside the leader and the fallback,
+        for up to ``passes`` passes in all. Whatever is still unconfirmed then does not
+        lead (:func:`~tilewise.autotune.ranking.leader`). The readings are stored in
         ``database`` as records of configs already measured, so they spend no trial and
         resume like any other.
         """
         if rounds < 1:
             return 0
-        ranked = sorted(self.costs, key=lambda i: (upper_median(self.costs[i]), i))[:top]
+        ranked = sorted(self.costs, key=lambda i: (standing(self.costs[i]), i))[:top]
         fallback = self.space.fallback.index
-        if ranked and fallback in self.costs and fallback not in ranked:
-            # On this shared machine a re-measured leader read below the fallback
-            # (compare.py, resnet-c4-3x3 on 2 threads: 346.9 against 361.3 GFLOP/s).
-            ranked.append(fallback)
+        # On this shared machine a re-measured leader read below the fallback
+        # (compare.py, resnet-c4-3x3 on 2 threads: 346.9 against 361.3 GFLOP/s): the
+        # fallback is read in every pass, in the same rounds as the leader.
+        beside = [fallback] if fallback in self.costs else []
+        ranked = [*ranked, *(i for i in beside if i not in ranked)] if ranked else []
         count = 0
         for _ in range(passes):
             if not ranked:
@@ -223,12 +228,17 @@ class Tuner(ABC):
             count += self._remeasure(ranked, measure_option, rounds, database)
             if self.best_config is None:  # every reading failed
                 break
+            # Configs not read in this pass that stand above the leader: read once and
+            # faster, or re-measured in an earlier, faster spell.
             challengers = sorted(
                 (i for i in self.costs
-                 if i not in self._confirmed and self.costs[i][0] < self.best_cost),
-                key=lambda i: (self.costs[i][0], i))[:top]
-            # The leader is read again beside them: the same rounds judge both.
-            ranked = [*challengers, self.best_config.index] if challengers else []
+                 if i not in ranked and standing(self.costs[i]) < self.best_cost),
+                key=lambda i: (standing(self.costs[i]), i))[:top]
+            # The leader and the fallback are read again beside them: the same rounds
+            # judge all of them.
+            ranked = list(dict.fromkeys([*challengers, self.best_config.index, *beside]))
+            if not challengers:
+                break
         return count
 
     def _remeasure(self, indices: list[int], measure_option: MeasureOption, rounds: int,

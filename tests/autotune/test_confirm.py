@@ -114,7 +114,8 @@ def test_a_challenger_that_outreads_the_re_measured_leaders_is_re_measured(tmp_p
     assert summary.best_cost == probe.costs[best][0]
     # five leaders three times, then the challenger and the leader three times
     assert summary.confirmed == 15 + 6
-    assert runner.measured[-6:] == [best, runners_up[0]] * 3
+    # (each round starts a further third of the way in: the third, at the second)
+    assert runner.measured[-6:] == [best, runners_up[0]] * 2 + [runners_up[0], best]
 
 
 def test_a_config_read_once_does_not_lead_re_measured_ones(tmp_path):
@@ -162,11 +163,23 @@ def test_the_finalists_are_judged_by_the_rounds_they_shared(tmp_path):
     tuner = RandomTuner(t, 0)
     tuner.update(first, results)
     confirmed = tuner.confirm(MeasureOption(FakeBuilder(), runner, 8), top=1, database=db)
-    # first pass: the leader and the fallback; second: the challenger beside both
-    assert runner.measured == [leader, fallback] * 3 + [challenger, leader, fallback] * 3
+    # first pass: the leader and the fallback; second: the challenger beside both, each
+    # round starting one further in
+    assert runner.measured == ([leader, fallback] * 2 + [fallback, leader]
+                               + [challenger, leader, fallback] + [leader, fallback, challenger]
+                               + [fallback, challenger, leader])
     assert confirmed == 15
     assert tuner.best_config.index == fallback and tuner.best_cost == 1.0e-3
     assert db.best(t).config.index == fallback
     again = RandomTuner(t, 0)
     again.resume(db)
     assert again.best_config.index == fallback and again.best_cost == 1.0e-3
+
+
+def test_each_round_starts_further_in_and_results_come_back_in_order():
+    t = task()
+    inputs = [MeasureInput(t, t.config_space.get(i)) for i in (5, 6, 7)]
+    runner = FakeRunner(lambda cfg: cfg.index * 1e-3)
+    rounds = MeasureOption(FakeBuilder(), runner, 8).measure_rounds(inputs, 3)
+    assert runner.measured == [5, 6, 7, 6, 7, 5, 7, 5, 6]
+    assert [[r.mean for r in results] for results in rounds] == [[5e-3, 6e-3, 7e-3]] * 3

@@ -22,12 +22,12 @@ from ..ir import (
     const,
     const_bound,
     eval_interval,
+    min_,
     simplify,
     substitute,
 )
-from ..ir.expr import min_
 from ..ir.interval import Interval
-from ..schedule import AttachKind, Fuse, Schedule, Split, Stage
+from ..schedule import AttachKind, Fuse, Schedule, Split, Stage, Tail
 from ..te.tensor import IterVar, TensorRead
 
 
@@ -114,7 +114,7 @@ def _derive_extents(st: Stage, b: StageBound) -> None:
             outer = -(-ext // inner)
             b.extent[rel.inner], b.extent[rel.outer] = inner, outer
             if inner * outer != ext:
-                (b.shifted if rel.tail == "shift_inwards" else b.overshoot).add(rel.parent)
+                (b.shifted if rel.tail is Tail.SHIFT_INWARDS else b.overshoot).add(rel.parent)
         elif isinstance(rel, Fuse):
             b.extent[rel.fused] = b.extent[rel.outer] * b.extent[rel.inner]
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import te
 from ..errors import InvalidConfigError
+from ..schedule import Tail
 from ..target import Target
 from ..te.tensor import Tensor
 from .epilogue import accumulator
@@ -221,7 +222,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
     unrolled_tile(s, CC, cfg["unroll_k"].val)
 
 
-def edge_tails(acc, axes, tiles, whole: bool) -> tuple[str, ...]:
+def edge_tails(acc, axes, tiles, whole: bool) -> tuple[Tail, ...]:
     """How each of ``C``'s tile splits ends (:meth:`Stage.split`'s ``tail``): where the
     tile must be ``whole`` (a micro-kernel) and ``acc``, the stage that sums it, is
     not padded to whole tiles along that axis (its operand is read in place, not
@@ -233,16 +234,16 @@ def edge_tails(acc, axes, tiles, whole: bool) -> tuple[str, ...]:
     for axis, own, tile in zip(axes, (ci, cj), tiles, strict=True):
         n = int(axis.domain.extent)
         padded = int(own.domain.extent) != n
-        tails.append("shift_inwards" if whole and not padded and n % tile and n > tile
-                     else "guard")
+        tails.append(Tail.SHIFT_INWARDS if whole and not padded and n % tile and n > tile
+                     else Tail.GUARD)
     return tuple(tails)
 
 
 def cut_tiles(extents, tiles, tails) -> bool:
     """Whether bound checks cut a tile: an extent that its tile does not divide, with
     a guarded tail (:func:`edge_tails`)."""
-    return any(n % t and tail == "guard" for n, t, tail in zip(extents, tiles, tails,
-                                                                strict=True))
+    return any(n % t and tail is Tail.GUARD for n, t, tail in zip(extents, tiles, tails,
+                                                                  strict=True))
 
 
 def unrolled_tile(s, CC, unroll_k: int) -> None:

@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from .tensorize import TensorIntrin
 
 
-TAILS = ("guard", "shift_inwards")
+class Tail(enum.Enum):
+    """How a split that its factor does not divide ends (:meth:`Stage.split`)."""
+
+    GUARD = "guard"
+    SHIFT_INWARDS = "shift_inwards"
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class Split:
     outer: IterVar
     inner: IterVar
     factor: int
-    tail: str = "guard"  # see Stage.split
+    tail: Tail = Tail.GUARD
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class Stage:
 
     def split(
         self, parent: IterVar, factor: int | None = None, nparts: int | None = None,
-        tail: str = "guard",
+        tail: str | Tail = "guard",
     ) -> tuple[IterVar, IterVar]:
         """Split ``parent`` into ``(outer, inner)``; inner has ``factor`` iterations.
 
@@ -163,10 +167,12 @@ class Stage:
                 f"split of {parent.name} on {self.name}: factor/nparts must be a positive "
                 f"integer, got {given!r}"
             )
-        if tail not in TAILS:
+        try:
+            tail = Tail(tail)
+        except ValueError:
             raise ScheduleError(f"split of {parent.name} on {self.name}: tail must be one "
-                                f"of {list(TAILS)}, got {tail!r}")
-        if tail == "shift_inwards" and parent.kind is IterKind.REDUCE:
+                                f"of {[t.value for t in Tail]}, got {tail!r}") from None
+        if tail is Tail.SHIFT_INWARDS and parent.kind is IterKind.REDUCE:
             raise ScheduleError(f"split of {parent.name} on {self.name}: a reduction axis "
                                 "cannot shift its last tile inwards (the overlap would be "
                                 "summed twice)")

@@ -63,10 +63,8 @@ class MeasureOption:
             start = r * n // rounds
             order = [(start + k) % n for k in range(n)]
             results = self.runner.run([inputs[i] for i in order], [builds[i] for i in order])
-            back: list[MeasureResult | None] = [None] * n
-            for i, res in zip(order, results, strict=True):
-                back[i] = res
-            out.append([res for res in back if res is not None])
+            by_input = dict(zip(order, results, strict=True))
+            out.append([by_input[i] for i in range(n)])
         return out
 
 

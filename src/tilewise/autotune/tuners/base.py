@@ -220,7 +220,7 @@ class Tuner(ABC):
         # (compare.py, resnet-c4-3x3 on 2 threads: 346.9 against 361.3 GFLOP/s): the
         # fallback is read in every pass, in the same rounds as the leader.
         beside = [fallback] if fallback in self.costs else []
-        ranked = [*ranked, *(i for i in beside if i not in ranked)] if ranked else []
+        ranked = list(dict.fromkeys([*ranked, *beside])) if ranked else []
         count = 0
         for _ in range(passes):
             if not ranked:

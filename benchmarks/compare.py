@@ -20,7 +20,9 @@ it; a folder that holds them already costs no tuning), its best schedule checked
 timed in each round beside the others. Each side runs in its own child process.
 Kernels are built first and timed after: nothing compiles while a timer runs.
 Prints one table of GFLOP/s medians with the ratio of tuned tilewise to the best
-peer and both tuning wall times, and writes JSON with the machine's description.
+peer, the tuned config re-measured over its reading when the tuner chose it
+("tuned/search": how well a tuning result holds), and both tuning wall times, and
+writes JSON with the machine's description.
 """
 
 from __future__ import annotations
@@ -278,7 +280,7 @@ def print_table(results: list[dict], trials: int, tvm_trials: int) -> None:
     table = Table(title=f"GFLOP/s (median), fp32, batch 1; tuned = {trials} trials, "
                         f"metaschedule = {tvm_trials} trials")
     for col in ("workload", "thr", "fallback", "tuned", "numpy", "pytorch", "metaschedule",
-                "tuned/best peer", "fallback/tuned", "tune s", "ms tune s"):
+                "tuned/best peer", "fallback/tuned", "tuned/search", "tune s", "ms tune s"):
         table.add_column(col, justify="left" if col == "workload" else "right")
 
     def fmt(v, spec=".1f"):
@@ -293,6 +295,8 @@ def print_table(results: list[dict], trials: int, tvm_trials: int) -> None:
                 *(fmt(r.get(p)) for p in PEERS),
                 fmt(tuned / best_peer if tuned and best_peer else None, ".2f"),
                 fmt(r["fallback"] / tuned if tuned and r.get("fallback") else None, ".2f"),
+                fmt(tuned / r["tuned_during_search"]
+                    if tuned and r.get("tuned_during_search") else None, ".2f"),
                 fmt(r.get("tune_s"), ".0f"), fmt(r.get("metaschedule_tune_s"), ".0f"))
     console = Console(width=160)
     console.print(table)

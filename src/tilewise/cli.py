@@ -78,8 +78,10 @@ def parse_op_args(name: str, pairs: Sequence[str]) -> tuple[Any, ...]:
                 number = int(value)
             except ValueError:
                 raise UsageError(f"{p.name} must be an integer, got {value!r}") from None
-            if number <= 0:
-                raise UsageError(f"{p.name} must be positive, got {number}")
+            # Shapes and strides are positive; a padding (its default 0) may be 0.
+            if number < 0 or (number == 0 and p.default != 0):
+                least = "at least 0" if p.default == 0 else "positive"
+                raise UsageError(f"{p.name} must be {least}, got {number}")
             args.append(number)
         else:
             args.append(value)

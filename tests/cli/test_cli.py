@@ -25,6 +25,10 @@ def run(capsys, *argv):
         (["tune", "gemm", "M=64", "N=64", "K=64", "Q=1"], "has no argument 'Q'"),
         (["tune", "gemm", "M64"], "must look like NAME=VALUE"),
         (["tune", "layer_norm", "M=8", "N=8", "eps=tiny"], "eps must be a number"),
+        (["tune", "conv2d_nchw", "N=1", "C=8", "H=8", "W=8", "K=8", "R=3", "S=3", "pad=-1"],
+         "pad must be at least 0"),
+        (["tune", "conv2d_nchw", "N=1", "C=8", "H=8", "W=8", "K=8", "R=3", "S=3", "stride=0"],
+         "stride must be positive"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
@@ -87,3 +91,20 @@ def test_float_and_string_arguments_are_typed():
 
     assert parse_op_args("layer_norm", ["M=8", "N=16", "eps=1e-3"]) == (8, 16, 1e-3, "float32")
     assert parse_op_args("gemm", ["M=8", "N=8", "K=8", "dtype=float64"])[-1] == "float64"
+    conv = ["N=1", "C=64", "H=56", "W=56", "K=64", "R=3", "S=3", "pad=0"]
+    assert parse_op_args("conv2d_nchw", conv)[:10] == (1, 64, 56, 56, 64, 3, 3, 1, 0, 1)
+
+
+def test_every_template_argument_says_its_type():
+    """The command types NAME=VALUE by the template's annotation or default: an
+    argument with neither would reach the template as a string."""
+    import inspect
+
+    from tilewise.cli import _template_params, _templates
+
+    library = [t for t in _templates().values() if t.func.__module__.startswith("tilewise.ops")]
+    assert len(library) >= 10
+    for tmpl in library:
+        for p in _template_params(tmpl.func):
+            typed = p.annotation is not inspect.Parameter.empty
+            assert typed or p.default is not inspect.Parameter.empty, (tmpl.name, p.name)

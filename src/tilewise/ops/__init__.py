@@ -1,4 +1,5 @@
-"""The operator library: compute definitions and CPU/CUDA templates per operator.
+"""The operator library: compute definitions and CPU templates per operator
+(CUDA kernels are built from hand schedules; no template targets it yet).
 
 Importing this package registers every template with ``tilewise.autotune``.
 """

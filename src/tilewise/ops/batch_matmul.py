@@ -20,7 +20,7 @@ from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator
 from .gemm import sum_over_whole_tiles
-from .gemm_schedule import reduction_of, register_tile, schedule_packs, unrolled_tile
+from .gemm_schedule import TilePlan, reduction_of, register_tile, schedule_packs, unrolled_tile
 from .microkernel import avx512_fp32
 
 
@@ -121,10 +121,9 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     CC = accumulator(s, C, reduction_of(C))
     b, i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "at_batch"
-    register_tile(s, cfg, target, C, CC, i, j, batch=(b,),
-                  rows_outer=cfg["order"].val == "ij", kernel=kernel,
-                  panel_stage=s[Bp] if per_panel else None, kc=cfg["kc"].val,
-                  a_packed=Ap is not None)
+    register_tile(s, cfg, target, C, CC, i, j, TilePlan(
+        batch=(b,), rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr",
+        panel_stage=s[Bp] if per_panel else None, kc=cfg["kc"].val, a_packed=Ap is not None))
     schedule_packs(s, Ap, Bp, per_panel)
     return s, [A, B, C]
 

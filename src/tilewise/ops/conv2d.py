@@ -35,8 +35,11 @@ from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_ref
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
 from .microkernel import avx512_fp32, gemm_microkernel
 
+#: A stride, padding or dilation: one value for both spatial axes, or (height, width).
+Pair = int | tuple[int, int]
 
-def _pair(v) -> tuple[int, int]:
+
+def _pair(v: Pair) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
@@ -281,8 +284,9 @@ def conv2d_nchw_numpy(d: np.ndarray, k: np.ndarray, stride=1, pad=0, dilation=1)
 
 
 @template("conv2d_nchw", reference=conv2d_reference, flop=conv2d_flop)
-def conv2d_nchw(cfg, N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
-                epilogue=""):
+def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
+                stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
+                epilogue: str = ""):
     """NCHW conv2d (OIHW weights) through the packed NCHW[x]c layout, any stride,
     padding, dilation and kernel size (pointwise 1x1 convolutions as a GEMM per image,
     see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
@@ -360,8 +364,9 @@ def _nhwc_fallback_tile(oc: list[int], regs: list[int], lanes: int) -> tuple[int
 
 
 @template("conv2d_nhwc", reference=conv2d_nhwc_reference, flop=_conv2d_nhwc_flop)
-def conv2d_nhwc(cfg, N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
-                epilogue=""):
+def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
+                stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
+                epilogue: str = ""):
     """NHWC conv2d with HWIO weights: a ``reg_n x oc_bn`` register tile over (ow, k),
     k vectorised, the padded rows computed per output row (or inlined)."""
     target = cfg.target

@@ -21,7 +21,7 @@ from .. import te
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
 from .gemm import whole_tiles
-from .gemm_schedule import next_panel_offset, register_tile, schedule_packs
+from .gemm_schedule import TilePlan, next_panel_offset, register_tile, schedule_packs
 from .microkernel import avx512_fp32
 
 
@@ -141,12 +141,12 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=N
     prefetch = 0
     if cfg["prefetch"].val:
         prefetch = next_panel_offset(cfg["nr"].val, data_pack, per_panel)
-    register_tile(s, cfg, target, out, CC, k, s[out].fuse(h, w), batch=(n,),
-                  rows_outer=cfg["order"].val == "kf", kernel=cfg["kernel"].val,
-                  panel_stage=s[data_pack] if per_panel else None,
-                  panels_per_pack=cfg["pack_panels"].val,
-                  prefetch=prefetch, kc=cfg["kc"].val, a_packed=kernel_pack is not None,
-                  stream_out=cfg["stream_out"].val)
+    register_tile(s, cfg, target, out, CC, k, s[out].fuse(h, w), TilePlan(
+        batch=(n,), rows_outer=cfg["order"].val == "kf",
+        micro_kernel=cfg["kernel"].val == "ukr",
+        panel_stage=s[data_pack] if per_panel else None,
+        panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch, kc=cfg["kc"].val,
+        a_packed=kernel_pack is not None, stream_out=cfg["stream_out"].val))
     # The weights are gemm's A, the data its B (with the image axis leading).
     schedule_packs(s, kernel_pack, data_pack, per_panel)
     return s

@@ -26,7 +26,7 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .conv2d import _divisors, _pair, out_size
+from .conv2d import Pair, _divisors, _pair, out_size
 from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 
@@ -116,8 +116,9 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
 
 
 @template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop)
-def depthwise_conv2d_nchw(cfg, N, C, H, W, R, S, stride=1, pad=0, dilation=1,
-                          dtype="float32", epilogue=""):
+def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
+                          stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
+                          dtype: str = "float32", epilogue: str = ""):
     """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)

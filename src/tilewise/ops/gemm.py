@@ -1,5 +1,5 @@
-"""GEMM ``C[M, N] = A[M, K] @ B[K, N]`` (optionally ``+ bias[N]``, then ReLU): the
-compute definition and the CPU template.
+"""GEMM ``C[M, N] = A[M, K] @ B[K, N]``: the compute definition and the CPU template
+(:mod:`.dense` adds the epilogues: bias, ReLU, GELU, a residual).
 
 The template's space holds the structure of a hand-written BLAS kernel (the schedule
 itself is :mod:`.gemm_schedule`): B packed into column panels ``nr`` wide (``nr`` a
@@ -23,7 +23,7 @@ from .microkernel import avx512_fp32
 
 def gemm_compute(
     M: int, N: int, K: int, dtype: str = "float32", nr: int = 16,
-    bias: bool = False, relu: bool = False, pack: bool = True, mr: int = 0,
+    pack: bool = True, mr: int = 0,
 ) -> tuple[list[Tensor], Tensor, Tensor | None, Tensor | None]:
     """``(inputs, C, Bp, Ap)``: C reads B through a packed copy Bp of nr-wide panels, or
     in place (``Bp`` None) without ``pack``; with ``mr``, A through a tile-packed copy
@@ -66,22 +66,7 @@ def gemm_compute(
     def body(i, j):
         return te.sum(a_at(i, k) * b_at(k, j), axis=k)
 
-    if bias or relu:  # the epilogue reads the (M, N) corner
-        C = te.compute(whole_tiles((M, N), tiles), body, name="acc")
-    else:
-        C = sum_over_whole_tiles((M, N), tiles, body, "C")
-    inputs = [A, B]
-    out = C
-    if bias:
-        bvec = te.placeholder((N,), dtype, name="bias")
-        inputs.append(bvec)
-        prev = out
-        out = te.compute((M, N), lambda i, j: prev[i, j] + bvec[j],
-                         name="C" if not relu else "biased")
-    if relu:
-        prev = out
-        out = te.compute((M, N), lambda i, j: te.max(prev[i, j], te.const(0.0, dtype)), name="C")
-    return inputs, out, Bp, Ap
+    return [A, B], sum_over_whole_tiles((M, N), tiles, body, "C"), Bp, Ap
 
 
 def whole_tiles(shape, tiles) -> tuple[int, ...]:

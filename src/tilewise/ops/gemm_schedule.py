@@ -6,6 +6,9 @@ batch_matmul templates and the 1x1 convolution schedule their sums with it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from .. import te
@@ -51,10 +54,10 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
         return s
     if kernel == "ukr+prefetch":
         kernel, prefetch = "ukr", next_panel_offset(cfg["nr"].val, Bp, per_panel)
-    register_tile(s, cfg, target, C, CC, i, j, rows_outer=cfg["order"].val == "ij",
-                  kernel=kernel, panel_stage=s[Bp] if per_panel else None,
-                  panels_per_pack=cfg["pack_panels"].val, prefetch=prefetch,
-                  kc=cfg["kc"].val, a_packed=Ap is not None, stream_out=stream)
+    register_tile(s, cfg, target, C, CC, i, j, TilePlan(
+        rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr",
+        panel_stage=s[Bp] if per_panel else None, panels_per_pack=cfg["pack_panels"].val,
+        prefetch=prefetch, kc=cfg["kc"].val, a_packed=Ap is not None, stream_out=stream))
     schedule_packs(s, Ap, Bp, per_panel)
     return s
 
@@ -115,58 +118,84 @@ def next_panel_offset(nr: int, packed, per_panel: bool) -> int:
     return nr * (int(packed.shape[-2]) if packed is not None else 1)
 
 
-def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True,
-                  kernel: str = "loops", panel_stage=None, panels_per_pack: int = 1,
-                  prefetch: int = 0, kc: int = 0, a_packed: bool = False,
-                  stream_out: bool = False) -> None:
+@dataclass(frozen=True)
+class TilePlan:
+    """How :func:`register_tile` lays out a sum's tiles, beyond the config's ``mr``,
+    ``nr``, ``block_m`` and ``unroll_k``.
+
+    - ``batch``: leading axes of ``C``, fused into the parallel loop ahead of the
+      blocks.
+    - ``rows_outer``: blocks of row tiles outermost, else column panels.
+    - ``micro_kernel``: the tile is the hand-written AVX-512 micro-kernel of
+      :mod:`.microkernel` (tensorized; ``unroll_k`` is then unused), else loops for
+      gcc to vectorise.
+    - ``panel_stage``: B's packing, computed inside the parallel loop, one column panel
+      just before the tiles that read it (None: packed elsewhere, or read in place).
+      With columns outermost the parallel loop is then the panel loop alone, so each
+      panel is packed once, or each group of ``panels_per_pack`` panels (longer runs
+      of each row to copy).
+    - ``prefetch``: elements from a tile's B to the next panel's; each micro-kernel
+      call fetches the next panel into L2 as it computes (0: none).
+    - ``kc``: the reduction blocked as in GotoBLAS (micro-kernel only; 0: whole). A
+      block of ``block_m`` row tiles is accumulated in ``CC`` over ``kc`` values of k
+      at a time, so the ``kc x nr`` slice of B that all of them read stays in L1 while
+      they pass it, and the tiles' sums wait in ``CC`` (also in L1) between slices.
+    - ``a_packed``: A is read from its row-tile copy (the micro-kernel's A strides).
+    - ``stream_out``: each finished tile is copied out of ``CC`` around the cache
+      (:func:`.microkernel.stream_tile_intrin`), for a ``C`` that is written once and
+      read by nothing here.
+    """
+
+    batch: tuple = ()
+    rows_outer: bool = True
+    micro_kernel: bool = False
+    panel_stage: Any = None
+    panels_per_pack: int = 1
+    prefetch: int = 0
+    kc: int = 0
+    a_packed: bool = False
+    stream_out: bool = False
+
+
+def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan()) -> None:
     """The gemm schedule of ``C`` over its rows ``i`` and columns ``j``: ``mr x nr``
     tiles accumulated in ``CC`` (rows unrolled, columns vectorised, k unrolled by
     ``unroll_k``), ``block_m`` row tiles per block, the blocks and column panels
-    (after any leading ``batch`` axes) fused into the parallel loop, rows outermost
-    or columns. Knobs: mr, nr, block_m, unroll_k. With ``kernel="ukr"`` the tile is the
-    hand-written AVX-512 micro-kernel of :mod:`.microkernel` (tensorized; unroll_k is
-    then unused) instead of loops for gcc to vectorise.
-    ``panel_stage`` (B's packing) is computed inside the parallel loop, one column
-    panel just before the tiles that read it; with columns outermost the parallel loop
-    is then the panel loop alone, so each panel is packed once, or each group of
-    ``panels_per_pack`` panels (longer runs of each row to copy). With ``prefetch``
-    (elements from a tile's B to the next panel's) each micro-kernel call fetches the
-    next panel of B into L2 as it computes. With ``kc`` (micro-kernel only) the
-    reduction is blocked as in GotoBLAS: a whole block of ``block_m`` row tiles is
-    accumulated in ``CC`` over ``kc`` values of k at a time, so the ``kc x nr`` slice
-    of B that all of them read stays in L1 while they pass it, and the tiles' sums wait
-    in ``CC`` (also in L1) between slices. Without ``CC`` (None; the micro-kernel over
-    the whole k) it sums each tile of ``C`` in place and streams it out around the
-    cache; with ``CC`` and ``stream_out``, each finished tile is copied out of ``CC``
-    that way (:func:`.microkernel.stream_tile_intrin`), for a ``C`` that is written
-    once and read by nothing here."""
+    (after ``plan.batch``) fused into the parallel loop, as :class:`TilePlan` says.
+    Without ``CC`` (None; the micro-kernel over the whole k) the micro-kernel sums
+    each tile of ``C`` in place and streams it out around the cache."""
     mr, nr = cfg["mr"].val, cfg["nr"].val
+    ukr, kc = plan.micro_kernel, plan.kc
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
     if mr * -(-nr // lanes) > 30:
         # More accumulators than vector registers: it spills, and gcc takes seconds on it.
         raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
-    grouped = panel_stage is not None and not rows_outer
-    if panels_per_pack > 1 and not grouped:
+    grouped = plan.panel_stage is not None and not plan.rows_outer
+    if plan.panels_per_pack > 1 and not grouped:
         raise InvalidConfigError("packing several panels at once needs per-panel packing "
                                  "with columns outermost")
+    if plan.prefetch and not ukr:
+        raise InvalidConfigError("prefetching the next panel is the micro-kernel's")
+    if kc and not ukr:
+        raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
     tails = edge_tails(s[C] if CC is None else s[CC], (i, j), (mr, nr),
-                       kernel != "loops" and not kc)
+                       ukr and not kc)
     io, ii = s[C].split(i, mr, tail=tails[0])
     jo, ji = s[C].split(j, nr, tail=tails[1])
     s[C].reorder(io, jo, ii, ji)
     ioo, ioi = s[C].split(io, cfg["block_m"].val)
     group, lead = jo, ()
-    if panels_per_pack > 1:
-        group, jo = s[C].split(jo, panels_per_pack)
+    if plan.panels_per_pack > 1:
+        group, jo = s[C].split(jo, plan.panels_per_pack)
         lead = (group,)
-    blocks = (ioo, jo) if rows_outer else (jo, ioo)
-    s[C].reorder(*batch, *lead, *blocks, ioi, ii, ji, *s[C].op.reduce_axis)
-    outer_axes = (*batch, group) if grouped else (*batch, *blocks)
+    blocks = (ioo, jo) if plan.rows_outer else (jo, ioo)
+    s[C].reorder(*plan.batch, *lead, *blocks, ioi, ii, ji, *s[C].op.reduce_axis)
+    outer_axes = (*plan.batch, group) if grouped else (*plan.batch, *blocks)
     outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
     s[C].parallel(outer)
-    if panel_stage is not None:
-        panel_stage.compute_at(s[C], outer)
-    if stream_out and CC is not None:
+    if plan.panel_stage is not None:
+        plan.panel_stage.compute_at(s[C], outer)
+    if plan.stream_out and CC is not None:
         rows, cols = int(i.domain.extent), int(j.domain.extent)
         if cut_tiles((rows, cols), (mr, nr), tails) or not avx512_fp32(target, str(C.dtype)):
             raise InvalidConfigError(
@@ -175,51 +204,57 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, batch=(), rows_outer=True
         s[C].tensorize(ii, stream_tile_intrin(mr, nr))
     elif CC is not None:
         s[C].vectorize(ji)
+    if not ukr:
+        s[CC].compute_at(s[C], ioi)
+        unrolled_tile(s, CC, cfg["unroll_k"].val)
+        return
+    # The k slices of a blocked reduction run outside the block's tiles, so CC holds
+    # the whole block, computed where the block starts.
+    block_at = (blocks[-1] if grouped else outer) if kc else ioi
+    micro_kernel_tile(s, cfg, C, CC, (i, j, ii), tails, block_at, plan)
+
+
+def micro_kernel_tile(s, cfg, C, CC, axes, tails, block_at, plan: TilePlan) -> None:
+    """The register tile of :func:`register_tile` as the tensorized micro-kernel:
+    ``axes`` are ``C``'s rows, columns and the rows within a tile; ``CC`` (None: the
+    tile is summed in ``C``) is computed at ``block_at``."""
+    mr, nr, kc = cfg["mr"].val, cfg["nr"].val, plan.kc
+    i, j, ii = axes
     acc = s[C] if CC is None else s[CC]
     *cbatch, ci, cj = acc.op.axis
     (ck,) = acc.op.reduce_axis
-    if prefetch and kernel == "loops":
-        raise InvalidConfigError("prefetching the next panel is the micro-kernel's")
-    if kc and kernel == "loops":
-        raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
-    if kernel != "loops":
-        rows, cols = int(ci.domain.extent), int(cj.domain.extent)
-        if int(i.domain.extent) < mr or int(j.domain.extent) < nr:
-            raise InvalidConfigError(f"the micro-kernel's {mr}x{nr} tile is larger than "
-                                     f"{C.name}'s {i.domain.extent}x{j.domain.extent}")
-        if cut_tiles((rows, cols), (mr, nr), tails):
+    rows, cols = int(ci.domain.extent), int(cj.domain.extent)
+    if int(i.domain.extent) < mr or int(j.domain.extent) < nr:
+        raise InvalidConfigError(f"the micro-kernel's {mr}x{nr} tile is larger than "
+                                 f"{C.name}'s {i.domain.extent}x{j.domain.extent}")
+    if cut_tiles((rows, cols), (mr, nr), tails):
+        raise InvalidConfigError(
+            f"the micro-kernel needs whole {mr}x{nr} tiles; {C.name} has {rows}x{cols}"
+            " (A packed pads the rows to whole tiles, B packed the columns)")
+    if (cols // nr) % plan.panels_per_pack:
+        raise InvalidConfigError(f"the micro-kernel needs whole groups of "
+                                 f"{plan.panels_per_pack} panels; {C.name} has {cols // nr}")
+    depth, lead = int(ck.domain.extent), ()
+    if kc:
+        block = cfg["block_m"].val
+        if kc >= depth or depth % kc or (rows // mr) % block:
             raise InvalidConfigError(
-                f"the micro-kernel needs whole {mr}x{nr} tiles; {C.name} has {rows}x{cols}"
-                " (A packed pads the rows to whole tiles, B packed the columns)")
-        if (cols // nr) % panels_per_pack:
-            raise InvalidConfigError(f"the micro-kernel needs whole groups of "
-                                     f"{panels_per_pack} panels; {C.name} has {cols // nr}")
-        depth, lead = int(ck.domain.extent), ()
-        if kc:
-            block = cfg["block_m"].val
-            if kc >= depth or depth % kc or (rows // mr) % block:
-                raise InvalidConfigError(
-                    f"blocking k by {kc} needs whole blocks: k has {depth} values and "
-                    f"{C.name} {rows // mr} row tiles, in blocks of {block}")
-            # CC holds the whole block; its k slices run outside the block's tiles
-            s[CC].compute_at(s[C], blocks[-1] if grouped else outer)
-            cio, ci = s[CC].split(ci, mr)
-            cko, ck = s[CC].split(ck, kc)
-            lead = (cko, cio)
-        elif CC is not None:
-            s[CC].compute_at(s[C], ioi)
-        # Columns padded to whole tiles: the last tile computes only what it needs.
-        edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
-        ukr = gemm_microkernel(mr, nr, kc or depth, prefetch, a_packed, edge,
-                               stream=CC is None)
-        if CC is None:
-            s[C].tensorize(ii, ukr)
-            return
-        s[CC].reorder(*cbatch, *lead, ci, cj, ck)
-        s[CC].tensorize(ci, ukr)
+                f"blocking k by {kc} needs whole blocks: k has {depth} values and "
+                f"{C.name} {rows // mr} row tiles, in blocks of {block}")
+        cio, ci = s[CC].split(ci, mr)
+        cko, ck = s[CC].split(ck, kc)
+        lead = (cko, cio)
+    if CC is not None:
+        s[CC].compute_at(s[C], block_at)
+    # Columns padded to whole tiles: the last tile computes only what it needs.
+    edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
+    ukr = gemm_microkernel(mr, nr, kc or depth, plan.prefetch, plan.a_packed, edge,
+                           stream=CC is None)
+    if CC is None:
+        s[C].tensorize(ii, ukr)
         return
-    s[CC].compute_at(s[C], ioi)
-    unrolled_tile(s, CC, cfg["unroll_k"].val)
+    s[CC].reorder(*cbatch, *lead, ci, cj, ck)
+    s[CC].tensorize(ci, ukr)
 
 
 def edge_tails(acc, axes, tiles, whole: bool) -> tuple[Tail, ...]:

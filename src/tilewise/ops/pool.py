@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from .conv2d import _pair, out_size
+from .conv2d import Pair, _pair, out_size
 
 
 def pool2d_compute(kind: str, N, C, H, W, R, S, stride=1, pad=0, dtype="float32"):
@@ -100,14 +100,16 @@ def _schedule_pool(cfg, out, total):
 
 
 @template("max_pool2d", reference=_pool_reference("max"), flop=_pool_flop)
-def max_pool2d(cfg, N, C, H, W, R, S, stride=1, pad=0, dtype="float32"):
+def max_pool2d(cfg, N: int, C: int, H: int, W: int, R: int, S: int, stride: Pair = 1,
+               pad: Pair = 0, dtype: str = "float32"):
     """Max pooling over R x S windows, NCHW."""
     data, out, _ = pool2d_compute("max", N, C, H, W, R, S, stride, pad, dtype)
     return _schedule_pool(cfg, out, None), [data, out]
 
 
 @template("avg_pool2d", reference=_pool_reference("avg"), flop=_pool_flop)
-def avg_pool2d(cfg, N, C, H, W, R, S, stride=1, pad=0, dtype="float32"):
+def avg_pool2d(cfg, N: int, C: int, H: int, W: int, R: int, S: int, stride: Pair = 1,
+               pad: Pair = 0, dtype: str = "float32"):
     """Average pooling over R x S windows, NCHW, padding excluded from the count."""
     data, out, total = pool2d_compute("avg", N, C, H, W, R, S, stride, pad, dtype)
     return _schedule_pool(cfg, out, total), [data, out]

@@ -133,7 +133,7 @@ class ReduceKind(enum.Enum):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Reduce(Expr):
-    """``combiner`` of ``source`` over the reduction axes ``axis``."""
+    """The ``kind`` (sum, max, min) of ``source`` over the reduction axes ``axis``."""
 
     kind: ReduceKind
     source: Expr

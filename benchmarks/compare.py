@@ -144,22 +144,26 @@ def pytorch_call(w: dict, arrays: list):
     return lambda: mm(t[0], t[1], out=out)
 
 
-def _measure(task, configs: dict, builder, runner, rounds: int) -> dict:
+def _measure(task, configs: dict, builder, runner, rounds: int, first: int = 0) -> dict:
     """Build every config of ``configs`` (label -> config) before any timer starts, then
     check and time them in turn, ``rounds`` times, each time in a fresh child process
     exactly as the tuner measured them: nothing left in this process (idle thread
     pools, the model) can disturb the timing, and alternating the configs spreads a
-    passing disturbance of this shared machine over all of them. GFLOP/s: the median
-    over rounds of each round's median; every round's value is kept."""
+    passing disturbance of this shared machine over all of them. Round ``r`` starts
+    at the config ``first + r`` along (modulo their number), so that no config is timed
+    first, or last, in every round. GFLOP/s: the median over rounds of each round's
+    median; every round's value is kept."""
     from tilewise.autotune import MeasureInput
 
     inputs = {label: MeasureInput(task, c) for label, c in configs.items()}
     built = dict(zip(inputs, builder.build(list(inputs.values())), strict=True))
     out: dict = {f"{label}_config": str(c) for label, c in configs.items()}
     per: dict[str, list[float]] = {label: [] for label in configs}
-    for _ in range(rounds):
-        for label, inp in inputs.items():
-            res = runner.run([inp], [built[label]])[0]
+    labels = list(inputs)
+    for r in range(rounds):
+        start = (first + r) % len(labels)
+        for label in labels[start:] + labels[:start]:
+            res = runner.run([inputs[label]], [built[label]])[0]
             if res.ok:
                 per[label].append(task.flop / statistics.median(res.costs) / 1e9)
             else:
@@ -257,7 +261,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
                 configs["tuned"] = task.config_space.get(row.pop("tuned_config_index"))
         builder = at.LocalBuilder()
         row.update(_measure(task, configs, builder, at.LocalRunner(number=number, repeat=repeat),
-                            opts.rounds))
+                            opts.rounds, first=opts.round))
         builder.close()
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -337,6 +341,7 @@ def main() -> None:
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--part", default="tilewise", help=argparse.SUPPRESS)
     ap.add_argument("--no-tune", dest="tune", action="store_false", help=argparse.SUPPRESS)
+    ap.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     opts = ap.parse_args()
     known = [w["name"] for w in load_workloads()]
     names = opts.only.split(",") if opts.only else known
@@ -352,8 +357,8 @@ def main() -> None:
     parts = PARTS if opts.tvm_trials > 0 else PARTS[:2]
     results, start = [], machine()
 
-    def run_part(part: str, name: str, threads: int, tune: bool) -> dict:
-        """One round of one side, in a fresh child."""
+    def run_part(part: str, name: str, threads: int, r: int) -> dict:
+        """Round ``r`` of one side, in a fresh child (round 0 tunes)."""
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), TVM_NUM_THREADS=str(threads))
         # tilewise's side uses BLAS only for the reference results: one thread, or
         # BLAS threads left spinning after them steal a core from the first timing.
@@ -364,7 +369,7 @@ def main() -> None:
              "--trials", str(opts.trials), "--repeat", str(opts.repeat),
              "--rounds", "1", "--db", db,
              "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
-             "--part", part, *([] if tune else ["--no-tune"])],
+             "--part", part, "--round", str(r), *([] if r == 0 else ["--no-tune"])],
             env=env, stdout=subprocess.PIPE, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -379,7 +384,7 @@ def main() -> None:
             merged: dict = {}
             for r in range(max(opts.rounds, 1)):
                 for part in parts:
-                    side = run_part(part, name, t, tune=r == 0)
+                    side = run_part(part, name, t, r)
                     notes.update(side["notes"])
                     for row in side["rows"]:
                         _merge_round(merged, row)

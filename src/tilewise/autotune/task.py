@@ -182,5 +182,6 @@ class Task:
         self.__dict__.update(state)
 
     def __str__(self) -> str:
-        args = ", ".join(map(str, self.args))
+        # Strings quoted, so that an empty epilogue still shows: conv2d_nchw(..., '').
+        args = ", ".join(repr(a) if isinstance(a, str) else str(a) for a in self.args)
         return f"{self.name}({args}) @ {self.target}"

@@ -202,6 +202,28 @@ def test_batch_matmul_fallback_is_the_micro_kernel_on_whole_tiles():
         np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("args,knobs", [
+    ((2, 8, 64, 16), {"mr": 4, "order": "ji", "pack": "at_batch"}),
+    ((2, 8, 64, 16), {"mr": 4, "order": "ij", "pack": "root", "block_m": 2}),
+    ((2, 13, 64, 16), {"mr": 6, "order": "ji", "pack": "at_batch"}),  # last tile shifted
+    ((3, 12, 128, 20), {"mr": 6, "order": "ji", "pack": "root", "pack_a": True}),
+])
+def test_batch_matmul_tiles_summed_in_c_itself(args, knobs):
+    """``direct_c``: the micro-kernel sums each tile in C, with no local tile to copy
+    out; only for the micro-kernel over the whole k, where C is the sum itself."""
+    task = _ukr_task("batch_matmul", args)
+    config = config_with(task, **{"kernel": "ukr", "nr": 64, "kc": 0, "direct_c": True,
+                                  **knobs})
+    s, tensors = task.instantiate(config)
+    assert not any(stage.scope.value == "local" for stage in s.stages)
+    _matches_numpy(task, config, f"tw_gemm_ukr_{knobs['mr']}x64x{args[3]}")
+    with pytest.raises(InvalidConfigError, match="summing each tile in C"):
+        task.instantiate(config_with(task, **{**knobs, "direct_c": True, "kernel": "loops"}))
+    ragged = _ukr_task("batch_matmul", (2, 8, 96, 16))  # the last panel padded
+    with pytest.raises(InvalidConfigError, match="summing each tile in C"):
+        ragged.instantiate(config_with(ragged, kernel="ukr", nr=64, direct_c=True))
+
+
 @pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
 @pytest.mark.parametrize("name,args,knobs", [
     # rows and columns that no tile divides: packed, A and B pad them to whole tiles

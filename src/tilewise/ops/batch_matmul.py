@@ -85,6 +85,12 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
     cfg.define_knob("pack_a", [False, True])
     blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
     cfg.define_knob("kc", [0, *blocks])
+    # The micro-kernel sums each tile in C itself, with ordinary stores, instead of in
+    # a local tile that is then copied to C: over attention's 64 values of k the copy
+    # is a fair share of a tile's work. Where C is the sum itself (its columns whole
+    # tiles); defined last, so that databases written before it keep their indices.
+    can_direct = fp32_avx512 and N % lanes == 0
+    cfg.define_knob("direct_c", [False, True] if can_direct else [False])
     # Each batch packs its own panels just before its tiles: 12 x 77x64x77 on one core,
     # 0.70 -> 0.84x PyTorch against B packed whole first (benchmarks/paired.py, 9 rounds).
     cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
@@ -103,6 +109,11 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
         mr = 4 if M % 4 == 0 or M < 6 else 6
         cfg.fallback_with(nr=64, mr=mr, kernel="ukr", pack="at_batch", order="ji",
                           block_m=2 if mr == 4 else 1, pack_a=False)
+        if N % 64 == 0:
+            # Summed in C (direct_c), beside PyTorch, 11-15 rounds in one process, one
+            # thread / two: bert-attn-qk 0.94 -> 0.98x / 1.01 -> 1.05x, 12 x 77x64x77
+            # 0.90 -> 0.91x on one thread.
+            cfg.fallback_with(direct_c=True)
 
 
 @template("batch_matmul", reference=batch_matmul_reference,
@@ -115,10 +126,14 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     per_batch = kernel == "loops" and cfg["pack"].val == "at_batch"
     A, B, C, Bp, Ap = batch_matmul_compute(Bt, M, N, K, dtype, nr,
                                            mr=mr if cfg["pack_a"].val else 0)
+    total = reduction_of(C)
+    if cfg["direct_c"].val and (kernel != "ukr" or cfg["kc"].val or total is not C):
+        raise InvalidConfigError("summing each tile in C itself is for the micro-kernel over "
+                                 "the whole k, where C is the sum (columns in whole tiles)")
     if per_batch:
         return _schedule_per_batch(cfg, C, Bp, Ap), [A, B, C]
     s = te.create_schedule(C.op)
-    CC = accumulator(s, C, reduction_of(C))
+    CC = None if cfg["direct_c"].val else accumulator(s, C, total)
     b, i, j = s[C].op.axis
     per_panel = cfg["pack"].val == "at_batch"
     register_tile(s, cfg, target, C, CC, i, j, TilePlan(

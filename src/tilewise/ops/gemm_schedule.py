@@ -249,7 +249,7 @@ def micro_kernel_tile(s, cfg, C, CC, axes, tails, block_at, plan: TilePlan) -> N
     # Columns padded to whole tiles: the last tile computes only what it needs.
     edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
     ukr = gemm_microkernel(mr, nr, kc or depth, plan.prefetch, plan.a_packed, edge,
-                           stream=CC is None)
+                           stream=CC is None and plan.stream_out)
     if CC is None:
         s[C].tensorize(ii, ukr)
         return

@@ -110,9 +110,10 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
         cfg.fallback_with(nr=64, mr=mr, kernel="ukr", pack="at_batch", order="ji",
                           block_m=2 if mr == 4 else 1, pack_a=False)
         if N % 64 == 0:
-            # Summed in C (direct_c), beside PyTorch, 11-15 rounds in one process, one
-            # thread / two: bert-attn-qk 0.94 -> 0.98x / 1.01 -> 1.05x, 12 x 77x64x77
-            # 0.90 -> 0.91x on one thread.
+            # Summed in C (direct_c), beside PyTorch on the 2-core Xeon VM
+            # (benchmarks/paired.py, 11 rounds): bert-attn-qk 0.93 -> 0.96x on one
+            # thread, 0.93 -> 0.95x on two; a scratch harness, 11-15 rounds: 0.94 ->
+            # 0.98x / 1.01 -> 1.05x, and 12 x 77x64x77 0.90 -> 0.91x on one thread.
             cfg.fallback_with(direct_c=True)
 
 

@@ -144,13 +144,23 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
         # read (gemm-512 in 4x64 tiles: 0.79 -> 0.84x on one core, 0.76 -> 0.80x on two).
         cfg.fallback_with(nr=64, mr=6, block_m=4, kernel="ukr", pack="panel", pack_a=False,
                           stream_c=N % 64 == 0 and not epilogue)
+        panels = N // 64
+        if N % 64 == 0 and panels % 4 == 0 and panels // 4 >= 4 * target.cores:
+            # Four panels packed at once (longer runs of each row of B to copy) where
+            # that leaves at least four groups per core. 2-core Xeon VM, beside PyTorch
+            # (benchmarks/paired.py, 7-9 rounds), one thread / two: gemm-bert-ffn
+            # 0.76 -> 0.82x and 0.82 -> 0.86x / 0.91 -> 0.91x, gemm-2048 0.99 -> 1.01x /
+            # 0.95 -> 0.95x; the tuner picked it for gemm-bert-ffn in four runs of four.
+            # Fewer groups cost: gemm-512 on one thread 0.95 -> 0.91x.
+            cfg.fallback_with(pack_panels=4)
     if M <= 8:
         # A few rows (a batch of one through a dense layer): B streamed past them in
         # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch
         # (benchmarks/paired.py, 5 rounds): M=1 0.12 -> 0.94x (PyTorch runs a GEMV
         # there), M=3 0.56 -> 2.4x, M=4 1.02 -> 2.3x, M=8 0.99 -> 1.7x.
         cfg.fallback_with(stream_b=True, mr=M, nr=4 * lanes, unroll_k=4, block_m=1,
-                          kernel="loops", pack="none", pack_a=False, kc=0, stream_c=False)
+                          kernel="loops", pack="none", pack_panels=1, pack_a=False, kc=0,
+                          stream_c=False)
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

@@ -150,7 +150,7 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
             # that leaves at least four groups per core. 2-core Xeon VM, beside PyTorch
             # (benchmarks/paired.py, 7-9 rounds), one thread / two: gemm-bert-ffn
             # 0.76 -> 0.82x and 0.82 -> 0.86x / 0.91 -> 0.91x, gemm-2048 0.99 -> 1.01x /
-            # 0.95 -> 0.95x; the tuner picked it for gemm-bert-ffn in four runs of four.
+            # 0.95 -> 0.95x; the tuner picked it for gemm-bert-ffn in 5 of 6 compare.py rows.
             # Fewer groups cost: gemm-512 on one thread 0.95 -> 0.91x.
             cfg.fallback_with(pack_panels=4)
     if M <= 8:

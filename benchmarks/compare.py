@@ -147,23 +147,23 @@ def pytorch_call(w: dict, arrays: list):
 def _measure(task, configs: dict, builder, runner, rounds: int, first: int = 0) -> dict:
     """Build every config of ``configs`` (label -> config) before any timer starts, then
     check and time them in turn, ``rounds`` times, each time in a fresh child process
-    exactly as the tuner measured them: nothing left in this process (idle thread
-    pools, the model) can disturb the timing, and alternating the configs spreads a
-    passing disturbance of this shared machine over all of them. Round ``r`` starts
-    at the config ``first + r`` along (modulo their number), so that no config is timed
-    first, or last, in every round. GFLOP/s: the median over rounds of each round's
-    median; every round's value is kept."""
-    from tilewise.autotune import MeasureInput
+    exactly as the tuner measured them (:meth:`MeasureOption.measure_rounds`): nothing
+    left in this process (idle thread pools, the model) can disturb the timing, and
+    alternating the configs spreads a passing disturbance of this shared machine over
+    all of them. The configs start at the ``first``-th (modulo their number): each of
+    compare.py's rounds, a child of its own, starts one further along, so that no
+    config is timed first, or last, in every round. GFLOP/s: the median over rounds of
+    each round's median; every round's value is kept."""
+    from tilewise.autotune import MeasureInput, MeasureOption
 
-    inputs = {label: MeasureInput(task, c) for label, c in configs.items()}
-    built = dict(zip(inputs, builder.build(list(inputs.values())), strict=True))
+    labels = list(configs)
+    start = first % len(labels)
+    labels = labels[start:] + labels[:start]
+    inputs = [MeasureInput(task, configs[label]) for label in labels]
     out: dict = {f"{label}_config": str(c) for label, c in configs.items()}
     per: dict[str, list[float]] = {label: [] for label in configs}
-    labels = list(inputs)
-    for r in range(rounds):
-        start = (first + r) % len(labels)
-        for label in labels[start:] + labels[:start]:
-            res = runner.run([inputs[label]], [built[label]])[0]
+    for results in MeasureOption(builder, runner).measure_rounds(inputs, rounds):
+        for label, res in zip(labels, results, strict=True):
             if res.ok:
                 per[label].append(task.flop / statistics.median(res.costs) / 1e9)
             else:

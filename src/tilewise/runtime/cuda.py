@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import BuildError, RuntimeCallError
 from .artifact import ArgSpec
-from .module import TimingResult, calls_per_repeat
+from .module import TimingResult, calls_per_repeat, check_timing
 
 
 def nvcc_available() -> bool:
@@ -103,8 +103,7 @@ class CudaModule:
     ):
         """As :meth:`tilewise.runtime.Module.time_evaluator`, timed with CUDA events
         (``cache_flush`` is not done on the GPU)."""
-        if number < 1 or repeat < 1:
-            raise RuntimeCallError("time_evaluator: number and repeat must be at least 1")
+        check_timing(number, repeat)
         cp = self._cp
 
         def evaluate(*arrays) -> TimingResult:
@@ -121,10 +120,10 @@ class CudaModule:
                 return cp.cuda.get_elapsed_time(start, stop) / 1e3 / calls
 
             n = number
-            if warmup:
-                self._kernel(*args)
-            if min_repeat_ms > 0:
+            if min_repeat_ms > 0:  # the probing call warms up, as in Module's
                 n = calls_per_repeat(number, min_repeat_ms, seconds_per_call(1))
+            elif warmup:
+                self._kernel(*args)
             return TimingResult(tuple(seconds_per_call(n) for _ in range(repeat)))
 
         return evaluate

@@ -27,6 +27,12 @@ class TimingResult:
         return statistics.median(self.results)
 
 
+def check_timing(number: int, repeat: int) -> None:
+    """The arguments every ``time_evaluator`` refuses."""
+    if number < 1 or repeat < 1:
+        raise RuntimeCallError("time_evaluator: number and repeat must be at least 1")
+
+
 def calls_per_repeat(number: int, min_repeat_ms: float, probe_seconds: float) -> int:
     """``number``, raised so that a repeat of calls that each last ``probe_seconds``
     lasts ``min_repeat_ms``."""
@@ -106,8 +112,7 @@ class Module:
         (the probing call, where there is one) unless ``warmup`` is False: the caller
         has just run the kernel on these arrays itself, as a correctness check does.
         """
-        if number < 1 or repeat < 1:
-            raise RuntimeCallError("time_evaluator: number and repeat must be at least 1")
+        check_timing(number, repeat)
         flush = 64 * 1024 * 1024 if cache_flush else 0
 
         def evaluate(*arrays: np.ndarray) -> TimingResult:

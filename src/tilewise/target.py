@@ -81,6 +81,14 @@ class Target:
         return max(1, self.vector_bits // (8 * dtype_bytes))
 
     @property
+    def vector_registers(self) -> int:
+        """How many SIMD registers the ISA names: 32 with AVX-512 (zmm0-31) and on
+        AArch64, 16 with SSE or AVX on x86-64 (the bound on a register tile)."""
+        if self.vector_bits == 512 or self.features & {"asimd", "neon"}:
+            return 32
+        return 16
+
+    @property
     def cflags(self) -> tuple[str, ...]:
         # gcc tunes Intel AVX-512 cores (skylake-avx512 .. sapphirerapids) for 256-bit
         # vectors unless told otherwise; our loops are sized for the full register width.

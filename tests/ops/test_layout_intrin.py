@@ -41,7 +41,7 @@ def test_conv2d_packs_weights_per_chunk_with_the_micro_kernel():
     space = task.config_space
     cfg = next(space.get(i) for i in range(space.size)
                if space.get(i)["kernel_pack"].val == "per_chunk"
-               and space.get(i)["oc_bn"].val == 32)
+               and space.get(i)["oc_bn"].val == 2 * tw.Target.from_str("c").vector_lanes(4))
     s, tensors = task.instantiate(cfg)
     mod = tw.build(s, tensors, target=task.target)
     assert "tw_pack_oihw" in mod.source

@@ -12,10 +12,18 @@ from tilewise.autotune import Task
 from tilewise.autotune.space import ConfigSpace
 from tilewise.errors import InvalidConfigError, LowerError
 from tilewise.ops.gemm import define_gemm_space
-from tilewise.ops.microkernel import gemm_microkernel
+from tilewise.ops.microkernel import gemm_microkernel, simd_fp32
 from tw_testing import config_with
 
 pytestmark = pytest.mark.compiles
+
+HOST = tw.Target.from_str("c")
+#: The host's fp32 lanes. Tiles are sized in vectors: ``W`` columns (32 on AVX-512, 16
+#: on AVX2) in at most 6 rows fit both ISAs' registers beside their operands.
+L = HOST.vector_lanes(4)
+W = 2 * L
+needs_ukr = pytest.mark.skipif(not simd_fp32(HOST, "float32"),
+                               reason="no micro-kernel for this host's vectors")
 
 
 def _matches_numpy(task, config, kernel: str) -> None:
@@ -33,7 +41,7 @@ def _ukr_task(name: str, args: tuple) -> Task:
     import tilewise.ops  # noqa: F401
     task = Task(name, args, "c -mcpu=native -cores=1")
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("no AVX-512 here: the space has no micro-kernel choice")
+        pytest.skip("no micro-kernel for this host's vectors")
     return task
 
 
@@ -48,7 +56,7 @@ def _packed_gemm(M, N, K, nr):
 
 @pytest.mark.parametrize("split_k", [None, 16])
 def test_tensorized_gemm_matches_numpy(split_k):
-    M, N, K, mr, nr = 36, 64, 48, 6, 32
+    M, N, K, mr, nr = 36, 2 * W, 48, 6, W
     A, B, C = _packed_gemm(M, N, K, nr)
     s = te.create_schedule(C.op)
     i, j = s[C].op.axis
@@ -56,11 +64,11 @@ def test_tensorized_gemm_matches_numpy(split_k):
     io, jo, ii, ji = s[C].tile(i, j, mr, nr)
     if split_k is None:
         s[C].reorder(io, jo, ii, ji, k)
-        s[C].tensorize(ii, gemm_microkernel(mr, nr, K))
+        s[C].tensorize(ii, gemm_microkernel(mr, nr, K, L))
     else:
         ko, ki = s[C].split(k, split_k)
         s[C].reorder(io, jo, ko, ii, ji, ki)
-        s[C].tensorize(ii, gemm_microkernel(mr, nr, split_k))
+        s[C].tensorize(ii, gemm_microkernel(mr, nr, split_k, L))
     s[C].parallel(io)
     mod = tw.build(s, [A, B, C])
     assert "tw_gemm_ukr" in mod.source
@@ -89,16 +97,16 @@ def test_packed_a_kernel_needs_a_tile_packed_view():
     in place are refused by name."""
     with pytest.raises(LowerError, match="tile-packed"):
         _lower_whole_k_tiles(_packed_gemm(16, 32, 16, 32), 8, 32,
-                             gemm_microkernel(8, 32, 16, a_packed=True))
+                             gemm_microkernel(8, 32, 16, L, a_packed=True))
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 def test_one_row_tiles_read_a_packed():
     """A 1-row tile's packed A is A itself, its row stride the step to the next tile."""
     import tilewise.ops  # noqa: F401
 
-    task = Task("gemm", (8, 32, 256), "c -cores=1")
-    s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=1, nr=32,
+    task = Task("gemm", (8, 2 * W, 256), "c -cores=1")
+    s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=1, nr=W,
                                               pack="none", pack_a=True, kc=128, block_m=1,
                                               stream_b=False))
     mod = tw.build(s, tensors, target=task.target)
@@ -110,10 +118,10 @@ def test_one_row_tiles_read_a_packed():
 
 def test_tensorize_extent_mismatch_is_an_error():
     with pytest.raises(LowerError, match="tensorize"):
-        _lower_whole_k_tiles(_packed_gemm(32, 32, 32, 32), 4, 32, gemm_microkernel(8, 32, 32))
+        _lower_whole_k_tiles(_packed_gemm(32, 32, 32, 32), 4, 32, gemm_microkernel(8, 32, 32, L))
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 @pytest.mark.parametrize("name,args,knobs", [
     # B (or the 1x1 conv's NCHW data) packed or read in place; the next panel fetched
     # ahead where a buffer holds it
@@ -139,13 +147,13 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 
     task = Task(name, args, "c -cores=2")
     for extra in knobs:
-        config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
-        _matches_numpy(task, config, "tw_gemm_ukr_8x32")
+        config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": W, **extra})
+        _matches_numpy(task, config, f"tw_gemm_ukr_4x{W}")
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 @pytest.mark.parametrize("name,args,knobs", [
-    # 8 row tiles in blocks of 2 (or all 8), k in blocks of 128 or 256; B packed or in place
+    # 16 row tiles in blocks of 2 (or 8), k in blocks of 128 or 256; B packed or in place
     ("gemm", (64, 64, 512),
      [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm, "stream_c": False}
       for o in ("ij", "ji") for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
@@ -158,8 +166,8 @@ def test_templates_tensorize_their_tile(name, args, knobs):
      [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
       for p in ("none", "panel")]),
     ("batch_matmul", (2, 16, 32, 256),
-     [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
-      for p in ("root", "at_batch")]),
+     [{"order": o, "pack": p, "kc": 128, "block_m": 2, "direct_c": False}
+      for o in ("ij", "ji") for p in ("root", "at_batch")]),
     # a 1x1 convolution's 128 input channels in blocks of 64, weights packed or in place
     ("conv2d_nchw", (2, 128, 4, 16, 16, 1, 1, 1, 0),
      [{"order": o, "pack": p, "kc": 64, "block_m": 2, "pack_weights": w, "prefetch": False}
@@ -172,23 +180,26 @@ def test_k_blocked_tiles_match_numpy(name, args, knobs):
 
     task = Task(name, args, "c -cores=2")
     for extra in knobs:
-        config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
-        _matches_numpy(task, config, f"tw_gemm_ukr_8x32x{extra['kc']}")
+        config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": W, **extra})
+        _matches_numpy(task, config, f"tw_gemm_ukr_4x{W}x{extra['kc']}")
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 def test_batch_matmul_fallback_is_the_micro_kernel_on_whole_tiles():
     import tilewise.ops  # noqa: F401
 
+    wide = 2 * W  # the fallback's tile: four vectors on AVX-512, two on AVX2
+    if L == 8:
+        wide = W
     task = Task("batch_matmul", (2, 8, 64, 16), "c -cores=2")
     s, tensors = task.instantiate(task.config_space.fallback)
     mod = tw.build(s, tensors, target=task.target)
-    assert "tw_gemm_ukr_4x64x16" in mod.source
+    assert f"tw_gemm_ukr_4x{wide}x16" in mod.source
     arrays, (want,) = task.reference()(np.random.default_rng(0))
     mod(*arrays)
     np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4)
-    narrow = Task("batch_matmul", (2, 8, 48, 16), "c -cores=2").config_space.fallback
-    assert narrow["kernel"].val == "loops"  # narrower than one 64-wide tile
+    narrow = Task("batch_matmul", (2, 8, wide - 8, 16), "c -cores=2").config_space.fallback
+    assert narrow["kernel"].val == "loops"  # narrower than one tile
     # the last panel padded; rows that no 4-row tile divides in 6-row tiles over A in
     # place, the last one of each batch shifted back inside
     for args, mr in [((2, 8, 100, 16), 4), ((2, 13, 197, 16), 6), ((2, 13, 64, 16), 6)]:
@@ -212,19 +223,19 @@ def test_batch_matmul_tiles_summed_in_c_itself(args, knobs):
     """``direct_c``: the micro-kernel sums each tile in C, with no local tile to copy
     out; only for the micro-kernel over the whole k, where C is the sum itself."""
     task = _ukr_task("batch_matmul", args)
-    config = config_with(task, **{"kernel": "ukr", "nr": 64, "kc": 0, "direct_c": True,
+    config = config_with(task, **{"kernel": "ukr", "nr": W, "kc": 0, "direct_c": True,
                                   **knobs})
     s, tensors = task.instantiate(config)
     assert not any(stage.scope.value == "local" for stage in s.stages)
-    _matches_numpy(task, config, f"tw_gemm_ukr_{knobs['mr']}x64x{args[3]}")
+    _matches_numpy(task, config, f"tw_gemm_ukr_{knobs['mr']}x{W}x{args[3]}")
     with pytest.raises(InvalidConfigError, match="summing each tile in C"):
         task.instantiate(config_with(task, **{**knobs, "direct_c": True, "kernel": "loops"}))
-    ragged = _ukr_task("batch_matmul", (2, 8, 96, 16))  # the last panel padded
+    ragged = _ukr_task("batch_matmul", (2, 8, 3 * L, 16))  # the last panel padded
     with pytest.raises(InvalidConfigError, match="summing each tile in C"):
-        ragged.instantiate(config_with(ragged, kernel="ukr", nr=64, direct_c=True))
+        ragged.instantiate(config_with(ragged, kernel="ukr", mr=4, nr=W, direct_c=True))
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 @pytest.mark.parametrize("name,args,knobs", [
     # rows and columns that no tile divides: packed, A and B pad them to whole tiles
     ("gemm", (13, 100, 11),
@@ -244,38 +255,40 @@ def test_micro_kernel_tiles_overhang_the_edges_of_packed_operands(name, args, kn
 
     task = Task(name, args, "c -cores=2")
     for extra in knobs:
-        config = config_with(task, **{"kernel": "ukr", "mr": 8, "nr": 32, **extra})
-        _matches_numpy(task, config, "tw_gemm_ukr_8x32")
+        config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": W, **extra})
+        _matches_numpy(task, config, f"tw_gemm_ukr_4x{W}")
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 @pytest.mark.parametrize("name,args", [("gemm", (12, 100, 256)),
                                        ("batch_matmul", (2, 12, 197, 256))])
 def test_the_last_tile_computes_only_the_columns_it_holds(name, args):
-    """100 columns in 64-wide tiles: the second tile holds 36 of them, and the kernel
-    computes three 16-column groups of it, not four (197: 5 of 64, one group); whole
-    k or blocked, where the tile is summed slice by slice."""
+    """100 columns in tiles of four vectors (64 wide on AVX-512, in 4 rows; 32 on
+    AVX2, in 2): the last tile holds 36 (4) of them, and the kernel computes three
+    vectors of it (one), not four (197: 5 of 64 or 32, one vector); whole k or
+    blocked, where the tile is summed slice by slice."""
     import tilewise.ops  # noqa: F401
 
     task = Task(name, args, "c -cores=2")
+    mr = 4 if L == 16 else 2
     for extra, form in [({}, "_edge_body("), ({"kc": 128}, "_edge_update(")]:
-        config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "order": "ji",
+        config = config_with(task, **{"kernel": "ukr", "mr": mr, "nr": 4 * L, "order": "ji",
                                       "block_m": 1, **extra})
         _matches_numpy(task, config, form)
     whole = Task(name, (*args[:-2], 128, args[-1]), "c -cores=2")
-    config = config_with(whole, kernel="ukr", mr=4, nr=64, order="ji", block_m=1)
+    config = config_with(whole, kernel="ukr", mr=mr, nr=4 * L, order="ji", block_m=1)
     source = tw.build(*whole.instantiate(config), target=whole.target).source
-    assert "tw_gemm_ukr_4x64" in source and "_edge" not in source
+    assert f"tw_gemm_ukr_{mr}x{4 * L}" in source and "_edge" not in source
 
 
 def test_edge_tiles_stay_register_tiles():
-    """gemm 24x100: the last panel has 4 of 32 columns, yet every loop that accumulates
+    """gemm 24x100: the last panel has 4 of its 32 (16) columns, yet every loop that accumulates
     the tile has a constant extent (loops of run-time length there took gemm
     1000x1000x1000 from 73 GFLOP/s to 12); only the copy out is cut to the edge."""
     import tilewise.ops  # noqa: F401
 
     task = Task("gemm", (24, 100, 16), "c -cores=2")
-    config = config_with(task, kernel="loops", mr=8, nr=32, pack="root")
+    config = config_with(task, kernel="loops", mr=4, nr=W, pack="root")
     lines = str(tw.lower(*task.instantiate(config))).splitlines()
     accumulating = [lines[n - 1].strip() for n in range(1, len(lines))
                     if lines[n].strip().startswith("C_acc[")]
@@ -289,39 +302,39 @@ def test_edge_tiles_stay_register_tiles():
 
 
 def test_micro_kernel_tile_larger_than_the_output_is_rejected():
-    task = _ukr_task("conv2d_nchw", (1, 32, 7, 7, 16, 1, 1, 1, 0))
-    with pytest.raises(InvalidConfigError, match="4x64 tile is larger than out's 16x49"):
-        task.instantiate(config_with(task, kernel="ukr", mr=4, nr=64, pack="root",
+    task = _ukr_task("conv2d_nchw", (1, 32, 3, 3, 16, 1, 1, 1, 0))
+    with pytest.raises(InvalidConfigError, match=f"4x{W} tile is larger than out's 16x9"):
+        task.instantiate(config_with(task, kernel="ukr", mr=4, nr=W, pack="root",
                                      prefetch=False))
 
 
 def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
     task = _ukr_task("gemm", (48, 64, 384))
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
-        task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, kc=128,
+        task.instantiate(config_with(task, kernel="loops", mr=4, nr=W, kc=128,
                                      stream_c=False))
-    with pytest.raises(InvalidConfigError, match="6 row tiles, in blocks of 4"):
-        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=4,
+    with pytest.raises(InvalidConfigError, match="12 row tiles, in blocks of 8"):
+        task.instantiate(config_with(task, kernel="ukr", mr=4, nr=W, kc=128, block_m=8,
                                      stream_c=False))
     # the space offers only the sizes that cut k into two or more whole blocks, and only
     # beside the micro-kernel
     for K, sizes in [(384, [0, 128]), (512, [0, 128, 256]), (128, [0]), (37, [0])]:
         space = Task("gemm", (48, 64, K), "c -cores=1").config_space
         assert [e.val for e in space.knob("kc").entities] == sizes
-    avx2 = dataclasses.replace(tw.Target.from_str("c -cores=1"), vector_bits=256)
-    space = ConfigSpace(avx2)
-    define_gemm_space(space, avx2, "float32", 48, 64, 512)
+    sse = dataclasses.replace(tw.Target.from_str("c -cores=1"), vector_bits=128)
+    space = ConfigSpace(sse)
+    define_gemm_space(space, sse, "float32", 48, 64, 512)
     assert [e.val for e in space.knob("kc").entities] == [0]
 
 
 @pytest.mark.parametrize("name,args,knobs", [
-    ("gemm", (20, 64, 16), {"mr": 8, "nr": 32, "pack": "root"}),  # rows in place
-    ("gemm", (20, 72, 16), {"mr": 8, "nr": 32, "pack": "none"}),  # and columns
-    ("gemm", (38, 128, 40), {"mr": 6, "nr": 64, "pack": "panel", "stream_c": True}),
-    ("gemm", (38, 128, 40), {"mr": 6, "nr": 64, "kernel": "ukr+prefetch", "pack": "root"}),
-    ("dense", (20, 64, 16, "bias+relu"), {"mr": 6, "nr": 32, "pack": "root"}),
-    ("batch_matmul", (2, 20, 64, 16), {"mr": 6, "nr": 32, "pack_a": False}),
-    ("conv2d_nchw", (1, 16, 5, 10, 20, 1, 1), {"mr": 6, "nr": 16, "pack": "none", "kc": 0,
+    ("gemm", (22, 64, 16), {"mr": 4, "nr": W, "pack": "root"}),  # rows in place
+    ("gemm", (22, 72, 16), {"mr": 4, "nr": W, "pack": "none"}),  # and columns
+    ("gemm", (38, 128, 40), {"mr": 6, "nr": W, "pack": "panel", "stream_c": True}),
+    ("gemm", (38, 128, 40), {"mr": 6, "nr": W, "kernel": "ukr+prefetch", "pack": "root"}),
+    ("dense", (20, 64, 16, "bias+relu"), {"mr": 6, "nr": W, "pack": "root"}),
+    ("batch_matmul", (2, 20, 64, 16), {"mr": 6, "nr": W, "pack_a": False}),
+    ("conv2d_nchw", (1, 16, 5, 10, 20, 1, 1), {"mr": 6, "nr": L, "pack": "none", "kc": 0,
                                                "prefetch": False, "pack_weights": False}),
 ])
 def test_micro_kernel_tiles_past_an_edge_read_in_place_shift_inwards(name, args, knobs):
@@ -339,33 +352,34 @@ def test_micro_kernel_tiles_do_not_shift_where_k_is_blocked():
     """Blocked k sums each block of row tiles slice by slice in a local buffer of whole
     tiles; a shifted tile there would overlap its neighbour inside the block."""
     task = _ukr_task("gemm", (20, 64, 256))
-    with pytest.raises(InvalidConfigError, match="whole 8x32 tiles"):
-        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, kc=128, block_m=1,
+    with pytest.raises(InvalidConfigError, match=f"whole 6x{W} tiles"):
+        task.instantiate(config_with(task, kernel="ukr", mr=6, nr=W, kc=128, block_m=1,
                                      pack="root", stream_c=False))
 
 
 def test_prefetch_needs_the_micro_kernel_and_a_buffer_holding_the_next_panel():
     task = _ukr_task("conv2d_nchw", (1, 24, 8, 8, 16, 1, 1, 1, 0))
     with pytest.raises(InvalidConfigError, match="packed panel by panel"):
-        task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, pack="panel",
+        task.instantiate(config_with(task, kernel="ukr", mr=4, nr=W, pack="panel",
                                      prefetch=True))
     with pytest.raises(InvalidConfigError, match="micro-kernel's"):
-        task.instantiate(config_with(task, kernel="loops", mr=8, nr=32, pack="none",
+        task.instantiate(config_with(task, kernel="loops", mr=4, nr=W, pack="none",
                                      prefetch=True))
-    s, tensors = task.instantiate(config_with(task, kernel="ukr", mr=8, nr=32, pack="none",
+    s, tensors = task.instantiate(config_with(task, kernel="ukr", mr=4, nr=W, pack="none",
                                               prefetch=True))
-    # unpacked, the next panel is the next 32 positions of each data row
-    assert "_mm_prefetch((const char*)(b + 32 +" in tw.build(s, tensors, target=task.target).source
+    # unpacked, the next panel is the next W positions of each data row
+    source = tw.build(s, tensors, target=task.target).source
+    assert f"_mm_prefetch((const char*)(b + {W} +" in source
 
 
 def test_gemm_prefetches_the_next_panel_of_b_in_place_or_packed_whole():
     task = _ukr_task("gemm", (16, 64, 24))
     with pytest.raises(InvalidConfigError, match="packed panel by panel"):
-        task.instantiate(config_with(task, kernel="ukr+prefetch", mr=8, nr=32, pack="panel"))
-    # in place, the next panel is the next 32 columns of each row of B; packed whole,
-    # the next 24 x 32 block
-    for pack, ahead in [("none", 32), ("root", 24 * 32)]:
-        s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=8, nr=32,
+        task.instantiate(config_with(task, kernel="ukr+prefetch", mr=4, nr=W, pack="panel"))
+    # in place, the next panel is the next W columns of each row of B; packed whole,
+    # the next 24 x W block
+    for pack, ahead in [("none", W), ("root", 24 * W)]:
+        s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=4, nr=W,
                                                   pack=pack))
         source = tw.build(s, tensors, target=task.target).source
         assert f"_mm_prefetch((const char*)(b + {ahead} +" in source
@@ -384,7 +398,7 @@ def test_views_follow_the_stage_layout_not_the_buffer_rank():
     k, f = s[out].op.axis
     ko, fo, ki, fi = s[out].tile(k, f, mr, nr)
     s[out].reorder(ko, fo, ki, fi, rc)
-    s[out].tensorize(ki, gemm_microkernel(mr, nr, C))
+    s[out].tensorize(ki, gemm_microkernel(mr, nr, C, L))
     mod = tw.build(s, [wt, data, out])
     rng = np.random.default_rng(0)
     w = rng.random((K, C, 1, 1), dtype=np.float32)
@@ -403,7 +417,7 @@ def test_a_view_without_contiguous_rows_is_an_error():
     s = te.create_schedule(C.op)
     i, j = s[C].op.axis
     s[C].reorder(i, j, k)
-    s[C].tensorize(i, gemm_microkernel(M, N, K))
+    s[C].tensorize(i, gemm_microkernel(M, N, K, L))
     with pytest.raises(LowerError, match="B is not read as contiguous rows"):
         tw.lower(s, [A, B, C])
 
@@ -420,7 +434,7 @@ def test_conv2d_register_tile_as_the_micro_kernel_matches_numpy(args):
     task = Task("conv2d_nchw", args, "c -cores=2")
     space = task.config_space
     if "ukr" not in [e.val for e in space.knob("kernel").entities]:
-        pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
+        pytest.skip("no micro-kernel for this host's vectors")
     arrays, (want,) = task.reference()(np.random.default_rng(0))
     rng = np.random.default_rng(1)
     built = 0
@@ -453,7 +467,7 @@ def test_conv2d_micro_kernel_sums_a_whole_kernel_row(args):
     contiguous run of the packed input and weights."""
     task = Task("conv2d_nchw", args, "c -cores=2")
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
+        pytest.skip("no micro-kernel for this host's vectors")
     assert task.config_space.fallback["fuse_kw"].val
     for ic_bn in task.config_space.knob("ic_bn").entities[:2]:
         config = config_with(task, fuse_kw=True, ic_bn=ic_bn.val)
@@ -464,7 +478,7 @@ def test_conv2d_micro_kernel_sums_a_whole_kernel_row(args):
 def test_fusing_kw_needs_the_micro_kernel_its_order_and_no_dilation():
     task = Task("conv2d_nchw", (1, 16, 12, 12, 32, 3, 3, 1, 2, 2), "c -cores=2")
     if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
-        pytest.skip("the micro-kernel is the AVX-512 fp32 template's")
+        pytest.skip("no micro-kernel for this host's vectors")
     assert not task.config_space.fallback["fuse_kw"].val  # dilation 2
     with pytest.raises(InvalidConfigError, match="no dilation"):
         task.instantiate(config_with(task, fuse_kw=True))
@@ -474,7 +488,7 @@ def test_fusing_kw_needs_the_micro_kernel_its_order_and_no_dilation():
             plain.instantiate(config_with(plain, fuse_kw=True, **knobs))
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 def test_streaming_c_sums_each_tile_in_place():
     """``stream_c``: no local tile; the micro-kernel sums C's tile over the whole k and
     stores it around the cache where C's rows start on cache lines, as usual where not
@@ -483,7 +497,7 @@ def test_streaming_c_sums_each_tile_in_place():
 
     task = Task("gemm", (48, 128, 64), "c -cores=2")
     for extra in ({}, {"pack": "root"}, {"pack": "none"}, {"order": "ij", "pack_a": True}):
-        config = config_with(task, kernel="ukr", mr=4, nr=64, kc=0, stream_c=True, **extra)
+        config = config_with(task, kernel="ukr", mr=4, nr=W, kc=0, stream_c=True, **extra)
         s, tensors = task.instantiate(config)
         assert "C.local" not in str(tw.lower(s, tensors))
         mod = tw.build(s, tensors, target=task.target)
@@ -505,9 +519,9 @@ def _matches_numpy_aligned_or_not(task, mod, what) -> None:
         np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4, err_msg=what)
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 @pytest.mark.parametrize("args,knobs", [
-    ((48, 128, 256), {"kernel": "loops", "mr": 8, "nr": 32}),
+    ((48, 128, 256), {"kernel": "loops", "mr": 6, "nr": W}),
     ((48, 128, 256), {"kc": 128, "block_m": 4}),
     ((48, 128, 256), {"kc": 128, "block_m": 2, "pack": "root", "pack_a": True}),
 ])
@@ -518,7 +532,7 @@ def test_streaming_c_copies_a_local_tile_out_around_the_cache(args, knobs):
     import tilewise.ops  # noqa: F401
 
     task = Task("gemm", args, "c -cores=2")
-    config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "kc": 0,
+    config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": W, "kc": 0,
                                   "stream_c": True, **knobs})
     s, tensors = task.instantiate(config)
     mod = tw.build(s, tensors, target=task.target)
@@ -530,9 +544,9 @@ def test_streaming_c_copies_a_local_tile_out_around_the_cache(args, knobs):
 
 
 @pytest.mark.parametrize("args,knobs,what", [
-    ((48, 112, 64), {}, "streaming C"),  # the columns padded to whole 64-wide tiles
-    ((50, 128, 64), {"kernel": "loops", "mr": 8, "nr": 32, "pack": "none"},
-     "whole 8x32 tiles"),  # a row tile past C's edge
+    ((48, 120, 64), {}, "streaming C"),  # the columns padded to whole tiles
+    ((50, 128, 64), {"kernel": "loops", "mr": 4, "nr": W, "pack": "none"},
+     f"whole 4x{W} tiles"),  # a row tile past C's edge
     ((4, 128, 64), {"kernel": "loops", "mr": 4, "nr": 32, "pack": "none",
                     "stream_b": True}, "streaming B"),
 ])
@@ -541,25 +555,25 @@ def test_streaming_c_needs_c_in_whole_tiles_of_its_own_sum(args, knobs, what):
 
     task = Task("gemm", args, "c -cores=2")
     if True not in [e.val for e in task.config_space.knob("stream_c").entities]:
-        pytest.skip("stream_c is offered on AVX-512 only")
-    config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": 64, "kc": 0,
+        pytest.skip("no micro-kernel for this host's vectors")
+    config = config_with(task, **{"kernel": "ukr", "mr": 4, "nr": W, "kc": 0,
                                   "stream_c": True, "pack_a": False, **knobs})
     with pytest.raises(InvalidConfigError, match=what):
         task.instantiate(config)
 
 
-@pytest.mark.skipif(tw.Target.from_str("c").vector_bits != 512, reason="needs AVX-512")
+@needs_ukr
 @pytest.mark.parametrize("knobs", [{}, {"kc": 0}, {"kernel": "loops", "prefetch": False,
                                                    "kc": 0, "pack": "panel"}])
 def test_pointwise_conv_streams_its_output(knobs):
     """``stream_out``: the 1x1 convolution's tiles copied out around the cache."""
     import tilewise.ops  # noqa: F401
 
-    task = Task("conv2d_nchw", (1, 64, 8, 12, 16, 1, 1), "c -cores=2")
+    task = Task("conv2d_nchw", (1, 64, 8, 12, 48, 1, 1), "c -cores=2")
     config = config_with(task, stream_out=True, **knobs)
     s, tensors = task.instantiate(config)
     mod = tw.build(s, tensors, target=task.target)
-    assert "tw_stream_tile_8x32(" in mod.source
+    assert f"tw_stream_tile_{8 if L == 16 else 6}x{W}(" in mod.source
     _matches_numpy_aligned_or_not(task, mod, str(knobs))
 
 
@@ -572,10 +586,10 @@ def test_pointwise_conv_streams_only_a_plain_output():
         space = Task("conv2d_nchw", args, "c -cores=2").config_space
         return [e.val for e in space.knob("stream_out").entities]
 
-    assert choices(1, 64, 8, 12, 16, 1, 1, 1, 0, 1, "float32", "bias+relu") == [False]
+    assert choices(1, 64, 8, 12, 48, 1, 1, 1, 0, 1, "float32", "bias+relu") == [False]
     assert choices(1, 64, 7, 7, 16, 1, 1) == [False]
-    if tw.Target.from_str("c").vector_bits == 512:
-        assert choices(1, 64, 8, 12, 16, 1, 1) == [False, True]
+    if simd_fp32(HOST, "float32"):
+        assert choices(1, 64, 8, 12, 48, 1, 1) == [False, True]
 
 
 def test_streaming_c_is_offered_where_c_can_be_the_sum():
@@ -588,5 +602,5 @@ def test_streaming_c_is_offered_where_c_can_be_the_sum():
 
     assert choices("dense", (48, 128, 64, "bias")) == [False]
     assert choices("gemm", (48, 100, 64)) == [False]
-    if tw.Target.from_str("c").vector_bits == 512:
+    if simd_fp32(HOST, "float32"):
         assert choices("dense", (48, 128, 64, "")) == [False, True]

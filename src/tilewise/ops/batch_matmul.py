@@ -20,8 +20,15 @@ from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator
 from .gemm import sum_over_whole_tiles
-from .gemm_schedule import TilePlan, reduction_of, register_tile, schedule_packs, unrolled_tile
-from .microkernel import avx512_fp32
+from .gemm_schedule import (
+    TilePlan,
+    fallback_rows,
+    reduction_of,
+    register_tile,
+    schedule_packs,
+    unrolled_tile,
+)
+from .microkernel import micro_tile_width, simd_fp32
 
 
 def batch_matmul_compute(Bt: int, M: int, N: int, K: int, dtype: str = "float32",
@@ -78,24 +85,26 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
     cfg.define_knob("pack", ["at_batch", "root"])
     # Defined after those, so that databases written before them keep their indices
     # (their first choices are what the template did then).
-    fp32_avx512 = avx512_fp32(target, dtype)
-    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
+    fp32_simd = simd_fp32(target, dtype)
+    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_simd else ["loops"])
     cfg.define_knob("block_m", [1, 2, 4, 8])
     cfg.define_knob("order", ["ij", "ji"])
     cfg.define_knob("pack_a", [False, True])
-    blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
+    blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_simd else []
     cfg.define_knob("kc", [0, *blocks])
     # The micro-kernel sums each tile in C itself, with ordinary stores, instead of in
     # a local tile that is then copied to C: over attention's 64 values of k the copy
     # is a fair share of a tile's work. Where C is the sum itself (its columns whole
     # tiles); defined last, so that databases written before it keep their indices.
-    can_direct = fp32_avx512 and N % lanes == 0
+    can_direct = fp32_simd and N % lanes == 0
     cfg.define_knob("direct_c", [False, True] if can_direct else [False])
     # Each batch packs its own panels just before its tiles: 12 x 77x64x77 on one core,
     # 0.70 -> 0.84x PyTorch against B packed whole first (benchmarks/paired.py, 9 rounds).
-    cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=8 if M >= 8 else 1,
+    rows = fallback_rows(target, 2 if N >= 2 * lanes else 1)
+    cfg.fallback_with(nr=2 * lanes if N >= 2 * lanes else lanes, mr=rows if M >= rows else 1,
                       unroll_k=4, pack="at_batch")
-    if fp32_avx512 and M >= 4 and N >= 64:
+    wide = micro_tile_width(target, lanes)
+    if fp32_simd and M >= 4 and N >= wide:
         # gemm's micro-kernel, each panel packed just before its tiles, the last
         # padded to a whole tile; A read in place. 4x64 tiles where they divide the
         # rows: bert-attn-qk (12 x 128x128x64) on the 2-core Xeon VM, 9 rounds beside
@@ -107,9 +116,9 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
         # 0.67 -> 0.80x, 12 x 77x64x77 0.83 -> 0.88x / 0.79 -> 0.85x, 16 x 197x64x197
         # 0.87 -> 0.84x / 0.87 -> 0.88x.
         mr = 4 if M % 4 == 0 or M < 6 else 6
-        cfg.fallback_with(nr=64, mr=mr, kernel="ukr", pack="at_batch", order="ji",
+        cfg.fallback_with(nr=wide, mr=mr, kernel="ukr", pack="at_batch", order="ji",
                           block_m=2 if mr == 4 else 1, pack_a=False)
-        if N % 64 == 0:
+        if N % wide == 0:
             # Summed in C (direct_c), beside PyTorch on the 2-core Xeon VM
             # (benchmarks/paired.py, 11 rounds): bert-attn-qk 0.93 -> 0.96x on one
             # thread, 0.93 -> 0.95x on two; a scratch harness, 11-15 rounds: 0.94 ->

@@ -32,8 +32,9 @@ from .conv2d_1x1 import (
     schedule_conv2d_1x1,
 )
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
+from .gemm_schedule import tile_fits_registers
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
-from .microkernel import avx512_fp32, gemm_microkernel
+from .microkernel import gemm_microkernel, simd_fp32
 
 #: A stride, padding or dilation: one value for both spatial axes, or (height, width).
 Pair = int | tuple[int, int]
@@ -133,21 +134,25 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     ic = [d for d in _divisors(C) if d <= 64 and d >= min(4, C)] or [C]
     cfg.define_knob("ic_bn", ic)
     cfg.define_knob("oc_bn", [lanes, 2 * lanes] if K > lanes else [lanes])
+    # Beside the divisors, the widest row tile of two vectors of channels that the
+    # registers hold with their operands (14 on AVX-512, 6 on AVX2).
+    room = target.vector_registers - 4
     regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28}
-                  | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28)})
+                  | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28), min(OW, room // 2)})
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("unroll_kw", [True, False])
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
     cfg.define_knob("oh_tile", [1, 2, 4])
     cfg.define_knob("kernel_pack", ["root", "per_chunk"])
-    fp32_avx512 = avx512_fp32(target, dtype)
-    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
+    fp32_simd = simd_fp32(target, dtype)
+    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_simd else ["loops"])
     # Good without tuning: the largest ic block up to 16, two vectors of output
-    # channels, the widest register tile that divides OW and fits 28 zmm accumulators;
+    # channels, the widest register tile that divides OW and leaves four registers
+    # for the operands (28 accumulators on AVX-512, 12 on AVX2);
     # weights larger than L2 packed chunk by chunk (resnet-c4/c5: 2-7% faster).
     fb_ic = max([d for d in ic if d <= 16] or ic[:1])
     fb_oc = 2 * lanes if K >= 2 * lanes else lanes
-    fits = [r for r in regs if r * (fb_oc // lanes) <= 28 and OW % r == 0] or regs[:1]
+    fits = [r for r in regs if r * (fb_oc // lanes) <= room and OW % r == 0] or regs[:1]
     big = K * C * R * S * np.dtype(dtype).itemsize > target.l2_bytes
     # The hand-written micro-kernel for the register tile: gcc keeps one address
     # register per row of the tile and spills them; the kernel's rows are constant
@@ -155,7 +160,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # c3-down 143 -> 155).
     cfg.fallback_with(ic_bn=fb_ic, oc_bn=fb_oc, reg_n=max(fits), unroll_kw=True,
                       order="ic_khkw", oh_tile=1, kernel_pack="per_chunk" if big else "root",
-                      kernel="ukr" if fp32_avx512 else "loops")
+                      kernel="ukr" if fp32_simd else "loops")
     # Defined last, so that databases written before it keep their indices. The
     # micro-kernel's sum over one ic block, or over a whole row of the kernel window
     # (kw and the ic block fused, S * ic_bn values of k): with unit dilation both
@@ -163,18 +168,19 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # S times less often. One core: ResNet's 7x7 stem (3 channels, a k of 3 per call)
     # 0.42 -> 0.90x PyTorch, resnet-c3-3x3 1.11 -> 1.16x, c2-3x3 1.25 -> 1.27x
     # (benchmarks/paired.py, 7-11 rounds).
-    cfg.define_knob("fuse_kw", [False, True] if fp32_avx512 else [False])
-    cfg.fallback_with(fuse_kw=fp32_avx512 and dilation_w == 1)
+    cfg.define_knob("fuse_kw", [False, True] if fp32_simd else [False])
+    cfg.fallback_with(fuse_kw=fp32_simd and dilation_w == 1)
 
 
 def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack,
                           dilated: bool = False):
     lanes = target.vector_lanes(np.dtype(str(conv.dtype)).itemsize)
     oc_bn, reg_n, ic_bn = cfg["oc_bn"].val, cfg["reg_n"].val, cfg["ic_bn"].val
-    if reg_n * -(-oc_bn // lanes) > 32:
-        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than 32 vectors")
+    vectors, regs = reg_n * -(-oc_bn // lanes), target.vector_registers
+    if vectors > regs:
+        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than {regs} vectors")
     ukr = cfg["kernel"].val == "ukr"
-    if ukr and reg_n * -(-oc_bn // lanes) > 30:
+    if ukr and not tile_fits_registers(reg_n, -(-oc_bn // lanes), target):
         raise InvalidConfigError(f"the micro-kernel's {reg_n}x{oc_bn} tile leaves no "
                                  "registers for its operands")
     s = te.create_schedule(out.op)
@@ -206,9 +212,9 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
             raise InvalidConfigError("fusing kw into the micro-kernel's sum needs the "
                                      "micro-kernel, the ic_khkw order and no dilation")
         window_row = int(rkw.domain.extent) * ic_bn
-        s[CC].tensorize(s[CC].fuse(rkw, ici), gemm_microkernel(reg_n, oc_bn, window_row))
+        s[CC].tensorize(s[CC].fuse(rkw, ici), gemm_microkernel(reg_n, oc_bn, window_row, lanes))
     elif ukr:  # the tile over (columns, output channels), one ic block of the sum
-        s[CC].tensorize(ici, gemm_microkernel(reg_n, oc_bn, ic_bn))
+        s[CC].tensorize(ici, gemm_microkernel(reg_n, oc_bn, ic_bn, lanes))
     else:
         s[CC].unroll(cx)
         s[CC].vectorize(cob)
@@ -352,15 +358,16 @@ def _conv2d_nhwc_flop(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, *_rest) 
     return conv2d_flop(N, C, H, W, K, R, S, stride, pad, dilation)
 
 
-def _nhwc_fallback_tile(oc: list[int], regs: list[int], lanes: int) -> tuple[int, int]:
+def _nhwc_fallback_tile(oc: list[int], regs: list[int], lanes: int,
+                        room: int) -> tuple[int, int]:
     """(oc_bn, reg_n) of the fallback: two vectors of channels, else one, else the
-    others, with the widest row tile that leaves registers for the operands (28 of 32
-    accumulators at most)."""
+    others, with the widest row tile of at most ``room`` accumulators (the registers
+    but four, left for the operands)."""
     for width in sorted(oc, key=lambda d: (d != 2 * lanes, d != lanes, d)):
-        fits = [r for r in regs if r * -(-width // lanes) <= 28]
+        fits = [r for r in regs if r * -(-width // lanes) <= room]
         if fits:
             return width, max(fits)
-    raise InvalidConfigError(f"no register tile of {regs} x {oc} fits 28 vectors")
+    raise InvalidConfigError(f"no register tile of {regs} x {oc} fits {room} vectors")
 
 
 @template("conv2d_nhwc", reference=conv2d_nhwc_reference, flop=_conv2d_nhwc_flop)
@@ -376,17 +383,21 @@ def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
     oc = [d for d in (lanes, 2 * lanes, 4 * lanes) if K % d == 0] or [K if K <= 2 * lanes
                                                                       else lanes]
     cfg.define_knob("oc_bn", oc)
-    # 14 as well, so that a row of a prime width over 14 has a tile that two vectors of
-    # channels fit (19 x 32 would take 38 registers).
-    regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28} | {min(OW, 28), min(OW, 14)})
+    # The widest row tiles of one and two vectors of channels that the registers hold
+    # with their operands as well (28 and 14 on AVX-512, 12 and 6 on AVX2), so that a
+    # row of a prime width has a tile that fits (19 x 32 would take 38 on AVX-512).
+    room = target.vector_registers - 4
+    regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28}
+                  | {min(OW, 28), min(OW, room), min(OW, room // 2)})
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("pad", ["at_row", "inline"])
     cfg.define_knob("unroll_kw", [True, False])
-    fb_oc, fb_reg = _nhwc_fallback_tile(oc, regs, lanes)
+    fb_oc, fb_reg = _nhwc_fallback_tile(oc, regs, lanes, room)
     cfg.fallback_with(oc_bn=fb_oc, reg_n=fb_reg, pad="at_row", unroll_kw=True)
-    oc_bn, reg_n = cfg["oc_bn"].val, cfg["reg_n"].val
-    if reg_n * -(-oc_bn // lanes) > 32:
-        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than 32 vectors")
+    oc_bn, reg_n, most = cfg["oc_bn"].val, cfg["reg_n"].val, target.vector_registers
+    if reg_n * -(-oc_bn // lanes) > most:
+        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than {most} "
+                                 "vectors")
 
     inputs, out, conv, padded = conv2d_nhwc_compute(N, H, W, C, K, R, S, stride, pad,
                                                     dilation, dtype, epilogue)

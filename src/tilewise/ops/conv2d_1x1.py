@@ -21,8 +21,14 @@ from .. import te
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue
 from .gemm import whole_tiles
-from .gemm_schedule import TilePlan, next_panel_offset, register_tile, schedule_packs
-from .microkernel import avx512_fp32
+from .gemm_schedule import (
+    TilePlan,
+    fallback_rows,
+    next_panel_offset,
+    register_tile,
+    schedule_packs,
+)
+from .microkernel import simd_fp32
 
 
 def is_pointwise(R, S, stride, pad, dilation) -> bool:
@@ -95,8 +101,8 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     # L3. resnet-c2-1x1 (fallback tile): 107 -> 131 GFLOP/s on 1 thread, 203 -> 278 on 2.
     cfg.define_knob("pack", ["none", "root", "panel"])
     cfg.define_knob("pack_panels", [1, 2, 4, 8])
-    fp32_avx512 = avx512_fp32(target, dtype)
-    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_avx512 else ["loops"])
+    fp32_simd = simd_fp32(target, dtype)
+    cfg.define_knob("kernel", ["loops", "ukr"] if fp32_simd else ["loops"])
     # The micro-kernel fetches the next panel of data into L2 while it computes on this
     # one: unpacked, the data's rows are H*W apart, more streams than the hardware
     # prefetcher follows. resnet-c2-1x1, 8x32 tile, 1 thread: 139 -> 160 GFLOP/s.
@@ -109,23 +115,25 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     # rows C apart. resnet-c2-1x1, 8x32 tile, on the 2-core Xeon VM, medians of 41
     # rounds (benchmarks/paired.py): 2 threads 180 GFLOP/s in place, 195 packed, 194
     # packed with kc=128; 1 thread within 1% of each other (0.84-0.89x PyTorch).
-    blocks = [kc for kc in (64, 128) if kc < C and C % kc == 0] if fp32_avx512 else []
+    blocks = [kc for kc in (64, 128) if kc < C and C % kc == 0] if fp32_simd else []
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_weights", [False, True])
     # Each finished tile copied out with non-temporal stores (gemm's stream_c): the
     # output is written once, and through the cache each of its lines would first be
     # read, then evict data the next panels read. Where the output is the sum itself
     # (no epilogue) and its rows start on cache lines.
-    can_stream = fp32_avx512 and not epilogue and HW % lanes == 0
+    can_stream = fp32_simd and not epilogue and HW % lanes == 0
     cfg.define_knob("stream_out", [False, True] if can_stream else [False])
-    cfg.fallback_with(nr=2 * lanes, mr=min(8, K), unroll_k=4, block_m=1, order="fk",
-                      pack="panel", pack_panels=1, kernel="loops", prefetch=False)
-    if fp32_avx512 and K % 8 == 0 and HW % 32 == 0:
-        # Whole 8x32 tiles: the micro-kernel on the data in place, fetching ahead
+    rows = fallback_rows(target, 2)
+    cfg.fallback_with(nr=2 * lanes, mr=min(rows, K), unroll_k=4,
+                      block_m=1, order="fk", pack="panel", pack_panels=1, kernel="loops",
+                      prefetch=False)
+    if fp32_simd and K % rows == 0 and HW % (2 * lanes) == 0:
+        # Whole tiles (8x32 on AVX-512): the micro-kernel on the data in place, fetching ahead
         # (resnet-c2-1x1: 140 -> 160 GFLOP/s on one core, 310 -> 300 on two).
         cfg.fallback_with(block_m=8, pack="none", kernel="ukr", prefetch=True,
                           pack_weights=True)
-        if 128 in blocks and K % 64 == 0:  # whole blocks of 8 row tiles
+        if 128 in blocks and K % (8 * rows) == 0:  # whole blocks of 8 row tiles
             cfg.fallback_with(kc=128)
         if can_stream:
             # 2-core Xeon VM, beside PyTorch (benchmarks/paired.py): resnet-c2-1x1

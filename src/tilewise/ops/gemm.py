@@ -17,8 +17,8 @@ from .. import te
 from ..autotune import template
 from ..target import Target
 from ..te.tensor import Tensor
-from .gemm_schedule import schedule_gemm_cpu
-from .microkernel import avx512_fp32
+from .gemm_schedule import fallback_rows, schedule_gemm_cpu
+from .microkernel import micro_tile_width, simd_fp32
 
 
 def gemm_compute(
@@ -98,12 +98,12 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     cfg.define_knob("unroll_k", [1, 2, 4, 8])
     cfg.define_knob("block_m", [1, 2, 4, 8, 16])
     cfg.define_knob("order", ["ij", "ji"])
-    fp32_avx512 = avx512_fp32(target, dtype)
+    fp32_simd = simd_fp32(target, dtype)
     # "ukr+prefetch": the micro-kernel also fetches the next panel of B into L2 as it
     # computes (microkernel.gemm_microkernel). Read in place, B's rows are more streams
     # than the hardware prefetcher follows: gemm-bert-ffn (128x3072x768) on one Zen 4
     # core, 8x48 tile, 100 GFLOP/s against the packed 4x64 fallback's 86.
-    cfg.define_knob("kernel", ["loops", "ukr", "ukr+prefetch"] if fp32_avx512 else ["loops"])
+    cfg.define_knob("kernel", ["loops", "ukr", "ukr+prefetch"] if fp32_simd else ["loops"])
     # "none": the tiles read B in place, rows N apart; "root": packed whole first;
     # "panel": each panel (or pack_panels of them) packed just before its tiles.
     cfg.define_knob("pack", ["root", "panel", "none"])
@@ -115,21 +115,23 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     # written before it keep their indices (kc=0, as then); only where the micro-kernel
     # is offered, and only the sizes that cut k into two or more whole blocks, or most
     # of the space would be refused.
-    blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_avx512 else []
+    blocks = [kc for kc in (128, 256) if kc < K and K % kc == 0] if fp32_simd else []
     cfg.define_knob("kc", [0, *blocks])
     cfg.define_knob("pack_a", [False, True])
     cfg.define_knob("stream_b", [False, True])  # see stream_b()
     # C's tiles stored around the cache: summed in place by the micro-kernel over the
     # whole k, else copied out of the local tile with non-temporal stores. Offered
     # where C is the sum itself: no epilogue, columns in whole vectors.
-    can_stream = fp32_avx512 and not epilogue and N % lanes == 0
+    can_stream = fp32_simd and not epilogue and N % lanes == 0
     cfg.define_knob("stream_c", [False, True] if can_stream else [False])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
-    cfg.fallback_with(nr=2 * lanes, mr=8, unroll_k=4, block_m=1, order="ji", kernel="loops",
+    cfg.fallback_with(nr=2 * lanes, mr=fallback_rows(target, 2), unroll_k=4, block_m=1,
+                      order="ji", kernel="loops",
                       pack="root", pack_panels=1)
-    if fp32_avx512 and M >= 6 and N >= 64:
+    nr = micro_tile_width(target, lanes)
+    if fp32_simd and M >= 6 and N >= nr:
         # The micro-kernel, each 64-wide panel of B packed as its tiles start (4x64
         # tiles, one Zen 5 core: gemm-1024 169 -> 181 GFLOP/s against the loops). 6x64
         # tiles, A read in place, the last row tile shifted back inside C (edge_tails):
@@ -142,10 +144,10 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
         # stream_c where the columns are whole tiles: C summed in place and streamed
         # out around the cache, so its lines do not evict the A that the next tiles
         # read (gemm-512 in 4x64 tiles: 0.79 -> 0.84x on one core, 0.76 -> 0.80x on two).
-        cfg.fallback_with(nr=64, mr=6, block_m=4, kernel="ukr", pack="panel", pack_a=False,
-                          stream_c=N % 64 == 0 and not epilogue)
-        panels = N // 64
-        if N % 64 == 0 and panels % 4 == 0 and panels // 4 >= 4 * target.cores:
+        cfg.fallback_with(nr=nr, mr=6, block_m=4, kernel="ukr", pack="panel", pack_a=False,
+                          stream_c=N % nr == 0 and not epilogue)
+        panels = N // nr
+        if N % nr == 0 and panels % 4 == 0 and panels // 4 >= 4 * target.cores:
             # Four panels packed at once (longer runs of each row of B to copy) where
             # that leaves at least four groups per core. 2-core Xeon VM, beside PyTorch
             # (benchmarks/paired.py, 7-9 rounds), one thread / two: gemm-bert-ffn

@@ -17,7 +17,7 @@ from ..schedule import Tail
 from ..target import Target
 from ..te.tensor import Tensor
 from .epilogue import accumulator
-from .microkernel import avx512_fp32, gemm_microkernel, stream_tile_intrin
+from .microkernel import gemm_microkernel, simd_fp32, stream_tile_intrin
 
 
 def reduction_of(out: Tensor, *packs: Tensor | None) -> Tensor:
@@ -126,7 +126,7 @@ class TilePlan:
     - ``batch``: leading axes of ``C``, fused into the parallel loop ahead of the
       blocks.
     - ``rows_outer``: blocks of row tiles outermost, else column panels.
-    - ``micro_kernel``: the tile is the hand-written AVX-512 micro-kernel of
+    - ``micro_kernel``: the tile is the hand-written micro-kernel of
       :mod:`.microkernel` (tensorized; ``unroll_k`` is then unused), else loops for
       gcc to vectorise.
     - ``panel_stage``: B's packing, computed inside the parallel loop, one column panel
@@ -167,9 +167,14 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
     mr, nr = cfg["mr"].val, cfg["nr"].val
     ukr, kc = plan.micro_kernel, plan.kc
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
-    if mr * -(-nr // lanes) > 30:
-        # More accumulators than vector registers: it spills, and gcc takes seconds on it.
-        raise InvalidConfigError(f"register tile {mr}x{nr} needs more than 30 vector registers")
+    if not tile_fits_registers(mr, -(-nr // lanes), target):
+        # It spills, and gcc takes seconds on it. One spilled vector costs half the
+        # speed: gemm-1024 on one Zen 3 core, micro-kernel, 3x32 (17 vectors) 41
+        # GFLOP/s against 86 in 6x16 (15).
+        raise InvalidConfigError(
+            f"register tile {mr}x{nr} with its operands ({mr} x {-(-nr // lanes)} "
+            f"accumulators, a row of B, a broadcast of A) needs more than "
+            f"{target.vector_registers} vector registers")
     grouped = plan.panel_stage is not None and not plan.rows_outer
     if plan.panels_per_pack > 1 and not grouped:
         raise InvalidConfigError("packing several panels at once needs per-panel packing "
@@ -197,10 +202,11 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
         plan.panel_stage.compute_at(s[C], outer)
     if plan.stream_out and CC is not None:
         rows, cols = int(i.domain.extent), int(j.domain.extent)
-        if cut_tiles((rows, cols), (mr, nr), tails) or not avx512_fp32(target, str(C.dtype)):
+        if (cut_tiles((rows, cols), (mr, nr), tails) or nr % lanes
+                or not simd_fp32(target, str(C.dtype))):
             raise InvalidConfigError(
-                f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 on "
-                f"16-lane vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
+                f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 in "
+                f"whole AVX vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
         s[C].tensorize(ii, stream_tile_intrin(mr, nr))
     elif CC is not None:
         s[C].vectorize(ji)
@@ -211,13 +217,26 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
     # The k slices of a blocked reduction run outside the block's tiles, so CC holds
     # the whole block, computed where the block starts.
     block_at = (blocks[-1] if grouped else outer) if kc else ioi
-    micro_kernel_tile(s, cfg, C, CC, (i, j, ii), tails, block_at, plan)
+    micro_kernel_tile(s, cfg, C, CC, (i, j, ii), tails, block_at, plan, lanes)
 
 
-def micro_kernel_tile(s, cfg, C, CC, axes, tails, block_at, plan: TilePlan) -> None:
-    """The register tile of :func:`register_tile` as the tensorized micro-kernel:
-    ``axes`` are ``C``'s rows, columns and the rows within a tile; ``CC`` (None: the
-    tile is summed in ``C``) is computed at ``block_at``."""
+def tile_fits_registers(mr: int, vectors: int, target: Target) -> bool:
+    """Whether an ``mr`` x ``vectors`` register tile fits the target's vector registers
+    beside its operands: a row of B (``vectors``) and a broadcast of A."""
+    return mr * vectors + vectors + 1 <= target.vector_registers
+
+
+def fallback_rows(target: Target, vectors: int) -> int:
+    """The rows of a fallback's register tile ``vectors`` wide: 8 where they fit the
+    registers (:func:`tile_fits_registers`), else as many as do."""
+    return max(r for r in range(1, 9) if tile_fits_registers(r, vectors, target))
+
+
+def micro_kernel_tile(s, cfg, C, CC, axes, tails, block_at, plan: TilePlan,
+                      lanes: int) -> None:
+    """The register tile of :func:`register_tile` as the tensorized micro-kernel in
+    vectors of ``lanes``: ``axes`` are ``C``'s rows, columns and the rows within a
+    tile; ``CC`` (None: the tile is summed in ``C``) is computed at ``block_at``."""
     mr, nr, kc = cfg["mr"].val, cfg["nr"].val, plan.kc
     i, j, ii = axes
     acc = s[C] if CC is None else s[CC]
@@ -248,7 +267,7 @@ def micro_kernel_tile(s, cfg, C, CC, axes, tails, block_at, plan: TilePlan) -> N
         s[CC].compute_at(s[C], block_at)
     # Columns padded to whole tiles: the last tile computes only what it needs.
     edge = int(j.domain.extent) if cols != int(j.domain.extent) else 0
-    ukr = gemm_microkernel(mr, nr, kc or depth, plan.prefetch, plan.a_packed, edge,
+    ukr = gemm_microkernel(mr, nr, kc or depth, lanes, plan.prefetch, plan.a_packed, edge,
                            stream=CC is None and plan.stream_out)
     if CC is None:
         s[C].tensorize(ii, ukr)

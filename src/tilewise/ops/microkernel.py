@@ -1,5 +1,6 @@
 """A hand-written GEMM micro-kernel for ``tensorize``: ``C[mr, nr] += A[mr, kc] @ B[kc, nr]``
-in C with AVX-512 (or AVX2) intrinsics, a plain C loop elsewhere.
+in C with AVX-512 or AVX2 intrinsics, as wide as the target's vectors, a plain C loop
+elsewhere.
 
 The framework keeps scheduling the loops around it (tiling, packing, parallelism);
 the kernel owns the register tile.
@@ -21,11 +22,12 @@ _SOURCE = r"""
 /* ``zero``: the tile starts from 0 in registers (body), else from c (update).
    ``cols``: the tile's first columns that are computed (NR, or fewer at the edge of
    the result: whole vectors, the rest of the tile untouched). Both are constants
-   wherever the kernel is inlined, so each call site gets its own copy. */
+   wherever the kernel is inlined, so each call site gets its own copy. LANES: the
+   target's vector width, which picks the intrinsics. */
 static inline __attribute__((always_inline)) void NAME_run(
     const float* restrict a, const float* restrict b, float* restrict c,
     int32_t lda, int32_t ldb, int32_t ldc, const int zero, const int cols) {
-#if defined(__AVX512F__) && (NR % 16 == 0)
+#if LANES == 16 && defined(__AVX512F__) && (NR % 16 == 0)
   enum { V = NR / 16 };
   const int nv = (cols + 15) / 16;
   __m512 acc[MR][V];
@@ -66,7 +68,7 @@ static inline __attribute__((always_inline)) void NAME_run(
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < nv; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
-#elif defined(__AVX2__) && defined(__FMA__) && (NR % 8 == 0)
+#elif LANES == 8 && defined(__AVX2__) && defined(__FMA__) && (NR % 8 == 0)
   enum { V = NR / 8 };
   const int nv = (cols + 7) / 8;
   __m256 acc[MR][V];
@@ -75,6 +77,7 @@ static inline __attribute__((always_inline)) void NAME_run(
     #pragma GCC unroll 64
     for (int v = 0; v < nv; ++v)
       acc[i][v] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * ldc + 8 * v);
+  #pragma GCC unroll 4
   for (int k = 0; k < KC; ++k) {
     __m256 bv[V];
     #pragma GCC unroll 64
@@ -91,6 +94,15 @@ static inline __attribute__((always_inline)) void NAME_run(
       for (int v = 0; v < nv; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
     }
   }
+#if STREAM
+  if (tw_rows_on_lines(c, ldc)) {
+    #pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i)
+      #pragma GCC unroll 64
+      for (int v = 0; v < nv; ++v) _mm256_stream_ps(c + i * ldc + 8 * v, acc[i][v]);
+    return;
+  }
+#endif
   #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 64
@@ -123,13 +135,13 @@ static inline void NAME_body(const float* restrict a, const float* restrict b,
 """
 
 # Columns padded to whole tiles: ``cols`` of a tile's columns lie inside the result
-# (NR or more in every tile but the last), and only the 16-column groups holding them
-# are computed. One copy of the kernel per group count.
+# (NR or more in every tile but the last), and only the vectors holding them are
+# computed. One copy of the kernel per vector count.
 _EDGE_SOURCE = r"""
 static inline __attribute__((always_inline)) void NAME_cut(
     const float* restrict a, const float* restrict b, float* restrict c,
     int32_t lda, int32_t ldb, int32_t ldc, const int zero, int32_t cols) {
-  switch (cols < NR ? (cols + 15) / 16 : NR / 16) {
+  switch (cols < NR ? (cols + LANES - 1) / LANES : NR / LANES) {
 CASES
     default: NAME_run(a, b, c, lda, ldb, ldc, zero, NR);
   }
@@ -147,10 +159,19 @@ static inline void NAME_body(const float* restrict a, const float* restrict b,
 """
 
 
-def avx512_fp32(target: Target, dtype: str) -> bool:
-    """Whether the templates offer the micro-kernel: fp32 on 16-lane (AVX-512) vectors,
-    the case its register tiles are written for."""
-    return np.dtype(dtype) == np.float32 and target.vector_lanes(4) == 16
+def simd_fp32(target: Target, dtype: str) -> bool:
+    """Whether the templates offer the micro-kernel: fp32 on the vectors its
+    intrinsics are written for, 16 lanes (AVX-512) or 8 (AVX2 with FMA)."""
+    lanes = target.vector_lanes(4)
+    return np.dtype(dtype) == np.float32 and (
+        lanes == 16 or lanes == 8 and {"avx2", "fma"} <= target.features)
+
+
+def micro_tile_width(target: Target, lanes: int) -> int:
+    """The micro-kernel's columns in the fallbacks' tiles: four vectors where the ISA
+    has 32 registers (6x64 on AVX-512: 24 accumulators), else two (6x16 on AVX2: 12
+    of 16)."""
+    return (4 if target.vector_registers >= 32 else 2) * lanes
 
 
 # Rows of B ahead of the row being read that each k step prefetches (of 0, 8 and 32,
@@ -158,10 +179,11 @@ def avx512_fp32(target: Target, dtype: str) -> bool:
 _PREFETCH_AHEAD = 8
 
 
-def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
+def gemm_microkernel(mr: int, nr: int, kc: int, lanes: int, prefetch: int = 0,
                      a_packed: bool = False, cols: int = 0,
                      stream: bool = False) -> TensorIntrin:
-    """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``.
+    """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``, in
+    vectors of ``lanes`` (the target's: 16 or 8; ``nr`` a multiple of them).
 
     A is read by rows of k, B and C by rows of j: each view's last axis stride must be
     1 and its first affine, in whatever buffer layout the stage reads them. With
@@ -179,8 +201,8 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
 
     ``cols`` (0 where every tile is whole): the columns of the result, where its tiles
     run past them into columns padded with zeros. The last tile of each row then
-    computes only the 16-column groups that hold result columns (the others' values
-    are never read); 197 columns in 64-wide tiles: 208 computed instead of 256.
+    computes only the vectors that hold result columns (the others' values are never
+    read); 197 columns in 64-wide tiles of 16 lanes: 208 computed instead of 256.
 
     ``stream``: the tile goes to C with non-temporal stores where C's rows start on
     cache lines (else as usual), for a C summed in place, written once and read later.
@@ -192,22 +214,22 @@ def gemm_microkernel(mr: int, nr: int, kc: int, prefetch: int = 0,
     b = te.placeholder((kc, nr), "float32", name="b")
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
-    if nr <= 16:
-        cols = 0  # one group: nothing to leave out
-    if cols and nr % 16:
-        raise LowerError(f"the micro-kernel stops at the result's edge in 16-column "
-                         f"groups; its tile is {nr} wide")
+    if nr % lanes:
+        raise LowerError(f"the micro-kernel's tile is whole vectors; {nr} columns are "
+                         f"not a multiple of {lanes} lanes")
+    if nr <= lanes:
+        cols = 0  # one vector: nothing to leave out
     name = (f"tw_gemm_ukr_{mr}x{nr}x{kc}" + (f"_pf{prefetch}" if prefetch else "")
             + ("_ap" if a_packed else "") + ("_edge" if cols else "")
             + ("_nt" if stream else ""))
     source = _SOURCE + _WHOLE_SOURCE
     if cols:
-        cases = "\n".join(f"    case {g}: NAME_run(a, b, c, lda, ldb, ldc, zero, {16 * g}); "
-                          "return;" for g in range(1, nr // 16))
+        cases = "\n".join(f"    case {g}: NAME_run(a, b, c, lda, ldb, ldc, zero, {lanes * g}); "
+                          "return;" for g in range(1, nr // lanes))
         source = _SOURCE + _EDGE_SOURCE.replace("CASES", cases)
     source = (source.replace("NAME", name)
               .replace("A_AT", f"k * {mr} + i" if a_packed else "i * lda + k")
-              .replace("MR", str(mr)).replace("NR", str(nr))
+              .replace("MR", str(mr)).replace("NR", str(nr)).replace("LANES", str(lanes))
               .replace("KC", str(kc)).replace("PF_AHEAD", str(_PREFETCH_AHEAD))
               .replace("STREAM", str(int(stream)))
               .replace("PF", str(prefetch)))
@@ -242,6 +264,15 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
       #pragma GCC unroll 64
       for (int j = 0; j < NR; j += 16)
         _mm512_stream_ps(dst + i * ldd + j, _mm512_loadu_ps(src + i * lds + j));
+    return;
+  }
+#elif defined(__AVX__) && (NR % 8 == 0)
+  if (tw_rows_on_lines(dst, ldd)) {
+    #pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i)
+      #pragma GCC unroll 64
+      for (int j = 0; j < NR; j += 8)
+        _mm256_stream_ps(dst + i * ldd + j, _mm256_loadu_ps(src + i * lds + j));
     return;
   }
 #endif

@@ -573,7 +573,7 @@ def test_pointwise_conv_streams_its_output(knobs):
     config = config_with(task, stream_out=True, **knobs)
     s, tensors = task.instantiate(config)
     mod = tw.build(s, tensors, target=task.target)
-    assert f"tw_stream_tile_{8 if L == 16 else 6}x{W}(" in mod.source
+    assert f"tw_stream_tile_{config['mr'].val}x{config['nr'].val}(" in mod.source
     _matches_numpy_aligned_or_not(task, mod, str(knobs))
 
 

@@ -152,13 +152,23 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # weights larger than L2 packed chunk by chunk (resnet-c4/c5: 2-7% faster).
     fb_ic = max([d for d in ic if d <= 16] or ic[:1])
     fb_oc = 2 * lanes if K >= 2 * lanes else lanes
-    fits = [r for r in regs if r * (fb_oc // lanes) <= room and OW % r == 0] or regs[:1]
+    fits = [r for r in regs if r * (fb_oc // lanes) <= room] or regs[:1]
+    whole = [r for r in fits if OW % r == 0]
+    # A tile that divides the row, unless it is less than half the widest that fits;
+    # else, of the tiles at least that wide, the one that pads the row least
+    # (resnet-c4-3x3, OW=14, on one Zen 3 core: 2 columns 12 GFLOP/s; 4 or 6 over a
+    # padded row, 49-50).
+    widest = max(fits)
+    if whole and 2 * max(whole) > widest:
+        reg_n = max(whole)
+    else:
+        reg_n = min((r for r in fits if 2 * r >= widest), key=lambda r: (-(-OW // r) * r, -r))
     big = K * C * R * S * np.dtype(dtype).itemsize > target.l2_bytes
     # The hand-written micro-kernel for the register tile: gcc keeps one address
     # register per row of the tile and spills them; the kernel's rows are constant
     # offsets from one (one core: resnet-c2-3x3 158 -> 169 GFLOP/s, c5 120 -> 128,
     # c3-down 143 -> 155).
-    cfg.fallback_with(ic_bn=fb_ic, oc_bn=fb_oc, reg_n=max(fits), unroll_kw=True,
+    cfg.fallback_with(ic_bn=fb_ic, oc_bn=fb_oc, reg_n=reg_n, unroll_kw=True,
                       order="ic_khkw", oh_tile=1, kernel_pack="per_chunk" if big else "root",
                       kernel="ukr" if fp32_simd else "loops")
     # Defined last, so that databases written before it keep their indices. The

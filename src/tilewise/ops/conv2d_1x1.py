@@ -128,7 +128,15 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     cfg.fallback_with(nr=2 * lanes, mr=min(rows, K), unroll_k=4,
                       block_m=1, order="fk", pack="panel", pack_panels=1, kernel="loops",
                       prefetch=False)
-    if fp32_simd and K % rows == 0 and HW % (2 * lanes) == 0:
+    whole_columns = HW % (2 * lanes) == 0
+    if fp32_simd and target.vector_registers < 32 and K % 4 == 0 and whole_columns:
+        # 16 registers (AVX2): 4x16 tiles, each panel packed just before its tiles,
+        # streamed out. resnet-c2-1x1 on one Zen 3 core beside PyTorch
+        # (benchmarks/paired.py, 5 rounds): the loops' 6x16 0.83x; the micro-kernel
+        # 4x16 1.16x, 6x16 with the last row tile shifted 1.11x, 4x16 in place with
+        # AVX-512's fetching ahead and packed weights 0.91x (k in blocks of 128: 1.02x).
+        cfg.fallback_with(mr=4, block_m=4, kernel="ukr", stream_out=can_stream)
+    elif fp32_simd and K % rows == 0 and whole_columns:
         # Whole tiles (8x32 on AVX-512): the micro-kernel on the data in place, fetching ahead
         # (resnet-c2-1x1: 140 -> 160 GFLOP/s on one core, 310 -> 300 on two).
         cfg.fallback_with(block_m=8, pack="none", kernel="ukr", prefetch=True,

@@ -2,11 +2,12 @@
 
     python examples/04_tensorize_microkernel.py
 
-`tilewise.ops.microkernel.gemm_microkernel(mr, nr, kc)` declares, in te, what the
-kernel computes (C[mr, nr] += A[mr, kc] @ B[kc, nr]) and gives its C source (AVX-512
-intrinsics where available). `tensorize` checks that the loops below an axis compute
-exactly that, and replaces them with calls: `reset` where the accumulator starts,
-`update` inside the k loop that the framework keeps.
+`tilewise.ops.microkernel.gemm_microkernel(mr, nr, kc, lanes)` declares, in te, what
+the kernel computes (C[mr, nr] += A[mr, kc] @ B[kc, nr]) and gives its C source
+(AVX-512 or AVX2 intrinsics, as wide as the target's vectors, where available).
+`tensorize` checks that the loops below an axis compute exactly that, and replaces
+them with calls: `reset` where the accumulator starts, `update` inside the k loop that
+the framework keeps.
 """
 
 import numpy as np
@@ -16,7 +17,8 @@ from tilewise import te
 from tilewise.ops.microkernel import gemm_microkernel
 
 M = N = K = 512
-mr, nr, kc = 8, 32, 64
+lanes = tw.Target.from_str("c").vector_lanes(4)  # fp32 lanes: 16 on AVX-512, 8 on AVX2
+mr, nr, kc = 4, 2 * lanes, 64  # 8 accumulators: within AVX2's 16 registers too
 A = te.placeholder((M, K), name="A")
 B = te.placeholder((K, N), name="B")
 Bp = te.compute((N // nr, K, nr), lambda jo, k, ji: B[k, jo * nr + ji], name="Bp")
@@ -29,7 +31,7 @@ i, j = s[C].op.axis
 io, jo, ii, ji = s[C].tile(i, j, mr, nr)
 ko, ki = s[C].split(kk, kc)
 s[C].reorder(io, jo, ko, ii, ji, ki)
-s[C].tensorize(ii, gemm_microkernel(mr, nr, kc))
+s[C].tensorize(ii, gemm_microkernel(mr, nr, kc, lanes))
 s[C].parallel(io)
 s[Bp].parallel(s[Bp].op.axis[0])
 print(tw.lower(s, [A, B, C]))

@@ -245,7 +245,8 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     else:
         s[kernel_pack].parallel(s[kernel_pack].fuse(ko, kc))
     R, S, K = kernel_pack.shape[2], kernel_pack.shape[3], kernel_pack.op.input_tensors[0].shape[0]
-    if fp32 and K % oc_bn == 0 and oc_bn % 16 == 0:
+    # The weights' transpose kernel works in whole vectors of output channels.
+    if simd_fp32(target, str(conv.dtype)) and K % oc_bn == 0 and oc_bn % lanes == 0:
         s[kernel_pack].tensorize(kr, weight_pack_intrin(R, S, ic_bn, oc_bn))
     else:
         s[kernel_pack].vectorize(kob)

@@ -11,7 +11,7 @@ Where the time goes (mobilenet-dw1, C=32, 112x112, 3x3, Zen 4, 1 thread): the lo
 reach ~50 GFLOP/s, 43% of the FMA peak; gcc folds every input load into its FMA as
 a memory operand (36 unaligned loads for 36 FMAs of a 4 x 16 tile, though the 18
 distinct vectors could each serve up to 3 rows), so the tile is bound by
-line-crossing vector loads. On AVX-512 targets the ``kernel`` knob can instead
+line-crossing vector loads. On AVX-512 and AVX2 targets the ``kernel`` knob can instead
 tensorize the tile with a hand-written micro-kernel (:mod:`.depthwise_intrin`) that
 loads each input row once and shifts it in registers; with ``pad="inline"`` it
 reads the input itself, masking the border lanes and skipping rows outside, so no
@@ -29,6 +29,7 @@ from ..target import Target
 from .conv2d import Pair, _divisors, _pair, out_size
 from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
+from .microkernel import simd_fp32
 
 
 def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
@@ -98,6 +99,12 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
         # padded copy costs a quarter of that).
         fb_w = max(w for w in w_bn if w % lanes == 0 and OW % w == 0)
         prefer = (2, 4, 1) if fb_w // lanes > 4 else (4, 2, 1)
+        if target.vector_registers < 32:
+            # 16 registers (AVX2), of which the 3x3 weights take 9: one vector by 8
+            # rows. mobilenet-dw1 on the Zen 3 VM beside PyTorch (benchmarks/paired.py,
+            # 5 rounds), one thread / two: the loops 1.51x / 2.13x; the micro-kernel
+            # 8 x 8 1.80x / 2.39-2.54x, 4 x 16 1.69x / 2.38x, 4 x 8 1.54x, 1 x 56 1.31x.
+            fb_w, prefer = lanes, (8, 4, 2, 1)
         reg_h = next(d for d in prefer if OH % d == 0)  # the kernel's tiles are whole
         oh_bn = max(d for d in (1, 2, 4, 8, 16) if OH % d == 0 and d % reg_h == 0)
         cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="inline",
@@ -124,10 +131,10 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    # The micro-kernel: AVX-512 fp32, stride 1, no dilation, rows of whole vectors
-    # (see depthwise_intrin).
-    ukr_fits = (dtype == "float32" and lanes == 16 and (sh, sw, dh, dw) == (1, 1, 1, 1)
-                and OW % lanes == 0)
+    # The micro-kernel: fp32 on AVX-512 or AVX2, stride 1, no dilation, rows of whole
+    # vectors, a window row that one vector's shifts cover (see depthwise_intrin).
+    ukr_fits = (simd_fp32(target, dtype) and (sh, sw, dh, dw) == (1, 1, 1, 1)
+                and OW % lanes == 0 and S <= lanes + 1)
     define_depthwise_space(cfg, target, OH, OW, dtype, microkernel=ukr_fits)
     inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
                                                          dilation, dtype, epilogue)
@@ -155,10 +162,10 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
         if w_bn % lanes or OW % w_bn or OH % oh_bn:
             raise InvalidConfigError(
                 f"the depthwise micro-kernel needs whole {reg_h} x {w_bn} "
-                f"tiles of 16-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
+                f"tiles of {lanes}-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
         # Inlined padding: the kernel reads the input itself, zero outside its plane.
         ukr_intrin = depthwise_microkernel(
-            reg_h, w_bn, R, S, (H, W) if cfg["pad"].val == "inline" else None)
+            reg_h, w_bn, R, S, lanes, (H, W) if cfg["pad"].val == "inline" else None)
         if direct:
             s[out].tensorize(yi, ukr_intrin)
         else:

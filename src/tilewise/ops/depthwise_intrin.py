@@ -5,9 +5,11 @@ Left to gcc, each of the tile's ``th*R*S`` FMAs takes its input vector as an
 unaligned memory operand (36 line-crossing loads for 36 FMAs on a 4 x 16 tile), so
 the loop is bound by loads at ~45% of the FMA peak. The kernel instead loads each
 input row once as whole vectors, makes the ``S - 1`` shifted copies in registers
-(``valignd`` of two neighbouring vectors) and feeds every copy to the up to ``R``
-output rows that use it: per input row and vector, 2 loads and ``S - 1`` shuffles
-for up to ``R*S`` FMAs. The ``R*S`` weights stay broadcast in registers.
+(``valignd`` of two neighbouring vectors on AVX-512; on AVX2, whose byte shifts stay
+inside 128-bit halves, one ``vperm2f128`` of the two and a ``vpalignr`` per shift)
+and feeds every copy to the up to ``R`` output rows that use it: per input row and
+vector, 2 loads and ``S - 1`` shuffles for up to ``R*S`` FMAs. The ``R*S`` weights
+stay broadcast in registers (on AVX2's 16, some in L1 as the FMAs' memory operands).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ _SOURCE = LANES_INSIDE + r"""
 static inline void NAME(const float* restrict plane, const float* restrict w,
                         float* restrict c, int32_t lda, int32_t ldw, int32_t ldc,
                         int32_t row0, int32_t col0) {
-#if defined(__AVX512F__) && (TW % 16 == 0) && (KS <= 17)
+#if LANES == 16 && defined(__AVX512F__) && (TW % 16 == 0) && (KS <= 17)
   enum { V = TW / 16 };
   __m512 acc[TH][V], wv[KR][KS];
   #pragma GCC unroll 64
@@ -67,6 +69,60 @@ static inline void NAME(const float* restrict plane, const float* restrict w,
   for (int i = 0; i < TH; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+#elif LANES == 8 && defined(__AVX2__) && defined(__FMA__) && (TW % 8 == 0) && (KS <= 9)
+  enum { V = TW / 8 };
+  __m256 acc[TH][V], wv[KR][KS];
+  #pragma GCC unroll 64
+  for (int i = 0; i < TH; ++i)
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_ps();
+  #pragma GCC unroll 64
+  for (int r = 0; r < KR; ++r)
+    #pragma GCC unroll 64
+    for (int s = 0; s < KS; ++s) wv[r][s] = _mm256_set1_ps(w[r * ldw + s]);
+  /* A lane is read where its column lies inside [0, PW); the last vector only lends
+     its first KS - 1 values to the shifts. */
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i m[V + 1];
+  #pragma GCC unroll 64
+  for (int v = 0; v <= V; ++v) {
+    const __m256i col = _mm256_add_epi32(lane, _mm256_set1_epi32(col0 + 8 * v));
+    m[v] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(PW), col));
+  }
+  m[V] = _mm256_and_si256(m[V], _mm256_cmpgt_epi32(_mm256_set1_epi32(KS - 1), lane));
+  #pragma GCC unroll 64
+  for (int t = 0; t < TH + KR - 1; ++t) {
+    const int32_t y = row0 + t;
+    if (y < 0 || y >= PH) continue;
+    const float* row = plane + (int64_t)y * lda + col0;
+    __m256 x[V + 1];
+    #pragma GCC unroll 64
+    for (int v = 0; v <= V; ++v) x[v] = _mm256_maskload_ps(row + 8 * v, m[v]);
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) {
+      /* x[v] shifted by s lanes, x[v + 1] shifting in: byte shifts of (x[v], mid)
+         below 4 lanes, of (mid, x[v + 1]) above, where mid is their middle halves. */
+      const __m256i lo = _mm256_castps_si256(x[v]), hi = _mm256_castps_si256(x[v + 1]);
+      const __m256i mid = _mm256_permute2x128_si256(lo, hi, 0x21);
+      #pragma GCC unroll 64
+      for (int s = 0; s < KS; ++s) {
+        const __m256 xs = s == 0 ? x[v] : s == 4 ? _mm256_castsi256_ps(mid)
+            : s == 8 ? x[v + 1]
+            : s < 4 ? _mm256_castsi256_ps(_mm256_alignr_epi8(mid, lo, 4 * (s & 3)))
+            : _mm256_castsi256_ps(_mm256_alignr_epi8(hi, mid, 4 * (s & 3)));
+        #pragma GCC unroll 64
+        for (int r = 0; r < KR; ++r) {
+          const int i = t - r;
+          if (i >= 0 && i < TH) acc[i][v] = _mm256_fmadd_ps(xs, wv[r][s], acc[i][v]);
+        }
+      }
+    }
+  }
+  #pragma GCC unroll 64
+  for (int i = 0; i < TH; ++i)
+    #pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
 #else
   for (int i = 0; i < TH; ++i)
     for (int j = 0; j < TW; ++j) {
@@ -84,10 +140,11 @@ static inline void NAME(const float* restrict plane, const float* restrict w,
 """
 
 
-def depthwise_microkernel(th: int, tw: int, R: int, S: int,
+def depthwise_microkernel(th: int, tw: int, R: int, S: int, lanes: int,
                           plane: tuple[int, int] | None = None) -> TensorIntrin:
     """``out[th, tw] = sum_{r<R, s<S} a[i + r, j + s] * w[r, s]`` (fp32, stride 1,
-    dilation 1); the views' rows are their second-last stride apart. ``a`` may be
+    dilation 1) in vectors of ``lanes`` (16 or 8; ``tw`` a multiple of them, ``S`` at
+    most ``lanes + 1``); the views' rows are their second-last stride apart. ``a`` may be
     the unpadded input read through an inlined zero padding: its ``plane`` (H, W)
     bounds what exists, the rest reads as zero; ``None``: everything read exists
     (a padded buffer)."""
@@ -101,7 +158,7 @@ def depthwise_microkernel(th: int, tw: int, R: int, S: int,
     name = f"tw_dw_ukr_{th}x{tw}x{R}x{S}_{ph}x{pw}"
     source = (_SOURCE.replace("NAME", name).replace("TH", str(th)).replace("TW", str(tw))
               .replace("KR", str(R)).replace("KS", str(S)).replace("PH", str(ph))
-              .replace("PW", str(pw)))
+              .replace("PW", str(pw)).replace("LANES", str(lanes)))
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, wv), (cv,) = ins, outs

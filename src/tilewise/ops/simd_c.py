@@ -46,6 +46,44 @@ static inline void tw_transpose16(__m512* restrict r, __m512* restrict t) {
 #endif
 """
 
+TRANSPOSE8 = r"""
+#include <immintrin.h>
+#if defined(__AVX2__) && !defined(__AVX512F__) && !defined(tw_transpose8_defined)
+#define tw_transpose8_defined
+/* t[j] lane i = r[i] lane j: pairs, quads within 128-bit halves, then the halves. */
+static inline void tw_transpose8(__m256* restrict r, __m256* restrict t) {
+  #pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  #pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  #pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);
+    t[c + 4] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+  }
+}
+/* AVX2's masks are vectors: lane j of an 8-wide access is on where it lies in
+   [lo, hi) (columns cs + j inside [0, w); the first n lanes). */
+static inline __m256i tw_lanes_between8(int32_t lo, int32_t hi) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+}
+static inline __m256i tw_lanes_inside8(int32_t cs, int32_t w) {
+  return tw_lanes_between8(-cs, w - cs);
+}
+static inline __m256i tw_first_lanes8(int32_t n) { return tw_lanes_between8(0, n); }
+#endif
+"""
+
 STREAM_STORES = r"""
 #include <immintrin.h>
 #include <stdint.h>

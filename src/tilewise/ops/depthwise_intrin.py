@@ -6,7 +6,7 @@ unaligned memory operand (36 line-crossing loads for 36 FMAs on a 4 x 16 tile), 
 the loop is bound by loads at ~45% of the FMA peak. The kernel instead loads each
 input row once as whole vectors, makes the ``S - 1`` shifted copies in registers
 (``valignd`` of two neighbouring vectors on AVX-512; on AVX2, whose byte shifts stay
-inside 128-bit halves, one ``vperm2f128`` of the two and a ``vpalignr`` per shift)
+inside 128-bit halves, one ``vperm2i128`` of the two and a ``vpalignr`` per shift)
 and feeds every copy to the up to ``R`` output rows that use it: per input row and
 vector, 2 loads and ``S - 1`` shuffles for up to ``R*S`` FMAs. The ``R*S`` weights
 stay broadcast in registers (on AVX2's 16, some in L1 as the FMAs' memory operands).

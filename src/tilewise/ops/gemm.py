@@ -132,8 +132,11 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
                       pack="root", pack_panels=1)
     nr = micro_tile_width(target, lanes)
     if fp32_simd and M >= 6 and N >= nr:
-        # The micro-kernel, each 64-wide panel of B packed as its tiles start (4x64
-        # tiles, one Zen 5 core: gemm-1024 169 -> 181 GFLOP/s against the loops). 6x64
+        # The micro-kernel, each panel of B (micro_tile_width: 64 wide on AVX-512, 16
+        # on AVX2) packed as its tiles start. AVX2, one Zen 3 core beside PyTorch
+        # (benchmarks/paired.py, 5 rounds): gemm-1024 in 6x16 tiles 1.03x, 4x24 1.01x,
+        # the loops 0.80x. AVX-512: 4x64 tiles, one Zen 5 core: gemm-1024 169 -> 181
+        # GFLOP/s against the loops. 6x64
         # tiles, A read in place, the last row tile shifted back inside C (edge_tails):
         # 24 accumulators instead of 16, so each row of the panel, streamed from L2,
         # feeds 1.5x the FMAs (one row tile against one panel of gemm-512 on one Xeon

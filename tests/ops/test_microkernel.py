@@ -12,7 +12,7 @@ from tilewise.autotune import Task
 from tilewise.autotune.space import ConfigSpace
 from tilewise.errors import InvalidConfigError, LowerError
 from tilewise.ops.gemm import define_gemm_space
-from tilewise.ops.microkernel import gemm_microkernel, simd_fp32
+from tilewise.ops.microkernel import gemm_microkernel, micro_tile_width, simd_fp32
 from tw_testing import config_with
 
 pytestmark = pytest.mark.compiles
@@ -188,9 +188,7 @@ def test_k_blocked_tiles_match_numpy(name, args, knobs):
 def test_batch_matmul_fallback_is_the_micro_kernel_on_whole_tiles():
     import tilewise.ops  # noqa: F401
 
-    wide = 2 * W  # the fallback's tile: four vectors on AVX-512, two on AVX2
-    if L == 8:
-        wide = W
+    wide = micro_tile_width(HOST, L)  # the fallback's tile: 64 on AVX-512, 16 on AVX2
     task = Task("batch_matmul", (2, 8, 64, 16), "c -cores=2")
     s, tensors = task.instantiate(task.config_space.fallback)
     mod = tw.build(s, tensors, target=task.target)

@@ -186,11 +186,11 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
                           dilated: bool = False):
     lanes = target.vector_lanes(np.dtype(str(conv.dtype)).itemsize)
     oc_bn, reg_n, ic_bn = cfg["oc_bn"].val, cfg["reg_n"].val, cfg["ic_bn"].val
-    vectors, regs = reg_n * -(-oc_bn // lanes), target.vector_registers
-    if vectors > regs:
+    vectors, regs = -(-oc_bn // lanes), target.vector_registers
+    if reg_n * vectors > regs:
         raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than {regs} vectors")
     ukr = cfg["kernel"].val == "ukr"
-    if ukr and not tile_fits_registers(reg_n, -(-oc_bn // lanes), target):
+    if ukr and not tile_fits_registers(reg_n, vectors, target):
         raise InvalidConfigError(f"the micro-kernel's {reg_n}x{oc_bn} tile leaves no "
                                  "registers for its operands")
     s = te.create_schedule(out.op)

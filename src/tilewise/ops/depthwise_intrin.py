@@ -17,9 +17,9 @@ from __future__ import annotations
 from .. import te
 from ..ir import Address, ExternCall, simplify
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
-from .simd_c import LANES_INSIDE
+from .simd_c import LANES_INSIDE, LANES_INSIDE8
 
-_SOURCE = LANES_INSIDE + r"""
+_SOURCE = LANES_INSIDE + LANES_INSIDE8 + r"""
 #include <immintrin.h>
 /* c[i][j] = sum_{r,s} x(row0 + i + r, col0 + j + s) * w[r][s], where x(y, x) is
    plane[y * lda + x] inside [0, PH) x [0, PW) and 0 outside: the zero padding is
@@ -80,17 +80,11 @@ static inline void NAME(const float* restrict plane, const float* restrict w,
   for (int r = 0; r < KR; ++r)
     #pragma GCC unroll 64
     for (int s = 0; s < KS; ++s) wv[r][s] = _mm256_set1_ps(w[r * ldw + s]);
-  /* A lane is read where its column lies inside [0, PW); the last vector only lends
-     its first KS - 1 values to the shifts. */
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256i m[V + 1];
   #pragma GCC unroll 64
-  for (int v = 0; v <= V; ++v) {
-    const __m256i col = _mm256_add_epi32(lane, _mm256_set1_epi32(col0 + 8 * v));
-    m[v] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32(PW), col));
-  }
-  m[V] = _mm256_and_si256(m[V], _mm256_cmpgt_epi32(_mm256_set1_epi32(KS - 1), lane));
+  for (int v = 0; v <= V; ++v) m[v] = tw_lanes_inside8(col0 + 8 * v, PW);
+  /* The last vector only lends its first KS - 1 values to the shifts. */
+  m[V] = _mm256_and_si256(m[V], tw_first_lanes8(KS - 1));
   #pragma GCC unroll 64
   for (int t = 0; t < TH + KR - 1; ++t) {
     const int32_t y = row0 + t;

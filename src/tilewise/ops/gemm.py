@@ -128,8 +128,7 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
     cfg.fallback_with(nr=2 * lanes, mr=fallback_rows(target, 2), unroll_k=4, block_m=1,
-                      order="ji", kernel="loops",
-                      pack="root", pack_panels=1)
+                      order="ji", kernel="loops", pack="root", pack_panels=1)
     nr = micro_tile_width(target, lanes)
     if fp32_simd and M >= 6 and N >= nr:
         # The micro-kernel, each panel of B (micro_tile_width: 64 wide on AVX-512, 16

@@ -167,12 +167,13 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
     mr, nr = cfg["mr"].val, cfg["nr"].val
     ukr, kc = plan.micro_kernel, plan.kc
     lanes = target.vector_lanes(np.dtype(str(C.dtype)).itemsize)
-    if not tile_fits_registers(mr, -(-nr // lanes), target):
+    vectors = -(-nr // lanes)
+    if not tile_fits_registers(mr, vectors, target):
         # It spills, and gcc takes seconds on it. One spilled vector costs half the
         # speed: gemm-1024 on one Zen 3 core, micro-kernel, 3x32 (17 vectors) 41
         # GFLOP/s against 86 in 6x16 (15).
         raise InvalidConfigError(
-            f"register tile {mr}x{nr} with its operands ({mr} x {-(-nr // lanes)} "
+            f"register tile {mr}x{nr} with its operands ({mr} x {vectors} "
             f"accumulators, a row of B, a broadcast of A) needs more than "
             f"{target.vector_registers} vector registers")
     grouped = plan.panel_stage is not None and not plan.rows_outer
@@ -202,8 +203,7 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
         plan.panel_stage.compute_at(s[C], outer)
     if plan.stream_out and CC is not None:
         rows, cols = int(i.domain.extent), int(j.domain.extent)
-        if (cut_tiles((rows, cols), (mr, nr), tails) or nr % lanes
-                or not simd_fp32(target, str(C.dtype))):
+        if cut_tiles((rows, cols), (mr, nr), tails) or not simd_fp32(target, str(C.dtype)):
             raise InvalidConfigError(
                 f"storing tiles around the cache needs whole {mr}x{nr} tiles of fp32 in "
                 f"whole AVX vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")

@@ -22,7 +22,7 @@ from .. import te
 from ..ir import Address, ExternCall, simplify
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from .microkernel import row_stride
-from .simd_c import LANES_INSIDE, TRANSPOSE8, TRANSPOSE16
+from .simd_c import LANES_INSIDE, LANES_INSIDE8, TRANSPOSE8, TRANSPOSE16
 
 _WEIGHT_PACK = r"""
 /* dst[r][s][ib][ob] = src[ob * ld + ib * R * S + r * S + s] for one block. */
@@ -183,7 +183,7 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
 def _source(body: str, **names: int | str) -> str:
     for key, value in names.items():
         body = body.replace(key, str(value))
-    return LANES_INSIDE + TRANSPOSE16 + TRANSPOSE8 + body
+    return LANES_INSIDE + LANES_INSIDE8 + TRANSPOSE16 + TRANSPOSE8 + body
 
 
 def weight_pack_intrin(R: int, S: int, ib: int, ob: int, dtype: str = "float32") -> TensorIntrin:

@@ -48,7 +48,7 @@ static inline void tw_transpose16(__m512* restrict r, __m512* restrict t) {
 
 TRANSPOSE8 = r"""
 #include <immintrin.h>
-#if defined(__AVX2__) && !defined(__AVX512F__) && !defined(tw_transpose8_defined)
+#if defined(__AVX2__) && !defined(tw_transpose8_defined)
 #define tw_transpose8_defined
 /* t[j] lane i = r[i] lane j: pairs, quads within 128-bit halves, then the halves. */
 static inline void tw_transpose8(__m256* restrict r, __m256* restrict t) {
@@ -70,6 +70,14 @@ static inline void tw_transpose8(__m256* restrict r, __m256* restrict t) {
     t[c + 4] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
   }
 }
+#endif
+"""
+
+LANES_INSIDE8 = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#if defined(__AVX2__) && !defined(tw_lanes_inside8_defined)
+#define tw_lanes_inside8_defined
 /* AVX2's masks are vectors: lane j of an 8-wide access is on where it lies in
    [lo, hi) (columns cs + j inside [0, w); the first n lanes). */
 static inline __m256i tw_lanes_between8(int32_t lo, int32_t hi) {

@@ -1,4 +1,5 @@
-"""Time chosen configs of one workload beside PyTorch, in one process, round by round.
+"""Time chosen configs of one workload beside PyTorch (and NumPy for matrix products),
+in one process, round by round.
 
     python benchmarks/paired.py resnet-c2-1x1 --threads 1 --rounds 11 \\
         --config '{}' --config '{"pack_weights": false, "kc": 0}'
@@ -6,8 +7,10 @@
 Each ``--config`` is a JSON object of knob choices over the template's fallback config
 (``{}`` is the fallback itself). Every round times PyTorch and then each config, seconds
 apart, so a slow spell of a shared machine falls on all of them; each config's line
-gives its median GFLOP/s and the median over rounds of its ratio to PyTorch in the same
-round, the figure to compare configs by where whole rounds swing by a third.
+gives its median GFLOP/s and the median over rounds of its ratio to the best peer in the
+same round, the figure to compare configs by where whole rounds swing by a third. For gemm
+and batch_matmul NumPy's ``matmul`` is timed too (its BLAS pool sized to ``--threads``),
+since OpenBLAS, not PyTorch's MKL, leads some of them on AMD cores.
 
 compare.py measures each side in its own child process, as the tuner does; this script
 is for comparing configs by hand (a knob's effect, a new fallback), not for the table.
@@ -17,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-
-import numpy as np
-from compare import _numbers, _time_py, load_workloads, pytorch_call, tilewise_task
 
 
 def main() -> None:
@@ -33,8 +34,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--repeat", type=int, default=5)
     opts = ap.parse_args()
+    # BLAS sizes its thread pool once, as NumPy loads it.
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(opts.threads)
 
+    import numpy as np
     import torch
+    from compare import _numbers, _time_py, load_workloads, pytorch_call, tilewise_task
 
     import tilewise as tw
     import tilewise.ops  # noqa: F401  (registers the templates)
@@ -51,6 +57,7 @@ def main() -> None:
     arrays, (want,) = task.reference()(np.random.default_rng(0))
     arrays = [aligned(a) for a in arrays]
     # Every config is built and checked before the first timer starts.
+    number = _numbers(task.flop)
     kernels = {}
     for text in opts.config or ["{}"]:
         config = space.with_choices(space.fallback, **json.loads(text))
@@ -59,21 +66,26 @@ def main() -> None:
         mod(*arrays)
         np.testing.assert_allclose(arrays[-1], want, rtol=1e-3, atol=1e-3,
                                    err_msg=f"{config} is wrong")
-        kernels[str(config)] = mod
+        # Timed by the kernel's own C loop, as the tuner and compare.py time it: a call
+        # from Python adds ~15 us of argument checks (a tenth of mobilenet-dw1's run).
+        kernels[str(config)] = mod.time_evaluator(number=number, repeat=opts.repeat)
     torch.set_num_threads(opts.threads)
-    peer = pytorch_call(w, arrays)
-    number = _numbers(task.flop)
-    gflops = {label: [] for label in ["pytorch", *kernels]}
+    peers = {"pytorch": pytorch_call(w, arrays)}
+    if w["kind"] in ("gemm", "batch_matmul"):
+        out = np.empty_like(arrays[-1])
+        peers["numpy"] = lambda: np.matmul(arrays[0], arrays[1], out=out)
+    gflops = {label: [] for label in [*peers, *kernels]}
     with torch.no_grad():
         for _ in range(opts.rounds):
-            gflops["pytorch"].append(task.flop / _time_py(peer, number, opts.repeat) / 1e9)
-            for label, mod in kernels.items():
-                seconds = _time_py(lambda m=mod: m(*arrays), number, opts.repeat)
-                gflops[label].append(task.flop / seconds / 1e9)
+            for label, call in peers.items():
+                gflops[label].append(task.flop / _time_py(call, number, opts.repeat) / 1e9)
+            for label, timer in kernels.items():
+                gflops[label].append(task.flop / timer(*arrays).median / 1e9)
+    best = [max(round_) for round_ in zip(*(gflops[p] for p in peers), strict=True)]
     print(f"{opts.workload}, {opts.threads} thread(s), {opts.rounds} rounds; "
-          "GFLOP/s median, ratio to PyTorch (median of rounds), rounds")
+          "GFLOP/s median, ratio to the best peer (median of rounds), rounds")
     for label, values in gflops.items():
-        ratio = statistics.median(v / p for v, p in zip(values, gflops["pytorch"], strict=True))
+        ratio = statistics.median(v / p for v, p in zip(values, best, strict=True))
         print(f"{statistics.median(values):7.1f}  {ratio:5.2f}  "
               f"{' '.join(f'{v:.0f}' for v in values)}  {label}")
 

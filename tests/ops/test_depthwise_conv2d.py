@@ -69,8 +69,8 @@ def test_both_pad_modes_match_numpy(pad_mode):
 def test_fallback_on_mobilenet():
     """mobilenet-dw1: on AVX-512 the micro-kernel over whole rows (7 vectors x 2 rows)
     reading the input through the inlined padding (~95 GFLOP/s against 51 for the
-    loops, 1 thread, Zen 4); on AVX2's 16 registers the micro-kernel one vector by 8
-    rows; elsewhere the loops, one vector by 4 rows, rows padded 16 at a time."""
+    loops, 1 thread, Zen 4); on AVX2's 16 registers the micro-kernel two vectors by
+    8 rows; elsewhere the loops, one vector by 4 rows, rows padded 16 at a time."""
     task = Task("depthwise_conv2d_nchw", (1, 32, 112, 112, 3, 3, 1, 1), TARGET)
     fb = task.config_space.fallback
     target = tw.target.Target.from_str(TARGET)
@@ -79,7 +79,7 @@ def test_fallback_on_mobilenet():
         wide = target.vector_registers == 32
         assert (fb["kernel"].val, fb["pad"].val) == ("microkernel", "inline")
         assert (fb["w_bn"].val, fb["reg_h"].val, fb["oh_bn"].val) == \
-            ((112, 2, 16) if wide else (lanes, 8, 16))
+            ((112, 2, 16) if wide else (2 * lanes, 8, 16))
     else:
         assert fb["w_bn"].val == lanes and fb["kernel"].val == "loops"
         assert (fb["reg_h"].val, fb["oh_bn"].val, fb["pad"].val) == (4, 16, "at_rows")
@@ -115,6 +115,25 @@ def test_microkernel_configs_match_numpy(args):
     assert space.fallback["pad"].val == "inline" and _check(task, space.fallback)
     src = tw.build(*task.instantiate(space.fallback), target=task.target).source
     assert "tw_dw_ukr" in src
+
+
+@pytest.mark.compiles
+@pytest.mark.parametrize("kernel_size", [(3, 3), (5, 5), (1, 7)])
+def test_microkernel_inside_and_border_tiles_match_numpy(kernel_size):
+    """Tiles with every read inside the plane take the kernel's plain loads; the first
+    and last row and column of tiles read past a side, through masks and rows of zeros.
+    A plane of 5 x 3 tiles of 4 x 2 vectors (or 1 vector) holds both kinds, in both pad
+    modes (a padded copy has no sides: masks keep its last vector in bounds)."""
+    R, S = kernel_size
+    task = Task("depthwise_conv2d_nchw", (1, 2, 20, 48, R, S, 1, (R // 2, S // 2)), TARGET)
+    space = task.config_space
+    if "microkernel" not in [e.val for e in space.knob("kernel").entities]:
+        pytest.skip("no micro-kernel for this host's vectors")
+    lanes = tw.target.Target.from_str(TARGET).vector_lanes(4)
+    picks = [{"kernel": "microkernel", "reg_h": 4, "oh_bn": 4, "w_bn": w, "pad": pad}
+             for w in (lanes, 2 * lanes) if 48 % w == 0 for pad in ("inline", "at_rows")]
+    for choice in picks:
+        assert _check(task, space.with_choices(space.fallback, **choice)), choice
 
 
 def test_fallback_width_divides_the_row_or_is_the_row():

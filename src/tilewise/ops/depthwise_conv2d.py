@@ -100,11 +100,14 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
         fb_w = max(w for w in w_bn if w % lanes == 0 and OW % w == 0)
         prefer = (2, 4, 1) if fb_w // lanes > 4 else (4, 2, 1)
         if target.vector_registers < 32:
-            # 16 registers (AVX2), of which the 3x3 weights take 9: one vector by 8
-            # rows. mobilenet-dw1 on the Zen 3 VM beside PyTorch (benchmarks/paired.py,
-            # 5 rounds), one thread / two: the loops 1.51x / 2.13x; the micro-kernel
-            # 8 x 8 1.80x / 2.39-2.54x, 4 x 16 1.69x / 2.38x, 4 x 8 1.54x, 1 x 56 1.31x.
-            fb_w, prefer = lanes, (8, 4, 2, 1)
+            # 16 registers (AVX2): two vectors by 8 rows. The kernel keeps only R rows
+            # of sums live (6 vectors for two) beside the 9 weights of a 3x3, so its
+            # tiles can be tall; two vectors wide doubles the independent FMA chains.
+            # mobilenet-dw1 on the Zen 3 VM beside PyTorch (benchmarks/paired.py, 9
+            # rounds), one thread / two: 8 x 16 3.22x / 3.74x, 8 x 8 2.62x / 3.03x,
+            # 4 x 16 2.84x / 3.63x, 2 x 56 2.48x / 3.12x.
+            fb_w = 2 * lanes if OW % (2 * lanes) == 0 else lanes
+            prefer = (8, 4, 2, 1)
         reg_h = next(d for d in prefer if OH % d == 0)  # the kernel's tiles are whole
         oh_bn = max(d for d in (1, 2, 4, 8, 16) if OH % d == 0 and d % reg_h == 0)
         cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="inline",

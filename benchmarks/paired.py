@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import time
 
 
 def main() -> None:
@@ -75,11 +76,17 @@ def main() -> None:
         out = np.empty_like(arrays[-1])
         peers["numpy"] = lambda: np.matmul(arrays[0], arrays[1], out=out)
     gflops = {label: [] for label in [*peers, *kernels]}
+    # Each side waits out the last one's thread pool: OpenBLAS's and OpenMP's idle
+    # threads spin for a while after a call, and on two cores they took one from the
+    # side timed next (gemm-512 on two threads read 80 GFLOP/s after NumPy, 160 alone).
+    pause = 0.3 if opts.threads > 1 else 0.0
     with torch.no_grad():
         for _ in range(opts.rounds):
             for label, call in peers.items():
+                time.sleep(pause)
                 gflops[label].append(task.flop / _time_py(call, number, opts.repeat) / 1e9)
             for label, timer in kernels.items():
+                time.sleep(pause)
                 gflops[label].append(task.flop / timer(*arrays).median / 1e9)
     best = [max(round_) for round_ in zip(*(gflops[p] for p in peers), strict=True)]
     print(f"{opts.workload}, {opts.threads} thread(s), {opts.rounds} rounds; "

@@ -5,8 +5,9 @@ in one process, round by round.
         --config '{}' --config '{"pack_weights": false, "kc": 0}'
 
 Each ``--config`` is a JSON object of knob choices over the template's fallback config
-(``{}`` is the fallback itself). Every round times PyTorch and then each config, seconds
-apart, so a slow spell of a shared machine falls on all of them; each config's line
+(``{}`` is the fallback itself). Every round times the peers and then each config,
+seconds apart, so a slow spell of a shared machine falls on all of them (the configs by
+their kernels' own C timing loop, as the tuner times them); each config's line
 gives its median GFLOP/s and the median over rounds of its ratio to the best peer in the
 same round, the figure to compare configs by where whole rounds swing by a third. For gemm
 and batch_matmul NumPy's ``matmul`` is timed too (its BLAS pool sized to ``--threads``),

@@ -39,9 +39,6 @@ def calls_per_repeat(number: int, min_repeat_ms: float, probe_seconds: float) ->
     return max(number, int(min_repeat_ms / max(probe_seconds * 1e3, 1e-6)) + 1)
 
 
-_BYTE = ctypes.c_char
-
-
 class Module:
     """A callable kernel: ``mod(a, b, c)`` writes its outputs in place."""
 
@@ -100,7 +97,7 @@ class Module:
             # The buffer's address without building a.ctypes, a third of what a call
             # from Python cost (every shape is positive: there is a first byte).
             # NumPy's stubs do not declare the buffer protocol that arrays have.
-            ptrs[i] = ctypes.addressof(_BYTE.from_buffer(a))  # type: ignore[arg-type]
+            ptrs[i] = ctypes.addressof(ctypes.c_char.from_buffer(a))  # type: ignore[arg-type]
         return ptrs
 
     def __call__(self, *arrays: np.ndarray) -> None:

@@ -37,6 +37,7 @@ static inline __attribute__((always_inline)) void NAME_avx2(
     const float* restrict plane, const float* restrict w, float* restrict c, int32_t lda,
     int32_t ldw, int32_t ldc, int32_t row0, int32_t col0, const int inside) {
   enum { V = TW / 8 };
+  /* Rows outside the plane: read from 8 floats in, as col0 may be negative. */
   static const float zeros[TW + 16] __attribute__((aligned(32)));
   __m256 acc[TH][V], wv[KR][KS];
   #pragma GCC unroll 64
@@ -50,8 +51,7 @@ static inline __attribute__((always_inline)) void NAME_avx2(
     m[v] = tw_lanes_inside8(col0 + 8 * v, PW);
     /* Whole inside the row; the last vector only where the plane is known, as a
        padded buffer's last row may end before it does. */
-    whole[v] = inside || (col0 + 8 * v >= 0 && col0 + 8 * v + 8 <= PW
-                          && (v < V || PW < (1 << 30)));
+    whole[v] = inside || (col0 + 8 * v >= 0 && col0 + 8 * v + 8 <= PW && (v < V || BOUNDED));
   }
   /* The last vector only lends its first KS - 1 values to the shifts. */
   m[V] = _mm256_and_si256(m[V], tw_first_lanes8(KS - 1));
@@ -144,7 +144,7 @@ static inline void NAME(const float* restrict plane, const float* restrict w,
     #pragma GCC unroll 64
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
 #elif LANES == 8 && defined(__AVX2__) && defined(__FMA__) && (TW % 8 == 0) && (KS <= 9)
-  if (PW < (1 << 30) && col0 >= 0 && col0 + TW + 8 <= PW && row0 >= 0 && row0 + TH + KR - 1 <= PH)
+  if (BOUNDED && col0 >= 0 && col0 + TW + 8 <= PW && row0 >= 0 && row0 + TH + KR - 1 <= PH)
     NAME_avx2(plane, w, c, lda, ldw, ldc, row0, col0, 1);
   else NAME_avx2(plane, w, c, lda, ldw, ldc, row0, col0, 0);
 #else
@@ -182,7 +182,8 @@ def depthwise_microkernel(th: int, tw: int, R: int, S: int, lanes: int,
     name = f"tw_dw_ukr_{th}x{tw}x{R}x{S}_{ph}x{pw}"
     source = (_SOURCE.replace("NAME", name).replace("TH", str(th)).replace("TW", str(tw))
               .replace("KR", str(R)).replace("KS", str(S)).replace("PH", str(ph))
-              .replace("PW", str(pw)).replace("LANES", str(lanes)))
+              .replace("PW", str(pw)).replace("LANES", str(lanes))
+              .replace("BOUNDED", str(int(plane is not None))))
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (av, wv), (cv,) = ins, outs

@@ -12,8 +12,8 @@ memory. A plain loop nest does one strided load or store per element, and gcc's
 gathers and scatters hit the same few L1 sets over and over (channels of a 56x56
 plane are 12.25 KiB apart, rows of a 3x3x512 weight tensor 18 KiB). The kernels read
 and write whole vectors along the contiguous side and transpose 16x16 tiles (8x8 on
-AVX2) in registers: resnet-c2-3x3 on one core spent 17% of its time in the data transforms,
-weights packed this way took ~5x less time on ResNet's largest layers.
+AVX2) in registers: resnet-c2-3x3 on one core spent 17% of its time in the data
+transforms, weights packed this way took ~5x less time on ResNet's largest layers.
 """
 
 from __future__ import annotations

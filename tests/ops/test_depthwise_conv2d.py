@@ -70,7 +70,8 @@ def test_fallback_on_mobilenet():
     """mobilenet-dw1: on AVX-512 the micro-kernel over whole rows (7 vectors x 2 rows)
     reading the input through the inlined padding (~95 GFLOP/s against 51 for the
     loops, 1 thread, Zen 4); on AVX2's 16 registers the micro-kernel two vectors by
-    8 rows; elsewhere the loops, one vector by 4 rows, rows padded 16 at a time."""
+    8 rows, stored around the cache where the output outgrows L2; elsewhere the
+    loops, one vector by 4 rows, rows padded 16 at a time."""
     task = Task("depthwise_conv2d_nchw", (1, 32, 112, 112, 3, 3, 1, 1), TARGET)
     fb = task.config_space.fallback
     target = tw.target.Target.from_str(TARGET)
@@ -80,6 +81,8 @@ def test_fallback_on_mobilenet():
         assert (fb["kernel"].val, fb["pad"].val) == ("microkernel", "inline")
         assert (fb["w_bn"].val, fb["reg_h"].val, fb["oh_bn"].val) == \
             ((112, 2, 16) if wide else (2 * lanes, 8, 16))
+        # Its 1.6 MB output goes around the cache where a thread's share exceeds L2.
+        assert fb["stream"].val == (32 * 112 * 112 * 4 / target.cores > target.l2_bytes)
     else:
         assert fb["w_bn"].val == lanes and fb["kernel"].val == "loops"
         assert (fb["reg_h"].val, fb["oh_bn"].val, fb["pad"].val) == (4, 16, "at_rows")
@@ -123,15 +126,18 @@ def test_microkernel_inside_and_border_tiles_match_numpy(kernel_size):
     """Tiles with every read inside the plane take the kernel's plain loads; the first
     and last row and column of tiles read past a side, through masks and rows of zeros.
     A plane of 5 x 3 tiles of 4 x 2 vectors (or 1 vector) holds both kinds, in both pad
-    modes (a padded copy has no sides: masks keep its last vector in bounds)."""
+    modes (a padded copy has no sides: masks keep its last vector in bounds), the
+    output stored through the cache or around it."""
     R, S = kernel_size
     task = Task("depthwise_conv2d_nchw", (1, 2, 20, 48, R, S, 1, (R // 2, S // 2)), TARGET)
     space = task.config_space
     if "microkernel" not in [e.val for e in space.knob("kernel").entities]:
         pytest.skip("no micro-kernel for this host's vectors")
     lanes = tw.target.Target.from_str(TARGET).vector_lanes(4)
-    picks = [{"kernel": "microkernel", "reg_h": 4, "oh_bn": 4, "w_bn": w, "pad": pad}
-             for w in (lanes, 2 * lanes) if 48 % w == 0 for pad in ("inline", "at_rows")]
+    picks = [{"kernel": "microkernel", "reg_h": 4, "oh_bn": 4, "w_bn": w, "pad": pad,
+              "stream": stream}
+             for w in (lanes, 2 * lanes) if 48 % w == 0 for pad in ("inline", "at_rows")
+             for stream in (False, True)]
     for choice in picks:
         assert _check(task, space.with_choices(space.fallback, **choice)), choice
 

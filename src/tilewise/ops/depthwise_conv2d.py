@@ -139,6 +139,16 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     ukr_fits = (simd_fp32(target, dtype) and (sh, sw, dh, dw) == (1, 1, 1, 1)
                 and OW % lanes == 0 and S <= lanes + 1)
     define_depthwise_space(cfg, target, OH, OW, dtype, microkernel=ukr_fits)
+    # Defined last, so that databases written before it keep their indices. The
+    # micro-kernel's output rows stored around the cache (non-temporal) where it
+    # writes the result itself: through the cache each output line is first read,
+    # then evicts input that later tiles read. Where each thread's share of the
+    # output fits its L2 it stays cached for the next layer, so the fallback streams
+    # only larger ones (mobilenet-dw1, 1.6 MB, on one Zen 3 core with 512 KiB of L2:
+    # 2.77x -> 3.07x PyTorch, benchmarks/paired.py, 11 rounds; even on two).
+    cfg.define_knob("stream", [False, True] if ukr_fits and not epilogue else [False])
+    share = N * C * OH * OW * np.dtype(dtype).itemsize / target.cores
+    cfg.fallback_with(stream=ukr_fits and not epilogue and share > target.l2_bytes)
     inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
                                                          dilation, dtype, epilogue)
     s = te.create_schedule(out.op)
@@ -168,7 +178,8 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                 f"tiles of {lanes}-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
         # Inlined padding: the kernel reads the input itself, zero outside its plane.
         ukr_intrin = depthwise_microkernel(
-            reg_h, w_bn, R, S, lanes, (H, W) if cfg["pad"].val == "inline" else None)
+            reg_h, w_bn, R, S, lanes, (H, W) if cfg["pad"].val == "inline" else None,
+            stream=cfg["stream"].val and direct)
         if direct:
             s[out].tensorize(yi, ukr_intrin)
         else:

@@ -51,7 +51,10 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
       const __m256i m = tw_first_lanes8(n);
       __m256 r[8], t[8];
       #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(src + (ob0 + i) * ld + j0, m);
+      for (int i = 0; i < 8; ++i) {
+        const float* at = src + (ob0 + i) * ld + j0;
+        r[i] = n == 8 ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, m);
+      }
       tw_transpose8(r, t);
       for (int j = 0; j < n; ++j) {
         const int ib = (j0 + j) / RS, rs = (j0 + j) % RS;
@@ -106,6 +109,7 @@ static inline void NAME(const float* restrict plane, float* restrict dst, int32_
   for (int w0 = 0; w0 < WP; w0 += 8) {
     const int nw = WP - w0 < 8 ? WP - w0 : 8;
     const __m256i in = tw_lanes_inside8(col0 + w0, PW);
+    const int inside = col0 + w0 >= 0 && col0 + w0 + 8 <= PW;
     for (int c0 = 0; c0 < IB; c0 += 8) {
       const int nc = IB - c0 < 8 ? IB - c0 : 8;
       __m256 r[8], t[8];
@@ -116,12 +120,17 @@ static inline void NAME(const float* restrict plane, float* restrict dst, int32_
           continue;
         }
         const float* at = src + (int64_t)(c0 + i) * ldc + w0;
-        r[i] = _mm256_maskload_ps(at, in);
+        r[i] = inside ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, in);
         _mm_prefetch((const char*)(at + PW), _MM_HINT_T0);
       }
       tw_transpose8(r, t);
+      /* Whole vectors stored plainly: a masked store costs many times a plain one
+         on AMD cores (vmaskmovps, Zen 3). */
       const __m256i out = tw_first_lanes8(nc);
-      for (int j = 0; j < nw; ++j) _mm256_maskstore_ps(dst + (w0 + j) * IB + c0, out, t[j]);
+      for (int j = 0; j < nw; ++j) {
+        if (nc == 8) _mm256_storeu_ps(dst + (w0 + j) * IB + c0, t[j]);
+        else _mm256_maskstore_ps(dst + (w0 + j) * IB + c0, out, t[j]);
+      }
     }
   }
 #else
@@ -163,13 +172,18 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
       const int ni = NI - i0 < 8 ? NI - i0 : 8;
       __m256 r[8], t[8];
       #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i)
-        r[i] = i < ni ? _mm256_maskload_ps(src + (int64_t)(i0 + i) * lds + j0, cols)
-                      : _mm256_setzero_ps();
+      for (int i = 0; i < 8; ++i) {
+        const float* at = src + (int64_t)(i0 + i) * lds + j0;
+        r[i] = i >= ni ? _mm256_setzero_ps()
+                       : nj == 8 ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, cols);
+      }
       tw_transpose8(r, t);
+      /* Whole vectors stored plainly (masked stores are slow on AMD cores). */
       const __m256i rows = tw_first_lanes8(ni);
-      for (int j = 0; j < nj; ++j)
-        _mm256_maskstore_ps(dst + (int64_t)(j0 + j) * ldd + i0, rows, t[j]);
+      for (int j = 0; j < nj; ++j) {
+        if (ni == 8) _mm256_storeu_ps(dst + (int64_t)(j0 + j) * ldd + i0, t[j]);
+        else _mm256_maskstore_ps(dst + (int64_t)(j0 + j) * ldd + i0, rows, t[j]);
+      }
     }
   }
 #else

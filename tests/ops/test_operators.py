@@ -133,6 +133,18 @@ def test_conv2d_fallback_is_a_full_register_tile():
     assert 28 % fb["reg_n"].val == 0 and fb["reg_n"].val * 2 <= 28
 
 
+def test_conv2d_fallback_pads_a_row_it_cannot_divide_least():
+    """resnet-c4-3x3's rows are 14 wide: where no tile of at least half the widest
+    that fits divides them (AVX2: 6 columns of two vectors), the fallback takes the one
+    that pads them least (5 columns over 15, not 4 over 16)."""
+    task = Task("conv2d_nchw", (1, 256, 14, 14, 256, 3, 3, 1, 1), TARGET)
+    target = tw.target.Target.from_str(TARGET)
+    widest = min(14, (target.vector_registers - 4) // 2)
+    reg_n = task.config_space.fallback["reg_n"].val
+    padded = -(-14 // reg_n) * reg_n
+    assert padded == min(-(-14 // r) * r for r in range(-(-widest // 2), widest + 1))
+
+
 def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
     """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order, pack_weights)
     choice of the loop kernel is right, including panels that do not divide the 35

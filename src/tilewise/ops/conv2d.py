@@ -134,11 +134,14 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     ic = [d for d in _divisors(C) if d <= 64 and d >= min(4, C)] or [C]
     cfg.define_knob("ic_bn", ic)
     cfg.define_knob("oc_bn", [lanes, 2 * lanes] if K > lanes else [lanes])
-    # Beside the divisors, the widest row tile of two vectors of channels that the
-    # registers hold with their operands (14 on AVX-512, 6 on AVX2).
+    # Beside the divisors, every row tile of two vectors of channels that the
+    # registers hold with their operands (up to 14 on AVX-512, 6 on AVX2), so that
+    # a row the wide tiles do not divide has one that pads it little (resnet-c4-3x3,
+    # OW=14, on AVX2: 5 columns over 15).
     room = target.vector_registers - 4
     regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28}
-                  | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28), min(OW, room // 2)})
+                  | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28)}
+                  | set(range(2, min(OW, room // 2) + 1)))
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("unroll_kw", [True, False])
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
@@ -157,7 +160,8 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # A tile that divides the row, unless it is less than half the widest that fits;
     # else, of the tiles at least that wide, the one that pads the row least
     # (resnet-c4-3x3, OW=14, on one Zen 3 core: 2 columns 12 GFLOP/s; 4 or 6 over a
-    # padded row, 49-50).
+    # padded row, 49-50; beside PyTorch, 5 over 15 1.00x, 4 over 16 0.94x, 6 over 18
+    # 0.86x, benchmarks/paired.py, 9 rounds).
     widest = max(fits)
     if whole and 2 * max(whole) > widest:
         reg_n = max(whole)

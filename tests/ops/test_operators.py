@@ -183,6 +183,48 @@ def test_conv2d_fallback_packs_weights_larger_than_l2_per_chunk():
         assert fb["kernel_pack"].val == ("per_chunk" if weights > target.l2_bytes else "root")
 
 
+@pytest.mark.parametrize("args", [
+    (2, 8, 11, 11, 20, 3, 3, 1, 1, 1, "float32", "bias+relu"),
+    (1, 12, 13, 9, 16, 5, 3, 2, (2, 1)),
+    (1, 16, 8, 10, 24, 3, 3, 1, 2, 2),
+], ids=["batch2-epilogue", "stride2-5x3", "dilation2"])
+def test_conv2d_ic_blocks_outermost(args):
+    """``ic_outer``: one buffer of sums per chunk, each weight block packed just before
+    the tiles read it; right with the micro-kernel and the loops, kw fused into its sum
+    or not, tiles that pad the row, several rows per outer step, weights packed up
+    front or per block, output channels that do not fill the last block."""
+    task = Task("conv2d_nchw", args, TARGET)
+    space = task.config_space
+    kernels = [e.val for e in space.knob("kernel").entities]
+    dilated = len(args) > 9 and args[9] != 1  # kw is not fused where dilated
+    fuse = [e.val for e in space.knob("fuse_kw").entities if not (e.val and dilated)]
+    ic = [e.val for e in space.knob("ic_bn").entities]
+    for kernel, fuse_kw, reg_n, oh_tile, kernel_pack, ic_bn in [
+            (kernels[-1], fuse[-1], 4, 1, "per_chunk", ic[0]),
+            (kernels[-1], False, 3, 2, "root", ic[-1]),
+            ("loops", False, 2, 4, "per_chunk", ic[0])]:
+        config = config_with(task, ic_outer=True, kernel=kernel, fuse_kw=fuse_kw,
+                             reg_n=reg_n, oh_tile=oh_tile, kernel_pack=kernel_pack,
+                             ic_bn=ic_bn, order="ic_khkw")
+        task.instantiate(config)  # not rejected
+        _check(task, config)
+    with pytest.raises(InvalidConfigError, match="ic blocks outermost"):
+        task.instantiate(config_with(task, ic_outer=True, order="khkw_ic"))
+
+
+def test_conv2d_fallback_puts_ic_blocks_outermost_where_a_row_outgrows_l2():
+    """Where one row of tiles reads more than half of L2 (its chunk's weights and the
+    input rows under it: resnet-c5's 350 KiB), the ic blocks go outermost; where it
+    reads little (resnet-c3's 120 KiB), each tile runs its whole sum."""
+    target = tw.target.Target.from_str(TARGET)
+    lanes = target.vector_lanes(4)
+    for args in [(1, 512, 7, 7, 512, 3, 3, 1, 1), (1, 128, 28, 28, 128, 3, 3, 1, 1)]:
+        C, W = args[1], args[3]
+        row_reads = 4 * C * 3 * (3 * 2 * lanes + W + 2)
+        fb = Task("conv2d_nchw", args, TARGET).config_space.fallback
+        assert fb["ic_outer"].val == (2 * row_reads > target.l2_bytes)
+
+
 def test_gemm_packs_b_per_panel_in_either_order():
     """``pack="panel"``: each column panel of B is packed inside the parallel loop, just
     before its tiles; right for ragged panels (37 columns) and an epilogue."""

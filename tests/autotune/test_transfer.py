@@ -29,3 +29,21 @@ def test_transfer_needs_ir_features(tmp_path):
     task = at.Task("toy_matmul", (64, 64))
     with pytest.raises(TuningError, match="feature='ir'"):
         at.ModelTuner(task, feature="knob", transfer=at.Database(tmp_path / "t.db"))
+
+
+def test_prior_skips_records_of_an_older_template(tmp_path):
+    """A record whose index now names another config (its template's space changed
+    since) is not featurised as that other config."""
+    import tilewise.ops  # noqa: F401  (registers the templates)
+    from tilewise.autotune import ConfigEntity
+    from tilewise.autotune.record import MeasureInput, MeasureResult, Record
+    from tilewise.autotune.tuners.model_tuner import _prior_data
+
+    db = at.Database(tmp_path / "t.db")
+    other = at.Task("gemm", (32, 32, 32), "c")
+    space = other.config_space
+    moved = ConfigEntity(index=0, entities=space.get(1).entities)
+    db.add_batch(Record.of(MeasureInput(other, c), MeasureResult(costs=(1e-3,)))
+                 for c in (space.get(0), moved))
+    prior = _prior_data(db, at.Task("gemm", (64, 64, 64), "c"), "ir")
+    assert prior.x.shape[0] == 1

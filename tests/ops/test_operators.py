@@ -214,8 +214,8 @@ def test_conv2d_ic_blocks_outermost(args):
 
 def test_conv2d_fallback_puts_ic_blocks_outermost_where_a_row_outgrows_l2():
     """Where one row of tiles reads more than half of L2 (its chunk's weights and the
-    input rows under it: resnet-c5's 350 KiB), the ic blocks go outermost; where it
-    reads little (resnet-c3's 120 KiB), each tile runs its whole sum."""
+    input rows under it: resnet-c5's 342 KiB on AVX2), the ic blocks go outermost;
+    where it reads little (resnet-c3's 117 KiB), each tile runs its whole sum."""
     target = tw.target.Target.from_str(TARGET)
     lanes = target.vector_lanes(4)
     for args in [(1, 512, 7, 7, 512, 3, 3, 1, 1), (1, 128, 28, 28, 128, 3, 3, 1, 1)]:

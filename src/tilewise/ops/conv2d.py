@@ -9,7 +9,9 @@ NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kern
   ``reg_n x oc_bn`` register tile (``cache_write``), ``oc_bn`` vectorised to the
   target's vector width, ``reg_n`` output columns unrolled (or the tile is the
   hand-written GEMM micro-kernel over one ic block), parallel over the fused
-  (n, oc chunk, oh) axis;
+  (n, oc chunk, oh) axis; each tile runs its whole sum, or (``ic_outer``) the ic
+  blocks go around all the tiles of a parallel step, whose sums wait in a local
+  buffer;
 - ``out``         (N, OC, OH, OW): the layout transform back, with any epilogue
   (bias, ReLU, GELU, residual) inlined into it.
 
@@ -187,15 +189,17 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     cfg.define_knob("fuse_kw", [False, True] if fp32_simd else [False])
     cfg.fallback_with(fuse_kw=fp32_simd and dilation_w == 1)
     # Defined last as well. The sum's ic blocks outermost, around every register tile
-    # of the chunk: the accumulators of a whole chunk of outputs stay in a local
-    # buffer (L1 or L2) between blocks, where each tile otherwise runs its whole sum
-    # in turn. Each block of weights is then packed just before its use and read from
-    # L1 by every tile, where the tiles otherwise stream the whole chunk's weights
-    # from L2 again for each row: for the small planes of deep layers. The fallback
-    # turns it on where one row of tiles reads more than half of L2 (its chunk's
-    # weights and the R input rows under it): resnet-c5-3x3 on one Zen 3 core,
-    # 512 KiB of L2, 356 KiB per row: 1.09x -> 1.24x PyTorch (paired, 9 rounds);
-    # c4 (199 KiB) and c3 (120 KiB) read alike either way (1.03 / 1.05x, 1.13 / 1.12x).
+    # of the parallel loop's step (a chunk of output channels, or its oh_tile rows
+    # where the weights are packed up front): the sums of all its outputs stay in a
+    # local buffer (L1 or L2) between blocks, where each tile otherwise runs its whole
+    # sum in turn. Each block of weights is then packed just before its use and read
+    # from L1 by every tile, where the tiles otherwise stream the whole chunk's
+    # weights from L2 again for each row: for the small planes of deep layers. The
+    # fallback turns it on where one row of tiles reads more than half of L2 (its
+    # chunk's weights and the R input rows under it): resnet-c5-3x3 on one Zen 3
+    # core, 512 KiB of L2, 342 KiB per row: 1.09x -> 1.24x PyTorch (paired, 9
+    # rounds); c4 (192 KiB) and c3 (117 KiB) read alike either way (1.03 / 1.05x,
+    # 1.13 / 1.12x).
     cfg.define_knob("ic_outer", [False, True])
     itemsize = np.dtype(dtype).itemsize
     row_reads = itemsize * C * R * (S * fb_oc + (in_w or OW))
@@ -232,7 +236,7 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     s[conv].vectorize(ob)
     ric, rkh, rkw = s[CC].op.reduce_axis
     ico, ici = s[CC].split(ric, ic_bn)
-    if ic_outer:  # one buffer of sums for the chunk, the ic blocks around its tiles
+    if ic_outer:  # one buffer of sums for the step, the ic blocks around its tiles
         s[CC].compute_at(s[conv], outer)
         _, _, cy, cx, cob = s[CC].op.axis
         cxo, cx = s[CC].split(cx, reg_n)

@@ -154,6 +154,9 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     s = te.create_schedule(out.op)
     ukr = cfg["kernel"].val == "microkernel"
     direct = ukr and out is conv  # no epilogue: the micro-kernel writes the output rows
+    if cfg["stream"].val and not (direct and cfg["w_bn"].val * np.dtype(dtype).itemsize % 64 == 0):
+        raise InvalidConfigError("stream: the micro-kernel's stores of whole cache lines, "
+                                 "so its tiles must be a multiple of 64 bytes wide")
     CC = out if direct else accumulator(s, out, conv)
     n, c, y, x = s[out].op.axis
     reg_h, oh_bn = cfg["reg_h"].val, cfg["oh_bn"].val
@@ -179,7 +182,7 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
         # Inlined padding: the kernel reads the input itself, zero outside its plane.
         ukr_intrin = depthwise_microkernel(
             reg_h, w_bn, R, S, lanes, (H, W) if cfg["pad"].val == "inline" else None,
-            stream=cfg["stream"].val and direct)
+            stream=cfg["stream"].val)
         if direct:
             s[out].tensorize(yi, ukr_intrin)
         else:

@@ -131,9 +131,8 @@ def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
 
 
 def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
-                             dilation_w: int = 1, in_w: int = 0) -> None:
-    """The knobs and fallback; ``in_w``: the width of the padded input rows (0: the
-    output's)."""
+                             dilation_w: int, in_w: int) -> None:
+    """The knobs and fallback; ``in_w``: the width of the padded input rows."""
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     ic = [d for d in _divisors(C) if d <= 64 and d >= min(4, C)] or [C]
     cfg.define_knob("ic_bn", ic)
@@ -202,7 +201,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # 1.13 / 1.12x).
     cfg.define_knob("ic_outer", [False, True])
     itemsize = np.dtype(dtype).itemsize
-    row_reads = itemsize * C * R * (S * fb_oc + (in_w or OW))
+    row_reads = itemsize * C * R * (S * fb_oc + in_w)
     cfg.fallback_with(ic_outer=2 * row_reads > target.l2_bytes)
 
 

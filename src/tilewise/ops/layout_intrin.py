@@ -48,13 +48,9 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
   for (int ob0 = 0; ob0 < OB; ob0 += 8) {
     for (int j0 = 0; j0 < L; j0 += 8) {
       const int n = L - j0 < 8 ? L - j0 : 8;
-      const __m256i m = tw_first_lanes8(n);
       __m256 r[8], t[8];
       #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        const float* at = src + (ob0 + i) * ld + j0;
-        r[i] = n == 8 ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, m);
-      }
+      for (int i = 0; i < 8; ++i) r[i] = tw_load_first8(src + (ob0 + i) * ld + j0, n);
       tw_transpose8(r, t);
       for (int j = 0; j < n; ++j) {
         const int ib = (j0 + j) / RS, rs = (j0 + j) % RS;
@@ -124,13 +120,7 @@ static inline void NAME(const float* restrict plane, float* restrict dst, int32_
         _mm_prefetch((const char*)(at + PW), _MM_HINT_T0);
       }
       tw_transpose8(r, t);
-      /* Whole vectors stored plainly: a masked store costs many times a plain one
-         on AMD cores (vmaskmovps, Zen 3). */
-      const __m256i out = tw_first_lanes8(nc);
-      for (int j = 0; j < nw; ++j) {
-        if (nc == 8) _mm256_storeu_ps(dst + (w0 + j) * IB + c0, t[j]);
-        else _mm256_maskstore_ps(dst + (w0 + j) * IB + c0, out, t[j]);
-      }
+      for (int j = 0; j < nw; ++j) tw_store_first8(dst + (w0 + j) * IB + c0, nc, t[j]);
     }
   }
 #else
@@ -167,23 +157,16 @@ static inline void NAME(const float* restrict src, float* restrict dst, int32_t 
 #elif defined(__AVX2__)
   for (int j0 = 0; j0 < OB; j0 += 8) {
     const int nj = OB - j0 < 8 ? OB - j0 : 8;
-    const __m256i cols = tw_first_lanes8(nj);
     for (int i0 = 0; i0 < NI; i0 += 8) {
       const int ni = NI - i0 < 8 ? NI - i0 : 8;
       __m256 r[8], t[8];
       #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        const float* at = src + (int64_t)(i0 + i) * lds + j0;
-        r[i] = i >= ni ? _mm256_setzero_ps()
-                       : nj == 8 ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, cols);
-      }
+      for (int i = 0; i < 8; ++i)
+        r[i] = i < ni ? tw_load_first8(src + (int64_t)(i0 + i) * lds + j0, nj)
+                      : _mm256_setzero_ps();
       tw_transpose8(r, t);
-      /* Whole vectors stored plainly (masked stores are slow on AMD cores). */
-      const __m256i rows = tw_first_lanes8(ni);
-      for (int j = 0; j < nj; ++j) {
-        if (ni == 8) _mm256_storeu_ps(dst + (int64_t)(j0 + j) * ldd + i0, t[j]);
-        else _mm256_maskstore_ps(dst + (int64_t)(j0 + j) * ldd + i0, rows, t[j]);
-      }
+      for (int j = 0; j < nj; ++j)
+        tw_store_first8(dst + (int64_t)(j0 + j) * ldd + i0, ni, t[j]);
     }
   }
 #else

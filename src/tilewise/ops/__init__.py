@@ -7,6 +7,7 @@ Importing this package registers every template with ``tilewise.autotune``.
 from . import (  # noqa: F401  (importing registers the templates)
     batch_matmul,
     conv2d,
+    conv2d_nhwc,
     dense,
     depthwise_conv2d,
     gemm,

@@ -1,5 +1,5 @@
-"""2-D convolution, NCHW in and out, computed in the packed NCHW[x]c layout; and a plain
-NHWC variant.
+"""2-D convolution, NCHW in and out, computed in the packed NCHW[x]c layout (NHWC:
+:mod:`.conv2d_nhwc`).
 
 NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kernels:
 
@@ -33,37 +33,23 @@ from .conv2d_1x1 import (
     is_pointwise,
     schedule_conv2d_1x1,
 )
-from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
+from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference, inline_chain
 from .gemm_schedule import tile_fits_registers
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
 from .microkernel import gemm_microkernel, simd_fp32
-
-#: A stride, padding or dilation: one value for both spatial axes, or (height, width).
-Pair = int | tuple[int, int]
-
-
-def _pair(v: Pair) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def out_size(size: int, k: int, stride: int, pad: int, dil: int) -> int:
-    return (size + 2 * pad - (k - 1) * dil - 1) // stride + 1
+from .window import Pair, divisors, out_size, pair
 
 
 def conv2d_flop(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, *_rest) -> float:
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     return 2.0 * N * K * C * R * S * out_size(H, R, sh, ph, dh) * out_size(W, S, sw, pw, dw)
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 # -- the plain compute (a padding stage, then the reduction) --------------------------
 
 def conv2d_nchw_compute(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="float32"):
     """``(data, kernel, padded, out)``: the direct definition, for tests and teaching."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((K, C, R, S), dtype, name="kernel")
@@ -90,7 +76,7 @@ def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
                          ic_bn: int, oc_bn: int, reg_n: int, epilogue: str = ""):
     """``(inputs, out, conv, data_pack, kernel_pack)``; conv's width is padded up to a
     multiple of ``reg_n`` and its channels up to a multiple of ``oc_bn``."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     OWp = -(-OW // reg_n) * reg_n
     KC = -(-K // oc_bn)
@@ -134,7 +120,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
                              dilation_w: int, in_w: int) -> None:
     """The knobs and fallback; ``in_w``: the width of the padded input rows."""
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    ic = [d for d in _divisors(C) if d <= 64 and d >= min(4, C)] or [C]
+    ic = [d for d in divisors(C) if d <= 64 and d >= min(4, C)] or [C]
     cfg.define_knob("ic_bn", ic)
     cfg.define_knob("oc_bn", [lanes, 2 * lanes] if K > lanes else [lanes])
     # Beside the divisors, every row tile of two vectors of channels that the
@@ -142,7 +128,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # a row the wide tiles do not divide has one that pads it little (resnet-c4-3x3,
     # OW=14, on AVX2: 5 columns over 15).
     room = target.vector_registers - 4
-    regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28}
+    regs = sorted({d for d in divisors(OW) if 2 <= d <= 28}
                   | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28)}
                   | set(range(2, min(OW, room // 2) + 1)))
     cfg.define_knob("reg_n", regs)
@@ -320,7 +306,7 @@ def conv2d_reference(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="fl
 
 def conv2d_nchw_numpy(d: np.ndarray, k: np.ndarray, stride=1, pad=0, dilation=1) -> np.ndarray:
     """Direct NumPy convolution (float64 accumulation), NCHW x OIHW -> NCHW."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     N, C, H, W = d.shape
     K, _, R, S = k.shape
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
@@ -348,7 +334,7 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
             N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,
             mr=cfg["mr"].val if cfg["pack_weights"].val else 0)
         return schedule_conv2d_1x1(cfg, target, out, conv, dp, kp), [*inputs, out]
-    (_, sw), (_, pw), (_, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (_, sw), (_, pw), (_, dw) = pair(stride), pair(pad), pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     define_conv2d_nchw_space(cfg, target, C, K, R, S, OW, dtype, dw, W + 2 * pw)
     inputs, out, conv, dp, kp = conv2d_nchwc_compute(
@@ -356,116 +342,3 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
         cfg["ic_bn"].val, cfg["oc_bn"].val, cfg["reg_n"].val, epilogue)
     return (schedule_conv2d_nchwc(cfg, target, out, conv, dp, kp, dilated=dw != 1),
             [*inputs, out])
-
-
-# -- NHWC (HWIO weights): no packing, the channel axes are already innermost -----------
-
-def conv2d_nhwc_compute(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
-                        epilogue=""):
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
-    OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
-    data = te.placeholder((N, H, W, C), dtype, name="data")
-    kernel = te.placeholder((R, S, C, K), dtype, name="kernel")
-    padded = te.compute(
-        (N, H + 2 * ph, W + 2 * pw, C),
-        lambda n, h, w, c: te.if_then_else(
-            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, h - ph, w - pw, c],
-            te.const(0.0, dtype)),
-        name="padded")
-    rc = te.reduce_axis((0, C), name="rc")
-    ry = te.reduce_axis((0, R), name="ry")
-    rx = te.reduce_axis((0, S), name="rx")
-    conv = te.compute(
-        (N, OH, OW, K),
-        lambda n, y, x, k: te.sum(
-            padded[n, y * sh + ry * dh, x * sw + rx * dw, rc] * kernel[ry, rx, rc, k],
-            axis=[ry, rx, rc]),
-        name="conv" if epilogue else "out")
-    out, extra = apply_epilogue(conv, epilogue, channel_axis=3)
-    return [data, kernel, *extra], out, conv, padded
-
-
-def conv2d_nhwc_reference(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
-                          epilogue=""):
-    def make(rng: np.random.Generator):
-        d = rng.standard_normal((N, H, W, C)).astype(dtype)
-        k = rng.standard_normal((R, S, C, K)).astype(dtype)
-        y = conv2d_nchw_numpy(d.transpose(0, 3, 1, 2), k.transpose(3, 2, 0, 1),
-                              stride, pad, dilation).transpose(0, 2, 3, 1)
-        extra = epilogue_inputs(epilogue, y.shape, 3, rng, dtype)
-        y = np.ascontiguousarray(epilogue_reference(y, epilogue, extra, 3))
-        return [d, k, *extra, np.zeros(y.shape, dtype)], [y]
-
-    return make
-
-
-def _conv2d_nhwc_flop(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, *_rest) -> float:
-    return conv2d_flop(N, C, H, W, K, R, S, stride, pad, dilation)
-
-
-def _nhwc_fallback_tile(oc: list[int], regs: list[int], lanes: int,
-                        room: int) -> tuple[int, int]:
-    """(oc_bn, reg_n) of the fallback: two vectors of channels, else one, else the
-    others, with the widest row tile of at most ``room`` accumulators (the registers
-    but four, left for the operands)."""
-    for width in sorted(oc, key=lambda d: (d != 2 * lanes, d != lanes, d)):
-        fits = [r for r in regs if r * -(-width // lanes) <= room]
-        if fits:
-            return width, max(fits)
-    raise InvalidConfigError(f"no register tile of {regs} x {oc} fits {room} vectors")
-
-
-@template("conv2d_nhwc", reference=conv2d_nhwc_reference, flop=_conv2d_nhwc_flop)
-def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
-                stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
-                epilogue: str = ""):
-    """NHWC conv2d with HWIO weights: a ``reg_n x oc_bn`` register tile over (ow, k),
-    k vectorised, the padded rows computed per output row (or inlined)."""
-    target = cfg.target
-    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    (_, sw), (_, pw), (_, dw) = _pair(stride), _pair(pad), _pair(dilation)
-    OW = out_size(W, S, sw, pw, dw)
-    oc = [d for d in (lanes, 2 * lanes, 4 * lanes) if K % d == 0] or [K if K <= 2 * lanes
-                                                                      else lanes]
-    cfg.define_knob("oc_bn", oc)
-    # The widest row tiles of one and two vectors of channels that the registers hold
-    # with their operands as well (28 and 14 on AVX-512, 12 and 6 on AVX2), so that a
-    # row of a prime width has a tile that fits (19 x 32 would take 38 on AVX-512).
-    room = target.vector_registers - 4
-    regs = sorted({d for d in _divisors(OW) if 2 <= d <= 28}
-                  | {min(OW, 28), min(OW, room), min(OW, room // 2)})
-    cfg.define_knob("reg_n", regs)
-    cfg.define_knob("pad", ["at_row", "inline"])
-    cfg.define_knob("unroll_kw", [True, False])
-    fb_oc, fb_reg = _nhwc_fallback_tile(oc, regs, lanes, room)
-    cfg.fallback_with(oc_bn=fb_oc, reg_n=fb_reg, pad="at_row", unroll_kw=True)
-    oc_bn, reg_n, most = cfg["oc_bn"].val, cfg["reg_n"].val, target.vector_registers
-    if reg_n * -(-oc_bn // lanes) > most:
-        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than {most} "
-                                 "vectors")
-
-    inputs, out, conv, padded = conv2d_nhwc_compute(N, H, W, C, K, R, S, stride, pad,
-                                                    dilation, dtype, epilogue)
-    s = te.create_schedule(out.op)
-    CC = accumulator(s, out, conv)
-    n, y, x, k = s[out].op.axis
-    ko, ki = s[out].split(k, oc_bn)
-    xo, xi = s[out].split(x, reg_n)
-    s[out].reorder(n, y, ko, xo, xi, ki)
-    row = s[out].fuse(n, y)
-    s[out].parallel(row)
-    s[out].vectorize(ki)
-    s[CC].compute_at(s[out], xo)
-    _, _, cx, ck = s[CC].op.axis
-    ry, rx, rc = s[CC].op.reduce_axis
-    s[CC].reorder(ry, rx, rc, cx, ck)
-    if cfg["unroll_kw"].val:
-        s[CC].unroll(rx)
-    s[CC].unroll(cx)
-    s[CC].vectorize(ck)
-    if cfg["pad"].val == "inline":
-        s[padded].compute_inline()
-    else:
-        s[padded].compute_at(s[out], row)
-        s[padded].vectorize(s[padded].op.axis[3])
-    return s, [*inputs, out]

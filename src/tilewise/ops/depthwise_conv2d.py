@@ -26,15 +26,15 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .conv2d import Pair, _divisors, _pair, out_size
 from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 from .microkernel import simd_fp32
+from .window import Pair, divisors, out_size, pair
 
 
 def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
                              dtype="float32", epilogue=""):
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((C, 1, R, S), dtype, name="kernel")
@@ -56,7 +56,7 @@ def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
 
 
 def depthwise_flop(N, C, H, W, R, S, stride=1, pad=0, dilation=1, *_rest) -> float:
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     return 2.0 * N * C * R * S * out_size(H, R, sh, ph, dh) * out_size(W, S, sw, pw, dw)
 
 
@@ -65,7 +65,7 @@ def depthwise_reference(N, C, H, W, R, S, stride=1, pad=0, dilation=1, dtype="fl
     def make(rng: np.random.Generator):
         d = rng.standard_normal((N, C, H, W)).astype(dtype)
         k = rng.standard_normal((C, 1, R, S)).astype(dtype)
-        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
         OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
         x = np.pad(d.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         y = np.zeros((N, C, OH, OW))
@@ -85,7 +85,7 @@ def depthwise_reference(N, C, H, W, R, S, stride=1, pad=0, dilation=1, dtype="fl
 def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
                            microkernel: bool = False) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    w_bn = sorted({d for d in _divisors(OW) if d % lanes == 0 and d <= 8 * lanes}
+    w_bn = sorted({d for d in divisors(OW) if d % lanes == 0 and d <= 8 * lanes}
                   | {min(OW, 8 * lanes)} | ({lanes} if OW > lanes else set()))
     cfg.define_knob("w_bn", w_bn)
     cfg.define_knob("reg_h", [d for d in (1, 2, 4, 8) if d <= OH])
@@ -131,7 +131,7 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                           dtype: str = "float32", epilogue: str = ""):
     """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(pad), _pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     # The micro-kernel: fp32 on AVX-512 or AVX2, stride 1, no dilation, rows of whole

@@ -11,11 +11,11 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from .conv2d import Pair, _pair, out_size
+from .window import Pair, out_size, pair
 
 
 def pool2d_compute(kind: str, N, C, H, W, R, S, stride=1, pad=0, dtype="float32"):
-    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     OH, OW = out_size(H, R, sh, ph, 1), out_size(W, S, sw, pw, 1)
     data = te.placeholder((N, C, H, W), dtype, name="data")
     ry = te.reduce_axis((0, R), name="ry")
@@ -53,7 +53,7 @@ def _pool_reference(kind):
     def factory(N, C, H, W, R, S, stride=1, pad=0, dtype="float32"):
         def make(rng: np.random.Generator):
             d = rng.standard_normal((N, C, H, W)).astype(dtype)
-            (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+            (sh, sw), (ph, pw) = pair(stride), pair(pad)
             OH, OW = out_size(H, R, sh, ph, 1), out_size(W, S, sw, pw, 1)
             fill = -np.inf if kind == "max" else 0.0
             x = np.pad(d.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)),
@@ -73,7 +73,7 @@ def _pool_reference(kind):
 
 
 def _pool_flop(N, C, H, W, R, S, stride=1, pad=0, *_rest) -> float:
-    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     return 1.0 * N * C * R * S * out_size(H, R, sh, ph, 1) * out_size(W, S, sw, pw, 1)
 
 

@@ -145,6 +145,24 @@ def test_conv2d_fallback_pads_a_row_it_cannot_divide_least():
     assert padded == min(-(-14 // r) * r for r in range(-(-widest // 2), widest + 1))
 
 
+def test_conv2d_edge_tiles_compute_only_the_row_inside():
+    """Rows the tiles do not divide (14 in tiles of 5): the last tile of each row runs
+    the micro-kernel on its 4 columns inside (the ``_redge`` copy), with kw fused into
+    its sum or not, each tile's whole sum or the ic blocks outermost; a row the tiles
+    divide keeps the plain kernel."""
+    task = Task("conv2d_nchw", (1, 16, 14, 14, 32, 3, 3, 1, 1), TARGET)
+    if "ukr" not in [e.val for e in task.config_space.knob("kernel").entities]:
+        pytest.skip("no micro-kernel on this host")
+    for fuse_kw, ic_outer in itertools.product((False, True), (False, True)):
+        config = config_with(task, kernel="ukr", reg_n=5, oc_bn=2 * LANES,
+                             fuse_kw=fuse_kw, ic_outer=ic_outer, order="ic_khkw")
+        s, tensors = task.instantiate(config)
+        assert "_redge_" in tw.build(s, tensors, target=task.target).source
+        _check(task, config)
+    s, tensors = task.instantiate(config_with(task, kernel="ukr", reg_n=2, oc_bn=2 * LANES))
+    assert "_redge_" not in tw.build(s, tensors, target=task.target).source
+
+
 def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
     """1x1 stride-1 convolutions take the GEMM path: every (pack, nr, order, pack_weights)
     choice of the loop kernel is right, including panels that do not divide the 35

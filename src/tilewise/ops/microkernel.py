@@ -20,19 +20,21 @@ from .simd_c import STREAM_STORES
 _SOURCE = r"""
 #include <immintrin.h>
 /* ``zero``: the tile starts from 0 in registers (body), else from c (update).
-   ``cols``: the tile's first columns that are computed (NR, or fewer at the edge of
-   the result: whole vectors, the rest of the tile untouched). Both are constants
-   wherever the kernel is inlined, so each call site gets its own copy. LANES: the
-   target's vector width, which picks the intrinsics. */
+   ``rows``, ``cols``: the tile's first rows and columns that are computed (MR and NR,
+   or fewer at the edge of the result; columns in whole vectors; the rest of the tile
+   untouched). All three are constants wherever the kernel is inlined, so each call
+   site gets its own copy. LANES: the target's vector width, which picks the
+   intrinsics. */
 static inline __attribute__((always_inline)) void NAME_run(
     const float* restrict a, const float* restrict b, float* restrict c,
-    int32_t lda, int32_t ldb, int32_t ldc, const int zero, const int cols) {
+    int32_t lda, int32_t ldb, int32_t ldc, const int zero, const int rows,
+    const int cols) {
 #if LANES == 16 && defined(__AVX512F__) && (NR % 16 == 0)
   enum { V = NR / 16 };
   const int nv = (cols + 15) / 16;
   __m512 acc[MR][V];
   #pragma GCC unroll 64
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < rows; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < nv; ++v)
       acc[i][v] = zero ? _mm512_setzero_ps() : _mm512_loadu_ps(c + i * ldc + 16 * v);
@@ -47,7 +49,7 @@ static inline __attribute__((always_inline)) void NAME_run(
       _mm_prefetch((const char*)(b + PF + (k + PF_AHEAD) * ldb + 16 * v), _MM_HINT_T2);
 #endif
     #pragma GCC unroll 64
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < rows; ++i) {
       __m512 av = _mm512_set1_ps(a[A_AT]);
       #pragma GCC unroll 64
       for (int v = 0; v < nv; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
@@ -58,14 +60,14 @@ static inline __attribute__((always_inline)) void NAME_run(
      otherwise evict the A that the next tiles read (gemm-512, one core: 1.07x). */
   if (tw_rows_on_lines(c, ldc)) {
     #pragma GCC unroll 64
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < rows; ++i)
       #pragma GCC unroll 64
       for (int v = 0; v < nv; ++v) _mm512_stream_ps(c + i * ldc + 16 * v, acc[i][v]);
     return;
   }
 #endif
   #pragma GCC unroll 64
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < rows; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < nv; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
 #elif LANES == 8 && defined(__AVX2__) && defined(__FMA__) && (NR % 8 == 0)
@@ -73,7 +75,7 @@ static inline __attribute__((always_inline)) void NAME_run(
   const int nv = (cols + 7) / 8;
   __m256 acc[MR][V];
   #pragma GCC unroll 64
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < rows; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < nv; ++v)
       acc[i][v] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * ldc + 8 * v);
@@ -88,7 +90,7 @@ static inline __attribute__((always_inline)) void NAME_run(
       _mm_prefetch((const char*)(b + PF + (k + PF_AHEAD) * ldb + 8 * v), _MM_HINT_T2);
 #endif
     #pragma GCC unroll 64
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < rows; ++i) {
       __m256 av = _mm256_set1_ps(a[A_AT]);
       #pragma GCC unroll 64
       for (int v = 0; v < nv; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
@@ -97,22 +99,22 @@ static inline __attribute__((always_inline)) void NAME_run(
 #if STREAM
   if (tw_rows_on_lines(c, ldc)) {
     #pragma GCC unroll 64
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < rows; ++i)
       #pragma GCC unroll 64
       for (int v = 0; v < nv; ++v) _mm256_stream_ps(c + i * ldc + 8 * v, acc[i][v]);
     return;
   }
 #endif
   #pragma GCC unroll 64
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < rows; ++i)
     #pragma GCC unroll 64
     for (int v = 0; v < nv; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
 #else
   if (zero)
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < rows; ++i)
       for (int j = 0; j < cols; ++j) c[i * ldc + j] = 0.0f;
   for (int k = 0; k < KC; ++k)
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < rows; ++i)
       for (int j = 0; j < cols; ++j) c[i * ldc + j] += a[A_AT] * b[k * ldb + j];
 #endif
 }
@@ -126,37 +128,52 @@ static inline void NAME_reset(float* restrict c, int32_t ldc) {
 _WHOLE_SOURCE = r"""
 static inline void NAME_update(const float* restrict a, const float* restrict b,
                                float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
-  NAME_run(a, b, c, lda, ldb, ldc, 0, NR);
+  NAME_run(a, b, c, lda, ldb, ldc, 0, MR, NR);
 }
 static inline void NAME_body(const float* restrict a, const float* restrict b,
                              float* restrict c, int32_t lda, int32_t ldb, int32_t ldc) {
-  NAME_run(a, b, c, lda, ldb, ldc, 1, NR);
+  NAME_run(a, b, c, lda, ldb, ldc, 1, MR, NR);
 }
 """
 
-# Columns padded to whole tiles: ``cols`` of a tile's columns lie inside the result
-# (NR or more in every tile but the last), and only the vectors holding them are
-# computed. One copy of the kernel per vector count.
+# Rows or columns padded to whole tiles: ``rows`` and ``cols`` of a tile's rows and
+# columns lie inside the result (MR and NR or more in every tile but the last), and
+# only those rows and the vectors holding those columns are computed. One copy of the
+# kernel per count (CUT: the switch over them, from _cut_cases).
 _EDGE_SOURCE = r"""
 static inline __attribute__((always_inline)) void NAME_cut(
     const float* restrict a, const float* restrict b, float* restrict c,
-    int32_t lda, int32_t ldb, int32_t ldc, const int zero, int32_t cols) {
-  switch (cols < NR ? (cols + LANES - 1) / LANES : NR / LANES) {
-CASES
-    default: NAME_run(a, b, c, lda, ldb, ldc, zero, NR);
-  }
+    int32_t lda, int32_t ldb, int32_t ldc, const int zero, int32_t rows, int32_t cols) {
+CUT
 }
 static inline void NAME_update(const float* restrict a, const float* restrict b,
                                float* restrict c, int32_t lda, int32_t ldb, int32_t ldc,
-                               int32_t cols) {
-  NAME_cut(a, b, c, lda, ldb, ldc, 0, cols);
+                               int32_t rows, int32_t cols) {
+  NAME_cut(a, b, c, lda, ldb, ldc, 0, rows, cols);
 }
 static inline void NAME_body(const float* restrict a, const float* restrict b,
                              float* restrict c, int32_t lda, int32_t ldb, int32_t ldc,
-                             int32_t cols) {
-  NAME_cut(a, b, c, lda, ldb, ldc, 1, cols);
+                             int32_t rows, int32_t cols) {
+  NAME_cut(a, b, c, lda, ldb, ldc, 1, rows, cols);
 }
 """
+
+
+def _cut_cases(mr: int, nr: int, lanes: int, cut_rows: bool, cut_cols: bool) -> str:
+    """The C switch of ``NAME_cut``: a copy of the kernel for each count of rows (where
+    ``cut_rows``) and of column vectors (where ``cut_cols``) that an edge tile holds."""
+    def columns(r: int) -> str:
+        if not cut_cols:
+            return f"NAME_run(a, b, c, lda, ldb, ldc, zero, {r}, {nr}); return;"
+        cases = "".join(f" case {g}: NAME_run(a, b, c, lda, ldb, ldc, zero, {r}, {lanes * g});"
+                        " return;" for g in range(1, nr // lanes))
+        return (f"switch (cols < {nr} ? (cols + {lanes - 1}) / {lanes} : {nr // lanes}) {{"
+                f"{cases} default: NAME_run(a, b, c, lda, ldb, ldc, zero, {r}, {nr}); return; }}")
+    if not cut_rows:
+        return "  " + columns(mr)
+    cases = "\n".join(f"    case {r}: {columns(r)}" for r in range(1, mr))
+    return (f"  switch (rows < {mr} ? rows : {mr}) {{\n{cases}\n"
+            f"    default: {columns(mr)}\n  }}")
 
 
 def simd_fp32(target: Target, dtype: str) -> bool:
@@ -181,7 +198,7 @@ _PREFETCH_AHEAD = 8
 
 def gemm_microkernel(mr: int, nr: int, kc: int, lanes: int, prefetch: int = 0,
                      a_packed: bool = False, cols: int = 0,
-                     stream: bool = False) -> TensorIntrin:
+                     stream: bool = False, rows: int = 0) -> TensorIntrin:
     """``C[mr, nr] (+)= sum_k A[i, k] * B[k, j]`` over ``kc`` values of ``k``, in
     vectors of ``lanes`` (the target's: 16 or 8; ``nr`` a multiple of them).
 
@@ -203,6 +220,9 @@ def gemm_microkernel(mr: int, nr: int, kc: int, lanes: int, prefetch: int = 0,
     run past them into columns padded with zeros. The last tile of each row then
     computes only the vectors that hold result columns (the others' values are never
     read); 197 columns in 64-wide tiles of 16 lanes: 208 computed instead of 256.
+    ``rows`` likewise for the rows: the last tile of each column computes only the
+    rows inside the result (a convolution's 14-wide output rows in 5-row tiles: 5, 5
+    and 4 rows, not 15).
 
     ``stream``: the tile goes to C with non-temporal stores where C's rows start on
     cache lines (else as usual), for a C summed in place, written once and read later.
@@ -219,14 +239,15 @@ def gemm_microkernel(mr: int, nr: int, kc: int, lanes: int, prefetch: int = 0,
                          f"not a multiple of {lanes} lanes")
     if nr <= lanes:
         cols = 0  # one vector: nothing to leave out
+    if mr == 1:
+        rows = 0
     name = (f"tw_gemm_ukr_{mr}x{nr}x{kc}" + (f"_pf{prefetch}" if prefetch else "")
             + ("_ap" if a_packed else "") + ("_edge" if cols else "")
-            + ("_nt" if stream else ""))
+            + ("_redge" if rows else "") + ("_nt" if stream else ""))
     source = _SOURCE + _WHOLE_SOURCE
-    if cols:
-        cases = "\n".join(f"    case {g}: NAME_run(a, b, c, lda, ldb, ldc, zero, {lanes * g}); "
-                          "return;" for g in range(1, nr // lanes))
-        source = _SOURCE + _EDGE_SOURCE.replace("CASES", cases)
+    if cols or rows:
+        cut = _cut_cases(mr, nr, lanes, bool(rows), bool(cols))
+        source = _SOURCE + _EDGE_SOURCE.replace("CUT", cut)
     source = (source.replace("NAME", name)
               .replace("A_AT", f"k * {mr} + i" if a_packed else "i * lda + k")
               .replace("MR", str(mr)).replace("NR", str(nr)).replace("LANES", str(lanes))
@@ -241,8 +262,10 @@ def gemm_microkernel(mr: int, nr: int, kc: int, lanes: int, prefetch: int = 0,
         lda = packed_a_stride(av, mr, name) if a_packed else row_stride(av, name, kc)
         lds = (lda, row_stride(bv, name), row_stride(cv, name))
         args: tuple[Expr, ...] = (av.ptr, bv.ptr, cv.ptr, *lds)
-        if cols:  # the tile's columns inside the result
-            args = (*args, const(cols, cv.index[-1].dtype) - cv.index[-1])
+        if cols or rows:  # the tile's rows and columns inside the result
+            *_, i, j = cv.index
+            args = (*args, const(rows, i.dtype) - i if rows else const(mr, i.dtype),
+                    const(cols, j.dtype) - j if cols else const(nr, j.dtype))
         fence = "tw_store_fence" if stream else ""
         return IntrinImpl(
             body=ExternCall(f"{name}_body", args, fence),

@@ -135,6 +135,13 @@ def test_entity_json_round_trip():
         assert again["ann"] == cfg["ann"]
 
 
+def test_lookup_finds_a_recorded_config_only_where_its_choices_still_hold():
+    space = small_space()
+    assert space.lookup(space.get(777)) == space.get(777)
+    assert space.lookup(ConfigEntity(index=777, entities=space.get(778).entities)) is None
+    assert space.lookup(ConfigEntity(index=len(space), entities=())) is None
+
+
 def test_config_entity_is_immutable():
     cfg = small_space().get(5)
     with pytest.raises(AttributeError):

@@ -46,10 +46,9 @@ class HistoryBest:
     def _lookup(self, task: Task) -> ConfigEntity:
         space = task.config_space
         record = self.database.best(task)
-        if record is not None and record.config.index < space.size:
-            config = space.get(record.config.index)
-            if config.entities == record.config.entities:
-                return config
+        config = space.lookup(record.config) if record is not None else None
+        if config is not None:
+            return config
         warnings.warn(
             f"no tuning record for {task}; using the template's fallback config",
             FallbackConfigWarning,

@@ -190,6 +190,15 @@ class ConfigSpace(ConfigBase):
         )
         return ConfigEntity(index=int(index), entities=entities, flop_count=self._flop)
 
+    def lookup(self, config: ConfigEntity) -> ConfigEntity | None:
+        """This space's config that ``config`` (read back from a database) names, or
+        None where its index is out of range or now names other choices: the template
+        changed since it was recorded."""
+        if config.index >= self.size:
+            return None
+        current = self.get(config.index)
+        return current if current.entities == config.entities else None
+
     @property
     def fallback(self) -> ConfigEntity:
         """The template's fallback config, or the first choice of every knob."""

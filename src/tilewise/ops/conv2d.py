@@ -37,7 +37,7 @@ from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference, inlin
 from .gemm_schedule import tile_fits_registers
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
 from .microkernel import gemm_microkernel, simd_fp32
-from .window import Pair, divisors, out_size, pair
+from .window import Pair, divisors, out_size, pair, zero_padded
 
 
 def conv2d_flop(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, *_rest) -> float:
@@ -53,11 +53,7 @@ def conv2d_nchw_compute(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype=
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((K, C, R, S), dtype, name="kernel")
-    padded = te.compute(
-        (N, C, H + 2 * ph, W + 2 * pw),
-        lambda n, c, h, w: te.if_then_else(
-            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, c, h - ph, w - pw], 0.0),
-        name="padded")
+    padded = zero_padded(data, ph, pw)
     rc = te.reduce_axis((0, C), name="rc")
     ry = te.reduce_axis((0, R), name="ry")
     rx = te.reduce_axis((0, S), name="rx")

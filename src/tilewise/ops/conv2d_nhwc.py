@@ -12,7 +12,7 @@ from ..autotune import template
 from ..errors import InvalidConfigError
 from .conv2d import conv2d_flop, conv2d_nchw_numpy
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
-from .window import Pair, divisors, out_size, pair
+from .window import Pair, divisors, out_size, pair, zero_padded
 
 
 def conv2d_nhwc_compute(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
@@ -21,12 +21,7 @@ def conv2d_nhwc_compute(N, H, W, C, K, R, S, stride=1, pad=0, dilation=1, dtype=
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     data = te.placeholder((N, H, W, C), dtype, name="data")
     kernel = te.placeholder((R, S, C, K), dtype, name="kernel")
-    padded = te.compute(
-        (N, H + 2 * ph, W + 2 * pw, C),
-        lambda n, h, w, c: te.if_then_else(
-            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, h - ph, w - pw, c],
-            te.const(0.0, dtype)),
-        name="padded")
+    padded = zero_padded(data, ph, pw, channels_last=True)
     rc = te.reduce_axis((0, C), name="rc")
     ry = te.reduce_axis((0, R), name="ry")
     rx = te.reduce_axis((0, S), name="rx")

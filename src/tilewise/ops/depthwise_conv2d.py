@@ -29,7 +29,7 @@ from ..target import Target
 from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 from .microkernel import simd_fp32
-from .window import Pair, divisors, out_size, pair
+from .window import Pair, divisors, out_size, pair, zero_padded
 
 
 def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
@@ -38,12 +38,7 @@ def depthwise_conv2d_compute(N, C, H, W, R, S, stride=1, pad=0, dilation=1,
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((C, 1, R, S), dtype, name="kernel")
-    padded = te.compute(
-        (N, C, H + 2 * ph, W + 2 * pw),
-        lambda n, c, h, w: te.if_then_else(
-            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, c, h - ph, w - pw],
-            te.const(0.0, dtype)),
-        name="padded")
+    padded = zero_padded(data, ph, pw)
     ry = te.reduce_axis((0, R), name="ry")
     rx = te.reduce_axis((0, S), name="rx")
     conv = te.compute(

@@ -1,8 +1,12 @@
 """The geometry of a window sliding over an image, shared by the convolutions and the
 pools: stride, padding and dilation per spatial axis, the output's size, and the
-divisors of an extent that row tiles are cut from."""
+divisors of an extent that row tiles are cut from, and the zero-padded input the
+window reads."""
 
 from __future__ import annotations
+
+from .. import te
+from ..te.tensor import Tensor
 
 #: A stride, padding or dilation: one value for both spatial axes, or (height, width).
 Pair = int | tuple[int, int]
@@ -20,3 +24,24 @@ def out_size(size: int, k: int, stride: int, pad: int, dil: int) -> int:
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def zero_padded(data: Tensor, ph: int, pw: int, channels_last: bool = False) -> Tensor:
+    """``data`` (N, C, H, W), or (N, H, W, C) where ``channels_last``, with ``ph`` rows
+    and ``pw`` columns of zeros on each side of its planes: the stage ``padded``."""
+    zero = te.const(0.0, str(data.dtype))
+    if channels_last:
+        N, H, W, C = (int(d) for d in data.shape)
+        return te.compute(
+            (N, H + 2 * ph, W + 2 * pw, C),
+            lambda n, h, w, c: te.if_then_else(
+                te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, h - ph, w - pw, c],
+                zero),
+            name="padded")
+    N, C, H, W = (int(d) for d in data.shape)
+    return te.compute(
+        (N, C, H + 2 * ph, W + 2 * pw),
+        lambda n, c, h, w: te.if_then_else(
+            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw), data[n, c, h - ph, w - pw],
+            zero),
+        name="padded")

@@ -117,12 +117,10 @@ class Tuner(ABC):
         loaded: set[int] = set()
         again: list[tuple[int, float]] = []  # confirming re-measurements, oldest first
         for record in database.records(self.task):
-            index = record.config.index
-            if index >= self.space.size:
+            config = self.space.lookup(record.config)
+            if config is None:
                 continue  # recorded against an older version of the template
-            config = self.space.get(index)
-            if config.entities != record.config.entities:
-                continue
+            index = config.index
             if index in loaded and record.result.ok:
                 again.append((index, record.result.mean))
             if index in self.measured or index in loaded:

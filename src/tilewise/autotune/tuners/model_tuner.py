@@ -198,9 +198,7 @@ def _prior_data(db: Database, task: Task, feature: FeatureSpec) -> PriorData:
             continue  # its template is not registered here
         space = other.config_space
         for rec in db.records(key):
-            if rec.config.index >= space.size:
-                continue
-            if space.get(rec.config.index).entities != rec.config.entities:
+            if space.lookup(rec.config) is None:
                 continue  # recorded against an older version of the template
             xs.append(extract.one(rec.config.index))
             ys.append(flop / rec.result.mean if rec.result.ok and rec.result.mean > 0 else 0.0)

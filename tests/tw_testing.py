@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Sequence
+from unittest import mock
 
 import numpy as np
 
@@ -25,6 +27,30 @@ def run(s, args: Sequence[te.Tensor], inputs: Sequence[np.ndarray], name: str = 
     outs = [np.zeros(t.shape, dtype=t.dtype.name) for t in args[len(inputs):]]
     mod(*inputs, *outs)
     return outs[0] if len(outs) == 1 else outs
+
+
+def run_counting_stray_prefetches(s, args: Sequence[te.Tensor],
+                                   inputs: Sequence[np.ndarray]):
+    """:func:`run`, with each prefetch hint of the generated C also checked against its
+    buffer: returns ``(outputs, how many hints asked for elements outside it)``. A hint
+    never faults, so a stray one would go unseen in the results."""
+    from tilewise.codegen.c import CRenderer
+
+    hint = CRenderer.prefetch
+
+    def counted(self, p):
+        index, end = self.expr(p.index), p.buffer.size - p.extent
+        self.emit(f"if (({index}) < 0 || ({index}) > {end}) ++tw_stray_prefetches;")
+        hint(self, p)
+
+    preamble = CRenderer.preamble + "\nint tw_stray_prefetches = 0;"
+    with mock.patch.object(CRenderer, "prefetch", counted), \
+            mock.patch.object(CRenderer, "preamble", preamble):
+        mod = tw.build(s, list(args), target="c", name="k")
+    outs = [np.zeros(t.shape, dtype=t.dtype.name) for t in args[len(inputs):]]
+    mod(*inputs, *outs)
+    stray = ctypes.c_int.in_dll(ctypes.CDLL(mod.artifact.so_path), "tw_stray_prefetches")
+    return (outs[0] if len(outs) == 1 else outs), stray.value
 
 
 def check(

@@ -30,6 +30,7 @@ class Target:
     vector_bits: int = 128
     l1_bytes: int = 32 * 1024
     l2_bytes: int = 512 * 1024
+    line_bytes: int = 64
 
     @staticmethod
     def from_str(text: str | Target) -> Target:
@@ -69,6 +70,7 @@ class Target:
             vector_bits=host["vector_bits"],
             l1_bytes=host["l1"],
             l2_bytes=host["l2"],
+            line_bytes=host["line"] if kind is TargetKind.C else 128,  # a GPU's L2 line
         )
 
     def __str__(self) -> str:
@@ -132,6 +134,14 @@ def _cache_size(level: int) -> int | None:
     return None
 
 
+def _line_size() -> int | None:
+    try:
+        return int(Path("/sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size")
+                   .read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @cache
 def host_info() -> dict:
     """Features of the machine we run on (read once)."""
@@ -163,6 +173,7 @@ def host_info() -> dict:
         "cores": cores,
         "l1": _cache_size(1) or 32 * 1024,
         "l2": _cache_size(2) or 512 * 1024,
+        "line": _line_size() or 64,
         "model": model,
     }
 

@@ -108,7 +108,7 @@ def test_one_row_tiles_read_a_packed():
     task = Task("gemm", (8, 2 * W, 256), "c -cores=1")
     s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=1, nr=W,
                                               pack="none", pack_a=True, kc=128, block_m=1,
-                                              stream_b=False))
+                                              stream_b=False, pack_prefetch=0))
     mod = tw.build(s, tensors, target=task.target)
     assert "_ap_" in mod.source
     arrays, (want,) = task.reference()(np.random.default_rng(0))
@@ -126,11 +126,13 @@ def test_tensorize_extent_mismatch_is_an_error():
     # B (or the 1x1 conv's NCHW data) packed or read in place; the next panel fetched
     # ahead where a buffer holds it
     ("gemm", (24, 64, 37),
-     [{"order": o, "pack": p, "kernel": k, "pack_a": a} for o in ("ij", "ji")
-      for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch") for a in (False, True)
+     [{"order": o, "pack": p, "kernel": k, "pack_a": a, "pack_prefetch": 8 * (p == "panel")}
+      for o in ("ij", "ji") for p in ("none", "root", "panel")
+      for k in ("ukr", "ukr+prefetch") for a in (False, True)
       if not (k == "ukr+prefetch" and p == "panel") and not (a and o == "ij")]),
     ("dense", (16, 32, 19, "bias+gelu"),
-     [{"order": o, "pack": p} for o in ("ij", "ji") for p in ("none", "panel")]),
+     [{"order": o, "pack": p, "pack_prefetch": 8 * (p == "panel")} for o in ("ij", "ji")
+      for p in ("none", "panel")]),
     ("batch_matmul", (3, 16, 64, 24),
      [{"order": o, "pack": p, "pack_a": a} for o in ("ij", "ji") for p in ("root", "at_batch")
       for a in (False, True)]),
@@ -155,7 +157,8 @@ def test_templates_tensorize_their_tile(name, args, knobs):
 @pytest.mark.parametrize("name,args,knobs", [
     # 16 row tiles in blocks of 2 (or 8), k in blocks of 128 or 256; B packed or in place
     ("gemm", (64, 64, 512),
-     [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm, "stream_c": False}
+     [{"order": o, "pack": p, "kernel": k, "kc": kc, "block_m": bm, "stream_c": False,
+       "pack_prefetch": 8 * (p == "panel")}
       for o in ("ij", "ji") for p in ("none", "root", "panel") for k in ("ukr", "ukr+prefetch")
       for kc, bm in ((128, 2), (256, 8)) if not (k == "ukr+prefetch" and p == "panel")]
      + [{"order": "ji", "pack": "panel", "pack_panels": 2, "kc": 128, "block_m": 2,
@@ -163,8 +166,8 @@ def test_templates_tensorize_their_tile(name, args, knobs):
         {"order": "ji", "pack": "panel", "kc": 128, "block_m": 2, "pack_a": True,
          "stream_c": False}]),
     ("dense", (16, 32, 256, "bias+gelu"),
-     [{"order": o, "pack": p, "kc": 128, "block_m": 2} for o in ("ij", "ji")
-      for p in ("none", "panel")]),
+     [{"order": o, "pack": p, "kc": 128, "block_m": 2, "pack_prefetch": 8 * (p == "panel")}
+      for o in ("ij", "ji") for p in ("none", "panel")]),
     ("batch_matmul", (2, 16, 32, 256),
      [{"order": o, "pack": p, "kc": 128, "block_m": 2, "direct_c": False}
       for o in ("ij", "ji") for p in ("root", "at_batch")]),
@@ -237,8 +240,8 @@ def test_batch_matmul_tiles_summed_in_c_itself(args, knobs):
 @pytest.mark.parametrize("name,args,knobs", [
     # rows and columns that no tile divides: packed, A and B pad them to whole tiles
     ("gemm", (13, 100, 11),
-     [{"pack": p, "pack_a": True, "order": o} for p in ("root", "panel") for o in ("ij", "ji")
-      if not (p == "panel" and o == "ij")]),
+     [{"pack": p, "pack_a": True, "order": o, "pack_prefetch": 8 * (p == "panel")}
+      for p in ("root", "panel") for o in ("ij", "ji") if not (p == "panel" and o == "ij")]),
     ("dense", (13, 100, 11, "bias+relu"), [{"pack": "panel", "pack_a": True, "order": "ji"}]),
     ("batch_matmul", (2, 13, 40, 7),
      [{"pack": p, "pack_a": True, "order": "ji"} for p in ("root", "at_batch")]),
@@ -286,7 +289,7 @@ def test_edge_tiles_stay_register_tiles():
     import tilewise.ops  # noqa: F401
 
     task = Task("gemm", (24, 100, 16), "c -cores=2")
-    config = config_with(task, kernel="loops", mr=4, nr=W, pack="root")
+    config = config_with(task, kernel="loops", mr=4, nr=W, pack="root", pack_prefetch=0)
     lines = str(tw.lower(*task.instantiate(config))).splitlines()
     accumulating = [lines[n - 1].strip() for n in range(1, len(lines))
                     if lines[n].strip().startswith("C_acc[")]
@@ -326,11 +329,13 @@ def test_k_blocking_needs_the_micro_kernel_and_whole_blocks():
 
 
 @pytest.mark.parametrize("name,args,knobs", [
-    ("gemm", (22, 64, 16), {"mr": 4, "nr": W, "pack": "root"}),  # rows in place
-    ("gemm", (22, 72, 16), {"mr": 4, "nr": W, "pack": "none"}),  # and columns
+    ("gemm", (22, 64, 16), {"mr": 4, "nr": W, "pack": "root", "pack_prefetch": 0}),  # rows in
+    ("gemm", (22, 72, 16), {"mr": 4, "nr": W, "pack": "none", "pack_prefetch": 0}),  # place, cols
     ("gemm", (38, 128, 40), {"mr": 6, "nr": W, "pack": "panel", "stream_c": True}),
-    ("gemm", (38, 128, 40), {"mr": 6, "nr": W, "kernel": "ukr+prefetch", "pack": "root"}),
-    ("dense", (20, 64, 16, "bias+relu"), {"mr": 6, "nr": W, "pack": "root"}),
+    ("gemm", (38, 128, 40), {"mr": 6, "nr": W, "kernel": "ukr+prefetch", "pack": "root",
+                             "pack_prefetch": 0}),
+    ("dense", (20, 64, 16, "bias+relu"), {"mr": 6, "nr": W, "pack": "root",
+                                          "pack_prefetch": 0}),
     ("batch_matmul", (2, 20, 64, 16), {"mr": 6, "nr": W, "pack_a": False}),
     ("conv2d_nchw", (1, 16, 5, 10, 20, 1, 1), {"mr": 6, "nr": L, "pack": "none", "kc": 0,
                                                "prefetch": False, "pack_weights": False}),
@@ -378,7 +383,7 @@ def test_gemm_prefetches_the_next_panel_of_b_in_place_or_packed_whole():
     # the next 24 x W block
     for pack, ahead in [("none", W), ("root", 24 * W)]:
         s, tensors = task.instantiate(config_with(task, kernel="ukr+prefetch", mr=4, nr=W,
-                                                  pack=pack))
+                                                  pack=pack, pack_prefetch=0))
         source = tw.build(s, tensors, target=task.target).source
         assert f"_mm_prefetch((const char*)(b + {ahead} +" in source
 
@@ -494,7 +499,8 @@ def test_streaming_c_sums_each_tile_in_place():
     import tilewise.ops  # noqa: F401
 
     task = Task("gemm", (48, 128, 64), "c -cores=2")
-    for extra in ({}, {"pack": "root"}, {"pack": "none"}, {"order": "ij", "pack_a": True}):
+    for extra in ({}, {"pack": "root", "pack_prefetch": 0}, {"pack": "none", "pack_prefetch": 0},
+                  {"order": "ij", "pack_a": True}):
         config = config_with(task, kernel="ukr", mr=4, nr=W, kc=0, stream_c=True, **extra)
         s, tensors = task.instantiate(config)
         assert "C.local" not in str(tw.lower(s, tensors))
@@ -521,7 +527,8 @@ def _matches_numpy_aligned_or_not(task, mod, what) -> None:
 @pytest.mark.parametrize("args,knobs", [
     ((48, 128, 256), {"kernel": "loops", "mr": 6, "nr": W}),
     ((48, 128, 256), {"kc": 128, "block_m": 4}),
-    ((48, 128, 256), {"kc": 128, "block_m": 2, "pack": "root", "pack_a": True}),
+    ((48, 128, 256), {"kc": 128, "block_m": 2, "pack": "root", "pack_a": True,
+                      "pack_prefetch": 0}),
 ])
 def test_streaming_c_copies_a_local_tile_out_around_the_cache(args, knobs):
     """With a local tile (the loops kernel, or k blocked), ``stream_c`` copies each

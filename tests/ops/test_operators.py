@@ -12,6 +12,7 @@ import tilewise as tw
 import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise.autotune import Task
 from tilewise.errors import InvalidConfigError
+from tilewise.ir import Prefetch, collect
 from tw_testing import config_with
 
 pytestmark = pytest.mark.compiles
@@ -258,10 +259,25 @@ def test_gemm_reads_a_tile_packed():
     task = Task("dense", (13, 37, 11, "bias+relu"), TARGET)
     for mr, order, pack in [(4, "ij", "none"), (5, "ji", "panel"), (3, "ji", "root")]:
         config = config_with(task, pack_a=True, kernel="loops", mr=mr, order=order, pack=pack,
-                             nr=16, unroll_k=1)
+                             nr=16, unroll_k=1, pack_prefetch=8 * (pack == "panel"))
         s, tensors = task.instantiate(config)
         assert "Ap" in {stage.op.name for stage in s.stages}
         _check(task, config)
+
+
+def test_gemm_copy_of_each_panel_asks_for_rows_of_b_ahead():
+    """``pack_prefetch``: copying a panel, each row of B (N apart, its own page) is asked
+    for 8 rows before it is read; refused where B is not copied panel by panel."""
+    task = Task("gemm", (24, 300, 40), TARGET)
+    config = config_with(task, pack="panel", pack_prefetch=8, pack_panels=1, kernel="loops",
+                         order="ji", stream_b=False, stream_c=False, mr=4, nr=16)
+    s, tensors = task.instantiate(config)
+    hints = collect(tw.lower(s, tensors).body, Prefetch)
+    assert hints and {h.buffer.name for h in hints} == {"B"}
+    _check(task, config)
+    for pack in ("root", "none"):
+        with pytest.raises(InvalidConfigError, match="panel by panel"):
+            task.instantiate(config_with(task, pack=pack, pack_prefetch=8))
 
 
 def test_batch_matmul_schedules_match_numpy():

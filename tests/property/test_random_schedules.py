@@ -3,8 +3,9 @@
 Drawn: split factors (non-divisors and factors larger than the extent included; a
 stage that sums nothing itself may shift its last tile inwards instead of guarding it),
 reorders, fuses of adjacent axes, annotations (vectorize the innermost data-parallel
-loop, unroll, parallel), cache_write + compute_at points, and the placement of a
-producer stage (inline, root, or compute_at any legal loop).
+loop, unroll, parallel), a prefetch of an input at any loop but a vectorised one (every
+hint checked to stay inside its buffer), cache_write + compute_at points, and the
+placement of a producer stage (inline, root, or compute_at any legal loop).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tilewise import te
+from tilewise.ir import ForKind
 from tilewise.te import IterKind
-from tw_testing import conv2d_nchw, conv2d_ref, matmul, rand, run
+from tilewise.te.operation import PlaceholderOp
+from tw_testing import conv2d_nchw, conv2d_ref, matmul, rand, run_counting_stray_prefetches
 
 SETTINGS = settings(
     max_examples=25,
@@ -68,6 +71,14 @@ def _random_loops(data, stage, log) -> None:
         iv = data.draw(st.sampled_from(par))
         log.append(f"parallel({iv.name})")
         stage.parallel(iv)
+    inputs = [t for t in stage.op.input_tensors if isinstance(t.op, PlaceholderOp)]
+    serial = [iv for iv in leaves
+              if iv not in stage.iter_attrs or stage.iter_attrs[iv].kind is not ForKind.VECTORIZED]
+    if inputs and serial and data.draw(st.booleans()):
+        t, iv = data.draw(st.sampled_from(inputs)), data.draw(st.sampled_from(serial))
+        ahead = data.draw(st.integers(1, iv.dom.extent + 2))
+        log.append(f"prefetch({t.name}, {iv.name}, {ahead})")
+        stage.prefetch(t, iv, ahead)
 
 
 def _place_producer(data, s, prod, consumer, main, log) -> None:
@@ -138,8 +149,9 @@ def test_matmul_random_schedule(n, k, m, packed, data):
     data.draw(st.just(log), label="schedule")
     a, b = rand((n, k), seed=1), rand((k, m), seed=2)
     ref = (a.astype(np.float64) * (2.0 if packed else 1.0)) @ b
-    got = run(s, [A, B, C], [a, b])
+    got, stray = run_counting_stray_prefetches(s, [A, B, C], [a, b])
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4, err_msg="; ".join(log))
+    assert stray == 0, "; ".join(log)
 
 
 @SETTINGS
@@ -155,10 +167,11 @@ def test_conv2d_random_schedule(c, h, w, f, kh, pad, stride, data):
     _schedule(data, s, out, padded, log)
     data.draw(st.just(log), label="schedule")
     d, wt = rand(dt.shape, seed=3), rand(wt_.shape, seed=4)
-    got = run(s, [dt, wt_, out], [d, wt])
+    got, stray = run_counting_stray_prefetches(s, [dt, wt_, out], [d, wt])
     np.testing.assert_allclose(
         got, conv2d_ref(d, wt, pad, stride), rtol=1e-4, atol=1e-4, err_msg="; ".join(log)
     )
+    assert stray == 0, "; ".join(log)
 
 
 @SETTINGS

@@ -41,7 +41,7 @@ from ..ir import (
     collect,
 )
 from ..ir.simplify import linear_form
-from ..ir.stmt import ExternCall
+from ..ir.stmt import ExternCall, Prefetch
 
 #: Innermost loops described one by one (innermost first).
 INNER_LOOPS = 5
@@ -95,6 +95,7 @@ class _Collector:
         self.global_alloc_bytes = 0
         self.guard_trips = 0.0
         self.extern_trips = 0.0
+        self.prefetched_bytes = 0.0
 
     def walk(self, s: Stmt, loops: list[_Loop]) -> None:
         if isinstance(s, For):
@@ -114,6 +115,9 @@ class _Collector:
                 self.local_bytes += nbytes
         if isinstance(s, ExternCall):
             self.extern_trips += math.prod(lp.extent for lp in loops)
+        if isinstance(s, Prefetch):
+            self.prefetched_bytes += (math.prod(lp.extent for lp in loops)
+                                      * s.extent * s.buffer.dtype.bytes)
         for c in children(s):
             if isinstance(c, Stmt):
                 self.walk(c, loops)
@@ -188,7 +192,7 @@ def loop_features(func: PrimFunc) -> np.ndarray:
         heaviest = mean = np.zeros(width)
     extra = [
         _log(col.local_bytes), _log(col.global_alloc_bytes), _log(col.guard_trips),
-        _log(col.extern_trips), float(len(col.rows)),
+        _log(col.extern_trips), float(len(col.rows)), _log(col.prefetched_bytes),
     ]
     return np.concatenate([heaviest, mean, np.array(extra)])
 
@@ -198,7 +202,7 @@ def _row_width() -> int:
 
 
 def feature_width() -> int:
-    return 2 * _row_width() + 5
+    return 2 * _row_width() + 6
 
 
 class IRFeatureExtractor:

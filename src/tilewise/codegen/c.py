@@ -21,6 +21,7 @@ class CRenderer(Renderer):
         self.parallel_depth = 0
         self.nowait = False  # the next parallel loop is a share of an open region
         self.kernel_fences: dict[str, None] = {}  # of calls outside any parallel loop
+        self.line_bytes = target.line_bytes
 
     def loop(self, s: For) -> None:
         if s.pragmas and s.kind in (ForKind.PARALLEL, ForKind.VECTORIZED):
@@ -53,6 +54,10 @@ class CRenderer(Renderer):
         if isinstance(s, ExternCall) and s.fence and not self.parallel_depth:
             self.kernel_fences[s.fence] = None
         super().stmt(s)
+
+    def prefetch_hint(self, address: str) -> None:
+        # For a read, into every level of the cache: the line is read soon.
+        self.emit(f"__builtin_prefetch({address}, 0, 3);")
 
     def body(self) -> str:
         text = super().body()

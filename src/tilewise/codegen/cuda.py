@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import CodegenError
-from ..ir import Allocate, For, ForKind, PrimFunc, Scope, Seq, collect
+from ..ir import Allocate, For, ForKind, Prefetch, PrimFunc, Scope, Seq, collect
 from ..target import Target
 from .renderer import Renderer
 
@@ -28,6 +28,7 @@ class CUDARenderer(Renderer):
     def __init__(self, func: PrimFunc, target: Target) -> None:
         super().__init__(func)
         self.target = target
+        self.line_bytes = target.line_bytes
 
     def loop(self, s: For) -> None:
         if s.kind is ForKind.THREAD_BINDING:
@@ -68,6 +69,13 @@ class CUDARenderer(Renderer):
 
     def barrier(self) -> None:
         self.emit("__syncthreads();")
+
+    def prefetch(self, s: Prefetch) -> None:
+        if s.buffer.scope is Scope.GLOBAL:  # shared and local memory are on the chip
+            super().prefetch(s)
+
+    def prefetch_hint(self, address: str) -> None:
+        self.emit(f'asm volatile("prefetch.global.L2 [%0];" :: "l"({address}));')
 
 
 def launch_config(func: PrimFunc) -> LaunchConfig:

@@ -25,6 +25,7 @@ from ..ir import (
     Load,
     MathFunc,
     Not,
+    Prefetch,
     PrimFunc,
     Select,
     Seq,
@@ -226,6 +227,8 @@ class Renderer:
             self.stmt(s.body)
         elif isinstance(s, ExternCall):
             self.emit(f"{s.func}({', '.join(self.expr(a) for a in s.args)});")
+        elif isinstance(s, Prefetch):
+            self.prefetch(s)
         elif isinstance(s, Barrier):
             self.barrier()
         else:
@@ -253,6 +256,29 @@ class Renderer:
 
     def barrier(self) -> None:
         raise CodegenError("barrier() needs a GPU target")
+
+    def prefetch(self, s: Prefetch) -> None:
+        """One :meth:`prefetch_hint` per cache line of the run, as offsets from its
+        start a line apart, the last at its end; a loop where there are many."""
+        per_line = max(1, self.line_bytes // s.buffer.dtype.bytes)
+        start = f"{self.name(s.buffer)} + {self.expr(s.index)}"
+        offsets = [*range(0, s.extent - 1, per_line), s.extent - 1]
+        if len(offsets) <= 8:
+            for off in offsets:
+                self.prefetch_hint(f"{start} + {off}" if off else start)
+            return
+        v = self.fresh("line")
+        self.emit(f"for (int32_t {v} = 0; {v} < {s.extent - 1}; {v} += {per_line}) {{")
+        self.indent += 1
+        self.prefetch_hint(f"{start} + {v}")
+        self.indent -= 1
+        self.emit("}")
+        self.prefetch_hint(f"{start} + {s.extent - 1}")
+
+    line_bytes = 64
+
+    def prefetch_hint(self, address: str) -> None:
+        raise NotImplementedError
 
     # ---- the function -------------------------------------------------------
 

@@ -13,6 +13,7 @@ from .stmt import (
     ForKind,
     IfThenElse,
     LetStmt,
+    Prefetch,
     PrimFunc,
     Seq,
     Stmt,
@@ -82,6 +83,8 @@ def _lines(s: Stmt, depth: int, out: list[str]) -> None:
         _lines(s.body, depth, out)
     elif isinstance(s, ExternCall):
         out.append(f"{pad}{s.func}({', '.join(expr_str(a) for a in s.args)})")
+    elif isinstance(s, Prefetch):
+        out.append(f"{pad}prefetch({s.buffer.name}[{expr_str(s.index)} : +{s.extent}])")
     elif isinstance(s, Barrier):
         out.append(f"{pad}barrier()")
     else:

@@ -88,6 +88,17 @@ class ExternCall(Stmt):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class Prefetch(Stmt):
+    """Ask the cache for the ``extent`` elements of ``buffer`` from ``index`` on, ahead
+    of their use: one hint per cache line of the target. It reads and stores nothing,
+    so a target without such a hint leaves it out."""
+
+    buffer: Buffer
+    index: Expr
+    extent: int
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Barrier(Stmt):
     """Synchronise the threads of a GPU block."""
 

@@ -35,6 +35,7 @@ from ..ir import (
 from ..schedule import AttachKind, Schedule, Stage
 from ..te.tensor import IterKind, IterVar, Reduce, ReduceKind, Tensor, TensorRead
 from .bound import StageBound, enclosing_loops, leaf_owner, normalised_values
+from .prefetch import prefetch_stmt
 from .tensorize import tensorize_stmt
 
 
@@ -185,10 +186,18 @@ class NestBuilder:
                         f"tensorize at {st.name}.{iv.name}: the loops it replaces need bound "
                         "checks (a split that does not divide); choose dividing factors"
                     )
+                _no_prefetch_below(st, leaves[pos:])
                 stmt = tensorize_stmt(self, st, iv, intrin, mode)
             stmt = self._with_attached(st, iv, stmt, conds) if attach else _guard(conds, stmt)
             if intrin is not None:
                 continue  # the micro-kernel call replaces this loop too
+            if attr is not None and attr.prefetch and mode != "reset":
+                if attr.kind is ForKind.VECTORIZED:
+                    raise LowerError(f"prefetch at {st.name}.{iv.name}: a vectorised loop "
+                                     "runs its iterations at once; prefetch in a loop "
+                                     "around it")
+                hints = [prefetch_stmt(self, st, iv, t, off) for t, off in attr.prefetch]
+                stmt = seq(*hints, stmt)
             kind = attr.kind if attr is not None else ForKind.SERIAL
             tag = attr.thread_tag if attr is not None else None
             pragmas = attr.pragmas if attr is not None else ()
@@ -212,6 +221,14 @@ class NestBuilder:
             if t in self.allocated:
                 stmt = Allocate(self.buffers[t], stmt)
         return _guard(conds, stmt)
+
+
+def _no_prefetch_below(st: Stage, replaced: list[IterVar]) -> None:
+    for iv in replaced:
+        attr = st.iter_attrs.get(iv)
+        if attr is not None and attr.prefetch:
+            raise LowerError(f"prefetch at {st.name}.{iv.name}: the loop is replaced by a "
+                             "micro-kernel call (tensorize); prefetch in a loop around it")
 
 
 def _check_shifted_reduction(st: Stage, b: StageBound) -> None:

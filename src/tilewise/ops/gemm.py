@@ -124,6 +124,11 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     # where C is the sum itself: no epilogue, columns in whole vectors.
     can_stream = fp32_simd and not epilogue and N % lanes == 0
     cfg.define_knob("stream_c", [False, True] if can_stream else [False])
+    # Rows of B that the per-panel copy asks for ahead of reading them (0: none; see
+    # gemm_schedule.schedule_packs). One distance: 4, 8 and 16 rows read within 2% of
+    # each other, and each value beside 0 halves the share of the space that the
+    # template accepts where B is not packed per panel.
+    cfg.define_knob("pack_prefetch", [0, 8])
     # Columns outermost ("ji"): a K x nr panel of B stays in L2 while every row tile
     # passes it, so A crosses memory N / nr times; rows outermost moves B M / mr times,
     # nr / mr = 4x the traffic (gemm-1024 on one SPR core: 98 -> 165 GFLOP/s).
@@ -146,8 +151,12 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
         # stream_c where the columns are whole tiles: C summed in place and streamed
         # out around the cache, so its lines do not evict the A that the next tiles
         # read (gemm-512 in 4x64 tiles: 0.79 -> 0.84x on one core, 0.76 -> 0.80x on two).
+        # pack_prefetch: B's rows asked for 8 ahead of the copy of a panel; one Zen 3
+        # core, same process, 5-9 alternating rounds: gemm-bert-ffn 1.02-1.06x,
+        # gemm-1024 1.03x, gemm-512 1.00x; two cores: gemm-bert-ffn 1.02x. (The 1x1
+        # convolution's copy of its data, rows 12 KiB apart too, read 1.00x.)
         cfg.fallback_with(nr=nr, mr=6, block_m=4, kernel="ukr", pack="panel", pack_a=False,
-                          stream_c=N % nr == 0 and not epilogue)
+                          stream_c=N % nr == 0 and not epilogue, pack_prefetch=8)
         panels = N // nr
         if N % nr == 0 and panels % 4 == 0 and panels // 4 >= 4 * target.cores:
             # Four panels packed at once (longer runs of each row of B to copy) where
@@ -164,7 +173,7 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
         # there), M=3 0.56 -> 2.4x, M=4 1.02 -> 2.3x, M=8 0.99 -> 1.7x.
         cfg.fallback_with(stream_b=True, mr=M, nr=4 * lanes, unroll_k=4, block_m=1,
                           kernel="loops", pack="none", pack_panels=1, pack_a=False, kc=0,
-                          stream_c=False)
+                          stream_c=False, pack_prefetch=0)
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

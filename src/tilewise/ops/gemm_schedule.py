@@ -47,7 +47,7 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
     per_panel = cfg["pack"].val == "panel"
     if cfg["stream_b"].val:
         if (Bp is not None or Ap is not None or kernel != "loops" or cfg["kc"].val
-                or stream):
+                or stream or cfg["pack_prefetch"].val):
             raise InvalidConfigError("streaming B reads it in place, A too, with the loops "
                                      "kernel and the whole k, and stores C as usual")
         stream_b(s, cfg, C, CC, i, j)
@@ -58,7 +58,7 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
         rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr",
         panel_stage=s[Bp] if per_panel else None, panels_per_pack=cfg["pack_panels"].val,
         prefetch=prefetch, kc=cfg["kc"].val, a_packed=Ap is not None, stream_out=stream))
-    schedule_packs(s, Ap, Bp, per_panel)
+    schedule_packs(s, Ap, Bp, per_panel, cfg["pack_prefetch"].val)
     return s
 
 
@@ -87,13 +87,20 @@ def stream_b(s, cfg, C, CC, i, j) -> None:
     s[CC].unroll(ki)
 
 
-def schedule_packs(s, Ap, Bp, per_panel: bool) -> None:
+def schedule_packs(s, Ap, Bp, per_panel: bool, ahead: int = 0) -> None:
     """The copies of the gemm schedule, each along its source's rows, after any leading
     (batch) axes. ``Ap`` (..., row tile, k, mr): parallel over the row tiles. ``Bp``
     (..., panel, k, nr), vectorised: row by row of B, the copy reads runs of whole
     panels' width, which the hardware prefetcher follows, where panel by panel it would
     read K short rows far apart; parallel over the rows unless ``per_panel`` (packed
-    inside the tiles' parallel loop). Either may be None."""
+    inside the tiles' parallel loop). Either may be None. Packed per panel, each row's
+    run is its own page where B's rows are 4 KiB or more apart, and the hardware does
+    not look ahead across pages: ``ahead`` rows on (0: none), the copy asks for the
+    row it will read (:meth:`~tilewise.schedule.Stage.prefetch`)."""
+    if ahead and not (per_panel and Bp is not None):
+        raise InvalidConfigError("fetching rows ahead is for the copy of B made panel by "
+                                 "panel; a whole copy reads whole rows, which the "
+                                 "hardware prefetcher follows")
     if Ap is not None:
         *lead, ao, ak, ai = s[Ap].op.axis
         s[Ap].reorder(*lead, ao, ai, ak)
@@ -103,6 +110,9 @@ def schedule_packs(s, Ap, Bp, per_panel: bool) -> None:
     *lead, pj, pk, pji = s[Bp].op.axis
     s[Bp].reorder(*lead, pk, pj, pji)
     s[Bp].vectorize(pji)
+    if ahead:
+        (source,) = s[Bp].op.input_tensors
+        s[Bp].prefetch(source, pk, ahead)
     if not per_panel:
         s[Bp].parallel(s[Bp].fuse(*lead, pk) if lead else pk)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import ScheduleError
 from ..ir import ForKind, Scope, Var
 from ..te.operation import ComputeOp, Operation
-from ..te.tensor import IterKind, IterVar, Range
+from ..te.tensor import IterKind, IterVar, Range, Tensor
 
 if TYPE_CHECKING:
     from .schedule import Schedule
@@ -61,6 +61,7 @@ class IterAttr:
     thread_tag: str | None = None
     pragmas: tuple[tuple[str, str], ...] = ()
     tensorize: TensorIntrin | None = None
+    prefetch: tuple[tuple[Tensor, int], ...] = ()
 
 
 @dataclass(eq=False)
@@ -295,6 +296,29 @@ class Stage:
         self._leaf(iv, "pragma")
         attr = self._attr(iv)
         attr.pragmas = attr.pragmas + ((str(key), str(value)),)
+
+    def prefetch(self, tensor: Tensor, iv: IterVar, offset: int) -> None:
+        """Ask the cache, at the top of each iteration of ``iv``, for what the iteration
+        ``offset`` steps later reads of ``tensor`` (TVM's ``prefetch``).
+
+        Before: ``for k in [0, 768): for j in [0, 16): P[k, j] = B[k, 16*jo + j]``.
+        After ``prefetch(B, k, 8)``: ``for k in [0, 768): prefetch(B[k + 8, 16*jo :
+        16*jo + 16]); for j ...``, one hint per cache line of that region, each index
+        held inside ``tensor``. For reads the hardware prefetcher does not foresee:
+        rows of a wide matrix each in another page. Only this stage's own reads of
+        ``tensor`` count, not those of stages computed inside the loop; a target
+        without the hint (GPU shared memory) leaves it out."""
+        self._need_compute("prefetch")
+        self._leaf(iv, "prefetch")
+        if not isinstance(tensor, Tensor) or tensor not in self.op.input_tensors:
+            name = getattr(tensor, "name", repr(tensor))
+            raise ScheduleError(f"prefetch on stage {self.name}: it does not read {name}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset <= 0:
+            raise ScheduleError(f"prefetch of {tensor.name} at {self.name}.{iv.name}: the "
+                                f"offset must be a positive number of iterations, got "
+                                f"{offset!r}")
+        attr = self._attr(iv)
+        attr.prefetch = attr.prefetch + ((tensor, offset),)
 
     def tensorize(self, iv: IterVar, intrin: TensorIntrin) -> None:
         """Replace the loop nest at and below ``iv`` by a call to a micro-kernel."""

@@ -1,0 +1,189 @@
+"""Stage.prefetch: where the hints go, what they ask for, and that they change nothing
+but the cache (results against NumPy, every hint inside its buffer)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import tilewise as tw
+from tilewise import te
+from tilewise.errors import LowerError, ScheduleError
+from tilewise.ir import ExternCall, For, Prefetch, collect
+from tilewise.runtime.cuda import check_compiles
+from tilewise.schedule import IntrinImpl, TensorIntrin, decl_tensor_intrin
+from tilewise.target import Target
+from tw_testing import rand, run_counting_stray_prefetches
+
+
+def _panel_copy(K=64, N=100, nr=16):
+    """B (K, N) copied panel by panel, each panel row by row: the gemm template's
+    per-panel pack, whose rows are N apart."""
+    B = te.placeholder((K, N), name="B")
+    P = te.compute((K, N), lambda k, j: B[k, j] * 2.0, name="P")
+    s = te.create_schedule(P.op)
+    k, j = s[P].op.axis
+    jo, ji = s[P].split(j, nr)
+    s[P].reorder(jo, k, ji)
+    s[P].vectorize(ji)
+    return B, P, s, k
+
+
+def test_rows_ahead_of_a_panel_copy():
+    B, P, s, k = _panel_copy()
+    s[P].prefetch(B, k, 4)
+    f = tw.lower(s, [B, P])
+    hints = collect(f.body, Prefetch)
+    assert hints and all(h.buffer.name == "B" and h.extent == 16 for h in hints)
+    # The k loop is cut where no row lies 4 on: 60 iterations with hints, 4 without.
+    text = str(f)
+    assert "for k in [0, 60):" in text and "for k in [0, 4):" in text
+    b = rand((64, 100), seed=1)
+    got, stray = run_counting_stray_prefetches(s, [B, P], [b])
+    np.testing.assert_allclose(got, 2 * b)
+    assert stray == 0  # the last panel (4 columns) asks for its row's last 16
+
+
+def test_a_fused_index_is_one_run():
+    """Rows of a 3-D tensor read through a fused (h, w) index, as the 1x1 convolution
+    packs its data: the span in memory is the panel's 16 elements, not the bounding
+    box of h x w."""
+    C, H, W = 8, 7, 8
+    D = te.placeholder((C, H, W), name="D")
+    P = te.compute((C, H * W), lambda c, f: D[c, f // W, f % W], name="P")
+    s = te.create_schedule(P.op)
+    c, f = s[P].op.axis
+    fo, fi = s[P].split(f, 16)
+    s[P].reorder(fo, c, fi)
+    s[P].prefetch(D, c, 2)
+    hints = collect(tw.lower(s, [D, P]).body, Prefetch)
+    assert hints and {h.extent for h in hints} == {16}
+    d = rand((C, H, W), seed=2)
+    got, stray = run_counting_stray_prefetches(s, [D, P], [d])
+    np.testing.assert_allclose(got, d.reshape(C, H * W))
+    assert stray == 0
+
+
+def test_rows_far_apart_are_fetched_row_by_row():
+    """A block of 4 rows of a wide matrix per iteration: a loop over the rows around a
+    run of each, not one run over the 4 rows' whole span."""
+    A = te.placeholder((64, 512), name="A")
+    P = te.compute((64, 512), lambda i, j: A[i, j] + 1.0, name="P")
+    s = te.create_schedule(P.op)
+    i, j = s[P].op.axis
+    io, ii = s[P].split(i, 4)
+    jo, ji = s[P].split(j, 8)
+    s[P].reorder(jo, io, ii, ji)
+    s[P].prefetch(A, io, 1)
+    f = tw.lower(s, [A, P])
+    (hint,) = collect(f.body, Prefetch)
+    assert hint.extent == 8
+    assert any(loop.var.name == "A_pf0" and loop.extent.value == 4
+               for loop in collect(f.body, For))
+    a = rand((64, 512), seed=3)
+    got, stray = run_counting_stray_prefetches(s, [A, P], [a])
+    np.testing.assert_allclose(got, a + 1)
+    assert stray == 0
+
+
+def test_a_reduction_fetches_its_operands_once_per_iteration():
+    A = te.placeholder((24, 40), name="A")
+    B = te.placeholder((40, 36), name="B")
+    r = te.reduce_axis((0, 40), name="r")
+    C = te.compute((24, 36), lambda i, j: te.sum(A[i, r] * B[r, j], axis=r), name="C")
+    s = te.create_schedule(C.op)
+    i, j = s[C].op.axis
+    ro, ri = s[C].split(r, 8)
+    s[C].reorder(i, ro, ri, j)
+    s[C].prefetch(B, ro, 1)
+    s[C].prefetch(A, i, 2)
+    f = tw.lower(s, [A, B, C])
+    assert {h.buffer.name for h in collect(f.body, Prefetch)} == {"A", "B"}
+    a, b = rand((24, 40), seed=4), rand((40, 36), seed=5)
+    got, stray = run_counting_stray_prefetches(s, [A, B, C], [a, b])
+    np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
+    assert stray == 0
+
+
+def test_an_offset_past_the_loop_asks_for_nothing():
+    B, P, s, k = _panel_copy(K=8)
+    s[P].prefetch(B, k, 8)
+    assert not collect(tw.lower(s, [B, P]).body, Prefetch)
+
+
+def test_c_asks_once_per_cache_line():
+    B, P, s, k = _panel_copy(N=128, nr=64)
+    s[P].prefetch(B, k, 1)
+    source = tw.build(s, [B, P], target="c").artifact.source
+    per_row = source.count("__builtin_prefetch")
+    # 64 floats from an unknown alignment: 4 lines, or 5 where the run starts mid-line.
+    assert per_row == 5, source
+    line_bytes = Target.from_str("c").line_bytes
+    assert line_bytes in (32, 64, 128, 256)
+
+
+def test_a_long_run_is_a_loop_of_hints():
+    A = te.placeholder((16, 4096), name="A")
+    P = te.compute((16, 4096), lambda i, j: A[i, j] * 3.0, name="P")
+    s = te.create_schedule(P.op)
+    i, _ = s[P].op.axis
+    s[P].prefetch(A, i, 1)
+    source = tw.build(s, [A, P], target="c").artifact.source
+    assert source.count("__builtin_prefetch") == 2  # in the loop, and the run's end
+    a = rand((16, 4096), seed=6)
+    got, stray = run_counting_stray_prefetches(s, [A, P], [a])
+    np.testing.assert_allclose(got, 3 * a)
+    assert stray == 0
+
+
+def test_cuda_asks_the_l2_for_global_memory_only():
+    A = te.placeholder((256,), name="A")
+    P = te.compute((256,), lambda i: A[i] * 2.0, name="P")
+    s = te.create_schedule(P.op)
+    (i,) = s[P].op.axis
+    io, ii = s[P].split(i, 32)
+    iio, iii = s[P].split(ii, 4)
+    s[P].bind(io, te.thread_axis("blockIdx.x"))
+    s[P].bind(iio, te.thread_axis("threadIdx.x"))
+    s[P].prefetch(A, iii, 1)
+    source = tw.generate_source(tw.lower(s, [A, P]), "cuda")
+    assert "prefetch.global.L2" in source
+    if shutil.which("nvcc"):
+        check_compiles(source, "sm_80")
+
+
+def test_misuse_names_the_problem():
+    B, P, s, k = _panel_copy()
+    other = te.placeholder((4,), name="Other")
+    with pytest.raises(ScheduleError, match="does not read Other"):
+        s[P].prefetch(other, k, 2)
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ScheduleError, match="positive number of iterations"):
+            s[P].prefetch(B, k, bad)
+    jo, ji = s[P].leaf_iter_vars[0], s[P].leaf_iter_vars[-1]
+    s[P].split(jo, 2)
+    with pytest.raises(ScheduleError, match="already split"):
+        s[P].prefetch(B, jo, 2)
+    s[P].prefetch(B, ji, 2)
+    with pytest.raises(LowerError, match="vectorised loop"):
+        tw.lower(s, [B, P])
+
+
+def test_not_below_a_micro_kernel():
+    A = te.placeholder((8, 8), name="A")
+    P = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="P")
+    s = te.create_schedule(P.op)
+    i, j = s[P].op.axis
+    s[P].tensorize(i, _copy_intrin())
+    s[P].prefetch(A, j, 1)
+    with pytest.raises(LowerError, match="micro-kernel"):
+        tw.lower(s, [A, P])
+
+
+def _copy_intrin() -> TensorIntrin:
+    X = te.placeholder((8, 8), name="X")
+    Y = te.compute((8, 8), lambda i, j: X[i, j] * 2.0, name="Y")
+    return decl_tensor_intrin(Y.op, lambda ins, outs: IntrinImpl(
+        body=ExternCall("twice", (ins[0].ptr, outs[0].ptr))), name="twice")

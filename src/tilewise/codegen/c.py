@@ -16,12 +16,11 @@ class CRenderer(Renderer):
     )
 
     def __init__(self, func: PrimFunc, target: Target) -> None:
-        super().__init__(func)
+        super().__init__(func, target.line_bytes)
         self.target = target
         self.parallel_depth = 0
         self.nowait = False  # the next parallel loop is a share of an open region
         self.kernel_fences: dict[str, None] = {}  # of calls outside any parallel loop
-        self.line_bytes = target.line_bytes
 
     def loop(self, s: For) -> None:
         if s.pragmas and s.kind in (ForKind.PARALLEL, ForKind.VECTORIZED):

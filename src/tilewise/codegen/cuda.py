@@ -26,9 +26,8 @@ class CUDARenderer(Renderer):
     preamble = "#include <cuda_fp16.h>\n#include <stdint.h>"
 
     def __init__(self, func: PrimFunc, target: Target) -> None:
-        super().__init__(func)
+        super().__init__(func, target.line_bytes)
         self.target = target
-        self.line_bytes = target.line_bytes
 
     def loop(self, s: For) -> None:
         if s.kind is ForKind.THREAD_BINDING:

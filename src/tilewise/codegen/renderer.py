@@ -93,8 +93,9 @@ class Renderer:
     stack_limit_bytes = 64 * 1024
     preamble = ""
 
-    def __init__(self, func: PrimFunc) -> None:
+    def __init__(self, func: PrimFunc, line_bytes: int = 64) -> None:
         self.func = func
+        self.line_bytes = line_bytes  # the cache line a prefetch hint asks for
         self.names: dict[int, str] = {}
         self.taken: set[str] = set(_RESERVED) | {func.name, f"{func.name}_packed"}
         self.lines: list[str] = []
@@ -274,8 +275,6 @@ class Renderer:
         self.indent -= 1
         self.emit("}")
         self.prefetch_hint(f"{start} + {s.extent - 1}")
-
-    line_bytes = 64
 
     def prefetch_hint(self, address: str) -> None:
         raise NotImplementedError

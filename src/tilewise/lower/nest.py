@@ -191,6 +191,8 @@ class NestBuilder:
             stmt = self._with_attached(st, iv, stmt, conds) if attach else _guard(conds, stmt)
             if intrin is not None:
                 continue  # the micro-kernel call replaces this loop too
+            # A reduction builds its data-parallel loops below the first reduction loop
+            # twice, to reset and to update; the hints go with the update.
             if attr is not None and attr.prefetch and mode != "reset":
                 if attr.kind is ForKind.VECTORIZED:
                     raise LowerError(f"prefetch at {st.name}.{iv.name}: a vectorised loop "

@@ -302,12 +302,14 @@ class Stage:
         ``offset`` steps later reads of ``tensor`` (TVM's ``prefetch``).
 
         Before: ``for k in [0, 768): for j in [0, 16): P[k, j] = B[k, 16*jo + j]``.
-        After ``prefetch(B, k, 8)``: ``for k in [0, 768): prefetch(B[k + 8, 16*jo :
-        16*jo + 16]); for j ...``, one hint per cache line of that region, each index
-        held inside ``tensor``. For reads the hardware prefetcher does not foresee:
-        rows of a wide matrix each in another page. Only this stage's own reads of
-        ``tensor`` count, not those of stages computed inside the loop; a target
-        without the hint (GPU shared memory) leaves it out."""
+        After ``prefetch(B, k, 8)``: ``for k in [0, 768): if k + 8 < 768:
+        prefetch(B[k + 8, 16*jo : 16*jo + 16]); for j ...``, one hint per cache line
+        of the target (lowering peels the last 8 iterations, which ask for nothing).
+        For reads the hardware prefetcher does not foresee: rows of a wide matrix, each
+        in another page. The region is what this stage's own reads of ``tensor`` touch
+        below ``iv``, not what stages computed inside the loop read; a hint never
+        reaches outside ``tensor``, and a target without the hint (GPU shared memory)
+        leaves it out."""
         self._need_compute("prefetch")
         self._leaf(iv, "prefetch")
         if not isinstance(tensor, Tensor) or tensor not in self.op.input_tensors:

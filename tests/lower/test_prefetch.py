@@ -107,6 +107,35 @@ def test_a_reduction_fetches_its_operands_once_per_iteration():
     assert stray == 0
 
 
+def test_what_a_copy_computed_inside_the_loop_reads():
+    """Weights (K, C, 3, 3) copied one block of 8 input channels at a time, inside the
+    sum's loop over the blocks: the next block is 16 runs (one per output channel) of
+    its 8 x 3 x 3 contiguous values, the trailing dimensions it covers whole merged
+    into the run."""
+    K, C = 16, 32
+    W = te.placeholder((K, C, 3, 3), name="W")
+    Wp = te.compute((C // 8, K, 8, 3, 3),
+                    lambda cb, o, ci, r, s_: W[o, cb * 8 + ci, r, s_], name="Wp")
+    cb, ci = te.reduce_axis((0, C // 8), name="cb"), te.reduce_axis((0, 8), name="ci")
+    r, s_ = te.reduce_axis((0, 3), name="r"), te.reduce_axis((0, 3), name="s")
+    out = te.compute((K,), lambda o: te.sum(Wp[cb, o, ci, r, s_], axis=[cb, ci, r, s_]),
+                     name="out")
+    s = te.create_schedule(out.op)
+    (o,) = s[out].op.axis
+    s[out].reorder(cb, o, ci, r, s_)
+    s[Wp].compute_at(s[out], cb)
+    s[out].prefetch(W, cb, 1)
+    f = tw.lower(s, [W, out])
+    (hint,) = collect(f.body, Prefetch)
+    assert hint.buffer.name == "W" and hint.extent == 8 * 9
+    assert any(loop.var.name == "W_pf0" and loop.extent.value == K
+               for loop in collect(f.body, For))
+    w = rand((K, C, 3, 3), seed=7)
+    got, stray = run_counting_stray_prefetches(s, [W, out], [w])
+    np.testing.assert_allclose(got, w.sum(axis=(1, 2, 3)), rtol=1e-5, atol=1e-5)
+    assert stray == 0
+
+
 def test_an_offset_past_the_loop_asks_for_nothing():
     B, P, s, k = _panel_copy(K=8)
     s[P].prefetch(B, k, 8)
@@ -157,7 +186,7 @@ def test_cuda_asks_the_l2_for_global_memory_only():
 def test_misuse_names_the_problem():
     B, P, s, k = _panel_copy()
     other = te.placeholder((4,), name="Other")
-    with pytest.raises(ScheduleError, match="does not read Other"):
+    with pytest.raises(ScheduleError, match="reads Other"):
         s[P].prefetch(other, k, 2)
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ScheduleError, match="positive number of iterations"):

@@ -306,21 +306,34 @@ class Stage:
         prefetch(B[k + 8, 16*jo : 16*jo + 16]); for j ...``, one hint per cache line
         of the target (lowering peels the last 8 iterations, which ask for nothing).
         For reads the hardware prefetcher does not foresee: rows of a wide matrix, each
-        in another page. The region is what this stage's own reads of ``tensor`` touch
-        below ``iv``, not what stages computed inside the loop read; a hint never
-        reaches outside ``tensor``, and a target without the hint (GPU shared memory)
-        leaves it out."""
+        in another page. The region is what the reads of ``tensor`` below ``iv`` touch,
+        this stage's and those of stages computed inside the loop (a copy packed there:
+        ``tensor`` may be read upstream); a hint never reaches outside ``tensor``, and a
+        target without the hint (GPU shared memory) leaves it out."""
         self._need_compute("prefetch")
         self._leaf(iv, "prefetch")
-        if not isinstance(tensor, Tensor) or tensor not in self.op.input_tensors:
+        if not isinstance(tensor, Tensor) or not self._reads_upstream(tensor):
             name = getattr(tensor, "name", repr(tensor))
-            raise ScheduleError(f"prefetch on stage {self.name}: it does not read {name}")
+            raise ScheduleError(f"prefetch on stage {self.name}: neither it nor a stage it "
+                                f"reads from reads {name}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset <= 0:
             raise ScheduleError(f"prefetch of {tensor.name} at {self.name}.{iv.name}: the "
                                 f"offset must be a positive number of iterations, got "
                                 f"{offset!r}")
         attr = self._attr(iv)
         attr.prefetch = attr.prefetch + ((tensor, offset),)
+
+    def _reads_upstream(self, tensor: Tensor) -> bool:
+        frontier, seen = [self.op], set()
+        while frontier:
+            op = frontier.pop()
+            for t in op.input_tensors:
+                if t is tensor:
+                    return True
+                if id(t.op) not in seen:
+                    seen.add(id(t.op))
+                    frontier.append(t.op)
+        return False
 
     def tensorize(self, iv: IterVar, intrin: TensorIntrin) -> None:
         """Replace the loop nest at and below ``iv`` by a call to a micro-kernel."""

@@ -165,6 +165,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         "resumed": summary.resumed,
         "errors": summary.errors,
         "rejected": summary.rejected,
+        "twins": summary.twins,
         "confirmed": summary.confirmed,
         "best_gflops": best_gflops,
         "best_config": best.config.to_json() if best is not None else None,
@@ -179,6 +180,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         print(
             f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
             f"errors {summary.errors}, rejected by the template {summary.rejected}, "
+            f"twins of measured kernels skipped {summary.twins}, "
             f"leaders re-measured {summary.confirmed}) "
             f"in {report['seconds']} s; best {gf}"
         )

@@ -57,6 +57,47 @@ def test_exact_count_no_duplicates_reproducible(name):
     assert runs[0] == runs[1]
 
 
+@pytest.mark.parametrize("name", TUNERS)
+def test_twins_of_a_measured_kernel_spend_no_trial(name, tmp_path):
+    """Configs that differ only in a knob their template does not read on their path
+    build the same kernel: each kernel is measured once, the twins are skipped (no
+    trial, no record), here and after a resume from the database."""
+    paths = Task("toy_paths", (3,), "c")
+    assert paths.knobs_read(paths.config_space.fallback) == {"path", "size"}
+    db = Database(tmp_path / "t.db")
+    runner = FakeRunner(toy_templates.paths_cost)
+    tuner = TUNERS[name](paths, 1)
+    first = tuner.tune(4, option(runner, batch_size=2), database=db)
+    again = TUNERS[name](paths, 2).tune(16, option(runner, batch_size=2), database=db)
+    kernels = [paths.instantiate(paths.config_space.get(i))[0] for i in runner.measured]
+    assert len(kernels) == len(set(kernels)) == 10  # 2 plain + 2 x 4 detailed
+    assert first.measured + again.measured == 10 == len(db.records(paths))
+    assert again.twins >= 1 and again.resumed == first.measured
+
+
+def test_the_space_names_the_twins_of_a_config():
+    paths = Task("toy_paths", (3,), "c")
+    space = paths.config_space
+    plain = space.with_choices(space.fallback, path="plain", detail=2, size=6)
+    twins = space.twins(plain, paths.knobs_read(plain))
+    assert sorted(space.get(i)["detail"].val for i in twins) == [1, 3, 4]
+    assert {space.get(i)["size"].val for i in twins} == {6}
+    detailed = space.with_choices(plain, path="detailed")
+    assert space.twins(detailed, paths.knobs_read(detailed)) == []
+    assert space.twins(plain, ["path"], limit=4) == []  # 7 twins, more than the limit
+
+
+def test_gemm_reads_unroll_k_only_for_the_loops_kernel():
+    import tilewise.ops  # noqa: F401
+
+    gemm = Task("gemm", (64, 64, 64), "c -cores=1")
+    space = gemm.config_space
+    loops = space.with_choices(space.fallback, kernel="loops", stream_c=False)
+    assert "unroll_k" in gemm.knobs_read(loops)
+    if "ukr" in [e.val for e in space.knob("kernel").entities]:
+        assert "unroll_k" not in gemm.knobs_read(space.with_choices(loops, kernel="ukr"))
+
+
 @pytest.mark.parametrize("name", ["random", "ga", "model"])
 def test_improves_on_the_first_batch(name):
     runner = FakeRunner(bowl_cost)

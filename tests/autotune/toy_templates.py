@@ -40,6 +40,25 @@ def toy_flops(cfg, n):
     return cfg, []
 
 
+@template("toy_paths")
+def toy_paths(cfg, n):
+    """Two paths; ``detail`` is read on the second only, so on the first the four
+    configs that differ in it build one kernel (the template's result)."""
+    cfg.define_knob("path", ["plain", "detailed"])
+    cfg.define_knob("detail", [1, 2, 3, 4])
+    cfg.define_knob("size", [n, 2 * n])
+    kernel = (cfg["path"].val, cfg["size"].val)
+    if cfg["path"].val == "detailed":
+        kernel += (cfg["detail"].val,)
+    return kernel, []
+
+
+def paths_cost(cfg: ConfigEntity) -> float:
+    """What toy_paths builds costs: the plain path reads no detail."""
+    detail = cfg["detail"].val if cfg["path"].val == "detailed" else 0
+    return 1e-3 * (1 + detail + cfg["size"].val)
+
+
 def bowl_cost(cfg: ConfigEntity) -> float:
     """A smooth cost surface over toy_matmul(256, 256), unique minimum at
     tile_y=[-1, 16], tile_x=[-1, 8, 4], unroll=2."""

@@ -15,6 +15,7 @@ chosen entity. The space is the mixed-radix product of its knobs (knob 0 varies 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -189,6 +190,27 @@ class ConfigSpace(ConfigBase):
             (k.name, k.entities[d]) for k, d in zip(self._knobs.values(), vector, strict=True)
         )
         return ConfigEntity(index=int(index), entities=entities, flop_count=self._flop)
+
+    def twins(self, config: ConfigEntity, read: Iterable[str], limit: int = 256) -> list[int]:
+        """The other configs that make the same choices as ``config`` on the knobs
+        ``read`` (those its template instantiation read), whatever they choose for the
+        rest: the template builds the same kernel for each. Empty where there would be
+        more than ``limit``."""
+        read = set(read)
+        vector = self.knob_index_vector(config.index)
+        free = [pos for pos, name in enumerate(self._knobs) if name not in read]
+        sizes = [len(self.knobs[pos]) for pos in free]
+        if not free or math.prod(sizes) > limit:
+            return []
+        out = []
+        for digits in itertools.product(*(range(n) for n in sizes)):
+            twin = list(vector)
+            for pos, digit in zip(free, digits, strict=True):
+                twin[pos] = digit
+            index = self.index_of(twin)
+            if index != config.index:
+                out.append(index)
+        return out
 
     def lookup(self, config: ConfigEntity) -> ConfigEntity | None:
         """This space's config that ``config`` (read back from a database) names, or

@@ -154,6 +154,19 @@ class Task:
         """
         return self.template.func(config.for_target(Target.from_str(self.target)), *self.args)
 
+    def knobs_read(self, config: ConfigEntity) -> frozenset[str]:
+        """The knobs the template reads when it instantiates ``config``: configs that
+        agree on those build the same kernel (a knob read only on some paths, as a
+        register tile's unrolling where a micro-kernel replaces the tile, is not read on
+        the others). Raises what :meth:`instantiate` raises."""
+        reading = _ReadingConfig(config.for_target(Target.from_str(self.target)))
+        made = self.template.func(reading, *self.args)
+        # A template that hands the config itself on (one that only stands for a
+        # kernel, in tests) makes all of it part of what it builds.
+        if reading.whole or any(part is reading for part in made):
+            return frozenset(name for name, _ in config.entities)
+        return frozenset(reading.read)
+
     def instantiate_best(self, context: Any = None) -> tuple[Any, Sequence[Any]]:
         """The schedule of the best record in ``context`` (default: the active
         :func:`~tilewise.autotune.dispatch.apply_history_best`), else the fallback."""
@@ -185,3 +198,21 @@ class Task:
         # Strings quoted, so that an empty epilogue still shows: conv2d_nchw(..., '').
         args = ", ".join(repr(a) if isinstance(a, str) else str(a) for a in self.args)
         return f"{self.name}({args}) @ {self.target}"
+
+
+class _ReadingConfig:
+    """A config that notes which knobs are read from it (:meth:`Task.knobs_read`)."""
+
+    def __init__(self, config: ConfigEntity) -> None:
+        self._config = config
+        self.read: set[str] = set()
+        self.whole = False  # the template looked at the config as a whole
+
+    def __getitem__(self, name: str) -> Any:
+        self.read.add(name)
+        return self._config[name]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in ("entities", "as_dict", "index", "to_json"):
+            self.whole = True
+        return getattr(self._config, attr)

@@ -44,6 +44,7 @@ class TuneSummary:
     best_flops: float | None  # FLOP/s of the best config, if the task counts FLOPs
     rejected: int = 0  # configs the template refused before any build (no trial spent)
     confirmed: int = 0  # re-measurements of the leading configs (no trial spent)
+    twins: int = 0  # configs that build a kernel already measured (no trial spent)
 
 
 class Tuner(ABC):
@@ -62,6 +63,10 @@ class Tuner(ABC):
         self.measured: dict[int, MeasureResult] = {}
         self.costs: dict[int, list[float]] = {}  # every successful reading of a config
         self._confirmed: set[int] = set()  # configs read more than once
+        # Measured configs by the choices their template instantiation read (-1: a
+        # knob not read); a config that agrees with one builds the same kernel.
+        self._kernels: dict[tuple[int, ...], int] = {}
+        self.twins: dict[int, int] = {}  # config -> the measured config of its kernel
         self.best_config: ConfigEntity | None = None
         self.best_cost = math.inf
 
@@ -156,12 +161,17 @@ class Tuner(ABC):
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
         measured = errors = rejected = last_improvement = 0
-        while (measured < n_trial and rejected <= REJECTIONS_PER_TRIAL * n_trial
+        twins = 0
+        while (measured < n_trial and rejected + twins <= REJECTIONS_PER_TRIAL * n_trial
                and self.has_next()):
             configs = self.next_batch(min(batch_size, n_trial - measured))
             if not configs:
                 break
-            inputs = [MeasureInput(self.task, c) for c in configs]
+            fresh = self._new_kernels(configs)
+            twins += len(configs) - len(fresh)
+            if not fresh:
+                continue
+            inputs = [MeasureInput(self.task, c) for c in fresh]
             results = measure_option.measure(inputs)
             if database is not None:
                 database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
@@ -183,7 +193,35 @@ class Tuner(ABC):
         flop = self.task.flop
         best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
         return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
-                           rejected, confirmed)
+                           rejected, confirmed, twins)
+
+    def _new_kernels(self, configs: Sequence[ConfigEntity]) -> list[ConfigEntity]:
+        """``configs`` less those that build a kernel already measured, or proposed
+        earlier in the batch (noted in :attr:`twins`): configs that differ only in knobs
+        their template does not read on their path (a register tile's ``unroll_k``
+        where the micro-kernel replaces the tile). In compare.py's gemm runs, before
+        this, 26-56% of the 200 trials measured such a twin again. A config the
+        template refuses is kept: measuring it records why."""
+        fresh = []
+        for config in configs:
+            try:
+                read = self.task.knobs_read(config)
+            except Exception:  # noqa: BLE001 - refused or broken: the measurement says
+                fresh.append(config)
+                continue
+            vector = self.space.knob_index_vector(config.index)
+            key = tuple(d if k.name in read else -1
+                        for d, k in zip(vector, self.space.knobs, strict=True))
+            twin = self._kernels.get(key)
+            if twin is None:
+                twin = next((i for i in self.space.twins(config, read) if i in self.measured),
+                            None)
+            if twin is None:
+                self._kernels[key] = config.index
+                fresh.append(config)
+            else:
+                self.twins[config.index] = twin
+        return fresh
 
     def confirm(
         self,

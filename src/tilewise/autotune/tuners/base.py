@@ -252,6 +252,7 @@ class Tuner(ABC):
             return 0
         ranked = sorted(self.costs, key=lambda i: (standing(self.costs[i]), i))[:top]
         fallback = self.space.fallback.index
+        fallback = self.twins.get(fallback, fallback)  # its kernel, where measured as a twin
         # On this shared machine a re-measured leader read below the fallback
         # (compare.py, resnet-c4-3x3 on 2 threads: 346.9 against 361.3 GFLOP/s): the
         # fallback is read in every pass, in the same rounds as the leader.

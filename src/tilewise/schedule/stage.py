@@ -312,7 +312,8 @@ class Stage:
         target without the hint (GPU shared memory) leaves it out."""
         self._need_compute("prefetch")
         self._leaf(iv, "prefetch")
-        if not isinstance(tensor, Tensor) or not self._reads_upstream(tensor):
+        source = self.schedule.stage_map.get(tensor.op) if isinstance(tensor, Tensor) else None
+        if source is None or not self.schedule.reads_transitively(self, source):
             name = getattr(tensor, "name", repr(tensor))
             raise ScheduleError(f"prefetch on stage {self.name}: neither it nor a stage it "
                                 f"reads from reads {name}")
@@ -322,18 +323,6 @@ class Stage:
                                 f"{offset!r}")
         attr = self._attr(iv)
         attr.prefetch = attr.prefetch + ((tensor, offset),)
-
-    def _reads_upstream(self, tensor: Tensor) -> bool:
-        frontier, seen = [self.op], set()
-        while frontier:
-            op = frontier.pop()
-            for t in op.input_tensors:
-                if t is tensor:
-                    return True
-                if id(t.op) not in seen:
-                    seen.add(id(t.op))
-                    frontier.append(t.op)
-        return False
 
     def tensorize(self, iv: IterVar, intrin: TensorIntrin) -> None:
         """Replace the loop nest at and below ``iv`` by a call to a micro-kernel."""

@@ -75,6 +75,31 @@ def test_twins_of_a_measured_kernel_spend_no_trial(name, tmp_path):
     assert again.twins >= 1 and again.resumed == first.measured
 
 
+@pytest.mark.parametrize("name", TUNERS)
+def test_batches_asked_for_before_any_result_cover_the_space_once(name):
+    """The tuning loop asks again, before measuring, for the places twins left in a
+    batch: a tuner asked with nothing learnt between proposes each config once, then
+    nothing."""
+    paths = Task("toy_paths", (3,), "c")
+    tuner = TUNERS[name](paths, 0)
+    proposed = [c.index for _ in range(20) for c in tuner.next_batch(3)]
+    assert sorted(proposed) == list(range(paths.config_space.size))
+    assert tuner.next_batch(3) == []
+
+
+def test_the_model_tuner_plans_no_twins():
+    """Twins of a measured kernel read the same to the cost model; the plan holds none
+    of them, nor two configs of one kernel."""
+    paths = Task("toy_paths", (3,), "c")
+    tuner = ModelTuner(paths, 0, plan_size=8, n_initial=2, diversity=0,
+                       annealing=AnnealingOptions(n_iter=40, parallel_size=8))
+    tuner.tune(4, option(FakeRunner(toy_templates.paths_cost), batch_size=2))
+    assert tuner.plan
+    kernels = [paths.instantiate(paths.config_space.get(i))[0] for i in tuner.plan]
+    measured = {paths.instantiate(paths.config_space.get(i))[0] for i in tuner.measured}
+    assert len(set(kernels)) == len(kernels) and not measured & set(kernels)
+
+
 def test_the_space_names_the_twins_of_a_config():
     paths = Task("toy_paths", (3,), "c")
     space = paths.config_space

@@ -67,6 +67,7 @@ class Tuner(ABC):
         # knob not read); a config that agrees with one builds the same kernel.
         self._kernels: dict[tuple[int, ...], int] = {}
         self.twins: dict[int, int] = {}  # config -> the measured config of its kernel
+        self._keys: dict[int, tuple[int, ...] | None] = {}  # memo of _kernel_key
         self.best_config: ConfigEntity | None = None
         self.best_cost = math.inf
 
@@ -164,13 +165,20 @@ class Tuner(ABC):
         twins = 0
         while (measured < n_trial and rejected + twins <= REJECTIONS_PER_TRIAL * n_trial
                and self.has_next()):
-            configs = self.next_batch(min(batch_size, n_trial - measured))
-            if not configs:
-                break
-            fresh = self._new_kernels(configs)
-            twins += len(configs) - len(fresh)
+            # A batch is filled with new kernels: twins taken out leave no hole in it
+            # (a smaller batch builds on fewer cores, and the model tuner learns and
+            # replans after each).
+            want = min(batch_size, n_trial - measured)
+            fresh: list[ConfigEntity] = []
+            while len(fresh) < want and twins <= REJECTIONS_PER_TRIAL * n_trial:
+                configs = self.next_batch(want - len(fresh))
+                if not configs:
+                    break
+                new = self._new_kernels(configs)
+                twins += len(configs) - len(new)
+                fresh += new
             if not fresh:
-                continue
+                break
             inputs = [MeasureInput(self.task, c) for c in fresh]
             results = measure_option.measure(inputs)
             if database is not None:
@@ -197,31 +205,65 @@ class Tuner(ABC):
 
     def _new_kernels(self, configs: Sequence[ConfigEntity]) -> list[ConfigEntity]:
         """``configs`` less those that build a kernel already measured, or proposed
-        earlier in the batch (noted in :attr:`twins`): configs that differ only in knobs
-        their template does not read on their path (a register tile's ``unroll_k``
-        where the micro-kernel replaces the tile). In compare.py's gemm runs, before
-        this, 26-56% of the 200 trials measured such a twin again. A config the
-        template refuses is kept: measuring it records why."""
+        before (noted in :attr:`twins`): configs that differ only in knobs their
+        template does not read on their path (a register tile's ``unroll_k`` where the
+        micro-kernel replaces the tile). In compare.py's gemm runs, before this, 26-56%
+        of the 200 trials measured such a twin again. A config the template refuses is
+        kept: measuring it records why."""
         fresh = []
         for config in configs:
-            try:
-                read = self.task.knobs_read(config)
-            except Exception:  # noqa: BLE001 - refused or broken: the measurement says
-                fresh.append(config)
-                continue
-            vector = self.space.knob_index_vector(config.index)
-            key = tuple(d if k.name in read else -1
-                        for d, k in zip(vector, self.space.knobs, strict=True))
-            twin = self._kernels.get(key)
+            twin = self._twin_of(config.index)
             if twin is None:
-                twin = next((i for i in self.space.twins(config, read) if i in self.measured),
-                            None)
-            if twin is None:
-                self._kernels[key] = config.index
+                key = self._kernel_key(config.index)
+                if key is not None:
+                    self._kernels[key] = config.index
                 fresh.append(config)
             else:
                 self.twins[config.index] = twin
         return fresh
+
+    def _distinct_kernels(self, indices: Iterable[int]) -> list[int]:
+        """``indices`` less those whose kernel was proposed before or comes earlier in
+        ``indices`` (refused configs kept), for a tuner to plan with."""
+        out, keys = [], set()
+        for index in indices:
+            key = self._kernel_key(index)
+            if key is None:
+                out.append(index)
+            elif key not in keys and self._twin_of(index) is None:
+                keys.add(key)
+                out.append(index)
+        return out
+
+    def _kernel_key(self, index: int) -> tuple[int, ...] | None:
+        """The choices of config ``index`` on the knobs its template reads (-1 for the
+        rest): configs with the same key build the same kernel. None where the template
+        refuses the config."""
+        if index in self._keys:
+            return self._keys[index]
+        try:
+            read = self.task.knobs_read(self.space.get(index))
+        except Exception:  # noqa: BLE001 - refused or broken: the measurement says
+            key = None
+        else:
+            vector = self.space.knob_index_vector(index)
+            key = tuple(d if k.name in read else -1
+                        for d, k in zip(vector, self.space.knobs, strict=True))
+        self._keys[index] = key
+        return key
+
+    def _twin_of(self, index: int) -> int | None:
+        """The config proposed or measured before that builds the kernel ``index``
+        builds (a twin measured before a resume found through the space), else None."""
+        key = self._kernel_key(index)
+        if key is None:
+            return None
+        twin = self._kernels.get(key)
+        if twin is None:
+            config = self.space.get(index)
+            read = {k.name for k, d in zip(self.space.knobs, key, strict=True) if d >= 0}
+            twin = next((i for i in self.space.twins(config, read) if i in self.measured), None)
+        return None if twin == index else twin
 
     def confirm(
         self,

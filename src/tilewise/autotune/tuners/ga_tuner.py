@@ -39,7 +39,7 @@ class GATuner(Tuner):
 
     def next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
-        while len(batch) < n and self.has_next():
+        while len(batch) < n and len(self.seen) + len(batch) < self.space.size:
             if not self._queue:
                 self._next_generation()
                 if not self._queue:

@@ -140,7 +140,9 @@ class ModelTuner(Tuner):
             options=self.annealing,
             init=best_measured,
         )
-        self.plan = self._diverse(candidates, self.plan_size)
+        # Twins of measured kernels score as those do (the same loop IR): left in, they
+        # crowd the plan and are skipped when drawn, and the plan runs out early.
+        self.plan = self._diverse(self._distinct_kernels(candidates), self.plan_size)
 
     def _score(self, indices: Sequence[int]) -> np.ndarray:
         return self.model.predict(self.extract(indices))

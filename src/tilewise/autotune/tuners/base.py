@@ -162,21 +162,23 @@ class Tuner(ABC):
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
         measured = errors = rejected = last_improvement = 0
-        twins = 0
-        while (measured < n_trial and rejected + twins <= REJECTIONS_PER_TRIAL * n_trial
-               and self.has_next()):
+        twins_before = len(self.twins)  # skipped here or left out of a plan
+
+        def within_limit() -> bool:
+            skipped = rejected + len(self.twins) - twins_before
+            return skipped <= REJECTIONS_PER_TRIAL * n_trial
+
+        while measured < n_trial and within_limit() and self.has_next():
             # A batch is filled with new kernels: twins taken out leave no hole in it
             # (a smaller batch builds on fewer cores, and the model tuner learns and
             # replans after each).
             want = min(batch_size, n_trial - measured)
             fresh: list[ConfigEntity] = []
-            while len(fresh) < want and twins <= REJECTIONS_PER_TRIAL * n_trial:
+            while len(fresh) < want and within_limit():
                 configs = self.next_batch(want - len(fresh))
                 if not configs:
                     break
-                new = self._new_kernels(configs)
-                twins += len(configs) - len(new)
-                fresh += new
+                fresh += self._new_kernels(configs)
             if not fresh:
                 break
             inputs = [MeasureInput(self.task, c) for c in fresh]
@@ -201,7 +203,7 @@ class Tuner(ABC):
         flop = self.task.flop
         best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
         return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
-                           rejected, confirmed, twins)
+                           rejected, confirmed, len(self.twins) - twins_before)
 
     def _new_kernels(self, configs: Sequence[ConfigEntity]) -> list[ConfigEntity]:
         """``configs`` less those that build a kernel already measured, or proposed
@@ -224,13 +226,18 @@ class Tuner(ABC):
 
     def _distinct_kernels(self, indices: Iterable[int]) -> list[int]:
         """``indices`` less those whose kernel was proposed before or comes earlier in
-        ``indices`` (refused configs kept), for a tuner to plan with."""
+        ``indices`` (refused configs kept), for a tuner to plan with. A twin of a
+        proposed kernel is noted as seen: otherwise the next plan, scoring it as the
+        kernel measured, would find it again, and again."""
         out, keys = [], set()
         for index in indices:
             key = self._kernel_key(index)
             if key is None:
                 out.append(index)
-            elif key not in keys and self._twin_of(index) is None:
+            elif (twin := self._twin_of(index)) is not None:
+                self.seen.add(index)
+                self.twins[index] = twin
+            elif key not in keys:
                 keys.add(key)
                 out.append(index)
         return out

@@ -63,7 +63,7 @@ class Tuner(ABC):
         self.measured: dict[int, MeasureResult] = {}
         self.costs: dict[int, list[float]] = {}  # every successful reading of a config
         self._confirmed: set[int] = set()  # configs read more than once
-        # Measured configs by the choices their template instantiation read (-1: a
+        # Proposed configs by the choices their template instantiation read (-1: a
         # knob not read); a config that agrees with one builds the same kernel.
         self._kernels: dict[tuple[int, ...], int] = {}
         self.twins: dict[int, int] = {}  # config -> the measured config of its kernel

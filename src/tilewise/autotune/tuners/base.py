@@ -214,33 +214,37 @@ class Tuner(ABC):
         kept: measuring it records why."""
         fresh = []
         for config in configs:
-            twin = self._twin_of(config.index)
-            if twin is None:
-                key = self._kernel_key(config.index)
-                if key is not None:
-                    self._kernels[key] = config.index
-                fresh.append(config)
-            else:
-                self.twins[config.index] = twin
+            if self._skip_twin(config.index):
+                continue
+            key = self._kernel_key(config.index)
+            if key is not None:
+                self._kernels[key] = config.index
+            fresh.append(config)
         return fresh
 
     def _distinct_kernels(self, indices: Iterable[int]) -> list[int]:
         """``indices`` less those whose kernel was proposed before or comes earlier in
-        ``indices`` (refused configs kept), for a tuner to plan with. A twin of a
-        proposed kernel is noted as seen: otherwise the next plan, scoring it as the
-        kernel measured, would find it again, and again."""
+        ``indices`` (refused configs kept), for a tuner to plan with."""
         out, keys = [], set()
         for index in indices:
+            if self._skip_twin(index):
+                continue
             key = self._kernel_key(index)
-            if key is None:
-                out.append(index)
-            elif (twin := self._twin_of(index)) is not None:
-                self.seen.add(index)
-                self.twins[index] = twin
-            elif key not in keys:
+            if key is None or key not in keys:
                 keys.add(key)
                 out.append(index)
         return out
+
+    def _skip_twin(self, index: int) -> bool:
+        """Whether config ``index`` builds a kernel proposed before; if so it is noted
+        in :attr:`twins` and as seen, so that no later plan, scoring it as the kernel
+        measured, finds it again."""
+        twin = self._twin_of(index)
+        if twin is None:
+            return False
+        self.seen.add(index)
+        self.twins[index] = twin
+        return True
 
     def _kernel_key(self, index: int) -> tuple[int, ...] | None:
         """The choices of config ``index`` on the knobs its template reads (-1 for the

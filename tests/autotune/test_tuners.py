@@ -100,6 +100,25 @@ def test_the_model_tuner_plans_no_twins():
     assert len(set(kernels)) == len(kernels) and not measured & set(kernels)
 
 
+def test_the_model_tuners_plans_are_not_emptied_by_twins_found_again():
+    """The twins of the best kernels score best; one left out of a plan must not come
+    back at the top of every later plan, leaving plans empty (the model tuner then only
+    samples at random, and meets the template's refusals at their rate)."""
+    twins = Task("toy_twins", (64,), "c")
+    lengths = []
+
+    class Recording(ModelTuner):
+        def _refit_and_plan(self):
+            super()._refit_and_plan()
+            lengths.append(len(self.plan))
+
+    annealing = AnnealingOptions(n_iter=40, parallel_size=32)
+    tuner = Recording(twins, 0, plan_size=8, annealing=annealing)
+    summary = tuner.tune(60, option(FakeRunner(toy_templates.twins_cost), batch_size=4))
+    assert summary.measured == 60 and summary.twins > 0 and len(lengths) > 10
+    assert np.median(lengths) >= 4, lengths  # 0 when twins came back: 15-17 of ~22 plans empty
+
+
 def test_the_space_names_the_twins_of_a_config():
     paths = Task("toy_paths", (3,), "c")
     space = paths.config_space

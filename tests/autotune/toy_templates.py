@@ -53,6 +53,32 @@ def toy_paths(cfg, n):
     return kernel, []
 
 
+@template("toy_twins")
+def toy_twins(cfg, n):
+    """A larger toy_paths with refusals: ``detail`` (eight values) is read on the slow
+    path only, so each fast kernel has eight configs; ``odd=3`` is refused."""
+    cfg.define_knob("path", ["fast", "slow"])
+    cfg.define_knob("detail", list(range(8)))
+    cfg.define_split("tile", n, num_outputs=2)
+    cfg.define_knob("odd", [0, 1, 2, 3])
+    if cfg["odd"].val == 3:
+        raise InvalidConfigError("odd=3 is refused")
+    kernel = (cfg["path"].val, cfg["tile"].size[1], cfg["odd"].val)
+    if cfg["path"].val == "slow":
+        kernel += (cfg["detail"].val,)
+    return kernel, []
+
+
+def twins_cost(cfg: ConfigEntity) -> float:
+    """What toy_twins builds costs: fast beats slow, a middle tile is best, and the larger
+    ``odd`` the better, so a model rates the refused odd=3 as high as odd=2 (as the
+    loop-IR model rates some of the configs gemm refuses)."""
+    slow = cfg["path"].val == "slow"
+    tile = math.log2(cfg["tile"].size[1])
+    detail = cfg["detail"].val if slow else 0
+    return 1e-3 * (1 + 4 * slow + 0.1 * detail + (tile - 3) ** 2 + 2 - cfg["odd"].val)
+
+
 def paths_cost(cfg: ConfigEntity) -> float:
     """What toy_paths builds costs: the plain path reads no detail."""
     detail = cfg["detail"].val if cfg["path"].val == "detailed" else 0

@@ -71,8 +71,7 @@ def toy_twins(cfg, n):
 
 def twins_cost(cfg: ConfigEntity) -> float:
     """What toy_twins builds costs: fast beats slow, a middle tile is best, and the larger
-    ``odd`` the better, so a model rates the refused odd=3 as high as odd=2 (as the
-    loop-IR model rates some of the configs gemm refuses)."""
+    ``odd`` the better, so a model that has not met odd=3 yet rates it as odd=2."""
     slow = cfg["path"].val == "slow"
     tile = math.log2(cfg["tile"].size[1])
     detail = cfg["detail"].val if slow else 0

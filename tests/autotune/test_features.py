@@ -19,7 +19,7 @@ def test_rows_lowered_in_workers_match_rows_lowered_here():
     # the fallback, which the template accepts, among configs most of which it rejects
     indices = [space.fallback.index, *space.sample(23, np.random.default_rng(0))]
     here = IRFeatureExtractor(task, workers=1)(indices)
-    pooled = IRFeatureExtractor(task, workers=2)
+    pooled = IRFeatureExtractor(gemm_task(), workers=2)  # a task whose tree knows nothing
     got = pooled(indices)
     assert pooled._pool is not None  # the call did go to the workers
     assert got.shape == (24, feature_width() + 1)
@@ -41,3 +41,18 @@ def test_a_pickled_extractor_carries_neither_pool_nor_cache():
     extract(task.config_space.sample(16, np.random.default_rng(2)))
     copy = pickle.loads(pickle.dumps(extract))
     assert copy._pool is None and copy._cache == {} and copy.workers == 2
+
+
+def test_rows_answered_from_the_read_tree_are_the_rows_lowered_afresh():
+    """Twins of a lowered kernel take its row, configs on a refused path the invalid
+    row, without running the template: the same rows as a fresh task lowers."""
+    task = gemm_task()
+    space = task.config_space
+    fallback = space.fallback
+    twins = space.twins(fallback, task.knobs_read(fallback))
+    indices = [fallback.index, *twins, *space.sample(40, np.random.default_rng(3))]
+    extract = IRFeatureExtractor(task, workers=1)
+    got = extract(indices)
+    assert twins and all(extract._known(i) is not None for i in twins)
+    for index, row in zip(indices, got, strict=True):
+        np.testing.assert_array_equal(row, IRFeatureExtractor(gemm_task(), workers=1)([index])[0])

@@ -42,6 +42,7 @@ from ..ir import (
 )
 from ..ir.simplify import linear_form
 from ..ir.stmt import ExternCall, Prefetch
+from .reads import Trace
 
 #: Innermost loops described one by one (innermost first).
 INNER_LOOPS = 5
@@ -216,7 +217,10 @@ class IRFeatureExtractor:
     Lowering is most of a tuning run's time (annealing visits thousands of configs
     while nothing is measured), so a call with many uncached configs lowers them in
     ``workers`` processes (default: one per core), started on first need and kept
-    while the extractor lives.
+    while the extractor lives. Configs whose path through the template was walked
+    before (:mod:`.reads`, here or in a worker) are answered without running it: a
+    refused one gets the invalid row, a twin of a kernel lowered before (the same
+    choices on the knobs read) that kernel's row.
     """
 
     def __init__(self, task, workers: int | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -225,25 +229,60 @@ class IRFeatureExtractor:
         self.task = task
         self._lower = lower
         self._cache: dict[int, np.ndarray] = {}
+        self._kernels: dict[tuple[int, ...], np.ndarray] = {}  # by kernel key
         self.workers = max(1, os.cpu_count() or 1) if workers is None else workers
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def one(self, index: int) -> np.ndarray:
         row = self._cache.get(index)
         if row is None:
-            try:
-                s, args = self.task.instantiate(self.task.config_space.get(index))
-                func = self._lower(s, args, optimize_loops=False)
-                row = np.append(loop_features(func), 0.0)
-            except Exception:  # noqa: BLE001 - any template/lowering failure is "invalid"
-                row = np.append(np.zeros(feature_width()), 1.0)
+            row = self._known(index)
+            if row is None:
+                row, _ = self._traced_row(index)
             self._cache[index] = row
         return row
+
+    def _known(self, index: int) -> np.ndarray | None:
+        """The row of config ``index`` if the read tree and the rows so far tell it."""
+        trace = self.task.known_trace(self.task.config_space.get(index))
+        if trace is None:
+            return None
+        if trace.refusal is not None:
+            return _invalid_row()
+        return self._kernels.get(self.task.config_space.kernel_key(index, trace.read))
+
+    def _traced_row(self, index: int) -> tuple[np.ndarray, Trace | None]:
+        """Instantiate and lower config ``index``: its row, and the trace of the
+        instantiation (None where the template raised)."""
+        try:
+            made, trace = self.task.trace(self.task.config_space.get(index))
+        except Exception:  # noqa: BLE001 - a broken template is "invalid" too
+            return _invalid_row(), None
+        if made is None:
+            return _invalid_row(), trace
+        try:
+            s, args = made
+            row = np.append(loop_features(self._lower(s, args, optimize_loops=False)), 0.0)
+        except Exception:  # noqa: BLE001 - any lowering failure is "invalid"
+            row = _invalid_row()
+        self._remember(index, trace, row)
+        return row, trace
+
+    def _remember(self, index: int, trace: Trace, row: np.ndarray | None) -> None:
+        if row is not None and trace.refusal is None:
+            self._kernels[self.task.config_space.kernel_key(index, trace.read)] = row
 
     def __call__(self, indices: Sequence[int]) -> np.ndarray:
         if not indices:
             return np.zeros((0, feature_width() + 1))
-        missing = [i for i in dict.fromkeys(indices) if i not in self._cache]
+        missing = []
+        for i in dict.fromkeys(indices):
+            if i not in self._cache:
+                row = self._known(i)
+                if row is None:
+                    missing.append(i)
+                else:
+                    self._cache[i] = row
         if self.workers > 1 and len(missing) >= _PARALLEL_MIN:
             self._lower_in_pool(missing)
         return np.stack([self.one(i) for i in indices])
@@ -258,8 +297,12 @@ class IRFeatureExtractor:
                     initializer=_start_worker, initargs=(self.task,))
                 weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
             chunk = -(-len(indices) // (4 * self.workers))
-            rows = self._pool.map(_worker_row, indices, chunksize=chunk)
-            self._cache.update(zip(indices, rows, strict=True))
+            for index, (row, trace) in zip(
+                    indices, self._pool.map(_worker_row, indices, chunksize=chunk), strict=True):
+                self._cache[index] = row
+                if trace is not None:
+                    self.task.read_tree.add(trace)
+                    self._remember(index, trace, row)
         except (cf.process.BrokenProcessPool, OSError):
             # A worker died (out of memory, killed): go on lowering here, one by one.
             pool, self._pool, self.workers = self._pool, None, 1
@@ -267,7 +310,7 @@ class IRFeatureExtractor:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": {}, "_pool": None}
+        return {**self.__dict__, "_cache": {}, "_kernels": {}, "_pool": None}
 
 
 #: Uncached configs in one call below which lowering them here beats shipping them out.
@@ -281,6 +324,15 @@ def _start_worker(task) -> None:  # type: ignore[no-untyped-def]
     _worker = IRFeatureExtractor(task, workers=1)
 
 
-def _worker_row(index: int) -> np.ndarray:
+def _worker_row(index: int) -> tuple[np.ndarray, Trace | None]:
+    """A worker's row for config ``index`` and, where it ran the template, the trace,
+    for the parent's read tree (None where the worker's own tree answered)."""
     assert _worker is not None
-    return _worker.one(index)
+    row = _worker._known(index)
+    if row is not None:
+        return row, None
+    return _worker._traced_row(index)
+
+
+def _invalid_row() -> np.ndarray:
+    return np.append(np.zeros(feature_width()), 1.0)

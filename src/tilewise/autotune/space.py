@@ -122,6 +122,7 @@ class ConfigSpace(ConfigBase):
         self._knobs: dict[str, Knob] = {}
         self._flop = 0.0
         self._fallback: dict[str, Any] = {}
+        self._positions: dict[str, int] | None = None
 
     # -- recording -----------------------------------------------------------------
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
@@ -130,6 +131,7 @@ class ConfigSpace(ConfigBase):
         if old is not None and old != knob:
             raise TuningError(f"knob {name!r} is defined twice with different choices")
         self._knobs[name] = knob
+        self._positions = None
 
     def __getitem__(self, name: str) -> Entity:
         knob = self.knob(name)
@@ -151,6 +153,20 @@ class ConfigSpace(ConfigBase):
     @property
     def knobs(self) -> tuple[Knob, ...]:
         return tuple(self._knobs.values())
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """Each knob's position in :meth:`knob_index_vector`, by name."""
+        if self._positions is None:
+            self._positions = {name: pos for pos, name in enumerate(self._knobs)}
+        return self._positions
+
+    def kernel_key(self, index: int, read: Iterable[str]) -> tuple[int, ...]:
+        """Config ``index``'s choices on the knobs ``read`` (-1 on the rest): configs
+        with one key build one kernel where ``read`` is what their template read."""
+        read = set(read)
+        return tuple(d if name in read else -1
+                     for d, name in zip(self.knob_index_vector(index), self._knobs, strict=True))
 
     def knob(self, name: str) -> Knob:
         try:

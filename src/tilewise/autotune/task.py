@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from tilewise.autotune.reads import ReadingConfig, ReadTree, Trace
 from tilewise.autotune.space import ConfigEntity, ConfigSpace
-from tilewise.errors import UnknownTemplateError
+from tilewise.errors import InvalidConfigError, UnknownTemplateError
 from tilewise.target import Target
 
 #: ``reference(*args)`` returns ``make(rng) -> (arrays, expected)``: ``arrays`` are the
@@ -158,14 +159,50 @@ class Task:
         """The knobs the template reads when it instantiates ``config``: configs that
         agree on those build the same kernel (a knob read only on some paths, as a
         register tile's unrolling where a micro-kernel replaces the tile, is not read on
-        the others). Raises what :meth:`instantiate` raises."""
-        reading = _ReadingConfig(config.for_target(Target.from_str(self.target)))
-        made = self.template.func(reading, *self.args)
+        the others). Raises what :meth:`instantiate` raises. Answered without running
+        the template where an earlier :meth:`trace` walked ``config``'s path."""
+        trace = self.known_trace(config)
+        if trace is None:
+            _, trace = self.trace(config)
+        if trace.refusal is not None:
+            raise InvalidConfigError(trace.refusal)
+        return trace.read
+
+    def known_trace(self, config: ConfigEntity) -> Trace | None:
+        """The trace of ``config`` (a config of this task's space) if an earlier
+        :meth:`trace` walked its path, else None."""
+        space = self.config_space
+        return self.read_tree.lookup(space.knob_index_vector(config.index), space.positions)
+
+    def trace(self, config: ConfigEntity) -> tuple[Any, Trace]:
+        """Run the template with ``config``, noting what it reads: ``(made, trace)``,
+        ``made`` None where the template refused the config (``trace.refusal`` says
+        why). Remembered in :attr:`read_tree`. Raises what else the template raises."""
+        space = self.config_space
+        reading = ReadingConfig(config.for_target(Target.from_str(self.target)),
+                                space.knob_index_vector(config.index), space.positions)
+        try:
+            made = self.template.func(reading, *self.args)
+        except InvalidConfigError as e:
+            made, refusal = None, str(e)
+        else:
+            refusal = None
         # A template that hands the config itself on (one that only stands for a
         # kernel, in tests) makes all of it part of what it builds.
-        if reading.whole or any(part is reading for part in made):
-            return frozenset(name for name, _ in config.entities)
-        return frozenset(reading.read)
+        whole = reading.whole or (made is not None and any(p is reading for p in made))
+        steps = tuple(reading.steps)
+        if whole:
+            steps = tuple((name, d) for (name, _), d in
+                          zip(config.entities, space.knob_index_vector(config.index),
+                              strict=True))
+        trace = Trace(steps, refusal, whole)
+        self.read_tree.add(trace)
+        return made, trace
+
+    @cached_property
+    def read_tree(self) -> ReadTree:
+        """The paths of this task's traced instantiations (:mod:`.reads`)."""
+        return ReadTree()
 
     def instantiate_best(self, context: Any = None) -> tuple[Any, Sequence[Any]]:
         """The schedule of the best record in ``context`` (default: the active
@@ -188,8 +225,9 @@ class Task:
         return None if factory is None else factory(*self.args)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Drop the cached space: a child process rebuilds it only if it needs it.
-        return {k: v for k, v in self.__dict__.items() if k != "config_space"}
+        # Drop the cached space and read tree: a child process rebuilds them if it needs.
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("config_space", "read_tree")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -198,21 +236,3 @@ class Task:
         # Strings quoted, so that an empty epilogue still shows: conv2d_nchw(..., '').
         args = ", ".join(repr(a) if isinstance(a, str) else str(a) for a in self.args)
         return f"{self.name}({args}) @ {self.target}"
-
-
-class _ReadingConfig:
-    """A config that notes which knobs are read from it (:meth:`Task.knobs_read`)."""
-
-    def __init__(self, config: ConfigEntity) -> None:
-        self._config = config
-        self.read: set[str] = set()
-        self.whole = False  # the template looked at the config as a whole
-
-    def __getitem__(self, name: str) -> Any:
-        self.read.add(name)
-        return self._config[name]
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr in ("entities", "as_dict", "index", "to_json"):
-            self.whole = True
-        return getattr(self._config, attr)

@@ -257,9 +257,7 @@ class Tuner(ABC):
         except Exception:  # noqa: BLE001 - refused or broken: the measurement says
             key = None
         else:
-            vector = self.space.knob_index_vector(index)
-            key = tuple(d if k.name in read else -1
-                        for d, k in zip(vector, self.space.knobs, strict=True))
+            key = self.space.kernel_key(index, read)
         self._keys[index] = key
         return key
 

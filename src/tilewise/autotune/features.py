@@ -244,7 +244,7 @@ class IRFeatureExtractor:
 
     def _known(self, index: int) -> np.ndarray | None:
         """The row of config ``index`` if the read tree and the rows so far tell it."""
-        trace = self.task.known_trace(self.task.config_space.get(index))
+        trace = self.task.known_trace(index)
         if trace is None:
             return None
         if trace.refusal is not None:
@@ -268,8 +268,8 @@ class IRFeatureExtractor:
         self._remember(index, trace, row)
         return row, trace
 
-    def _remember(self, index: int, trace: Trace, row: np.ndarray | None) -> None:
-        if row is not None and trace.refusal is None:
+    def _remember(self, index: int, trace: Trace, row: np.ndarray) -> None:
+        if trace.refusal is None:
             self._kernels[self.task.config_space.kernel_key(index, trace.read)] = row
 
     def __call__(self, indices: Sequence[int]) -> np.ndarray:

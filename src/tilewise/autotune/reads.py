@@ -6,14 +6,15 @@ path through a tree whose nodes are knobs and whose branches are their choices, 
 it ends where the template returned (the knobs on the path are all it read: configs
 that agree on them build one kernel) or refused the config. A config whose path was
 walked before is answered from the tree, without running the template: annealing asks
-this of thousands of configs per plan, most of them refused (gemm-512's space: about
-three in four of the configs annealing visits), and each costs the template's compute
-definition and schedule (a millisecond) where the walk costs microseconds.
+this of thousands of configs per plan, most of them refused (gemm-512: about four in
+five of the configs annealing visits), and each costs the template's compute
+definition and part of its schedule (about a millisecond) where the walk costs
+microseconds.
 
 Example::
 
     made, trace = task.trace(config)      # runs the template, remembers the path
-    task.read_tree.lookup(digits)         # the same Trace for a config on that path
+    task.known_trace(twin)                # the same Trace, for a config on that path
 """
 
 from __future__ import annotations
@@ -76,15 +77,15 @@ class ReadTree:
         node = self._root
         for depth, (knob, digit) in enumerate(trace.steps):
             if not isinstance(node, _Branch) or node.knob != knob:
-                return self._break()
+                self._break()
+                return
             child = node.next.get(digit)
             if child is None:
                 node.next[digit] = _chain(trace, depth + 1)
-                return None
+                return
             node = child
         if not isinstance(node, Trace) or (node.refusal is None) != (trace.refusal is None):
             self._break()
-        return None
 
     def _break(self) -> None:
         self._root, self.broken = None, True

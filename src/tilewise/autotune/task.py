@@ -168,11 +168,12 @@ class Task:
             raise InvalidConfigError(trace.refusal)
         return trace.read
 
-    def known_trace(self, config: ConfigEntity) -> Trace | None:
-        """The trace of ``config`` (a config of this task's space) if an earlier
-        :meth:`trace` walked its path, else None."""
+    def known_trace(self, config: ConfigEntity | int) -> Trace | None:
+        """The trace of ``config`` (a config of this task's space, or its index) if an
+        earlier :meth:`trace` walked its path, else None."""
         space = self.config_space
-        return self.read_tree.lookup(space.knob_index_vector(config.index), space.positions)
+        index = config.index if isinstance(config, ConfigEntity) else int(config)
+        return self.read_tree.lookup(space.knob_index_vector(index), space.positions)
 
     def trace(self, config: ConfigEntity) -> tuple[Any, Trace]:
         """Run the template with ``config``, noting what it reads: ``(made, trace)``,

@@ -313,8 +313,10 @@ class IRFeatureExtractor:
         return {**self.__dict__, "_cache": {}, "_kernels": {}, "_pool": None}
 
 
-#: Uncached configs in one call below which lowering them here beats shipping them out.
-_PARALLEL_MIN = 8
+#: Unknown configs in one call below which lowering them here beats shipping them out.
+#: Those the read tree answers never go out, so what is left is mostly configs to lower
+#: (7-10 ms for gemm, 25 for a 3x3 convolution): two are worth the workers' round trip.
+_PARALLEL_MIN = 2
 
 _worker: IRFeatureExtractor | None = None
 

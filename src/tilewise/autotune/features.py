@@ -285,6 +285,8 @@ class IRFeatureExtractor:
                     self._cache[i] = row
         if self.workers > 1 and len(missing) >= _PARALLEL_MIN:
             self._lower_in_pool(missing)
+        # one() asks the tree again: a config lowered earlier in this call may have
+        # walked the path of a later one.
         return np.stack([self.one(i) for i in indices])
 
     def _lower_in_pool(self, indices: list[int]) -> None:

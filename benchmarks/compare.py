@@ -19,8 +19,10 @@ thread count) holds ``--tvm-trials`` records (default 256; 0 or ``--no-tvm`` ski
 it; a folder that holds them already costs no tuning), its best schedule checked and
 timed in each round beside the others. Each side runs in its own child process.
 Kernels are built first and timed after: nothing compiles while a timer runs.
-Prints one table of GFLOP/s medians with the ratio of tuned tilewise to the best
-peer, the tuned config re-measured over its reading when the tuner chose it
+The peers' child also reads the machine's fp32 FMA peak at the same thread count
+(``benchmarks/fma_peak.py``), the roof every contender is under. Prints one table of
+GFLOP/s medians with the ratio of tuned tilewise to the best peer and to the FMA
+peak, the tuned config re-measured over its reading when the tuner chose it
 ("tuned/search": how well a tuning result holds), and both tuning wall times, and
 writes JSON with the machine's description.
 """
@@ -225,6 +227,10 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
 
         if note := tvm_peer.missing():
             return {"threads": threads, "rows": [], "notes": [note]}
+    if part == "peers":
+        from fma_peak import FmaPeak  # beside this file
+
+        fma_peak = FmaPeak()
     target = f"c -cores={threads}"
     rows, notes = [], set()
     for w in [w for w in load_workloads() if w["name"] in names]:
@@ -240,6 +246,7 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
         if part == "peers":
             got, why = peers(w, arrays, threads, repeat, opts.rounds)
             row.update(got)
+            row["fma_peak_rounds"] = [fma_peak(threads) for _ in range(opts.rounds)]
             notes.update(why)
             rows.append(row)
             continue
@@ -284,7 +291,8 @@ def print_table(results: list[dict], trials: int, tvm_trials: int) -> None:
     table = Table(title=f"GFLOP/s (median), fp32, batch 1; tuned = {trials} trials, "
                         f"metaschedule = {tvm_trials} trials")
     for col in ("workload", "thr", "fallback", "tuned", "numpy", "pytorch", "metaschedule",
-                "tuned/best peer", "fallback/tuned", "tuned/search", "tune s", "ms tune s"):
+                "tuned/best peer", "FMA peak", "tuned/peak", "fallback/tuned", "tuned/search",
+                "tune s", "ms tune s"):
         table.add_column(col, justify="left" if col == "workload" else "right")
 
     def fmt(v, spec=".1f"):
@@ -298,11 +306,13 @@ def print_table(results: list[dict], trials: int, tvm_trials: int) -> None:
                 r["workload"], str(r["threads"]), fmt(r.get("fallback")), fmt(tuned),
                 *(fmt(r.get(p)) for p in PEERS),
                 fmt(tuned / best_peer if tuned and best_peer else None, ".2f"),
+                fmt(r.get("fma_peak")),
+                fmt(tuned / r["fma_peak"] if tuned and r.get("fma_peak") else None, ".2f"),
                 fmt(r["fallback"] / tuned if tuned and r.get("fallback") else None, ".2f"),
                 fmt(tuned / r["tuned_during_search"]
                     if tuned and r.get("tuned_during_search") else None, ".2f"),
                 fmt(r.get("tune_s"), ".0f"), fmt(r.get("metaschedule_tune_s"), ".0f"))
-    console = Console(width=160)
+    console = Console(width=180)
     console.print(table)
     for note in sorted({n for res in results for n in res["notes"]}):
         console.print(f"note: {note}", markup=False)  # "[metaschedule]" is no style

@@ -31,6 +31,9 @@ class Target:
     l1_bytes: int = 32 * 1024
     l2_bytes: int = 512 * 1024
     line_bytes: int = 64
+    #: Full-width vector FMAs a core starts per cycle: 1 where a 512-bit FMA is split
+    #: in two 256-bit halves (AMD Zen 4), else 2 (Zen 3 and 5, Intel's server cores).
+    fma_per_cycle: int = 2
 
     @staticmethod
     def from_str(text: str | Target) -> Target:
@@ -71,6 +74,7 @@ class Target:
             l1_bytes=host["l1"],
             l2_bytes=host["l2"],
             line_bytes=host["line"] if kind is TargetKind.C else 128,  # a GPU's L2 line
+            fma_per_cycle=host["fma_per_cycle"],
         )
 
     def __str__(self) -> str:
@@ -116,6 +120,7 @@ class Target:
             "cores": self.cores,
             "l1_bytes": self.l1_bytes,
             "l2_bytes": self.l2_bytes,
+            "fma_per_cycle": self.fma_per_cycle,
         }
 
 
@@ -147,12 +152,17 @@ def host_info() -> dict:
     """Features of the machine we run on (read once)."""
     flags: set[str] = set()
     model = platform.processor() or platform.machine()
+    vendor, family = "", ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")) and not flags:
                 flags = set(line.split(":", 1)[1].split())
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+            if line.startswith("cpu family"):
+                family = line.split(":", 1)[1].strip()
     except OSError:
         pass
     if "avx512f" in flags:
@@ -175,6 +185,8 @@ def host_info() -> dict:
         "l2": _cache_size(2) or 512 * 1024,
         "line": _line_size() or 64,
         "model": model,
+        # AMD family 25 (0x19) is Zen 3 and Zen 4; only Zen 4 has AVX-512, on 256-bit units
+        "fma_per_cycle": 1 if (vendor, family, bits) == ("AuthenticAMD", "25", 512) else 2,
     }
 
 

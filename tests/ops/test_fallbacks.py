@@ -79,3 +79,23 @@ def test_fallback_matches_numpy_on_small_shapes(task_args):
     for got, want in zip(arrays[len(arrays) - len(expected):], expected, strict=True):
         scale = float(np.abs(want).max()) or 1.0
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale, err_msg=str(task))
+
+
+@pytest.mark.parametrize("fma_per_cycle, vectors", [(1, 1), (2, 2)])
+def test_conv_fallback_takes_one_vector_of_channels_where_a_core_starts_one_fma(
+        fma_per_cycle, vectors):
+    """resnet-c5-3x3: two vectors of output channels where a core starts two full-width
+    FMAs a cycle, one where it starts one (Zen 4); the row tile and ic_outer alike."""
+    import dataclasses
+
+    from tilewise.autotune.space import ConfigSpace
+    from tilewise.ops.conv2d import define_conv2d_nchw_space
+    from tilewise.target import Target
+
+    target = dataclasses.replace(Target.from_str("c"), vector_bits=512,
+                                 fma_per_cycle=fma_per_cycle)
+    space = ConfigSpace(target)
+    define_conv2d_nchw_space(space, target, 512, 512, 3, 3, 7, "float32", 1, 9)
+    fallback = space.fallback
+    assert fallback["oc_bn"].val == 16 * vectors
+    assert fallback["reg_n"].val == 7 and fallback["ic_outer"].val

@@ -156,11 +156,23 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     else:
         reg_n = min((r for r in fits if 2 * r >= widest), key=lambda r: (-(-OW // r) * r, -r))
     big = K * C * R * S * np.dtype(dtype).itemsize > target.l2_bytes
+    # Two vectors of channels keep a tile's loads at about one per two FMAs, which a
+    # core starting two FMAs a cycle needs; one that starts one (Zen 4) does better
+    # with one vector, the row tile and ic_outer still chosen as for two: twice the
+    # channel chunks to share out, weight blocks half as wide. Zen 4, beside PyTorch
+    # (benchmarks/paired.py, 7 rounds), 1 / 2 threads: resnet-c5-3x3 1.27 -> 1.48 /
+    # 1.51 -> 1.77, c4-3x3 0.98 -> 0.99 / 1.05 -> 1.09, c3-down 1.04 -> 1.05 / 1.14 ->
+    # 1.18, c2-3x3 and c3-3x3 within 0.02 (c5 with ic_outer off, as the one-vector
+    # row's reads would have it: 1.29 / 1.32); benchmarks/odd_shapes.py: the 7x7 stem
+    # 0.94 -> 1.00 / 0.89 -> 0.95, Inception's 1x7 1.13 -> 1.41 / 1.56 -> 1.94, the
+    # others within 0.01. Tuning picked one vector on every ResNet 3x3 layer there,
+    # and two on every one on Zen 5.
     # The hand-written micro-kernel for the register tile: gcc keeps one address
     # register per row of the tile and spills them; the kernel's rows are constant
     # offsets from one (one core: resnet-c2-3x3 158 -> 169 GFLOP/s, c5 120 -> 128,
     # c3-down 143 -> 155).
-    cfg.fallback_with(ic_bn=fb_ic, oc_bn=fb_oc, reg_n=reg_n, unroll_kw=True,
+    cfg.fallback_with(ic_bn=fb_ic, oc_bn=lanes if target.fma_per_cycle < 2 else fb_oc,
+                      reg_n=reg_n, unroll_kw=True,
                       order="ic_khkw", oh_tile=1, kernel_pack="per_chunk" if big else "root",
                       kernel="ukr" if fp32_simd else "loops")
     # Defined last, so that databases written before it keep their indices. The

@@ -150,21 +150,16 @@ def _line_size() -> int | None:
 @cache
 def host_info() -> dict:
     """Features of the machine we run on (read once)."""
-    flags: set[str] = set()
-    model = platform.processor() or platform.machine()
-    vendor, family = "", ""
+    cpu: dict[str, str] = {}  # the first core's "key : value" lines
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")) and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("vendor_id"):
-                vendor = line.split(":", 1)[1].strip()
-            if line.startswith("cpu family"):
-                family = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            cpu.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    flags = set((cpu.get("flags") or cpu.get("Features") or "").split())  # x86, Arm
+    model = cpu.get("model name") or platform.processor() or platform.machine()
+    vendor, family = cpu.get("vendor_id", ""), cpu.get("cpu family", "")
     if "avx512f" in flags:
         bits = 512
     elif "avx2" in flags or "avx" in flags:

@@ -95,7 +95,8 @@ def test_conv_fallback_takes_one_vector_of_channels_where_a_core_starts_one_fma(
     target = dataclasses.replace(Target.from_str("c"), vector_bits=512,
                                  fma_per_cycle=fma_per_cycle)
     space = ConfigSpace(target)
-    define_conv2d_nchw_space(space, target, 512, 512, 3, 3, 7, "float32", 1, 9)
+    define_conv2d_nchw_space(space, target, C=512, K=512, R=3, S=3, OW=7, dtype="float32",
+                             dilation_w=1, in_w=9)
     fallback = space.fallback
     assert fallback["oc_bn"].val == 16 * vectors
     assert fallback["reg_n"].val == 7 and fallback["ic_outer"].val

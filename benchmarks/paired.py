@@ -13,6 +13,9 @@ same round, the figure to compare configs by where whole rounds swing by a third
 and batch_matmul NumPy's ``matmul`` is timed too (its BLAS pool sized to ``--threads``),
 since OpenBLAS, not PyTorch's MKL, leads some of them on AMD cores.
 
+``--template conv2d_nhwc`` times the same convolution in another layout (its own
+fallback and knobs), PyTorch still on NCHW arrays.
+
 compare.py measures each side in its own child process, as the tuner does; this script
 is for comparing configs by hand (a knob's effect, a new fallback), not for the table.
 """
@@ -25,6 +28,12 @@ import os
 import statistics
 import time
 
+#: Other templates of a convolution workload: their arguments.
+_LAYOUTS = {
+    "conv2d_nhwc": lambda w: (1, w["H"], w["W"], w["C"], w["K"], w["R"], w["S"],
+                              w["stride"], w["pad"]),
+}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -32,6 +41,9 @@ def main() -> None:
     ap.add_argument("workload", help="a name from workloads.json")
     ap.add_argument("--config", action="append", default=[],
                     help="JSON knob choices over the fallback (repeatable; default: {})")
+    ap.add_argument("--template", choices=sorted(_LAYOUTS),
+                    help="time this template's kernels instead of the workload's own "
+                         "(the same convolution in another layout; peers unchanged)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--repeat", type=int, default=5)
@@ -54,6 +66,13 @@ def main() -> None:
         ap.error(f"unknown workload {opts.workload!r}; have {sorted(by_name)}")
     w = by_name[opts.workload]
     name, args = tilewise_task(w)
+    peer_arrays = [aligned(a) for a in Task(name, args).reference()(
+        np.random.default_rng(0))[0]]
+    if opts.template is not None:
+        if w["kind"] != "conv2d":
+            ap.error(f"--template {opts.template} times convolutions; {opts.workload} "
+                     f"is a {w['kind']}")
+        name, args = opts.template, _LAYOUTS[opts.template](w)
     task = Task(name, args, f"c -cores={opts.threads}")
     space = task.config_space
     arrays, (want,) = task.reference()(np.random.default_rng(0))
@@ -72,10 +91,10 @@ def main() -> None:
         # from Python adds ~15 us of argument checks (a tenth of mobilenet-dw1's run).
         kernels[str(config)] = mod.time_evaluator(number=number, repeat=opts.repeat)
     torch.set_num_threads(opts.threads)
-    peers = {"pytorch": pytorch_call(w, arrays)}
+    peers = {"pytorch": pytorch_call(w, peer_arrays)}
     if w["kind"] in ("gemm", "batch_matmul"):
-        out = np.empty_like(arrays[-1])
-        peers["numpy"] = lambda: np.matmul(arrays[0], arrays[1], out=out)
+        out = np.empty_like(peer_arrays[-1])
+        peers["numpy"] = lambda: np.matmul(peer_arrays[0], peer_arrays[1], out=out)
     gflops = {label: [] for label in [*peers, *kernels]}
     # Each side waits out the last one's thread pool: OpenBLAS's and OpenMP's idle
     # threads spin for a while after a call, and on two cores they took one from the

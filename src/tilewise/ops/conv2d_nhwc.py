@@ -87,6 +87,10 @@ def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("pad", ["at_row", "inline"])
     cfg.define_knob("unroll_kw", [True, False])
+    # Two vectors even where a core starts one FMA a cycle (unlike conv2d_nchw's
+    # micro-kernel): on Zen 4, one vector over a row twice as wide read 0.85-1.00x
+    # the two-vector tile on the six ResNet layers (one thread; 0.87-1.01x on two;
+    # benchmarks/paired.py --template conv2d_nhwc, 5 rounds).
     fb_oc, fb_reg = _nhwc_fallback_tile(oc, regs, lanes, room)
     cfg.fallback_with(oc_bn=fb_oc, reg_n=fb_reg, pad="at_row", unroll_kw=True)
     oc_bn, reg_n, most = cfg["oc_bn"].val, cfg["reg_n"].val, target.vector_registers

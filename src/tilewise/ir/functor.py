@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .expr import Expr
+from .expr import Binary, Expr
 from .stmt import Stmt
 
 Node = Any  # Expr | Stmt
@@ -46,6 +46,10 @@ def _is_node(v: Any) -> bool:
 
 def children(node: Node) -> Iterator[Node]:
     """The direct sub-expressions and sub-statements of ``node``."""
+    if type(node) is Binary:  # most nodes of an index; spelled out, as in map_children
+        yield node.a
+        yield node.b
+        return
     for name in _child_fields(type(node)):
         v = getattr(node, name)
         if _is_node(v):
@@ -56,6 +60,13 @@ def children(node: Node) -> Iterator[Node]:
 
 def map_children(node: Node, fn: Callable[[Node], Node]) -> Node:
     """Rebuild ``node`` with ``fn`` applied to each child; the same object if nothing changed."""
+    if type(node) is Binary:
+        # Most nodes lowering rewrites are index arithmetic: their two operands taken
+        # directly, not through the field scan below.
+        a, b = fn(node.a), fn(node.b)
+        if a is node.a and b is node.b:
+            return node
+        return Binary(node.op, a, b, node.dtype)
     changes: dict[str, Any] = {}
     for name in _child_fields(type(node)):
         v = getattr(node, name)
@@ -80,7 +91,18 @@ def post_order(node: Node, fn: Callable[[Node], None]) -> None:
 def collect(node: Node, cls: type | tuple[type, ...]) -> list[Any]:
     """Every node of the given type(s) under ``node``, in post-order."""
     out: list[Any] = []
-    post_order(node, lambda n: out.append(n) if isinstance(n, cls) else None)
+
+    def go(n: Node) -> None:
+        if type(n) is Binary:
+            go(n.a)
+            go(n.b)
+        else:
+            for c in children(n):
+                go(c)
+        if isinstance(n, cls):
+            out.append(n)
+
+    go(node)
     return out
 
 

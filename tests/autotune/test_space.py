@@ -126,6 +126,41 @@ def test_neighbours_change_exactly_one_knob():
         assert space.random_neighbour(x, rng) in set(neighbours)
 
 
+def huge_space() -> ConfigSpace:
+    space = ConfigSpace()
+    for i in range(12):
+        space.define_split(f"s{i}", 1024, num_outputs=3)
+    space.define_knob("only", [1])  # a knob no neighbour can move
+    return space
+
+
+@pytest.mark.parametrize("make", [small_space, huge_space])
+def test_many_indices_at_once_agree_with_one_at_a_time(make):
+    """digit_matrix and random_neighbours (annealing's batch forms; int64 arithmetic
+    below 2**62 configs, Python ints above) against knob_index_vector and neighbours."""
+    space = make()
+    rng = np.random.default_rng(5)
+    points = space.sample(64, rng) + [0, space.size - 1]
+    digits = space.digit_matrix(points)
+    assert [tuple(int(d) for d in row) for row in digits] == [
+        space.knob_index_vector(p) for p in points]
+    moved = space.random_neighbours(points, rng)
+    assert len(moved) == len(points)
+    for p, q in zip(points, moved, strict=True):
+        diff = [a != b for a, b in zip(space.knob_index_vector(p), space.knob_index_vector(q),
+                                       strict=True)]
+        assert sum(diff) == 1
+    with pytest.raises(TuningError, match="outside a space"):
+        space.digit_matrix([space.size])
+
+
+def test_a_space_of_fixed_knobs_has_no_other_neighbour():
+    space = ConfigSpace()
+    space.define_knob("only", [7])
+    assert space.random_neighbours([0, 0], np.random.default_rng(0)) == [0, 0]
+    assert space.digit_matrix([0]).tolist() == [[0]]
+
+
 def test_entity_json_round_trip():
     space = small_space()
     for index in [0, 1, 777, len(space) - 1]:

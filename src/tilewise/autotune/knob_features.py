@@ -35,7 +35,6 @@ class KnobFeatureExtractor:
     def __init__(self, space: ConfigSpace) -> None:
         self.space = space
         self._tables = [self._table(k) for k in space.knobs]
-        self._cache: dict[int, np.ndarray] = {}
 
     @staticmethod
     def _table(knob) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -47,16 +46,11 @@ class KnobFeatureExtractor:
         )
 
     def __call__(self, indices: Sequence[int]) -> np.ndarray:
-        rows = []
-        for index in indices:
-            row = self._cache.get(index)
-            if row is None:
-                digits = self.space.knob_index_vector(index)
-                row = np.concatenate([t[d] for t, d in zip(self._tables, digits, strict=True)])
-                self._cache[index] = row
-            rows.append(row)
+        digits = self.space.digit_matrix(list(indices))
         width = sum(t.shape[1] for t in self._tables)
-        return np.stack(rows) if rows else np.zeros((0, width))
+        if not len(digits) or not self._tables:
+            return np.zeros((len(digits), width))
+        return np.concatenate([t[digits[:, j]] for j, t in enumerate(self._tables)], axis=1)
 
 
 FeatureSpec = str | Callable[["Task"], FeatureExtractor]

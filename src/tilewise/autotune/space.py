@@ -46,6 +46,8 @@ from tilewise.target import Target
 
 #: Spaces up to this size are sampled by permutation; larger ones by rejection.
 _SMALL_SPACE = 1 << 20
+#: Spaces up to this size have their indices converted in int64 arithmetic.
+_NUMPY_SPACE = 1 << 62
 
 
 class ConfigBase(ABC):
@@ -123,6 +125,8 @@ class ConfigSpace(ConfigBase):
         self._flop = 0.0
         self._fallback: dict[str, Any] = {}
         self._positions: dict[str, int] | None = None
+        self._radices: tuple[int, ...] | None = None
+        self._size = 1
 
     # -- recording -----------------------------------------------------------------
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
@@ -131,7 +135,7 @@ class ConfigSpace(ConfigBase):
         if old is not None and old != knob:
             raise TuningError(f"knob {name!r} is defined twice with different choices")
         self._knobs[name] = knob
-        self._positions = None
+        self._positions = self._radices = None
 
     def __getitem__(self, name: str) -> Entity:
         knob = self.knob(name)
@@ -175,29 +179,58 @@ class ConfigSpace(ConfigBase):
             raise TuningError(f"no knob named {name!r} in this space") from None
 
     @property
+    def radices(self) -> tuple[int, ...]:
+        """The number of choices of each knob, in order: the digits' radices."""
+        # Kept, not recomputed: annealing converts millions of indices per tuning run.
+        if self._radices is None:
+            self._radices = tuple(len(k) for k in self._knobs.values())
+            self._size = math.prod(self._radices)
+        return self._radices
+
+    @property
     def size(self) -> int:
         """The number of configs (a Python int: it may exceed what ``len`` can return)."""
-        return math.prod(len(k) for k in self._knobs.values())
+        self.radices  # noqa: B018 - computes the size with them
+        return self._size
 
     def __len__(self) -> int:
         return self.size
 
     def knob_index_vector(self, index: int) -> tuple[int, ...]:
         """Per-knob choice indices of config ``index`` (knob 0 is the fastest digit)."""
-        if not 0 <= index < self.size:
-            raise TuningError(f"config index {index} is outside a space of {self.size}")
+        radices = self.radices
+        if not 0 <= index < self._size:
+            raise TuningError(f"config index {index} is outside a space of {self._size}")
         digits = []
-        for knob in self._knobs.values():
-            index, digit = divmod(index, len(knob))
+        for radix in radices:
+            index, digit = divmod(index, radix)
             digits.append(digit)
         return tuple(digits)
+
+    def digit_matrix(self, indices: Sequence[int]) -> np.ndarray:
+        """:meth:`knob_index_vector` of many configs at once: one row per index."""
+        radices = self.radices
+        if self._size > _NUMPY_SPACE:
+            return np.array([self.knob_index_vector(int(i)) for i in indices],
+                            dtype=np.int64).reshape(len(indices), len(radices))
+        x = np.asarray(indices, dtype=np.int64)
+        if x.size and (x.min() < 0 or x.max() >= self._size):
+            bad = int(x[(x < 0) | (x >= self._size)][0])
+            raise TuningError(f"config index {bad} is outside a space of {self._size}")
+        sizes = np.array(radices, dtype=np.int64)
+        return (x[:, None] // self._strides(sizes)) % sizes
+
+    @staticmethod
+    def _strides(sizes: np.ndarray) -> np.ndarray:
+        """The index step of one choice of each knob."""
+        return np.concatenate(([1], np.cumprod(sizes)[:-1]))[:len(sizes)].astype(np.int64)
 
     def index_of(self, vector: Sequence[int]) -> int:
         """Inverse of :meth:`knob_index_vector`."""
         index, radix = 0, 1
-        for digit, knob in zip(vector, self._knobs.values(), strict=True):
+        for digit, size in zip(vector, self.radices, strict=True):
             index += int(digit) * radix
-            radix *= len(knob)
+            radix *= size
         return index
 
     def get(self, index: int) -> ConfigEntity:
@@ -304,12 +337,30 @@ class ConfigSpace(ConfigBase):
 
     def random_neighbour(self, x: int | ConfigEntity, rng: np.random.Generator) -> int:
         """One config that differs from ``x`` in one knob (``x`` itself if none can)."""
-        vector = list(self.knob_index_vector(_index(x)))
-        movable = [i for i, knob in enumerate(self._knobs.values()) if len(knob) > 1]
-        if not movable:
-            return _index(x)
-        pos = movable[int(rng.integers(len(movable)))]
-        size = len(self.knobs[pos])
+        return self.random_neighbours([_index(x)], rng)[0]
+
+    def random_neighbours(self, points: Sequence[int], rng: np.random.Generator) -> list[int]:
+        """A random neighbour (:meth:`random_neighbour`) of each of ``points``, drawn
+        at once: annealing asks this of every chain at every step, millions of times in
+        a tuning run."""
+        radices = self.radices
+        movable = np.array([i for i, n in enumerate(radices) if n > 1], dtype=np.int64)
+        if not len(movable) or not len(points):
+            return [int(p) for p in points]
+        if self._size > _NUMPY_SPACE:
+            return [self._python_neighbour(int(p), movable, rng) for p in points]
+        x = np.asarray(points, dtype=np.int64)
+        pos = movable[rng.integers(len(movable), size=len(x))]
+        sizes = np.array(radices, dtype=np.int64)[pos]
+        stride = self._strides(np.array(radices, dtype=np.int64))[pos]
+        digit = (x // stride) % sizes
+        new = (digit + 1 + rng.integers(sizes - 1)) % sizes
+        return (x + (new - digit) * stride).tolist()
+
+    def _python_neighbour(self, x: int, movable: np.ndarray, rng: np.random.Generator) -> int:
+        vector = list(self.knob_index_vector(x))
+        pos = int(movable[int(rng.integers(len(movable)))])
+        size = self.radices[pos]
         vector[pos] = (vector[pos] + 1 + int(rng.integers(size - 1))) % size
         return self.index_of(vector)
 

@@ -72,7 +72,7 @@ def anneal(
     for temp in temps:
         if quiet >= options.early_stop:
             break
-        proposals = [space.random_neighbour(p, rng) for p in points]
+        proposals = space.random_neighbours(points, rng)
         new_scores = np.asarray(score(proposals), dtype=np.float64)
         improved = False
         for q, v in zip(proposals, new_scores, strict=True):

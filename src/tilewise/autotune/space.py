@@ -125,8 +125,9 @@ class ConfigSpace(ConfigBase):
         self._flop = 0.0
         self._fallback: dict[str, Any] = {}
         self._positions: dict[str, int] | None = None
+        # Kept, not recomputed: annealing converts millions of indices per tuning run.
         self._radices: tuple[int, ...] | None = None
-        self._size = 1
+        self._size: int | None = None
 
     # -- recording -----------------------------------------------------------------
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
@@ -135,7 +136,7 @@ class ConfigSpace(ConfigBase):
         if old is not None and old != knob:
             raise TuningError(f"knob {name!r} is defined twice with different choices")
         self._knobs[name] = knob
-        self._positions = self._radices = None
+        self._positions = self._radices = self._size = None
 
     def __getitem__(self, name: str) -> Entity:
         knob = self.knob(name)
@@ -181,16 +182,15 @@ class ConfigSpace(ConfigBase):
     @property
     def radices(self) -> tuple[int, ...]:
         """The number of choices of each knob, in order: the digits' radices."""
-        # Kept, not recomputed: annealing converts millions of indices per tuning run.
         if self._radices is None:
             self._radices = tuple(len(k) for k in self._knobs.values())
-            self._size = math.prod(self._radices)
         return self._radices
 
     @property
     def size(self) -> int:
         """The number of configs (a Python int: it may exceed what ``len`` can return)."""
-        self.radices  # noqa: B018 - computes the size with them
+        if self._size is None:
+            self._size = math.prod(self.radices)
         return self._size
 
     def __len__(self) -> int:
@@ -198,25 +198,25 @@ class ConfigSpace(ConfigBase):
 
     def knob_index_vector(self, index: int) -> tuple[int, ...]:
         """Per-knob choice indices of config ``index`` (knob 0 is the fastest digit)."""
-        radices = self.radices
-        if not 0 <= index < self._size:
-            raise TuningError(f"config index {index} is outside a space of {self._size}")
+        size = self.size
+        if not 0 <= index < size:
+            raise TuningError(f"config index {index} is outside a space of {size}")
         digits = []
-        for radix in radices:
+        for radix in self.radices:
             index, digit = divmod(index, radix)
             digits.append(digit)
         return tuple(digits)
 
     def digit_matrix(self, indices: Sequence[int]) -> np.ndarray:
         """:meth:`knob_index_vector` of many configs at once: one row per index."""
-        radices = self.radices
-        if self._size > _NUMPY_SPACE:
+        radices, size = self.radices, self.size
+        if size > _NUMPY_SPACE:
             return np.array([self.knob_index_vector(int(i)) for i in indices],
                             dtype=np.int64).reshape(len(indices), len(radices))
         x = np.asarray(indices, dtype=np.int64)
-        if x.size and (x.min() < 0 or x.max() >= self._size):
-            bad = int(x[(x < 0) | (x >= self._size)][0])
-            raise TuningError(f"config index {bad} is outside a space of {self._size}")
+        if x.size and (x.min() < 0 or x.max() >= size):
+            bad = int(x[(x < 0) | (x >= size)][0])
+            raise TuningError(f"config index {bad} is outside a space of {size}")
         sizes = np.array(radices, dtype=np.int64)
         return (x[:, None] // self._strides(sizes)) % sizes
 
@@ -347,7 +347,7 @@ class ConfigSpace(ConfigBase):
         movable = np.array([i for i, n in enumerate(radices) if n > 1], dtype=np.int64)
         if not len(movable) or not len(points):
             return [int(p) for p in points]
-        if self._size > _NUMPY_SPACE:
+        if self.size > _NUMPY_SPACE:
             return [self._python_neighbour(int(p), movable, rng) for p in points]
         x = np.asarray(points, dtype=np.int64)
         pos = movable[rng.integers(len(movable), size=len(x))]

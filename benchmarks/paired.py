@@ -66,17 +66,19 @@ def main() -> None:
         ap.error(f"unknown workload {opts.workload!r}; have {sorted(by_name)}")
     w = by_name[opts.workload]
     name, args = tilewise_task(w)
-    peer_arrays = [aligned(a) for a in Task(name, args).reference()(
-        np.random.default_rng(0))[0]]
+    if opts.template is not None and w["kind"] != "conv2d":
+        ap.error(f"--template {opts.template} times convolutions; {opts.workload} "
+                 f"is a {w['kind']}")
     if opts.template is not None:
-        if w["kind"] != "conv2d":
-            ap.error(f"--template {opts.template} times convolutions; {opts.workload} "
-                     f"is a {w['kind']}")
         name, args = opts.template, _LAYOUTS[opts.template](w)
     task = Task(name, args, f"c -cores={opts.threads}")
     space = task.config_space
     arrays, (want,) = task.reference()(np.random.default_rng(0))
     arrays = [aligned(a) for a in arrays]
+    peer_arrays = arrays
+    if opts.template is not None:  # the peers read the workload's own layout
+        own = Task(*tilewise_task(w)).reference()(np.random.default_rng(0))[0]
+        peer_arrays = [aligned(a) for a in own]
     # Every config is built and checked before the first timer starts.
     number = _numbers(task.flop)
     kernels = {}

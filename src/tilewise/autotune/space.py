@@ -351,8 +351,8 @@ class ConfigSpace(ConfigBase):
             return [self._python_neighbour(int(p), movable, rng) for p in points]
         x = np.asarray(points, dtype=np.int64)
         pos = movable[rng.integers(len(movable), size=len(x))]
-        sizes = np.array(radices, dtype=np.int64)[pos]
-        stride = self._strides(np.array(radices, dtype=np.int64))[pos]
+        all_sizes = np.array(radices, dtype=np.int64)
+        sizes, stride = all_sizes[pos], self._strides(all_sizes)[pos]
         digit = (x // stride) % sizes
         new = (digit + 1 + rng.integers(sizes - 1)) % sizes
         return (x + (new - digit) * stride).tolist()

@@ -91,18 +91,7 @@ def post_order(node: Node, fn: Callable[[Node], None]) -> None:
 def collect(node: Node, cls: type | tuple[type, ...]) -> list[Any]:
     """Every node of the given type(s) under ``node``, in post-order."""
     out: list[Any] = []
-
-    def go(n: Node) -> None:
-        if type(n) is Binary:
-            go(n.a)
-            go(n.b)
-        else:
-            for c in children(n):
-                go(c)
-        if isinstance(n, cls):
-            out.append(n)
-
-    go(node)
+    post_order(node, lambda n: out.append(n) if isinstance(n, cls) else None)
     return out
 
 

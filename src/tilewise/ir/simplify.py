@@ -229,15 +229,10 @@ class _Simplifier:
         self.ranges = ranges
 
     def expr(self, e: Expr) -> Expr:
-        if type(e) is Binary:
-            if e.op in _LINEAR_OPS and e.dtype.is_int:
-                return self.linear(e)
-            a, b = self.expr(e.a), self.expr(e.b)
-            if a is not e.a or b is not e.b:
-                e = Binary(e.op, a, b, e.dtype)
-            return self.binary(e)
         if isinstance(e, (Const, Var)):
             return e
+        if _is_int_linear(e):
+            return self.linear(e)
         e = map_children(e, self.expr)
         if isinstance(e, Binary):
             return self.binary(e)

@@ -32,6 +32,8 @@ import time
 _LAYOUTS = {
     "conv2d_nhwc": lambda w: (1, w["H"], w["W"], w["C"], w["K"], w["R"], w["S"],
                               w["stride"], w["pad"]),
+    "conv2d_nchw_winograd": lambda w: (1, w["C"], w["H"], w["W"], w["K"], w["R"], w["S"],
+                                       w["stride"], w["pad"]),
 }
 
 

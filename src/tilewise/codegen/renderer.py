@@ -318,10 +318,14 @@ class Renderer:
     def render(self) -> str:
         body = self.body()
         used = [h for h in self.helpers().splitlines() if h.split("(")[0].split()[-1] in body]
-        parts = [self.preamble, "\n".join(used), *self.func.extern_sources]
+        parts = [self.preamble, "\n".join(used), *self.func.extern_sources, self.file_scope()]
         parts.append(f"{self.signature()} {{\n{body}\n}}")
         parts.append(self.entry())
         return "\n\n".join(p for p in parts if p) + "\n"
+
+    def file_scope(self) -> str:
+        """Declarations the body asked for outside the function (after rendering it)."""
+        return ""
 
     def entry(self) -> str:
         return ""

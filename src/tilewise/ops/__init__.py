@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (importing registers the templates)
     batch_matmul,
     conv2d,
     conv2d_nhwc,
+    conv2d_winograd,
     dense,
     depthwise_conv2d,
     gemm,

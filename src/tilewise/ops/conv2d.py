@@ -80,21 +80,8 @@ def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
     Wp = (OWp - 1) * sw + (S - 1) * dw + 1
     data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((K, C, R, S), dtype, name="kernel")
-    zero = te.const(0.0, dtype)
-    data_pack = te.compute(
-        (N, C // ic_bn, Hp, Wp, ic_bn),
-        lambda n, c, h, w, cb: te.if_then_else(
-            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
-            data[n, c * ic_bn + cb, h - ph, w - pw], zero),
-        name="data_pack")
-    if K % oc_bn:
-        def kfn(o, c, r, s_, ib, ob):
-            return te.if_then_else(o * oc_bn + ob < K,
-                                   kernel[o * oc_bn + ob, c * ic_bn + ib, r, s_], zero)
-    else:
-        def kfn(o, c, r, s_, ib, ob):
-            return kernel[o * oc_bn + ob, c * ic_bn + ib, r, s_]
-    kernel_pack = te.compute((KC, C // ic_bn, R, S, ic_bn, oc_bn), kfn, name="kernel_pack")
+    data_pack = packed_data(data, ic_bn, Hp, Wp, ph, pw)
+    kernel_pack = packed_weights(kernel, ic_bn, oc_bn)
     ic = te.reduce_axis((0, C), name="ic")
     kh = te.reduce_axis((0, R), name="kh")
     kw = te.reduce_axis((0, S), name="kw")
@@ -110,6 +97,36 @@ def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
                           name="out" if not epilogue else "conv_nchw")
     out, extra = apply_epilogue(unpacked, epilogue, channel_axis=1)
     return [data, kernel, *extra], out, conv, data_pack, kernel_pack
+
+
+def packed_data(data, ic_bn: int, Hp: int, Wp: int, ph: int, pw: int):
+    """``data`` (N, C, H, W) in NCHW[x]c, (N, C / ic_bn, Hp, Wp, ic_bn), with ``ph``
+    rows and ``pw`` columns of zeros before each plane and zeros after it up to
+    (Hp, Wp): the stage ``data_pack``."""
+    N, C, H, W = (int(d) for d in data.shape)
+    zero = te.const(0.0, str(data.dtype))
+    return te.compute(
+        (N, C // ic_bn, Hp, Wp, ic_bn),
+        lambda n, c, h, w, cb: te.if_then_else(
+            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
+            data[n, c * ic_bn + cb, h - ph, w - pw], zero),
+        name="data_pack")
+
+
+def packed_weights(kernel, ic_bn: int, oc_bn: int):
+    """OIHW ``kernel`` (K, C, R, S) in blocks, (ceil(K / oc_bn), C / ic_bn, R, S, ic_bn,
+    oc_bn), output channels innermost, zeros past K: the stage ``kernel_pack``."""
+    K, C, R, S = (int(d) for d in kernel.shape)
+    zero = te.const(0.0, str(kernel.dtype))
+    if K % oc_bn:
+        def kfn(o, c, r, s_, ib, ob):
+            return te.if_then_else(o * oc_bn + ob < K,
+                                   kernel[o * oc_bn + ob, c * ic_bn + ib, r, s_], zero)
+    else:
+        def kfn(o, c, r, s_, ib, ob):
+            return kernel[o * oc_bn + ob, c * ic_bn + ib, r, s_]
+    return te.compute((-(-K // oc_bn), C // ic_bn, R, S, ic_bn, oc_bn), kfn,
+                      name="kernel_pack")
 
 
 def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
@@ -264,13 +281,7 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[CC].vectorize(cob)
     # Layout transforms: parallel outer; a row at a time by the transpose micro-kernels
     # of layout_intrin where fp32, else vector inner where the inner axis is contiguous.
-    fp32 = str(conv.dtype) == "float32"
-    dn, dc, dy, dx, _ = s[data_pack].op.axis
-    s[data_pack].parallel(s[data_pack].fuse(dn, dc, dy))
-    data = data_pack.op.input_tensors[0]
-    if fp32:
-        plane = (int(data.shape[2]), int(data.shape[3]))
-        s[data_pack].tensorize(dx, data_pack_intrin(ic_bn, int(dx.domain.extent), plane))
+    schedule_data_pack(s, data_pack)
     ko, kc, kr, _, _, kob = s[kernel_pack].op.axis
     if per_chunk and ic_outer:  # each block of weights just before the tiles read it
         s[kernel_pack].compute_at(s[CC], ico)
@@ -286,9 +297,28 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[kernel_pack].tensorize(kr, weight_pack_intrin(R, S, ic_bn, oc_bn))
     else:
         s[kernel_pack].vectorize(kob)
+    schedule_unpack(s, out, oc_bn, plain)
+    return s
+
+
+def schedule_data_pack(s, data_pack) -> None:
+    """The NCHW -> NCHW[x]c copy (:func:`packed_data`): parallel over its rows, each row
+    one transpose micro-kernel where fp32."""
+    dn, dc, dy, dx, dcb = s[data_pack].op.axis
+    s[data_pack].parallel(s[data_pack].fuse(dn, dc, dy))
+    data = data_pack.op.input_tensors[0]
+    if str(data.dtype) == "float32":
+        plane = (int(data.shape[2]), int(data.shape[3]))
+        s[data_pack].tensorize(dx, data_pack_intrin(int(dcb.domain.extent),
+                                                    int(dx.domain.extent), plane))
+
+
+def schedule_unpack(s, out, oc_bn: int, plain: bool) -> None:
+    """``out`` (N, K, OH, OW), read from an NCHW[x]c result in blocks of ``oc_bn``
+    channels: where it is that copy alone (``plain``, no epilogue), fp32 and the blocks
+    whole, channel block by channel block, each output row one transpose."""
     on, ok, oy, ox = s[out].op.axis
-    if fp32 and plain and K % oc_bn == 0:
-        # Channel block by channel block, each output row one transpose.
+    if str(out.dtype) == "float32" and plain and int(ok.domain.extent) % oc_bn == 0:
         oko, oki = s[out].split(ok, oc_bn)
         s[out].reorder(on, oko, oy, oki, ox)
         s[out].parallel(s[out].fuse(on, oko, oy))
@@ -296,7 +326,6 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     else:
         s[out].parallel(s[out].fuse(on, ok, oy))
         s[out].vectorize(ox)
-    return s
 
 
 def _layout_stage(out, conv):

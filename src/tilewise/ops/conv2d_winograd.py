@@ -1,0 +1,362 @@
+"""3x3 convolution by Winograd's minimal filtering F(m x m, 3 x 3) (Lavin and Gray,
+"Fast Algorithms for Convolutional Neural Networks", 2016), NCHW in and out like
+``conv2d_nchw`` (template ``conv2d_nchw_winograd``).
+
+Each ``m x m`` tile of the output comes from an ``a x a`` tile of the input (``a = m +
+2``): transformed, multiplied element by element with the transformed weights and
+summed over the input channels, transformed back. The products are ``a^2`` per tile
+and channel pair where the direct sum takes ``9 m^2``: 2.25x fewer for m = 2, 4x
+for m = 4, and the sum over the channels is a GEMM per element of the tile, which the
+gemm schedule already runs near the FMA peak. The price is rounding: the transforms'
+constants grow with m (F(4x4) sums terms up to 10x larger than the result), so m = 4
+loses about two more decimal digits than m = 2; the tuner's correctness check
+(relative and absolute 1e-3) refuses a config whose result strays further.
+
+Stages:
+
+- ``data_pack`` (N, C/cb, Hp, Wp, cb): the input in NCHW[x]c, zero padded to whole tiles;
+- ``kernel_pack`` (Kp/nr, C/cb, 3, 3, cb, nr): the weights, output channels innermost;
+- ``U`` (a, a, Kp/nr, C, nr): the weights transformed, ``G g G^T``, laid out as the
+  GEMM's packed panels of B;
+- ``V`` (a, a, P, C): each of the P input tiles transformed, ``B^T d B``;
+- ``M`` (a, a, P, Kp): for each of the ``a^2`` elements a GEMM over the input channels,
+  ``V @ U`` (:func:`.gemm_schedule.register_tile`, the elements the batch axes);
+- ``Y`` (N, K/ob, nH m, nW m, ob): the output tiles, ``A^T M A``, in NCHW[x]c;
+- ``out`` (N, K, OH, OW): the layout transform back, with any epilogue inlined into it.
+
+The three transforms are micro-kernels generated from the constant matrices (only
+their non-zero entries), vectorised across a block of channels.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from .. import te
+from ..autotune import template
+from ..errors import InvalidConfigError, LowerError, TensorError
+from ..ir import Const, ExternCall, convert
+from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
+from ..target import Target
+from .conv2d import (
+    conv2d_flop,
+    conv2d_reference,
+    packed_data,
+    packed_weights,
+    schedule_data_pack,
+    schedule_unpack,
+)
+from .epilogue import accumulator, apply_epilogue, inline_chain
+from .gemm_schedule import TilePlan, fallback_rows, register_tile, tile_fits_registers
+from .layout_intrin import weight_pack_intrin
+from .microkernel import micro_tile_width, simd_fp32
+from .window import Pair, out_size, pair
+
+# (B^T, G, A^T) of F(m x m, 3 x 3): the interpolation points 0, 1, -1 (and 2, -2 for
+# m = 4) and infinity, Lavin and Gray's matrices.
+_MATRICES = {
+    2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]]),
+    4: ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
+}
+
+TILES = tuple(_MATRICES)
+
+
+def winograd_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(B^T, G, A^T)`` of F(m x m, 3 x 3), float64: ``A^T [(G g G^T) * (B^T d B)] A``
+    is the m x m correlation of the (m + 2) x (m + 2) tile d with the 3 x 3 filter g."""
+    if m not in _MATRICES:
+        raise TensorError(f"Winograd output tiles are {' or '.join(map(str, TILES))} wide, "
+                          f"not {m}")
+    bt, g, at = _MATRICES[m]
+    return np.array(bt, float), np.array(g, float), np.array(at, float)
+
+
+def _entry(values: np.ndarray, i, j, dtype: str):
+    """``values[i, j]`` for index expressions ``i``, ``j``: a chain of selects over the
+    non-zero entries (the compute's meaning; the stages run the micro-kernels)."""
+    i, j, expr = convert(i), convert(j), te.const(0.0, dtype)
+    for (r, c), v in np.ndenumerate(values):
+        if v:
+            expr = te.if_then_else(te.all(i == r, j == c), te.const(float(v), dtype), expr)
+    return expr
+
+
+def _separable(values: np.ndarray, at, dtype: str):
+    """The body of ``out[e1, e2, ...] = sum_{i, j} T[e1, i] T[e2, j] x(i, j, ...)`` over
+    T = ``values`` (outputs, inputs); ``at(i, j, *rest)`` reads x."""
+    _, ni = values.shape
+    i = te.reduce_axis((0, ni), name="ti")
+    j = te.reduce_axis((0, ni), name="tj")
+
+    def body(e1, e2, *rest):
+        return te.sum(_entry(values, e1, i, dtype) * _entry(values, e2, j, dtype)
+                      * at(i, j, *rest), axis=[i, j])
+    return body
+
+
+def conv2d_winograd_compute(N, C, H, W, K, pad, m: int, cb: int, nr: int, ob: int,
+                            dtype: str = "float32", epilogue: str = ""):
+    """``(inputs, out, stages)`` of F(m x m, 3 x 3) at stride 1; ``stages`` names
+    data_pack, kernel_pack, U, V, M and Y (see the module)."""
+    ph, pw = pair(pad)
+    OH, OW = out_size(H, 3, 1, ph, 1), out_size(W, 3, 1, pw, 1)
+    if OH < 1 or OW < 1:
+        raise TensorError(f"conv2d_nchw_winograd: a {H}x{W} input padded by {pad} has no "
+                          "3x3 window")
+    bt, g, at = winograd_matrices(m)
+    a = m + 2
+    nH, nW = -(-OH // m), -(-OW // m)
+    KC = -(-K // nr)
+    nW = tiles_per_row(N, nH, nW, (C, KC * nr), np.dtype(dtype).itemsize)
+    P = N * nH * nW
+    data = te.placeholder((N, C, H, W), dtype, name="data")
+    kernel = te.placeholder((K, C, 3, 3), dtype, name="kernel")
+    data_pack = packed_data(data, cb, nH * m + 2, nW * m + 2, ph, pw)
+    kernel_pack = packed_weights(kernel, cb, nr)
+    u = _separable(g, lambda i, j, o, c, ki: kernel_pack[o, c // cb, i, j, c % cb, ki],
+                   dtype)
+    U = te.compute((a, a, KC, C, nr), lambda e1, e2, o, c, ki: u(e1, e2, o, c, ki), name="U")
+
+    def tile_at(i, j, p, c):
+        n, t = p // (nH * nW), p % (nH * nW)
+        return data_pack[n, c // cb, t // nW * m + i, t % nW * m + j, c % cb]
+
+    v = _separable(bt, tile_at, dtype)
+    V = te.compute((a, a, P, C), lambda e1, e2, p, c: v(e1, e2, p, c), name="V")
+    c = te.reduce_axis((0, C), name="c")
+    Mt = te.compute(
+        (a, a, P, KC * nr),
+        lambda e1, e2, p, k: te.sum(V[e1, e2, p, c] * U[e1, e2, k // nr, c, k % nr], axis=c),
+        name="M")
+
+    def from_m(r1, r2, n, ko, y, x, ki):
+        return Mt[r1, r2, (n * nH + y // m) * nW + x // m, ko * ob + ki]
+
+    i = te.reduce_axis((0, a), name="ti")
+    j = te.reduce_axis((0, a), name="tj")
+    Y = te.compute(
+        (N, K // ob, nH * m, -(-OW // m) * m, ob),
+        lambda n, ko, y, x, ki: te.sum(
+            _entry(at, y % m, i, dtype) * _entry(at, x % m, j, dtype)
+            * from_m(i, j, n, ko, y, x, ki), axis=[i, j]),
+        name="Y")
+    unpacked = te.compute((N, K, OH, OW), lambda n, k, y, x: Y[n, k // ob, y, x, k % ob],
+                          name="out" if not epilogue else "conv_nchw")
+    out, extra = apply_epilogue(unpacked, epilogue, channel_axis=1)
+    stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "U": U, "V": V, "M": Mt,
+              "Y": Y}
+    return [data, kernel, *extra], out, stages
+
+
+def tiles_per_row(N: int, nH: int, nW: int, channels: tuple[int, ...], itemsize: int) -> int:
+    """The tiles of V's and M's rows: ``nW``, or a few more (tiles of zeros past the
+    image) where each element's plane of V or M would otherwise be a whole number of
+    4 KiB pages. The transforms touch every plane at the same offset, a^2 streams that
+    would then all fall in the same L1 sets (resnet-c2-3x3 in F(2x2): 16 planes of
+    784 tiles x 64 channels, 200 KiB apart; 48 GFLOP/s on one core)."""
+    def aliased(n: int) -> bool:
+        return any(N * nH * n * c * itemsize % 4096 == 0 for c in channels)
+    return next(n for n in range(nW, 2 * nW + 2) if not aliased(n))
+
+
+# -- the transforms' micro-kernels ---------------------------------------------------
+
+def _c_const(v: float, ctype: str) -> str:
+    return repr(float(np.float32(v))) + "f" if ctype == "float" else repr(float(v))
+
+
+def _combination(row: np.ndarray, terms: list[str], ctype: str) -> str:
+    """``sum_i row[i] * terms[i]`` over the non-zero entries, as C."""
+    out = []
+    for v, t in zip(row, terms, strict=True):
+        if v == 1:
+            out.append(f"+ {t}")
+        elif v == -1:
+            out.append(f"- {t}")
+        elif v:
+            out.append(f"{'-' if v < 0 else '+'} {_c_const(abs(v), ctype)} * {t}")
+    expr = " ".join(out) or "0"
+    return expr[2:] if expr.startswith("+ ") else expr
+
+
+@cache
+def _transform_source(name: str, values: tuple, lanes: int, ctype: str) -> str:
+    t = np.array(values, float)
+    no, ni = t.shape
+    lines = [f"static inline void {name}(const {ctype}* restrict src, {ctype}* restrict dst,",
+             "    int64_t s0, int64_t s1, int64_t d0, int64_t d1) {",
+             "  #pragma omp simd",
+             f"  for (int l = 0; l < {lanes}; ++l) {{"]
+    for r in range(ni):
+        for c in range(ni):
+            lines.append(f"    const {ctype} x{r}_{c} = src[{r} * s0 + {c} * s1 + l];")
+    for e in range(no):  # down the columns first: t = T x
+        for c in range(ni):
+            col = [f"x{r}_{c}" for r in range(ni)]
+            lines.append(f"    const {ctype} t{e}_{c} = {_combination(t[e], col, ctype)};")
+    for e1 in range(no):  # then along the rows: T x T^T
+        for e2 in range(no):
+            row = [f"t{e1}_{c}" for c in range(ni)]
+            lines.append(f"    dst[{e1} * d0 + {e2} * d1 + l] = "
+                         f"{_combination(t[e2], row, ctype)};")
+    lines += ["  }", "}", ""]
+    return "#include <stdint.h>\n" + "\n".join(lines)
+
+
+def transform_intrin(kind: str, values: np.ndarray, lanes: int, dtype: str) -> TensorIntrin:
+    """``out[e1, e2, l] = sum_{i, j} T[e1, i] T[e2, j] x[i, j, l]`` for T = ``values``
+    over ``lanes`` channels side by side: each view's channels contiguous, its two
+    tile axes at any fixed strides."""
+    no, ni = values.shape
+    x = te.placeholder((ni, ni, lanes), dtype, name="x")
+    i = te.reduce_axis((0, ni), name="ti")
+    j = te.reduce_axis((0, ni), name="tj")
+    out = te.compute(
+        (no, no, lanes),
+        lambda e1, e2, lane: te.sum(_entry(values, e1, i, dtype) * _entry(values, e2, j, dtype)
+                                    * x[i, j, lane], axis=[i, j]),
+        name=kind)
+    ctype = {"float32": "float", "float64": "double"}[dtype]
+    name = f"tw_winograd_{kind}_{no}x{ni}_{lanes}_{ctype}"
+    source = _transform_source(name, tuple(map(tuple, values)), lanes, ctype)
+
+    def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
+        (src,), (dst,) = ins, outs
+        strides = (*_tile_strides(src, name), *_tile_strides(dst, name))
+        return IntrinImpl(body=ExternCall(name, (src.ptr, dst.ptr, *strides)))
+
+    return decl_tensor_intrin(out.op, impl, source=source, name=name)
+
+
+def _tile_strides(view: BufferView, name: str):
+    first, second, lane = view.axis_strides
+    if first is None or second is None or not (isinstance(lane, Const) and lane.value == 1):
+        raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read as a tile of "
+                         f"contiguous channel blocks (axis strides {view.axis_strides})")
+    return first, second
+
+
+# -- the template --------------------------------------------------------------------
+
+def _block(n: int, lanes: int) -> int:
+    """The channel block of the transforms: the target's vector, or the largest power
+    of two below it that divides ``n``."""
+    return next(b for b in (lanes, 8, 4, 2, 1) if b <= lanes and n % b == 0)
+
+
+def define_winograd_space(cfg, target: Target, N, OH, OW, C, K, dtype: str) -> None:
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    cfg.define_knob("tile", list(TILES))
+    cfg.define_knob("nr", [lanes, 2 * lanes, 4 * lanes])
+    cfg.define_knob("mr", [2, 3, 4, 6, 8, 12])
+    cfg.define_knob("block_m", [1, 2, 4, 8])
+    cfg.define_knob("order", ["ji", "ij"])
+    fp32_simd = simd_fp32(target, dtype)
+    cfg.define_knob("kernel", ["ukr", "loops"] if fp32_simd else ["loops"])
+    cfg.define_knob("unroll_k", [1, 4])
+    # F(2x2): the accurate one, within 1e-4 of float64 on every ResNet layer, where
+    # F(4x4) strays to 7e-3 over 512 channels (C=512, 7x7). The GEMM as gemm's
+    # fallback: the micro-kernel, four vectors of output channels where they divide
+    # K, six rows (tiles) a call.
+    wide = micro_tile_width(target, lanes)
+    nr = max((n for n in (wide, 2 * lanes, lanes) if n <= wide and K % n == 0),
+             default=lanes)
+    rows = 6 if tile_fits_registers(6, nr // lanes, target) else fallback_rows(target, nr // lanes)
+    cfg.fallback_with(tile=2, nr=nr, mr=rows, block_m=4, order="ji",
+                      kernel="ukr" if fp32_simd else "loops", unroll_k=4)
+
+
+def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
+    dtype = str(out.dtype)
+    m = cfg["tile"].val
+    bt, g, at = winograd_matrices(m)
+    data_pack, kernel_pack, U, V, Mt, Y = (stages[k] for k in
+                                           ("data_pack", "kernel_pack", "U", "V", "M", "Y"))
+    cb, nr, ob = int(data_pack.shape[-1]), int(U.shape[-1]), int(Y.shape[-1])
+    s = te.create_schedule(out.op)
+    plain = out.op.input_tensors[0] is Y
+    if not plain:
+        inline_chain(s, out, _below(out, Y))
+    schedule_data_pack(s, data_pack)
+    # The weights: a block of cb input channels at a time packed (a 16 x 16 transpose
+    # per tap in fp32), then each input channel's 3 x 3 x nr transformed.
+    e1, e2, ko, c, ki = s[U].op.axis
+    co, ci = s[U].split(c, cb)
+    s[U].reorder(ko, co, ci, e1, e2, ki, *s[U].op.reduce_axis)
+    block = s[U].fuse(ko, co)
+    s[U].parallel(block)
+    s[U].tensorize(e1, transform_intrin("wt", g, nr, dtype))
+    s[kernel_pack].compute_at(s[U], block)
+    K = int(kernel_pack.op.input_tensors[0].shape[0])
+    kr = s[kernel_pack].op.axis[2]
+    if simd_fp32(target, dtype) and K % nr == 0:
+        s[kernel_pack].tensorize(kr, weight_pack_intrin(3, 3, cb, nr))
+    else:
+        s[kernel_pack].vectorize(s[kernel_pack].op.axis[5])
+    # The input tiles: a row of tiles at a time, each block of cb channels one call.
+    ve1, ve2, vp, vc = s[V].op.axis
+    nW = int(data_pack.shape[3] - 2) // m
+    row, col = s[V].split(vp, nW)
+    vco, vci = s[V].split(vc, cb)
+    s[V].reorder(row, col, vco, ve1, ve2, vci, *s[V].op.reduce_axis)
+    s[V].parallel(row)
+    s[V].tensorize(ve1, transform_intrin("in", bt, cb, dtype))
+    # The GEMM per element of the tile.
+    kernel = cfg["kernel"].val
+    CC = None if kernel == "ukr" else accumulator(s, Mt, Mt)
+    me1, me2, mp, mk = s[Mt].op.axis
+    if kernel == "ukr" and int(mp.domain.extent) < cfg["mr"].val:
+        raise InvalidConfigError(f"the micro-kernel's {cfg['mr'].val} rows are more than "
+                                 f"the {mp.domain.extent} tiles")
+    register_tile(s, cfg, target, Mt, CC, mp, mk, TilePlan(
+        batch=(me1, me2), rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr"))
+    # The output tiles, each block of ob channels one call, then back to NCHW.
+    yn, yko, yy, yx, yki = s[Y].op.axis
+    ty, ya = s[Y].split(yy, m)
+    tx, xb = s[Y].split(yx, m)
+    s[Y].reorder(yn, yko, ty, tx, ya, xb, yki, *s[Y].op.reduce_axis)
+    s[Y].parallel(s[Y].fuse(yn, yko, ty))
+    s[Y].tensorize(ya, transform_intrin("out", at, ob, dtype))
+    schedule_unpack(s, out, ob, plain)
+    return s
+
+
+def _below(out, Y):
+    """The stage that reads ``Y`` (the NCHW[x]c -> NCHW transform) under ``out``."""
+    t = out
+    while Y not in t.op.input_tensors:
+        t = next(x for x in t.op.input_tensors if x.op.input_tensors)
+    return t
+
+
+@template("conv2d_nchw_winograd", reference=conv2d_reference, flop=conv2d_flop)
+def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int = 3,
+                         S: int = 3, stride: Pair = 1, pad: Pair = 1, dilation: Pair = 1,
+                         dtype: str = "float32", epilogue: str = ""):
+    """NCHW conv2d (OIHW weights) of a 3x3 window at stride 1 and dilation 1, any
+    padding, by Winograd's F(m x m, 3 x 3); the same arguments as ``conv2d_nchw``, whose
+    FLOP count (the direct sum's) its GFLOP/s are quoted in."""
+    if (R, S) != (3, 3) or pair(stride) != (1, 1) or pair(dilation) != (1, 1):
+        raise TensorError(f"conv2d_nchw_winograd: a 3x3 window at stride 1 and dilation 1, "
+                          f"not {R}x{S} at stride {stride} and dilation {dilation} "
+                          "(conv2d_nchw computes any)")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TensorError(f"conv2d_nchw_winograd: float32 or float64, not {dtype}")
+    target = cfg.target
+    (ph, pw) = pair(pad)
+    OH, OW = out_size(H, 3, 1, ph, 1), out_size(W, 3, 1, pw, 1)
+    define_winograd_space(cfg, target, N, OH, OW, C, K, dtype)
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    inputs, out, stages = conv2d_winograd_compute(
+        N, C, H, W, K, pad, cfg["tile"].val, _block(C, lanes), cfg["nr"].val,
+        _block(K, lanes), dtype, epilogue)
+    return schedule_winograd(cfg, target, out, stages), [*inputs, out]

@@ -3,6 +3,8 @@
     python benchmarks/compare.py                                   # every workload, 200 trials
     python benchmarks/compare.py --only resnet-c3-3x3,gemm-512 --trials 64 --json out.json
     python benchmarks/compare.py --only gemm-512 --no-tvm           # skip MetaSchedule
+    python benchmarks/compare.py --only resnet-c3-3x3 --winograd    # 3x3 by Winograd
+    python benchmarks/compare.py --winograd resnet-c2-3x3,resnet-c3-3x3  # those two only
 
 For every workload of ``shared/bench/workloads.json`` (or the ``--only`` subset) and
 every thread count (``--threads``, default 1 and 2), a child process with
@@ -53,14 +55,17 @@ def load_workloads() -> list[dict]:
     return out
 
 
-def tilewise_task(w: dict) -> tuple[str, tuple]:
-    """(template name, args) of a workload; batch 1, fp32."""
+def tilewise_task(w: dict, winograd: bool = False) -> tuple[str, tuple]:
+    """(template name, args) of a workload; batch 1, fp32. With ``winograd``, a 3x3
+    convolution at stride 1 goes to ``conv2d_nchw_winograd``."""
     k = w["kind"]
     if k == "gemm":
         return "gemm", (w["M"], w["N"], w["K"])
     if k == "conv2d":
-        return "conv2d_nchw", (1, w["C"], w["H"], w["W"], w["K"], w["R"], w["S"],
-                               w["stride"], w["pad"])
+        args = (1, w["C"], w["H"], w["W"], w["K"], w["R"], w["S"], w["stride"], w["pad"])
+        if winograd and (w["R"], w["S"], w["stride"]) == (3, 3, 1):
+            return "conv2d_nchw_winograd", args
+        return "conv2d_nchw", args
     if k == "depthwise_conv2d":
         return "depthwise_conv2d_nchw", (1, w["C"], w["H"], w["W"], w["R"], w["S"],
                                          w["stride"], w["pad"])
@@ -234,7 +239,8 @@ def child(names: list[str], threads: int, opts: argparse.Namespace) -> dict:
     target = f"c -cores={threads}"
     rows, notes = [], set()
     for w in [w for w in load_workloads() if w["name"] in names]:
-        name, args = tilewise_task(w)
+        winograd = opts.winograd == "all" or w["name"] in opts.winograd.split(",")
+        name, args = tilewise_task(w, winograd)
         task = at.Task(name, args, target)
         flop = task.flop
         arrays, expected = task.reference()(np.random.default_rng(0))
@@ -348,6 +354,11 @@ def main() -> None:
                     help="skip MetaSchedule (same as --tvm-trials 0)")
     ap.add_argument("--tvm-work-dir",
                     help="MetaSchedule's logs and databases (default: in the run's temp dir)")
+    ap.add_argument("--winograd", nargs="?", const="all", default="",
+                    metavar="NAMES",
+                    help="tune the 3x3 convolutions at stride 1 (or those of the "
+                         "comma-separated workloads NAMES) with conv2d_nchw_winograd; "
+                         "GFLOP/s are still the direct sum's FLOPs over the time")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--part", default="tilewise", help=argparse.SUPPRESS)
     ap.add_argument("--no-tune", dest="tune", action="store_false", help=argparse.SUPPRESS)
@@ -379,7 +390,8 @@ def main() -> None:
              "--trials", str(opts.trials), "--repeat", str(opts.repeat),
              "--rounds", "1", "--db", db,
              "--tvm-trials", str(opts.tvm_trials), "--tvm-work-dir", tvm_work_dir,
-             "--part", part, "--round", str(r), *([] if r == 0 else ["--no-tune"])],
+             "--part", part, "--round", str(r), *([] if r == 0 else ["--no-tune"]),
+             *(["--winograd", opts.winograd] if opts.winograd else [])],
             env=env, stdout=subprocess.PIPE, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -99,7 +99,8 @@ def test_every_template_is_registered_with_reference_and_flop():
 
     names = {t.name for t in list_templates() if t.reference and t.flop}
     assert {"conv2d_nchw", "conv2d_nhwc", "depthwise_conv2d_nchw", "max_pool2d", "avg_pool2d",
-            "softmax", "layer_norm", "batch_matmul", "dense", "gemm"} <= names
+            "softmax", "layer_norm", "batch_matmul", "dense", "gemm",
+            "conv2d_nchw_winograd"} <= names
 
 
 def test_gemm_fallback_for_a_few_rows_streams_b():

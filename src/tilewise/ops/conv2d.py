@@ -316,9 +316,11 @@ def schedule_data_pack(s, data_pack) -> None:
 def schedule_unpack(s, out, oc_bn: int, plain: bool) -> None:
     """``out`` (N, K, OH, OW), read from an NCHW[x]c result in blocks of ``oc_bn``
     channels: where it is that copy alone (``plain``, no epilogue), fp32 and the blocks
-    whole, channel block by channel block, each output row one transpose."""
+    whole (of more than one channel), channel block by channel block, each output row
+    one transpose."""
     on, ok, oy, ox = s[out].op.axis
-    if str(out.dtype) == "float32" and plain and int(ok.domain.extent) % oc_bn == 0:
+    whole = oc_bn > 1 and int(ok.domain.extent) % oc_bn == 0
+    if str(out.dtype) == "float32" and plain and whole:
         oko, oki = s[out].split(ok, oc_bn)
         s[out].reorder(on, oko, oy, oki, ox)
         s[out].parallel(s[out].fuse(on, oko, oy))

@@ -233,15 +233,16 @@ def transform_intrin(kind: str, values: np.ndarray, lanes: int, dtype: str) -> T
 
     def impl(ins: list[BufferView], outs: list[BufferView]) -> IntrinImpl:
         (src,), (dst,) = ins, outs
-        strides = (*_tile_strides(src, name), *_tile_strides(dst, name))
+        strides = (*_tile_strides(src, name, lanes), *_tile_strides(dst, name, lanes))
         return IntrinImpl(body=ExternCall(name, (src.ptr, dst.ptr, *strides)))
 
     return decl_tensor_intrin(out.op, impl, source=source, name=name)
 
 
-def _tile_strides(view: BufferView, name: str):
+def _tile_strides(view: BufferView, name: str, lanes: int):
     first, second, lane = view.axis_strides
-    if first is None or second is None or not (isinstance(lane, Const) and lane.value == 1):
+    contiguous = lanes == 1 or isinstance(lane, Const) and lane.value == 1
+    if first is None or second is None or not contiguous:
         raise LowerError(f"tensorize {name}: {view.ptr.buffer.name} is not read as a tile of "
                          f"contiguous channel blocks (axis strides {view.axis_strides})")
     return first, second

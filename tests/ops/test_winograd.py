@@ -68,7 +68,8 @@ def test_matches_numpy_in_either_tile(args):
     assert _check(task, space.fallback), "the fallback has to work"
     assert task.flop == Task("conv2d_nchw", args, TARGET).flop
     for m in TILES:
-        _check(task, space.with_choices(space.fallback, tile=m, mr=2))
+        for weights in ("root", "panel"):  # U written whole first, or per GEMM panel
+            _check(task, space.with_choices(space.fallback, tile=m, mr=2, weights=weights))
 
 
 @pytest.mark.compiles
@@ -123,3 +124,12 @@ def test_compute_definition_matches_numpy_unscheduled(m):
     arrays, (want,) = conv2d_reference(*args, 3, 3, 1, 1)(np.random.default_rng(0))
     mod(*arrays)
     np.testing.assert_allclose(arrays[-1], want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_fallback_transforms_weights_per_panel_where_they_outgrow_l2():
+    target = tw.target.Target.from_str(TARGET)
+    for c in (64, 128, 256, 512):
+        fb = Task("conv2d_nchw_winograd", (1, c, 14, 14, c, 3, 3, 1, 1), TARGET)\
+            .config_space.fallback
+        assert fb["weights"].val == ("panel" if 16 * c * c * 4 > 2 * target.l2_bytes
+                                     else "root")

@@ -281,6 +281,20 @@ def define_winograd_space(cfg, target: Target, N, OH, OW, C, K, dtype: str) -> N
     fits = [r for r in (2, 3, 4, 6) if r <= min(rows, tiles)]
     cfg.fallback_with(tile=2, nr=nr, mr=fits[-1] if fits else 2, block_m=4, order="ji",
                       kernel="ukr" if fp32_simd and fits else "loops", unroll_k=4)
+    # "panel": each panel of the transformed weights (nr output channels, every input
+    # channel and element of the tile) computed inside the GEMM's parallel loop just
+    # before the tiles that read it, so it stays in L2, where "root" writes all of U
+    # (a^2 K C floats) to memory first. Defined last, so that databases written before
+    # it keep their indices. The fallback where U in F(2x2) is more than twice L2, in
+    # one-vector panels (4x16 tiles): one Zen 4 core beside PyTorch
+    # (benchmarks/paired.py, 3 rounds), resnet-c4-3x3 (U 4 MB) 1.44 -> 1.67x,
+    # resnet-c5-3x3 (16 MB) 0.81 -> 1.15x (the direct template: 1.14x); two cores
+    # 0.79 -> 1.61x, 0.89 -> 1.24x. Where U is smaller the panels lose at two cores
+    # (c3-3x3, 1 MB: 1.98 -> 1.81x; c2-3x3: 1.93 -> 1.67x) and tie at one.
+    cfg.define_knob("weights", ["root", "panel"])
+    if 16 * K * C * np.dtype(dtype).itemsize > 2 * target.l2_bytes:
+        cfg.fallback_with(weights="panel", nr=lanes, mr=min(4, fits[-1]) if fits else 2,
+                          block_m=1)
 
 
 def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
@@ -297,13 +311,17 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     schedule_data_pack(s, data_pack)
     # The weights: a block of cb input channels at a time packed (a 16 x 16 transpose
     # per tap in fp32), then each input channel's 3 x 3 x nr transformed.
+    per_panel = cfg["weights"].val == "panel"
     e1, e2, ko, c, ki = s[U].op.axis
     co, ci = s[U].split(c, cb)
     s[U].reorder(ko, co, ci, e1, e2, ki, *s[U].op.reduce_axis)
-    block = s[U].fuse(ko, co)
-    s[U].parallel(block)
     s[U].tensorize(e1, transform_intrin("wt", g, nr, dtype))
-    s[kernel_pack].compute_at(s[U], block)
+    if per_panel:  # at the GEMM's panel loop (register_tile's panel stage)
+        s[kernel_pack].compute_at(s[U], co)
+    else:
+        block = s[U].fuse(ko, co)
+        s[U].parallel(block)
+        s[kernel_pack].compute_at(s[U], block)
     K = int(kernel_pack.op.input_tensors[0].shape[0])
     kr = s[kernel_pack].op.axis[2]
     if simd_fp32(target, dtype) and K % nr == 0:
@@ -325,8 +343,12 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     if kernel == "ukr" and int(mp.domain.extent) < cfg["mr"].val:
         raise InvalidConfigError(f"the micro-kernel's {cfg['mr'].val} rows are more than "
                                  f"the {mp.domain.extent} tiles")
+    if per_panel and cfg["order"].val != "ji":
+        raise InvalidConfigError("the weights transformed per panel need the panels "
+                                 "outermost (order ji)")
     register_tile(s, cfg, target, Mt, CC, mp, mk, TilePlan(
-        batch=(me1, me2), rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr"))
+        batch=(me1, me2), rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr",
+        panel_stage=s[U] if per_panel else None, batch_inside=per_panel))
     # The output tiles, each block of ob channels one call, then back to NCHW.
     yn, yko, yy, yx, yki = s[Y].op.axis
     ty, ya = s[Y].split(yy, m)

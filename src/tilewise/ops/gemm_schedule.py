@@ -154,6 +154,9 @@ class TilePlan:
     - ``stream_out``: each finished tile is copied out of ``CC`` around the cache
       (:func:`.microkernel.stream_tile_intrin`), for a ``C`` that is written once and
       read by nothing here.
+    - ``batch_inside``: the batch axes inside the panel loop, which is the parallel
+      loop alone (columns outermost, a ``panel_stage``): the panel stage is computed
+      once per panel for every batch, where it computes a panel of each batch at once.
     """
 
     batch: tuple = ()
@@ -165,6 +168,7 @@ class TilePlan:
     kc: int = 0
     a_packed: bool = False
     stream_out: bool = False
+    batch_inside: bool = False
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan()) -> None:
@@ -205,9 +209,17 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
         group, jo = s[C].split(jo, plan.panels_per_pack)
         lead = (group,)
     blocks = (ioo, jo) if plan.rows_outer else (jo, ioo)
-    s[C].reorder(*plan.batch, *lead, *blocks, ioi, ii, ji, *s[C].op.reduce_axis)
-    outer_axes = (*plan.batch, group) if grouped else (*plan.batch, *blocks)
-    outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
+    if plan.batch_inside:
+        if not grouped:
+            raise InvalidConfigError("the batch inside the panel loop needs columns "
+                                     "outermost and a stage computed per panel")
+        rest = tuple(a for a in (*lead, *blocks) if a is not group)
+        s[C].reorder(group, *plan.batch, *rest, ioi, ii, ji, *s[C].op.reduce_axis)
+        outer = group
+    else:
+        s[C].reorder(*plan.batch, *lead, *blocks, ioi, ii, ji, *s[C].op.reduce_axis)
+        outer_axes = (*plan.batch, group) if grouped else (*plan.batch, *blocks)
+        outer = s[C].fuse(*outer_axes) if len(outer_axes) > 1 else outer_axes[0]
     s[C].parallel(outer)
     if plan.panel_stage is not None:
         plan.panel_stage.compute_at(s[C], outer)

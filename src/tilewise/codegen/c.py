@@ -117,9 +117,9 @@ class CRenderer(Renderer):
         """A buffer of the whole call, allocated on the first call and kept for the next
         (a call that finds it in use, from another thread, allocates its own). Freed and
         allocated each call, buffers of megabytes went back to the system each time and
-        each call faulted their pages in anew: Winograd's transformed tiles on
-        resnet-c2-3x3, 8.5 MB a call, spent over a quarter of the time in the kernel's
-        page-fault handler."""
+        each call faulted their pages in anew (resnet-c2-3x3 by Winograd, 8.5 MB of
+        transformed tiles a call, one core: 48 GFLOP/s, a third of the time in the
+        system's page-fault path; kept, 195)."""
         keep, busy, own = (self.fresh(f"tw_keep_{n}"), self.fresh(f"tw_busy_{n}"),
                            self.fresh(f"{n}_own"))
         self.kept += [f"static void* {keep};", f"static bool {busy};"]

@@ -233,7 +233,7 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     s = te.create_schedule(out.op)
     plain = out.op.input_tensors[0] is conv
     if not plain:  # an epilogue follows the layout transform
-        unpacked = _layout_stage(out, conv)
+        unpacked = layout_stage(out, conv)
         inline_chain(s, out, unpacked)
     ic_outer = cfg["ic_outer"].val
     if ic_outer and cfg["order"].val != "ic_khkw":
@@ -330,7 +330,7 @@ def schedule_unpack(s, out, oc_bn: int, plain: bool) -> None:
         s[out].vectorize(ox)
 
 
-def _layout_stage(out, conv):
+def layout_stage(out, conv):
     """The stage that reads ``conv`` (the NCHW[x]c -> NCHW transform) under ``out``."""
     t = out
     while conv not in t.op.input_tensors:

@@ -44,6 +44,7 @@ from ..target import Target
 from .conv2d import (
     conv2d_flop,
     conv2d_reference,
+    layout_stage,
     packed_data,
     packed_weights,
     schedule_data_pack,
@@ -308,7 +309,7 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     s = te.create_schedule(out.op)
     plain = out.op.input_tensors[0] is Y
     if not plain:
-        inline_chain(s, out, _below(out, Y))
+        inline_chain(s, out, layout_stage(out, Y))
     schedule_data_pack(s, data_pack)
     # The weights: a block of cb input channels at a time packed (a 16 x 16 transpose
     # per tap in fp32), then each input channel's 3 x 3 x nr transformed.
@@ -361,17 +362,9 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     return s
 
 
-def _below(out, Y):
-    """The stage that reads ``Y`` (the NCHW[x]c -> NCHW transform) under ``out``."""
-    t = out
-    while Y not in t.op.input_tensors:
-        t = next(x for x in t.op.input_tensors if x.op.input_tensors)
-    return t
-
-
 @template("conv2d_nchw_winograd", reference=conv2d_reference, flop=conv2d_flop)
-def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int = 3,
-                         S: int = 3, stride: Pair = 1, pad: Pair = 1, dilation: Pair = 1,
+def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
+                         stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                          dtype: str = "float32", epilogue: str = ""):
     """NCHW conv2d (OIHW weights) of a 3x3 window at stride 1 and dilation 1, any
     padding, by Winograd's F(m x m, 3 x 3); the same arguments as ``conv2d_nchw``, whose

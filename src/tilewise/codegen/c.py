@@ -22,7 +22,7 @@ class CRenderer(Renderer):
         self.nowait = False  # the next parallel loop is a share of an open region
         self.kernel_fences: dict[str, None] = {}  # of calls outside any parallel loop
         self.loop_depth = 0
-        self.kept: list[str] = []  # the kept buffers' file-scope names (see allocate)
+        self.kept: list[tuple[str, str]] = []  # (pointer, flag) of each kept buffer
 
     def loop(self, s: For) -> None:
         if s.pragmas and s.kind in (ForKind.PARALLEL, ForKind.VECTORIZED):
@@ -122,7 +122,7 @@ class CRenderer(Renderer):
         system's page-fault path; kept, 195)."""
         keep, busy, own = (self.fresh(f"tw_keep_{n}"), self.fresh(f"tw_busy_{n}"),
                            self.fresh(f"{n}_own"))
-        self.kept += [f"static void* {keep};", f"static bool {busy};"]
+        self.kept.append((keep, busy))
         self.emit(f"const bool {own} = !__atomic_test_and_set(&{busy}, __ATOMIC_ACQUIRE);")
         self.emit(f"if ({own} && !{keep}) {keep} = aligned_alloc(64, {nbytes});")
         self.emit(f"{t}* {self.restrict} {n} = ({t}*)({own} ? {keep} : "
@@ -133,10 +133,10 @@ class CRenderer(Renderer):
     def file_scope(self) -> str:
         if not self.kept:
             return ""
-        keeps = [line.split()[-1].rstrip(";") for line in self.kept if "void*" in line]
-        frees = " ".join(f"free({k});" for k in keeps)
+        lines = [f"static void* {keep};\nstatic bool {busy};" for keep, busy in self.kept]
+        frees = " ".join(f"free({keep});" for keep, _ in self.kept)
         # Released when the library is unloaded.
-        return "\n".join([*self.kept, "__attribute__((destructor)) static void "
+        return "\n".join([*lines, "__attribute__((destructor)) static void "
                           f"tw_release_kept(void) {{ {frees} }}"])
 
     def entry(self) -> str:

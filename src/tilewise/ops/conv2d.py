@@ -282,7 +282,7 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     # Layout transforms: parallel outer; a row at a time by the transpose micro-kernels
     # of layout_intrin where fp32, else vector inner where the inner axis is contiguous.
     schedule_data_pack(s, data_pack)
-    ko, kc, kr, _, _, kob = s[kernel_pack].op.axis
+    ko, kc, *_ = s[kernel_pack].op.axis
     if per_chunk and ic_outer:  # each block of weights just before the tiles read it
         s[kernel_pack].compute_at(s[CC], ico)
     elif per_chunk:
@@ -291,14 +291,24 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[kernel_pack].compute_at(s[conv], outer)
     else:
         s[kernel_pack].parallel(s[kernel_pack].fuse(ko, kc))
-    R, S, K = kernel_pack.shape[2], kernel_pack.shape[3], kernel_pack.op.input_tensors[0].shape[0]
-    # The weights' transpose kernel works in whole vectors of output channels.
-    if simd_fp32(target, str(conv.dtype)) and K % oc_bn == 0 and oc_bn % lanes == 0:
-        s[kernel_pack].tensorize(kr, weight_pack_intrin(R, S, ic_bn, oc_bn))
-    else:
-        s[kernel_pack].vectorize(kob)
+    schedule_weight_blocks(s, kernel_pack, target)
     schedule_unpack(s, out, oc_bn, plain)
     return s
+
+
+def schedule_weight_blocks(s, kernel_pack, target: Target) -> None:
+    """Each block of :func:`packed_weights` one transpose micro-kernel where fp32 on the
+    micro-kernels' vectors and the blocks are whole vectors of output channels, none
+    past K; else the output channels vectorised."""
+    _, _, kr, _, ib, ob = s[kernel_pack].op.axis
+    R, S, K = (int(kernel_pack.shape[2]), int(kernel_pack.shape[3]),
+               int(kernel_pack.op.input_tensors[0].shape[0]))
+    ic_bn, oc_bn = int(ib.domain.extent), int(ob.domain.extent)
+    lanes = target.vector_lanes(np.dtype(str(kernel_pack.dtype)).itemsize)
+    if simd_fp32(target, str(kernel_pack.dtype)) and K % oc_bn == 0 and oc_bn % lanes == 0:
+        s[kernel_pack].tensorize(kr, weight_pack_intrin(R, S, ic_bn, oc_bn))
+    else:
+        s[kernel_pack].vectorize(ob)
 
 
 def schedule_data_pack(s, data_pack) -> None:

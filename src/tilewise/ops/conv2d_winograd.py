@@ -49,10 +49,10 @@ from .conv2d import (
     packed_weights,
     schedule_data_pack,
     schedule_unpack,
+    schedule_weight_blocks,
 )
 from .epilogue import accumulator, apply_epilogue, inline_chain
 from .gemm_schedule import TilePlan, fallback_rows, register_tile, tile_fits_registers
-from .layout_intrin import weight_pack_intrin
 from .microkernel import micro_tile_width, simd_fp32
 from .window import Pair, out_size, pair
 
@@ -222,13 +222,8 @@ def transform_intrin(kind: str, values: np.ndarray, lanes: int, dtype: str) -> T
     tile axes at any fixed strides."""
     no, ni = values.shape
     x = te.placeholder((ni, ni, lanes), dtype, name="x")
-    i = te.reduce_axis((0, ni), name="ti")
-    j = te.reduce_axis((0, ni), name="tj")
-    out = te.compute(
-        (no, no, lanes),
-        lambda e1, e2, lane: te.sum(_entry(values, e1, i, dtype) * _entry(values, e2, j, dtype)
-                                    * x[i, j, lane], axis=[i, j]),
-        name=kind)
+    body = _separable(values, lambda i, j, lane: x[i, j, lane], dtype)
+    out = te.compute((no, no, lanes), lambda e1, e2, lane: body(e1, e2, lane), name=kind)
     ctype = {"float32": "float", "float64": "double"}[dtype]
     name = f"tw_winograd_{kind}_{no}x{ni}_{lanes}_{ctype}"
     source = _transform_source(name, tuple(map(tuple, values)), lanes, ctype)
@@ -324,12 +319,7 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
         block = s[U].fuse(ko, co)
         s[U].parallel(block)
         s[kernel_pack].compute_at(s[U], block)
-    K = int(kernel_pack.op.input_tensors[0].shape[0])
-    kr = s[kernel_pack].op.axis[2]
-    if simd_fp32(target, dtype) and K % nr == 0:
-        s[kernel_pack].tensorize(kr, weight_pack_intrin(3, 3, cb, nr))
-    else:
-        s[kernel_pack].vectorize(s[kernel_pack].op.axis[5])
+    schedule_weight_blocks(s, kernel_pack, target)
     # The input tiles: a row of tiles at a time, each block of cb channels one call.
     ve1, ve2, vp, vc = s[V].op.axis
     nW = int(data_pack.shape[3] - 2) // m

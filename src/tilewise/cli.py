@@ -94,14 +94,14 @@ def _database(path: str | None):
     return Database(path)  # None -> the per-user default
 
 
-def _progress(total: int, quiet: bool):
+def _progress(total: int, quiet: bool, label: str = "tuning"):
     """A Rich progress bar on stderr and the callback that advances it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     progress = Progress(
-        TextColumn("[bold]tuning"),
+        TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("best {task.fields[best]:.1f} GFLOP/s"),
@@ -128,6 +128,37 @@ def cmd_tune(opts: argparse.Namespace) -> int:
     args = parse_op_args(opts.op, opts.args)
     task = at.Task(opts.op, args, opts.target)
     db = _database(opts.db)
+    tasks = task.implementations() if opts.implementations else [task]
+    tuned = [_tune(t, opts, db) for t in tasks]
+    if opts.implementations:
+        chosen, _ = at.apply_history_best(db).choose(task)
+        for t, report, _ in tuned:
+            report["dispatched"] = t == chosen
+    for t, report, best in tuned:
+        if opts.json:
+            print(json.dumps(report))
+            continue
+        gf = report["best_gflops"]
+        print(
+            f"{t}: measured {report['trials']} (resumed {report['resumed']}, "
+            f"errors {report['errors']}, rejected by the template {report['rejected']}, "
+            f"twins of measured kernels skipped {report['twins']}, "
+            f"leaders re-measured {report['confirmed']}) "
+            f"in {report['seconds']} s; best "
+            + (f"{gf:.1f} GFLOP/s" if gf is not None else "no valid config")
+        )
+        if best is not None:
+            print(f"best config: {best.config}")
+        print(f"database: {db.path} ({report['records_in_db']} records for this task)")
+    if opts.implementations and not opts.json:
+        print(f"dispatch of {opts.op} picks {chosen.name}")
+    return 0
+
+
+def _tune(task, opts: argparse.Namespace, db):
+    """Tune ``task`` into ``db`` as ``opts`` say: ``(task, report, best record)``."""
+    from . import autotune as at
+
     tuners = {
         "model": lambda: at.ModelTuner(task, seed=opts.seed, feature=opts.feature),
         "random": lambda: at.RandomTuner(task, seed=opts.seed),
@@ -144,7 +175,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
             min_repeat_ms=opts.min_repeat_ms,
         ),
     )
-    progress, callback = _progress(opts.trials, opts.json)
+    progress, callback = _progress(opts.trials, opts.json, task.name)
     start = time.perf_counter()
     with progress:
         summary = tuner.tune(
@@ -158,7 +189,6 @@ def cmd_tune(opts: argparse.Namespace) -> int:
     option.builder.close()
     best = db.best(task)
     flop = task.flop or 0.0
-    best_gflops = flop / best.result.mean / 1e9 if best is not None and flop else None
     report = {
         "task": task.key.to_json(),
         "trials": summary.measured,
@@ -167,27 +197,13 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         "rejected": summary.rejected,
         "twins": summary.twins,
         "confirmed": summary.confirmed,
-        "best_gflops": best_gflops,
+        "best_gflops": flop / best.result.mean / 1e9 if best is not None and flop else None,
         "best_config": best.config.to_json() if best is not None else None,
         "records_in_db": len(db.records(task)),
         "database": str(db.path),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    if opts.json:
-        print(json.dumps(report))
-    else:
-        gf = f"{best_gflops:.1f} GFLOP/s" if best_gflops is not None else "no valid config"
-        print(
-            f"{task}: measured {summary.measured} (resumed {summary.resumed}, "
-            f"errors {summary.errors}, rejected by the template {summary.rejected}, "
-            f"twins of measured kernels skipped {summary.twins}, "
-            f"leaders re-measured {summary.confirmed}) "
-            f"in {report['seconds']} s; best {gf}"
-        )
-        if best is not None:
-            print(f"best config: {best.config}")
-        print(f"database: {db.path} ({report['records_in_db']} records for this task)")
-    return 0
+    return task, report, best
 
 
 def cmd_best(opts: argparse.Namespace) -> int:
@@ -246,7 +262,9 @@ def cmd_ops(opts: argparse.Namespace) -> int:
             for p in params
         )
         doc = (inspect.getdoc(templates[name].func) or "").splitlines()
-        print(f"{name:20s} {sig}" + (f"    {doc[0]}" if doc else ""))
+        also = templates[name].implements
+        print(f"{name:20s} {sig}" + (f"    {doc[0]}" if doc else "")
+              + (f" (implements {also})" if also else ""))
     return 0
 
 
@@ -310,7 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-measure the N leading configs three times more after the search and rank "
         "them by their median (default 5; 0 to skip)",
     )
-    tune.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    tune.add_argument(
+        "--implementations",
+        action="store_true",
+        help="also tune every template implementing the operator for these arguments "
+        "(conv2d_nchw: the Winograd template), --trials each, and say which dispatch picks",
+    )
+    tune.add_argument("--json", action="store_true",
+                      help="print one JSON object at the end (one per tuned template)")
     tune.set_defaults(func=cmd_tune)
     best = sub.add_parser("best", help="best record per task")
     best.add_argument("--db")

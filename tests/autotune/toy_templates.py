@@ -23,6 +23,21 @@ def toy_matmul(cfg, n, m):
     return cfg, []
 
 
+@template("toy_matmul_alt", flop=lambda n, m: 2.0 * n * m * n, implements="toy_matmul",
+          applies=lambda n, m: n == m, untuned_first=lambda n, m: n >= 256)
+def toy_matmul_alt(cfg, n, m):
+    """Another way to compute toy_matmul, for square ones only; it runs first untuned
+    from n = 256 on. Its ``alt`` knob tells its configs from toy_matmul's."""
+    cfg.define_knob("alt", [1, 2, 3, 4])
+    cfg.fallback_with(alt=3)
+    return cfg, []
+
+
+def alt_cost(cfg: ConfigEntity) -> float:
+    """What toy_matmul_alt builds costs: from 0.5 ms at alt=1 up."""
+    return 1e-3 * (0.5 + 0.25 * (cfg["alt"].val - 1))
+
+
 @template("toy_invalid")
 def toy_invalid(cfg, n):
     """Rejects every config whose ``bad`` knob is true."""

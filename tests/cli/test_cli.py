@@ -48,6 +48,8 @@ def test_database_that_is_not_a_database(capsys, tmp_path):
 def test_ops_lists_gemm(capsys):
     code, out, _ = run(capsys, "ops")
     assert code == 0 and out.startswith("gemm") or "\ngemm" in out
+    (line,) = [x for x in out.splitlines() if x.startswith("conv2d_nchw_winograd ")]
+    assert line.endswith("(implements conv2d_nchw)")
 
 
 @pytest.mark.compiles
@@ -78,6 +80,25 @@ def test_tune_json_then_resume_then_export_import(capsys, tmp_path):
     assert run(capsys, "import", "--db", other, str(dump))[0] == 0
     code, out, _ = run(capsys, "best", "--db", other, "--json")
     assert json.loads(out)[0]["records"] == total
+
+
+@pytest.mark.compiles
+def test_tune_implementations_says_which_dispatch_picks(capsys, tmp_path):
+    db = str(tmp_path / "t.db")
+    conv = ["N=1", "C=32", "H=10", "W=10", "K=32", "R=3", "S=3", "pad=1"]
+    code, out, _ = run(capsys, "tune", "conv2d_nchw", *conv, "--trials", "2", "--db", db,
+                       "--json", "--confirm", "0", "--implementations")
+    reports = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [r["task"]["name"] for r in reports] == ["conv2d_nchw", "conv2d_nchw_winograd"]
+    assert all(r["trials"] == 2 and r["best_gflops"] > 0 for r in reports)
+    (picked,) = [r for r in reports if r["dispatched"]]
+    assert picked["best_gflops"] == max(r["best_gflops"] for r in reports)
+    # stride 2: the Winograd template does not apply, the one tuned is conv2d_nchw's
+    code, out, _ = run(capsys, "tune", "conv2d_nchw", *conv, "stride=2", "--trials", "1",
+                       "--db", db, "--confirm", "0", "--implementations")
+    assert code == 0 and "dispatch of conv2d_nchw picks conv2d_nchw\n" in out
+    assert "winograd" not in out
 
 
 def test_python_dash_m_entry_point():

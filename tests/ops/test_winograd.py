@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import tilewise as tw
 import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise.autotune import Task
+from tilewise.autotune.dispatch import untuned_choice
 from tilewise.errors import InvalidConfigError, TensorError
 from tilewise.ops.conv2d_winograd import TILES, tiles_per_row, winograd_matrices
 
@@ -99,6 +100,21 @@ def test_fallback_fits_its_rows_to_a_few_tiles():
 def test_refuses_what_it_does_not_compute(args):
     with pytest.raises(TensorError, match="conv2d_nchw_winograd"):
         Task("conv2d_nchw_winograd", args, TARGET).config_space  # noqa: B018
+    # ... and is no implementation of conv2d_nchw there
+    assert [t.name for t in Task("conv2d_nchw", args, TARGET).implementations()] == [
+        "conv2d_nchw"]
+
+
+def test_implements_conv2d_and_runs_first_untuned_from_32_channels():
+    def untuned(args):
+        return untuned_choice(Task("conv2d_nchw", args, TARGET).implementations()).name
+
+    resnet = (1, 64, 56, 56, 64, 3, 3, 1, 1)
+    assert [t.name for t in Task("conv2d_nchw", resnet, TARGET).implementations()] == [
+        "conv2d_nchw", "conv2d_nchw_winograd"]
+    assert untuned(resnet) == "conv2d_nchw_winograd"
+    assert untuned((1, 3, 224, 224, 64, 3, 3, 1, 1)) == "conv2d_nchw"  # an RGB input
+    assert untuned((1, 16, 32, 32, 16, 3, 3, 1, 1)) == "conv2d_nchw"
 
 
 def test_rows_of_tiles_avoid_planes_of_whole_pages():

@@ -11,6 +11,7 @@ from tilewise.autotune.dispatch import (
     FallbackConfigWarning,
     HistoryBest,
     apply_history_best,
+    best_implementation,
     dispatch,
 )
 from tilewise.autotune.knob_features import FeatureExtractor, KnobFeatureExtractor
@@ -37,7 +38,14 @@ from tilewise.autotune.record import (
     Record,
 )
 from tilewise.autotune.space import ConfigEntity, ConfigSpace
-from tilewise.autotune.task import Task, TaskKey, get_template, list_templates, template
+from tilewise.autotune.task import (
+    Task,
+    TaskKey,
+    get_template,
+    implementations,
+    list_templates,
+    template,
+)
 from tilewise.autotune.tuners import (
     CostModel,
     GATuner,
@@ -83,9 +91,11 @@ __all__ = [
     "TuneSummary",
     "Tuner",
     "apply_history_best",
+    "best_implementation",
     "default_database_path",
     "dispatch",
     "get_template",
+    "implementations",
     "list_templates",
     "measure_option",
     "template",

@@ -9,6 +9,12 @@ Example::
 
     with apply_history_best(db) as ctx:
         s, tensors = dispatch("gemm", 512, 512, 512, target="c")
+
+Where other templates implement the named one (:func:`~tilewise.autotune.implementations`:
+the Winograd convolution for ``conv2d_nchw``), ``dispatch`` picks among those that
+compute the arguments: the fastest best record of any of them, else, untuned, the
+fallback of the first that asks to run first (``untuned_first``), else the named
+template's own.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class HistoryBest:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._cache: dict[TaskKey, ConfigEntity] = {}
+        self._chosen: dict[TaskKey, tuple[Task, ConfigEntity]] = {}
         self._token: contextvars.Token[HistoryBest | None] | None = None
 
     def query(self, task: Task) -> ConfigEntity:
@@ -43,18 +50,46 @@ class HistoryBest:
             self._cache[key] = self._lookup(task)
         return self._cache[key]
 
-    def _lookup(self, task: Task) -> ConfigEntity:
-        space = task.config_space
+    def choose(self, task: Task) -> tuple[Task, ConfigEntity]:
+        """Of ``task`` and the tasks of templates implementing its own
+        (:meth:`Task.implementations`), the one whose best record ran fastest, with
+        that config; with no records, the fallback of the first whose template runs
+        first untuned, else ``task``'s own (with a warning)."""
+        key = task.key
+        if key not in self._chosen:
+            self._chosen[key] = self._pick(task)
+        return self._chosen[key]
+
+    def _pick(self, task: Task) -> tuple[Task, ConfigEntity]:
+        options = task.implementations()
+        timed = [(seconds, n, t, config) for n, t in enumerate(options)
+                 for seconds, config in [self._recorded(t)] if config is not None]
+        if timed:
+            _, _, best, config = min(timed, key=lambda x: x[:2])
+            return best, config
+        first = untuned_choice(options)
+        return first, self._fallback(first, stacklevel=5)
+
+    def _recorded(self, task: Task) -> tuple[float, ConfigEntity | None]:
+        """The best record's mean seconds and config (a config of the task's space;
+        None without a record or where the space no longer holds it)."""
         record = self.database.best(task)
-        config = space.lookup(record.config) if record is not None else None
-        if config is not None:
-            return config
+        if record is None:
+            return 0.0, None
+        return record.result.mean, task.config_space.lookup(record.config)
+
+    def _lookup(self, task: Task) -> ConfigEntity:
+        _, config = self._recorded(task)
+        return config if config is not None else self._fallback(task, stacklevel=5)
+
+    @staticmethod
+    def _fallback(task: Task, stacklevel: int) -> ConfigEntity:
         warnings.warn(
             f"no tuning record for {task}; using the template's fallback config",
             FallbackConfigWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
-        return space.fallback
+        return task.config_space.fallback
 
     def __enter__(self) -> HistoryBest:
         self._token = _ACTIVE.set(self)
@@ -90,11 +125,33 @@ def best_config(task: Task, context: HistoryBest | None = None) -> ConfigEntity:
     return context.query(task)
 
 
+def best_implementation(task: Task, context: HistoryBest | None = None
+                        ) -> tuple[Task, ConfigEntity]:
+    """The task and config that ``task`` dispatches to in ``context`` (default: the
+    active one): its own or an implementing template's (:meth:`HistoryBest.choose`)."""
+    context = context if context is not None else _ACTIVE.get()
+    if context is not None:
+        return context.choose(task)
+    first = untuned_choice(task.implementations())
+    warnings.warn(f"no dispatch context for {first}; using the template's fallback config",
+                  FallbackConfigWarning, stacklevel=3)
+    return first, first.config_space.fallback
+
+
+def untuned_choice(options: Sequence[Task]) -> Task:
+    """Of a task and its implementations (:meth:`Task.implementations`), the one to
+    run untuned: the first implementation whose template asks to run first on its
+    arguments, else the task itself."""
+    return next((t for t in options[1:] if t.template.untuned_first is not None
+                 and t.template.untuned_first(*t.args)), options[0])
+
+
 def dispatch(
     name: str, *args: Any, target: str = "c", context: HistoryBest | None = None
 ) -> tuple[Any, Sequence[Any]]:
-    """Instantiate template ``name`` for ``args`` with its best config: (schedule, tensors)."""
+    """Instantiate template ``name`` for ``args`` with its best config, or the template
+    implementing it that ran fastest (:func:`best_implementation`): (schedule, tensors)."""
     if not name:
         raise TuningError("dispatch needs a template name")
-    task = Task(name, args, target)
-    return task.instantiate(best_config(task, context))
+    task, config = best_implementation(Task(name, args, target), context)
+    return task.instantiate(config)

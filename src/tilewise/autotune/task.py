@@ -31,12 +31,23 @@ ReferenceFactory = Callable[..., Callable[[Any], tuple[Sequence[Any], Any]]]
 
 @dataclass(frozen=True)
 class Template:
-    """A registered schedule template and what the tuner may ask of it."""
+    """A registered schedule template and what the tuner may ask of it.
+
+    ``implements`` names another template that this one computes by other means, with
+    the same arguments and the same tensors in the same order (a Winograd convolution
+    for the direct one): dispatch of that template's name may pick this one
+    (:func:`~tilewise.autotune.dispatch.dispatch`). ``applies(*args)`` says whether it
+    computes those arguments (None: any); ``untuned_first(*args)`` whether, untuned,
+    its fallback is the one to run rather than the other template's (None: never).
+    """
 
     name: str
     func: Callable[..., tuple[Any, Sequence[Any]]]
     reference: ReferenceFactory | None = None
     flop: Callable[..., float] | None = None
+    implements: str | None = None
+    applies: Callable[..., bool] | None = None
+    untuned_first: Callable[..., bool] | None = None
 
     @property
     def module(self) -> str:
@@ -52,11 +63,19 @@ def template(
     name: str,
     reference: ReferenceFactory | None = None,
     flop: Callable[..., float] | None = None,
+    *,
+    implements: str | None = None,
+    applies: Callable[..., bool] | None = None,
+    untuned_first: Callable[..., bool] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``f(cfg, *args) -> (schedule, tensors)`` under ``name``."""
+    """Register ``f(cfg, *args) -> (schedule, tensors)`` under ``name``; the keywords
+    are :class:`Template`'s."""
+    if implements == name:
+        raise UnknownTemplateError(f"template {name!r} cannot implement itself")
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        _TEMPLATES[name] = Template(name, func, reference, flop)
+        _TEMPLATES[name] = Template(name, func, reference, flop, implements, applies,
+                                    untuned_first)
         return func
 
     return register
@@ -75,6 +94,13 @@ def get_template(name: str, module: str | None = None) -> Template:
 
 def list_templates() -> list[Template]:
     return [_TEMPLATES[n] for n in sorted(_TEMPLATES)]
+
+
+def implementations(name: str) -> list[Template]:
+    """The template ``name`` and those registered as implementing it, by name."""
+    first = get_template(name)
+    return [first, *sorted((t for t in _TEMPLATES.values() if t.implements == name),
+                           key=lambda t: t.name)]
 
 
 def _freeze_args(args: Sequence[Any]) -> tuple[Any, ...]:
@@ -147,6 +173,13 @@ class Task:
         space = ConfigSpace(Target.from_str(self.target))
         self.template.func(space, *self.args)
         return space
+
+    def implementations(self) -> list[Task]:
+        """This task and, on the same arguments and target, the tasks of every template
+        implementing its own (:func:`implementations`) that computes those arguments."""
+        return [self, *(Task(t.name, self.args, self.target, t.module)
+                        for t in implementations(self.name)[1:]
+                        if t.applies is None or t.applies(*self.args))]
 
     def instantiate(self, config: ConfigEntity) -> tuple[Any, Sequence[Any]]:
         """Run the template with ``config``: ``(schedule, tensors)``.

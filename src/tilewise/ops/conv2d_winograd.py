@@ -352,19 +352,50 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     return s
 
 
-@template("conv2d_nchw_winograd", reference=conv2d_reference, flop=conv2d_flop)
+def _refusal(R: int, S: int, stride: Pair, dilation: Pair, dtype: str) -> str | None:
+    """Why the template does not compute a convolution of these arguments, or None."""
+    if (R, S) != (3, 3) or pair(stride) != (1, 1) or pair(dilation) != (1, 1):
+        return (f"conv2d_nchw_winograd: a 3x3 window at stride 1 and dilation 1, not "
+                f"{R}x{S} at stride {stride} and dilation {dilation} (conv2d_nchw "
+                "computes any)")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        return f"conv2d_nchw_winograd: float32 or float64, not {dtype}"
+    return None
+
+
+def winograd_applies(N: int, C: int, H: int, W: int, K: int, R: int, S: int,
+                     stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
+                     dtype: str = "float32", epilogue: str = "") -> bool:
+    """Whether the template computes ``conv2d_nchw`` of these arguments."""
+    return _refusal(R, S, stride, dilation, dtype) is None
+
+
+def winograd_untuned_first(N: int, C: int, H: int, W: int, K: int, *rest) -> bool:
+    """Whether, untuned, this template's fallback is the one to run rather than
+    ``conv2d_nchw``'s: 32 or more channels in and out, where the GEMMs over the
+    channels pay for the transforms. Both fallbacks on sixteen 3x3 layers
+    (benchmarks/untuned.py; results/2026-12-05-zen4/untuned_*.txt, one / two Zen 4
+    cores), Winograd / direct: 1.23-1.93x from 32 to 512 channels at 13x13 to 224x224
+    (ResNet's c2-c4 1.58-1.90x), 0.95-1.08x at 7x7 with 512 or 1024 channels; 0.32 /
+    0.27x at C=3 (an RGB input), 1.38 / 0.77x at C=K=16 on 32x32, 1.59 / 1.01x at
+    C=K=8 on 64x64."""
+    return C >= 32 and K >= 32
+
+
+@template("conv2d_nchw_winograd", reference=conv2d_reference, flop=conv2d_flop,
+          implements="conv2d_nchw", applies=winograd_applies,
+          untuned_first=winograd_untuned_first)
 def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                          stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                          dtype: str = "float32", epilogue: str = ""):
     """NCHW conv2d (OIHW weights) of a 3x3 window at stride 1 and dilation 1, any
     padding, by Winograd's F(m x m, 3 x 3); the same arguments as ``conv2d_nchw``, whose
-    FLOP count (the direct sum's) its GFLOP/s are quoted in."""
-    if (R, S) != (3, 3) or pair(stride) != (1, 1) or pair(dilation) != (1, 1):
-        raise TensorError(f"conv2d_nchw_winograd: a 3x3 window at stride 1 and dilation 1, "
-                          f"not {R}x{S} at stride {stride} and dilation {dilation} "
-                          "(conv2d_nchw computes any)")
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise TensorError(f"conv2d_nchw_winograd: float32 or float64, not {dtype}")
+    FLOP count (the direct sum's) its GFLOP/s are quoted in. It implements
+    ``conv2d_nchw``: dispatch of that picks it where its record is the faster
+    (:func:`~tilewise.autotune.dispatch.dispatch`)."""
+    refusal = _refusal(R, S, stride, dilation, dtype)
+    if refusal is not None:
+        raise TensorError(refusal)
     target = cfg.target
     (ph, pw) = pair(pad)
     OH, OW = out_size(H, 3, 1, ph, 1), out_size(W, 3, 1, pw, 1)

@@ -216,3 +216,86 @@ def _copy_intrin() -> TensorIntrin:
     Y = te.compute((8, 8), lambda i, j: X[i, j] * 2.0, name="Y")
     return decl_tensor_intrin(Y.op, lambda ins, outs: IntrinImpl(
         body=ExternCall("twice", (ins[0].ptr, outs[0].ptr))), name="twice")
+
+
+def _blocks_copied_per_panel(K=10, N=80, nr=16):
+    """The gemm schedule's shape: for each panel of B (K, N), a copy of it made inside
+    the panel's loop, then a sum that reads the copy over row blocks."""
+    B = te.placeholder((K, N), name="B")
+    Bp = te.compute((K, N), lambda k, j: B[k, j], name="Bp")
+    r = te.reduce_axis((0, K), name="r")
+    C = te.compute((6, N), lambda i, j: te.sum(Bp[r, j] * (i + 1.0), axis=r), name="C")
+    s = te.create_schedule(C.op)
+    i, j = s[C].op.axis
+    jo, ji = s[C].split(j, nr)
+    io, ii = s[C].split(i, 2)
+    s[C].reorder(jo, io, ii, r, ji)
+    s[Bp].compute_at(s[C], jo)
+    return B, C, s, (jo, io, ii)
+
+
+def _rows_asked(s, args, inputs, buffer_size):
+    """Run the kernel, counting at run time the hints that start at each element."""
+    from unittest import mock
+
+    from tilewise.codegen.c import CRenderer
+
+    hint = CRenderer.prefetch
+
+    def counted(self, p):
+        self.emit(f"++tw_asked[{self.expr(p.index)}];")
+        hint(self, p)
+
+    preamble = CRenderer.preamble + f"\nint tw_asked[{buffer_size}];"
+    with mock.patch.object(CRenderer, "prefetch", counted), \
+            mock.patch.object(CRenderer, "preamble", preamble):
+        mod = tw.build(s, list(args), target="c", name="k")
+    out = np.zeros(tuple(int(d) for d in args[-1].shape), "float32")
+    mod(*inputs, out)
+    import ctypes
+    asked = (ctypes.c_int * buffer_size).in_dll(ctypes.CDLL(mod.artifact.so_path), "tw_asked")
+    return out, np.array(asked[:])
+
+
+@pytest.mark.parametrize("spread_to", [1, 2])
+def test_spread_over_the_loops_inside_asks_each_next_row_once(spread_to):
+    """The next panel's 10 rows, spread over the 3 row blocks (then also the 2 rows of
+    each: 6 shares): each share asks for its rows at the top of its iteration, so
+    every row of the next panel is asked for, none twice, the last panel asks nothing."""
+    K, N, nr = 10, 80, 16
+    B, C, s, (jo, io, ii) = _blocks_copied_per_panel(K, N, nr)
+    spread = (io, ii)[spread_to - 1]
+    s[C].prefetch(B, jo, 1, spread=spread, level=2)
+    f = tw.lower(s, [B, C])
+    hints = collect(f.body, Prefetch)
+    assert hints and all(h.level == 2 and h.extent == nr for h in hints)
+    shares = 3 * (2 if spread_to == 2 else 1)
+    assert any(loop.var.name == "B_pf" and loop.extent.value == -(-K // shares)
+               for loop in collect(f.body, For))
+    b = rand((K, N), seed=8)
+    got, asked = _rows_asked(s, [B, C], [b], K * N)
+    np.testing.assert_allclose(got, np.arange(1, 7)[:, None] * b.sum(axis=0), rtol=1e-5)
+    asked = asked.reshape(K, N)
+    for panel in range(N // nr):
+        starts = asked[:, panel * nr]
+        # The first panel is no panel's next; the rows past K's last share clamp to
+        # the last row, asked again (harmless).
+        assert (starts[:-1] == (panel > 0)).all(), (panel, starts)
+        assert starts[-1] >= (panel > 0)
+    assert "__builtin_prefetch" in tw.build(s, [B, C], target="c").artifact.source
+
+
+def test_level_two_is_prefetcht1_in_c():
+    B, C, s, (jo, io, _) = _blocks_copied_per_panel()
+    s[C].prefetch(B, jo, 1, spread=io, level=2)
+    source = tw.build(s, [B, C], target="c").artifact.source
+    assert ", 0, 2);" in source and ", 0, 3);" not in source
+
+
+def test_spread_misuse_names_the_problem():
+    B, C, s, (jo, io, ii) = _blocks_copied_per_panel()
+    with pytest.raises(ScheduleError, match="cache level 1 or 2"):
+        s[C].prefetch(B, jo, 1, level=3)
+    s[C].prefetch(B, io, 1, spread=jo)  # the loop outside it
+    with pytest.raises(LowerError, match="must run inside it"):
+        tw.lower(s, [B, C])

@@ -283,6 +283,30 @@ def test_gemm_copy_of_each_panel_asks_for_rows_of_b_ahead():
             task.instantiate(config_with(task, pack=pack, pack_prefetch=8))
 
 
+def test_gemm_fetches_the_next_groups_rows_of_b_while_computing():
+    """``fetch_next``: while a group of panels computes, the rows of B that the next
+    group's copy reads are asked into L2, a share before each row block; right on ragged
+    groups and rows (101 columns, 13 rows), with the loops or the micro-kernel; not read
+    where B is not copied per group, columns outermost."""
+    for name, args in [("dense", (13, 101, 11, "bias+relu")), ("gemm", (24, 300, 40))]:
+        task = Task(name, args, TARGET)
+        kernels = [e.val for e in task.config_space.knob("kernel").entities][:2]
+        # the micro-kernel takes whole groups only: 7 and 19 panels
+        for kernel, group in [("loops", 1), ("loops", 2), (kernels[-1], 1)]:
+            config = config_with(task, pack="panel", pack_panels=group, order="ji",
+                                 kernel=kernel, fetch_next=True, pack_prefetch=0, nr=LANES,
+                                 mr=2, block_m=2,
+                                 unroll_k=1, stream_c=False)
+            s, tensors = task.instantiate(config)
+            hints = collect(tw.lower(s, tensors).body, Prefetch)
+            assert {(h.buffer.name, h.level) for h in hints} == {("B", 2)}
+            _check(task, config)
+    task = Task("gemm", (24, 300, 40), TARGET)
+    for choices in (dict(pack="root"), dict(pack="panel", order="ij", pack_panels=1)):
+        read = task.knobs_read(config_with(task, fetch_next=True, pack_prefetch=0, **choices))
+        assert "fetch_next" not in read
+
+
 def test_batch_matmul_schedules_match_numpy():
     """batch_matmul: the gemm schedule per batch (rows or columns outermost, blocks of
     row tiles, A packed or in place) and the batches-across-the-cores schedule, on ragged

@@ -63,9 +63,11 @@ class CRenderer(Renderer):
             self.kernel_fences[s.fence] = None
         super().stmt(s)
 
-    def prefetch_hint(self, address: str) -> None:
-        # For a read, into every level of the cache: the line is read soon.
-        self.emit(f"__builtin_prefetch({address}, 0, 3);")
+    def prefetch_hint(self, address: str, level: int) -> None:
+        # For a read; locality 3 (prefetcht0) into every level of the cache, the line
+        # is read soon; 2 (prefetcht1) into the second level and below, for lines read
+        # later, which would only evict what the first level holds for now.
+        self.emit(f"__builtin_prefetch({address}, 0, {3 if level <= 1 else 2});")
 
     def body(self) -> str:
         text = super().body()

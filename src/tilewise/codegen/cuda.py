@@ -73,7 +73,7 @@ class CUDARenderer(Renderer):
         if s.buffer.scope is Scope.GLOBAL:  # shared and local memory are on the chip
             super().prefetch(s)
 
-    def prefetch_hint(self, address: str) -> None:
+    def prefetch_hint(self, address: str, level: int) -> None:
         self.emit(f'asm volatile("prefetch.global.L2 [%0];" :: "l"({address}));')
 
 

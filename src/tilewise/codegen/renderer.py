@@ -266,17 +266,17 @@ class Renderer:
         offsets = [*range(0, s.extent - 1, per_line), s.extent - 1]
         if len(offsets) <= 8:
             for off in offsets:
-                self.prefetch_hint(f"{start} + {off}" if off else start)
+                self.prefetch_hint(f"{start} + {off}" if off else start, s.level)
             return
         v = self.fresh("line")
         self.emit(f"for (int32_t {v} = 0; {v} < {s.extent - 1}; {v} += {per_line}) {{")
         self.indent += 1
-        self.prefetch_hint(f"{start} + {v}")
+        self.prefetch_hint(f"{start} + {v}", s.level)
         self.indent -= 1
         self.emit("}")
-        self.prefetch_hint(f"{start} + {s.extent - 1}")
+        self.prefetch_hint(f"{start} + {s.extent - 1}", s.level)
 
-    def prefetch_hint(self, address: str) -> None:
+    def prefetch_hint(self, address: str, level: int) -> None:
         raise NotImplementedError
 
     # ---- the function -------------------------------------------------------

@@ -84,7 +84,8 @@ def _lines(s: Stmt, depth: int, out: list[str]) -> None:
     elif isinstance(s, ExternCall):
         out.append(f"{pad}{s.func}({', '.join(expr_str(a) for a in s.args)})")
     elif isinstance(s, Prefetch):
-        out.append(f"{pad}prefetch({s.buffer.name}[{expr_str(s.index)} : +{s.extent}])")
+        into = f", L{s.level}" if s.level != 1 else ""
+        out.append(f"{pad}prefetch({s.buffer.name}[{expr_str(s.index)} : +{s.extent}]{into})")
     elif isinstance(s, Barrier):
         out.append(f"{pad}barrier()")
     else:

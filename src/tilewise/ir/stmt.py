@@ -90,12 +90,14 @@ class ExternCall(Stmt):
 @dataclass(frozen=True, eq=False, repr=False)
 class Prefetch(Stmt):
     """Ask the cache for the ``extent`` elements of ``buffer`` from ``index`` on, ahead
-    of their use: one hint per cache line of the target. It reads and stores nothing,
-    so a target without such a hint leaves it out."""
+    of their use: one hint per cache line of the target, into cache ``level`` (1: the
+    first level and every one below it; 2: the second, leaving the first alone). It
+    reads and stores nothing, so a target without such a hint leaves it out."""
 
     buffer: Buffer
     index: Expr
     extent: int
+    level: int = 1
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -33,6 +33,7 @@ from ..ir import (
     substitute,
 )
 from ..schedule import AttachKind, Schedule, Stage
+from ..schedule.stage import PrefetchRequest
 from ..te.tensor import IterKind, IterVar, Reduce, ReduceKind, Tensor, TensorRead
 from .bound import StageBound, enclosing_loops, leaf_owner, normalised_values
 from .prefetch import prefetch_stmt
@@ -86,7 +87,9 @@ class NestBuilder:
 
     # ---- one stage ----------------------------------------------------------
 
-    def stage(self, st: Stage) -> Stmt:
+    def _body(self, st: Stage):
+        """``st``'s body over its leaf loops, its output's index, the axes' values
+        (normalised, and actual); what it reads (:attr:`tensorize_info`) noted."""
         b = self.bounds[st]
         norm = normalised_values(st, b)
         actual = {iv: norm[iv] + b.root_min[iv] for iv in b.root_min}
@@ -94,12 +97,25 @@ class NestBuilder:
         body = substitute(self.bodies[st], sub)
         t = st.op.output(0)
         index = tuple(actual[iv] for iv in st.op.axis)
-        guards = self._guards(st, b, norm, actual)
-        leaves = st.leaf_iter_vars
         self.tensorize_info[st] = (
             index,
             [r for r in collect(body, TensorRead) if r.tensor is not t],
         )
+        return body, index, norm, actual
+
+    def reads(self, st: Stage) -> list[TensorRead]:
+        """What ``st`` reads, over its leaf loops' variables; also before its nest is
+        built (a prefetch spread over loops that run inside the loop it is attached at)."""
+        if st not in self.tensorize_info:
+            self._body(st)
+        return self.tensorize_info[st][1]
+
+    def stage(self, st: Stage) -> Stmt:
+        b = self.bounds[st]
+        body, index, norm, actual = self._body(st)
+        t = st.op.output(0)
+        guards = self._guards(st, b, norm, actual)
+        leaves = st.leaf_iter_vars
         if not isinstance(body, Reduce):
             return self._nest(st, leaves, Provide(t, index, body), guards, mode="body")
         if b.shifted:
@@ -193,13 +209,13 @@ class NestBuilder:
                 continue  # the micro-kernel call replaces this loop too
             # A reduction builds its data-parallel loops below the first reduction loop
             # twice, to reset and to update; the hints go with the update.
-            if attr is not None and attr.prefetch and mode != "reset":
-                if attr.kind is ForKind.VECTORIZED:
+            asks = _prefetches_at(st, iv) if mode != "reset" else []
+            if asks:
+                if attr is not None and attr.kind is ForKind.VECTORIZED:
                     raise LowerError(f"prefetch at {st.name}.{iv.name}: a vectorised loop "
                                      "runs its iterations at once; prefetch in a loop "
                                      "around it")
-                hints = [prefetch_stmt(self, st, iv, t, off) for t, off in attr.prefetch]
-                stmt = seq(*hints, stmt)
+                stmt = seq(*(prefetch_stmt(self, st, at, ask) for at, ask in asks), stmt)
             kind = attr.kind if attr is not None else ForKind.SERIAL
             tag = attr.thread_tag if attr is not None else None
             pragmas = attr.pragmas if attr is not None else ()
@@ -225,10 +241,26 @@ class NestBuilder:
         return _guard(conds, stmt)
 
 
+def _prefetches_at(st: Stage, iv: IterVar) -> list[tuple[IterVar, PrefetchRequest]]:
+    """The prefetches whose hints go at the top of loop ``iv``'s body: its own, unless
+    spread, and those of loops around it spread down to it, each with its loop."""
+    leaves = st.leaf_iter_vars
+    asks = []
+    for at, attr in st.iter_attrs.items():
+        for ask in attr.prefetch:
+            if (ask.spread or at) is not iv:
+                continue
+            if ask.spread is not None and (at not in leaves or ask.spread not in leaves
+                                           or leaves.index(at) >= leaves.index(iv)):
+                raise LowerError(f"prefetch at {st.name}.{at.name}: the loop it is spread "
+                                 f"over, {iv.name}, must run inside it")
+            asks.append((at, ask))
+    return asks
+
+
 def _no_prefetch_below(st: Stage, replaced: list[IterVar]) -> None:
     for iv in replaced:
-        attr = st.iter_attrs.get(iv)
-        if attr is not None and attr.prefetch:
+        if _prefetches_at(st, iv):
             raise LowerError(f"prefetch at {st.name}.{iv.name}: the loop is replaced by a "
                              "micro-kernel call (tensorize); prefetch in a loop around it")
 

@@ -9,6 +9,11 @@ buffer where that is no longer than the region's rows together, else as loops ov
 its leading dimensions around a run over the rest (the trailing dimensions it covers
 whole, and the one before them). The last ``offset`` iterations ask for nothing (there
 is no iteration that far on to read for).
+
+Spread over the loops inside, down to a loop ``spread``, the hints go at the top of
+that loop's body instead: the loops' iterations, counted as one index ``t`` of ``T``,
+each ask for a ``1/T`` share, the ``t``-th, of the region's rows (of the one run where
+the region is contiguous).
 """
 
 from __future__ import annotations
@@ -38,17 +43,18 @@ from ..ir import (
     substitute,
 )
 from ..schedule import AttachKind, Stage
-from ..te.tensor import IterVar, Tensor
+from ..schedule.stage import PrefetchRequest
+from ..te.tensor import IterVar
 from .bound import enclosing_loops
 
 if TYPE_CHECKING:
     from .nest import NestBuilder
 
 
-def prefetch_stmt(nb: NestBuilder, st: Stage, iv: IterVar, tensor: Tensor,
-                  offset: int) -> Stmt:
-    """The hints for what the iteration of ``iv`` that runs ``offset`` after this one
-    reads of ``tensor``."""
+def prefetch_stmt(nb: NestBuilder, st: Stage, iv: IterVar, ask: PrefetchRequest) -> Stmt:
+    """The hints for what the iteration of ``iv`` that runs ``ask.offset`` after this
+    one reads of ``ask.tensor``, or, spread, this iteration's share of them."""
+    tensor, offset = ask.tensor, ask.offset
     where = f"prefetch of {tensor.name} at {st.name}.{iv.name}"
     buf = nb.buffers.get(tensor)
     if buf is None:
@@ -67,8 +73,7 @@ def prefetch_stmt(nb: NestBuilder, st: Stage, iv: IterVar, tensor: Tensor,
         ranges.update(own)
         relax = {loop.var: Interval(const(0), const(own[loop.var][1]))
                  for loop in loops[loops.index(iv) + 1:] if loop.var in own}
-        reads += [(r.indices, relax, own) for r in nb.tensorize_info.get(reader, ((), []))[1]
-                  if r.tensor is tensor]
+        reads += [(r.indices, relax, own) for r in nb.reads(reader) if r.tensor is tensor]
     if not reads:
         raise LowerError(f"{where}: neither {st.name} nor a stage computed inside that loop "
                          f"reads {tensor.name} itself (a cache_read copy of it, or a stage "
@@ -104,28 +109,61 @@ def prefetch_stmt(nb: NestBuilder, st: Stage, iv: IterVar, tensor: Tensor,
         return seq()
     ranges[iv.var] = (0, ext - 1 - offset)
     ahead = {iv.var: iv.var + offset}
+    share, shares = _share(nb, st, iv, ask.spread, where)
     if count <= run * math.prod(size for _, size in box[:lead]):
         # One run over the region's flat span: its rows are contiguous (a fused index,
         # as a 1x1 convolution's H*W), or it is one row.
-        start = _held(substitute(first, ahead), 0, buf.size - count)
-        stmt: Stmt = Prefetch(buf, simplify(start, ranges), count)
+        piece = -(-count // shares)
+        start = _held(substitute(first, ahead) + share * piece, 0, buf.size - piece)
+        stmt: Stmt = Prefetch(buf, simplify(start, ranges), piece, ask.level)
     else:
+        # A loop over each leading dimension of the region, or spread, one over this
+        # iteration's share of its rows counted as one index.
+        sizes = [size for _, size in box[:lead]]
+        row_loops: list[tuple[Var, int]]
+        within: list[Expr]
+        if shares == 1:
+            row_loops = [(Var(f"{tensor.name}_pf{d}"), size) for d, size in enumerate(sizes)]
+            within = [v for v, _ in row_loops]
+        else:
+            each = -(-math.prod(sizes) // shares)
+            row_loops = [(Var(f"{tensor.name}_pf"), each)]
+            row = _held(share * each + row_loops[0][0], 0, math.prod(sizes) - 1)
+            within = [(row // math.prod(sizes[d + 1:])) % size if d else
+                      row // math.prod(sizes[1:]) for d, size in enumerate(sizes)]
         index: Expr = const(0)
-        rows = []
-        for d, (lo, size) in enumerate(box[:lead]):
-            v = Var(f"{tensor.name}_pf{d}")
-            rows.append((v, size))
-            at = _held(substitute(lo, ahead) + v, mins[d], mins[d] + buf.shape[d] - 1)
+        for d, ((lo, _), w) in enumerate(zip(box[:lead], within, strict=True)):
+            at = _held(substitute(lo, ahead) + w, mins[d], mins[d] + buf.shape[d] - 1)
             index = index + (at - mins[d]) * buf.strides[d]
         lo = box[lead][0]
         col = _held(substitute(lo, ahead), mins[lead],
                     mins[lead] + buf.shape[lead] - box[lead][1])
         index = index + (col - mins[lead]) * buf.strides[lead]
-        stmt = Prefetch(buf, simplify(index, ranges), run)
-        for v, size in reversed(rows):
+        ranges.update((v, (0, size - 1)) for v, size in row_loops)
+        stmt = Prefetch(buf, simplify(index, ranges), run, ask.level)
+        for v, size in reversed(row_loops):
             stmt = For(v, const(size), ForKind.SERIAL, stmt)
     # A test loop partitioning turns into a last ``offset`` iterations without hints.
     return IfThenElse(iv.var + offset < ext, stmt)
+
+
+def _share(nb: NestBuilder, st: Stage, iv: IterVar, spread: IterVar | None,
+           where: str) -> tuple[Expr, int]:
+    """(t, T): which share of the hints an iteration of the loops from inside ``iv``
+    down to ``spread`` asks for, of how many; (0, 1) unspread."""
+    if spread is None:
+        return const(0), 1
+    leaves = st.leaf_iter_vars
+    index: Expr = const(0)
+    shares = 1
+    for loop in reversed(leaves[leaves.index(iv) + 1:leaves.index(spread) + 1]):
+        ext = nb.bounds[nb.owner[loop]].extent.get(loop)
+        if not ext:
+            raise LowerError(f"{where}: the loop {loop.name} it is spread over has no "
+                             "constant extent")
+        index = index + loop.var * shares
+        shares *= ext
+    return index, shares
 
 
 def _readers(nb: NestBuilder, st: Stage, iv: IterVar) -> list[Stage]:

@@ -166,6 +166,10 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
             # 0.95 -> 0.95x; the tuner picked it for gemm-bert-ffn in 5 of 6 compare.py rows.
             # Fewer groups cost: gemm-512 on one thread 0.95 -> 0.91x.
             cfg.fallback_with(pack_panels=4)
+    # The next group's rows of B fetched into L2 while this group computes (see
+    # gemm_schedule.TilePlan.fetch_next). Defined last: older databases keep their
+    # indices.
+    cfg.define_knob("fetch_next", [False, True])
     if M <= 8:
         # A few rows (a batch of one through a dense layer): B streamed past them in
         # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch

@@ -53,6 +53,18 @@ class AttachKind(enum.Enum):
     SCOPE = "scope"
 
 
+@dataclass(frozen=True)
+class PrefetchRequest:
+    """One :meth:`Stage.prefetch` of a loop: what the iteration ``offset`` on reads of
+    ``tensor``, asked for at the top of each iteration, or spread over the iterations
+    of the loops inside it down to ``spread``; into cache ``level``."""
+
+    tensor: Tensor
+    offset: int
+    spread: IterVar | None = None
+    level: int = 1
+
+
 @dataclass
 class IterAttr:
     """What a leaf loop becomes: its kind, a GPU thread, pragmas, a micro-kernel."""
@@ -61,7 +73,7 @@ class IterAttr:
     thread_tag: str | None = None
     pragmas: tuple[tuple[str, str], ...] = ()
     tensorize: TensorIntrin | None = None
-    prefetch: tuple[tuple[Tensor, int], ...] = ()
+    prefetch: tuple[PrefetchRequest, ...] = ()
 
 
 @dataclass(eq=False)
@@ -297,7 +309,8 @@ class Stage:
         attr = self._attr(iv)
         attr.pragmas = attr.pragmas + ((str(key), str(value)),)
 
-    def prefetch(self, tensor: Tensor, iv: IterVar, offset: int) -> None:
+    def prefetch(self, tensor: Tensor, iv: IterVar, offset: int,
+                 spread: IterVar | None = None, level: int = 1) -> None:
         """Ask the cache, at the top of each iteration of ``iv``, for what the iteration
         ``offset`` steps later reads of ``tensor`` (TVM's ``prefetch``).
 
@@ -309,7 +322,15 @@ class Stage:
         in another page. The region is what the reads of ``tensor`` below ``iv`` touch,
         this stage's and those of stages computed inside the loop (a copy packed there:
         ``tensor`` may be read upstream); a hint never reaches outside ``tensor``, and a
-        target without the hint (GPU shared memory) leaves it out."""
+        target without the hint (GPU shared memory) leaves it out.
+
+        ``spread``, a loop of this stage inside ``iv``: the hints are not asked for at
+        once but a share at the top of each iteration of the loops inside ``iv`` down to
+        ``spread`` (their iterations counted as one), so that a large region, the next
+        block of a matrix, arrives while this iteration computes rather than in one
+        burst that the cache's miss queue cannot hold. ``level`` 2 fetches into the
+        second cache level only, where a region read later would evict what the first
+        level holds for the loop now running."""
         self._need_compute("prefetch")
         self._leaf(iv, "prefetch")
         source = self.schedule.stage_map.get(tensor.op) if isinstance(tensor, Tensor) else None
@@ -321,8 +342,13 @@ class Stage:
             raise ScheduleError(f"prefetch of {tensor.name} at {self.name}.{iv.name}: the "
                                 f"offset must be a positive number of iterations, got "
                                 f"{offset!r}")
+        if level not in (1, 2):
+            raise ScheduleError(f"prefetch of {tensor.name} at {self.name}.{iv.name}: cache "
+                                f"level 1 or 2, not {level!r}")
+        if spread is not None:
+            self._leaf(spread, "prefetch")
         attr = self._attr(iv)
-        attr.prefetch = attr.prefetch + ((tensor, offset),)
+        attr.prefetch = attr.prefetch + (PrefetchRequest(tensor, offset, spread, level),)
 
     def tensorize(self, iv: IterVar, intrin: TensorIntrin) -> None:
         """Replace the loop nest at and below ``iv`` by a call to a micro-kernel."""

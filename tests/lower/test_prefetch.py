@@ -3,7 +3,9 @@ but the cache (results against NumPy, every hint inside its buffer)."""
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -236,8 +238,6 @@ def _blocks_copied_per_panel(K=10, N=80, nr=16):
 
 def _rows_asked(s, args, inputs, buffer_size):
     """Run the kernel, counting at run time the hints that start at each element."""
-    from unittest import mock
-
     from tilewise.codegen.c import CRenderer
 
     hint = CRenderer.prefetch
@@ -252,7 +252,6 @@ def _rows_asked(s, args, inputs, buffer_size):
         mod = tw.build(s, list(args), target="c", name="k")
     out = np.zeros(tuple(int(d) for d in args[-1].shape), "float32")
     mod(*inputs, out)
-    import ctypes
     asked = (ctypes.c_int * buffer_size).in_dll(ctypes.CDLL(mod.artifact.so_path), "tw_asked")
     return out, np.array(asked[:])
 

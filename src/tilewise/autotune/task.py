@@ -177,6 +177,7 @@ class Task:
     def implementations(self) -> list[Task]:
         """This task and, on the same arguments and target, the tasks of every template
         implementing its own (:func:`implementations`) that computes those arguments."""
+        self.template  # noqa: B018  (imports the template's module: it registers)
         return [self, *(Task(t.name, self.args, self.target, t.module)
                         for t in implementations(self.name)[1:]
                         if t.applies is None or t.applies(*self.args))]

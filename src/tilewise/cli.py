@@ -17,6 +17,7 @@ import inspect
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -207,19 +208,21 @@ def _tune(task, opts: argparse.Namespace, db):
 
 
 def cmd_best(opts: argparse.Namespace) -> int:
-    from .autotune import Task
+    from .autotune import Task, apply_history_best
 
-    _templates()
+    templates = _templates()
     db = _database(opts.db)
+    context = apply_history_best(db)
     rows = []
     for key in db.tasks():
         best = db.best(key)
         if best is None:
             continue
         try:
-            flop = Task.from_key(key).flop or 0.0
+            task = Task.from_key(key)
+            flop = task.flop or 0.0
         except TilewiseError:
-            flop = 0.0
+            task, flop = None, 0.0
         gflops = flop / best.result.mean / 1e9 if flop else None
         rows.append(
             {
@@ -228,6 +231,7 @@ def cmd_best(opts: argparse.Namespace) -> int:
                 "gflops": gflops,
                 "config": best.config.to_json(),
                 "records": len(db.records(key)),
+                "dispatched_by": _dispatched_by(task, templates, context),
             }
         )
     if opts.json:
@@ -237,7 +241,7 @@ def cmd_best(opts: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"best records in {db.path}")
-    for col in ("task", "target", "GFLOP/s", "ms", "records"):
+    for col in ("task", "target", "GFLOP/s", "ms", "records", "dispatched by"):
         table.add_column(col, justify="right" if col in ("GFLOP/s", "ms", "records") else "left")
     for r in rows:
         t = r["task"]
@@ -248,9 +252,28 @@ def cmd_best(opts: argparse.Namespace) -> int:
             gf,
             f"{r['seconds'] * 1e3:.3f}",
             str(r["records"]),
+            r["dispatched_by"] or "-",
         )
     Console().print(table)
     return 0
+
+
+def _dispatched_by(task, templates, context) -> str | None:
+    """The operator whose dispatch runs ``task``'s best record: its own template's, or
+    the one it implements (where it ran faster than the others); None where dispatch
+    runs another implementation, or the template is not registered here."""
+    from .autotune import Task
+
+    if task is None or task.name not in templates:
+        return None
+    op = templates[task.name].implements or task.name
+    try:
+        with warnings.catch_warnings():  # a template without records is not chosen anyway
+            warnings.simplefilter("ignore")
+            chosen, _ = context.choose(Task(op, task.args, task.target))
+    except TilewiseError:
+        return None
+    return op if chosen == task else None
 
 
 def cmd_ops(opts: argparse.Namespace) -> int:

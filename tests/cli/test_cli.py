@@ -72,7 +72,7 @@ def test_tune_json_then_resume_then_export_import(capsys, tmp_path):
     assert second["resumed"] == 6 + first["rejected"] and second["records_in_db"] == total
     code, out, _ = run(capsys, "best", "--db", db, "--json")
     (row,) = json.loads(out)
-    assert row["gflops"] > 0 and row["records"] == total
+    assert row["gflops"] > 0 and row["records"] == total and row["dispatched_by"] == "gemm"
     dump = tmp_path / "r.jsonl"
     assert run(capsys, "export", "--db", db, str(dump))[0] == 0
     assert len(dump.read_text().splitlines()) == total
@@ -94,6 +94,9 @@ def test_tune_implementations_says_which_dispatch_picks(capsys, tmp_path):
     assert all(r["trials"] == 2 and r["best_gflops"] > 0 for r in reports)
     (picked,) = [r for r in reports if r["dispatched"]]
     assert picked["best_gflops"] == max(r["best_gflops"] for r in reports)
+    code, out, _ = run(capsys, "best", "--db", db, "--json")
+    by = {r["task"]["name"]: r["dispatched_by"] for r in json.loads(out)}
+    assert by[picked["task"]["name"]] == "conv2d_nchw" and list(by.values()).count(None) == 1
     # stride 2: the Winograd template does not apply, the one tuned is conv2d_nchw's
     code, out, _ = run(capsys, "tune", "conv2d_nchw", *conv, "stride=2", "--trials", "1",
                        "--db", db, "--confirm", "0", "--implementations")

@@ -168,7 +168,9 @@ class TilePlan:
       gemm-bert-ffn (128x3072x768, 4x48 tiles, four panels a group) on one Zen 4 core
       read 101-104 GFLOP/s as generated and 115-116 with the copy taken out (a wrong
       result, the bound); the next group's rows fetched during this one's tiles
-      105-106 (hand-edited C, 7 rounds).
+      105-106 (hand-edited C, 7 rounds); as the knob, beside PyTorch (paired.py, 7
+      rounds) 107.4 -> 108.3, the fallback 102.0 -> 104.1, and no change on gemm-512,
+      -1024 and -2048, whose copies are a smaller share.
     """
 
     batch: tuple = ()

@@ -327,8 +327,8 @@ class Stage:
         ``spread``, a loop of this stage inside ``iv``: the hints are not asked for at
         once but a share at the top of each iteration of the loops inside ``iv`` down to
         ``spread`` (their iterations counted as one), so that a large region, the next
-        block of a matrix, arrives while this iteration computes rather than in one
-        burst that the cache's miss queue cannot hold. ``level`` 2 fetches into the
+        block of a matrix, arrives while this iteration computes rather than as one
+        burst of hints at its top. ``level`` 2 fetches into the
         second cache level only, where a region read later would evict what the first
         level holds for the loop now running."""
         self._need_compute("prefetch")

@@ -61,7 +61,7 @@ def schedule_gemm_cpu(cfg, target: Target, C, Bp, Ap=None):
         rows_outer=rows_outer, micro_kernel=kernel == "ukr",
         panel_stage=s[Bp] if per_panel else None, panels_per_pack=cfg["pack_panels"].val,
         prefetch=prefetch, kc=cfg["kc"].val, a_packed=Ap is not None, stream_out=stream,
-        fetch_next=Bp.op.input_tensors[0] if fetch else None))
+        fetch_next=bool(fetch)))
     schedule_packs(s, Ap, Bp, per_panel, cfg["pack_prefetch"].val)
     return s
 
@@ -161,7 +161,7 @@ class TilePlan:
     - ``batch_inside``: the batch axes inside the panel loop, which is the parallel
       loop alone (columns outermost, a ``panel_stage``): the panel stage is computed
       once per panel for every batch, where it computes a panel of each batch at once.
-    - ``fetch_next``: the tensor the ``panel_stage`` copies (B), whose rows that the
+    - ``fetch_next``: the rows of the tensor the ``panel_stage`` copies (B) that the
       next group of panels will copy are fetched into L2 while this group's tiles
       compute, a share before each row block's tiles (:meth:`Stage.prefetch`, spread).
       Copied alone, a group's rows come from L3 or memory while nothing computes:
@@ -183,7 +183,7 @@ class TilePlan:
     a_packed: bool = False
     stream_out: bool = False
     batch_inside: bool = False
-    fetch_next: Tensor | None = None
+    fetch_next: bool = False
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan()) -> None:
@@ -238,11 +238,12 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
     s[C].parallel(outer)
     if plan.panel_stage is not None:
         plan.panel_stage.compute_at(s[C], outer)
-    if plan.fetch_next is not None:
+    if plan.fetch_next:
         if not grouped or plan.batch_inside:
             raise InvalidConfigError("fetching the next group's rows of B is for B copied "
                                      "a group of panels at a time, columns outermost")
-        s[C].prefetch(plan.fetch_next, outer, 1, spread=ioi, level=2)
+        (source,) = plan.panel_stage.op.input_tensors
+        s[C].prefetch(source, outer, 1, spread=ioi, level=2)
     if plan.stream_out and CC is not None:
         rows, cols = int(i.domain.extent), int(j.domain.extent)
         if cut_tiles((rows, cols), (mr, nr), tails) or not simd_fp32(target, str(C.dtype)):

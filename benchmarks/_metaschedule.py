@@ -114,13 +114,9 @@ def measure(w: dict, arrays: list, expected: list, flop: float, opts: MeasureOpt
 
         row = measure(w, arrays, expected, 2.7e8, MeasureOptions(256, 2, Path("ms"), 10, 7))
     """
-    import numpy as np
     import tvm
-    from tvm import te
     from tvm.s_tir import meta_schedule as ms
 
-    tgt = target(opts.threads)
-    mod = tvm.IRModule({"main": te.create_prim_func(te_compute(w))})
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     row: dict = {"metaschedule_work_dir": str(opts.work_dir), "tvm_version": tvm.__version__}
     stage = "tune"
@@ -129,28 +125,53 @@ def measure(w: dict, arrays: list, expected: list, flop: float, opts: MeasureOpt
         done = len(db.get_all_tuning_records())
         if opts.tune and done < opts.trials:
             t0 = time.perf_counter()
-            db = ms.tune_tir(mod, tgt, str(opts.work_dir), max_trials_global=opts.trials - done,
+            db = ms.tune_tir(_module(w), target(opts.threads), str(opts.work_dir),
+                             max_trials_global=opts.trials - done,
                              num_trials_per_iter=min(64, opts.trials - done), seed=0,
                              builder=_builder())
             row["metaschedule_tune_s"] = time.perf_counter() - t0
         row["metaschedule_trials"] = len(db.get_all_tuning_records())
         stage = "build"
-        sch = ms.tir_integration.compile_tir(db, mod, tgt)
-        if sch is None:
-            raise RuntimeError("no valid schedule in the tuning database")
-        lib = tvm.compile(sch.mod, target=tgt).jit()
-        stage = "check"
-        dev = tvm.cpu()
-        bufs = [tvm.runtime.tensor(x, dev) for x in arrays]
-        lib["main"](*bufs)
-        np.testing.assert_allclose(bufs[-1].numpy(), expected[0], rtol=1e-3, atol=1e-3)
+        timer = best_kernel(w, opts.threads, opts.work_dir, arrays, expected,
+                            opts.number, opts.repeat)
         row["metaschedule_correct"] = True
         stage = "run"
-        timer = lib.time_evaluator("main", dev, number=opts.number, repeat=opts.repeat)
-        row["metaschedule_rounds"] = [flop / statistics.median(timer(*bufs).results) / 1e9]
+        row["metaschedule_rounds"] = [flop / timer() / 1e9]
         row["metaschedule"] = row["metaschedule_rounds"][0]
     except Exception as e:  # any failure is this peer's result, never an abort
         row["metaschedule_correct"] = False
         why = " ".join(str(e).split())[:200]  # one line: it is printed as a note
         row["metaschedule_error"] = f"{stage}: {type(e).__name__}: {why}"
     return row
+
+
+def _module(w: dict):
+    import tvm
+    from tvm import te
+
+    return tvm.IRModule({"main": te.create_prim_func(te_compute(w))})
+
+
+def best_kernel(w: dict, threads: int, work_dir: Path, arrays: list, expected: list,
+                number: int, repeat: int):
+    """The best schedule of ``w`` in the tuning database of ``work_dir``, built, run once
+    on ``arrays`` (inputs, then the output buffer) and checked against ``expected``: a
+    function that times it on them by TVM's native timer (``number`` runs a repeat),
+    seconds a run, the median of ``repeat``. Raises where there is no schedule, or a
+    wrong one."""
+    import numpy as np
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    tgt = target(threads)
+    db = ms.database.JSONDatabase(work_dir=str(work_dir))
+    sch = ms.tir_integration.compile_tir(db, _module(w), tgt)
+    if sch is None:
+        raise RuntimeError(f"no valid schedule in the tuning database of {work_dir}")
+    lib = tvm.compile(sch.mod, target=tgt).jit()
+    dev = tvm.cpu()
+    bufs = [tvm.runtime.tensor(x, dev) for x in arrays]
+    lib["main"](*bufs)
+    np.testing.assert_allclose(bufs[-1].numpy(), expected[0], rtol=1e-3, atol=1e-3)
+    timer = lib.time_evaluator("main", dev, number=number, repeat=repeat)
+    return lambda: statistics.median(timer(*bufs).results)

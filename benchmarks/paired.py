@@ -11,7 +11,10 @@ their kernels' own C timing loop, as the tuner times them); each config's line
 gives its median GFLOP/s and the median over rounds of its ratio to the best peer in the
 same round, the figure to compare configs by where whole rounds swing by a third. For gemm
 and batch_matmul NumPy's ``matmul`` is timed too (its BLAS pool sized to ``--threads``),
-since OpenBLAS, not PyTorch's MKL, leads some of them on AMD cores.
+since OpenBLAS, not PyTorch's MKL, leads some of them on AMD cores. ``--metaschedule
+DIR`` times TVM MetaSchedule's best kernel in the work dir DIR as a peer too (one that
+compare.py tuned: ``<--tvm-work-dir>/gemm-1024-1t``), by TVM's own timer; nothing is
+tuned here.
 
 ``--template conv2d_nhwc`` times the same convolution in another layout (its own
 fallback and knobs), PyTorch still on NCHW arrays.
@@ -27,6 +30,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 #: Other templates of a convolution workload: their arguments.
 _LAYOUTS = {
@@ -46,12 +50,16 @@ def main() -> None:
     ap.add_argument("--template", choices=sorted(_LAYOUTS),
                     help="time this template's kernels instead of the workload's own "
                          "(the same convolution in another layout; peers unchanged)")
+    ap.add_argument("--metaschedule", type=Path, metavar="DIR",
+                    help="time MetaSchedule's best kernel of this workload, tuned "
+                         "before in the work dir DIR, beside the peers")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--repeat", type=int, default=5)
     opts = ap.parse_args()
     # BLAS sizes its thread pool once, as NumPy loads it.
-    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS",
+                "TVM_NUM_THREADS"):
         os.environ[var] = str(opts.threads)
 
     import numpy as np
@@ -77,9 +85,9 @@ def main() -> None:
     space = task.config_space
     arrays, (want,) = task.reference()(np.random.default_rng(0))
     arrays = [aligned(a) for a in arrays]
-    peer_arrays = arrays
+    peer_arrays, peer_want = arrays, want
     if opts.template is not None:  # the peers read the workload's own layout
-        own = Task(*tilewise_task(w)).reference()(np.random.default_rng(0))[0]
+        own, (peer_want,) = Task(*tilewise_task(w)).reference()(np.random.default_rng(0))
         peer_arrays = [aligned(a) for a in own]
     # Every config is built and checked before the first timer starts.
     number = _numbers(task.flop)
@@ -99,7 +107,15 @@ def main() -> None:
     if w["kind"] in ("gemm", "batch_matmul"):
         out = np.empty_like(peer_arrays[-1])
         peers["numpy"] = lambda: np.matmul(peer_arrays[0], peer_arrays[1], out=out)
-    gflops = {label: [] for label in [*peers, *kernels]}
+    timers = {}  # peers timed by their own native loop, seconds a run
+    if opts.metaschedule is not None:
+        import _metaschedule  # beside this file; imports TVM lazily
+
+        if note := _metaschedule.missing():
+            ap.error(note)
+        timers["metaschedule"] = _metaschedule.best_kernel(
+            w, opts.threads, opts.metaschedule, peer_arrays, [peer_want], number, opts.repeat)
+    gflops = {label: [] for label in [*peers, *timers, *kernels]}
     # Each side waits out the last one's thread pool: OpenBLAS's and OpenMP's idle
     # threads spin for a while after a call, and on two cores they took one from the
     # side timed next (gemm-512 on two threads read 80 GFLOP/s after NumPy, 160 alone).
@@ -109,10 +125,14 @@ def main() -> None:
             for label, call in peers.items():
                 time.sleep(pause)
                 gflops[label].append(task.flop / _time_py(call, number, opts.repeat) / 1e9)
+            for label, seconds in timers.items():
+                time.sleep(pause)
+                gflops[label].append(task.flop / seconds() / 1e9)
             for label, timer in kernels.items():
                 time.sleep(pause)
                 gflops[label].append(task.flop / timer(*arrays).median / 1e9)
-    best = [max(round_) for round_ in zip(*(gflops[p] for p in peers), strict=True)]
+    best = [max(round_) for round_ in zip(*(gflops[p] for p in [*peers, *timers]),
+                                          strict=True)]
     print(f"{opts.workload}, {opts.threads} thread(s), {opts.rounds} rounds; "
           "GFLOP/s median, ratio to the best peer (median of rounds), rounds")
     for label, values in gflops.items():

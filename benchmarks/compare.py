@@ -26,7 +26,9 @@ The peers' child also reads the machine's fp32 FMA peak at the same thread count
 GFLOP/s medians with the ratio of tuned tilewise to the best peer and to the FMA
 peak, the tuned config re-measured over its reading when the tuner chose it
 ("tuned/search": how well a tuning result holds), and both tuning wall times, and
-writes JSON with the machine's description.
+writes JSON with the machine's description. A row where any side's rounds differ by
+more than a quarter gets a note (:func:`spread_notes`): a slow spell fell on it, and
+its ratios want measuring again.
 """
 
 from __future__ import annotations
@@ -338,6 +340,27 @@ def _merge_round(merged: dict, row: dict) -> None:
             merged[key] = value
 
 
+#: Readings of one side whose slowest round is this much below its fastest mark the row
+#: as measured in a slow spell (on the 2-core VMs, a co-tenant taking a core halves a
+#: round of a two-thread kernel).
+UNSURE_SPREAD = 1.25
+
+
+def spread_notes(row: dict) -> list[str]:
+    """A note on ``row`` (merged from several rounds) where some side's rounds differ by
+    more than :data:`UNSURE_SPREAD`: its median, and the ratios built on it, are unsure."""
+    wide = []
+    for side in ("fallback", "tuned", *PEERS):
+        readings = row.get(f"{side}_rounds", [])
+        if len(readings) > 1 and max(readings) > UNSURE_SPREAD * min(readings):
+            wide.append(f"{side} {min(readings):.0f}-{max(readings):.0f}")
+    if not wide:
+        return []
+    return [f"{row['workload']}, {row['threads']} thread(s): rounds read {', '.join(wide)} "
+            "GFLOP/s, so its ratios are unsure; measure it again with more --rounds (the "
+            "same --db tunes nothing again)"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", help="comma-separated workload names (default: all)")
@@ -412,6 +435,7 @@ def main() -> None:
                         _merge_round(merged, row)
             if merged:
                 rows.append(merged)
+                notes.update(spread_notes(merged))
         notes_out = sorted(notes)
         if opts.tvm_trials <= 0:
             notes_out.append("TVM MetaSchedule: skipped (--tvm-trials 0 or --no-tvm)")

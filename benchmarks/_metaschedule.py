@@ -131,7 +131,7 @@ def measure(w: dict, arrays: list, expected: list, flop: float, opts: MeasureOpt
                              builder=_builder())
             row["metaschedule_tune_s"] = time.perf_counter() - t0
         row["metaschedule_trials"] = len(db.get_all_tuning_records())
-        stage = "build"
+        stage = "build and check"
         timer = best_kernel(w, opts.threads, opts.work_dir, arrays, expected,
                             opts.number, opts.repeat)
         row["metaschedule_correct"] = True

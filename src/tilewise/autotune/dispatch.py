@@ -62,13 +62,15 @@ class HistoryBest:
 
     def _pick(self, task: Task) -> tuple[Task, ConfigEntity]:
         options = task.implementations()
-        timed = [(seconds, n, t, config) for n, t in enumerate(options)
-                 for seconds, config in [self._recorded(t)] if config is not None]
-        if timed:
-            _, _, best, config = min(timed, key=lambda x: x[:2])
-            return best, config
+        best: tuple[float, Task, ConfigEntity] | None = None
+        for option in options:  # the first of equally fast records wins
+            seconds, config = self._recorded(option)
+            if config is not None and (best is None or seconds < best[0]):
+                best = (seconds, option, config)
+        if best is not None:
+            return best[1], best[2]
         first = untuned_choice(options)
-        return first, self._fallback(first, stacklevel=5)
+        return first, _fallback(first, "no tuning record", stacklevel=5)
 
     def _recorded(self, task: Task) -> tuple[float, ConfigEntity | None]:
         """The best record's mean seconds and config (a config of the task's space;
@@ -80,16 +82,8 @@ class HistoryBest:
 
     def _lookup(self, task: Task) -> ConfigEntity:
         _, config = self._recorded(task)
-        return config if config is not None else self._fallback(task, stacklevel=5)
-
-    @staticmethod
-    def _fallback(task: Task, stacklevel: int) -> ConfigEntity:
-        warnings.warn(
-            f"no tuning record for {task}; using the template's fallback config",
-            FallbackConfigWarning,
-            stacklevel=stacklevel,
-        )
-        return task.config_space.fallback
+        return config if config is not None else _fallback(task, "no tuning record",
+                                                           stacklevel=5)
 
     def __enter__(self) -> HistoryBest:
         self._token = _ACTIVE.set(self)
@@ -116,13 +110,16 @@ def best_config(task: Task, context: HistoryBest | None = None) -> ConfigEntity:
     """The config ``task`` dispatches to in ``context`` (default: the active one)."""
     context = context if context is not None else _ACTIVE.get()
     if context is None:
-        warnings.warn(
-            f"no dispatch context for {task}; using the template's fallback config",
-            FallbackConfigWarning,
-            stacklevel=3,
-        )
-        return task.config_space.fallback
+        return _fallback(task, "no dispatch context", stacklevel=4)
     return context.query(task)
+
+
+def _fallback(task: Task, why: str, stacklevel: int) -> ConfigEntity:
+    """``task``'s fallback config, with a :class:`FallbackConfigWarning` saying ``why``
+    (``stacklevel`` counted from here)."""
+    warnings.warn(f"{why} for {task}; using the template's fallback config",
+                  FallbackConfigWarning, stacklevel=stacklevel)
+    return task.config_space.fallback
 
 
 def best_implementation(task: Task, context: HistoryBest | None = None
@@ -133,9 +130,7 @@ def best_implementation(task: Task, context: HistoryBest | None = None
     if context is not None:
         return context.choose(task)
     first = untuned_choice(task.implementations())
-    warnings.warn(f"no dispatch context for {first}; using the template's fallback config",
-                  FallbackConfigWarning, stacklevel=3)
-    return first, first.config_space.fallback
+    return first, _fallback(first, "no dispatch context", stacklevel=4)
 
 
 def untuned_choice(options: Sequence[Task]) -> Task:

@@ -51,3 +51,8 @@ class DatabaseFormatError(TuningError):
 
 class UnknownTemplateError(TuningError):
     """A task names a template that is not registered."""
+
+
+class ModelError(TilewiseError):
+    """A model that cannot be imported, compiled or run: an unsupported operator, a
+    malformed file, inputs of the wrong name, shape or dtype."""

@@ -5,6 +5,8 @@
     tilewise ops
     tilewise export --db tuning.db records.jsonl
     tilewise plot --db tuning.db -o curves.png
+    tilewise model compile resnet18 -o resnet18.tw
+    tilewise model bench resnet18 --threads 2
 
 Every command is a thin layer over the Python API (``tilewise.autotune``); bad
 arguments print one line and exit with status 2.
@@ -21,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from .cli_model import add_model_parser
 from .errors import TilewiseError
 
 EXIT_USAGE = 2
@@ -374,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--db")
     plot.add_argument("-o", "--output", default="curves.png")
     plot.set_defaults(func=cmd_plot)
+    add_model_parser(sub)
     return ap
 
 

@@ -39,6 +39,7 @@ CASES = [
     ("depthwise_conv2d_nchw", (2, 5, 13, 11, 3, 3, 2, 1)),
     ("depthwise_conv2d_nchw", (1, 3, 9, 37, 5, 5, 1, 2)),
     ("depthwise_conv2d_nchw", (1, 4, 8, 11, 1, 7, 1, (0, 3), 1, "float32", "bias+relu")),
+    ("depthwise_conv2d_nchw", (1, 32, 14, 16, 3, 3, 1, 1, 1, "float32", "bias+relu6")),
     ("max_pool2d", (2, 3, 13, 11, 3, 3, 2, 1)),
     ("max_pool2d", (1, 4, 9, 10, 2, 2, 2, 0)),
     ("avg_pool2d", (2, 3, 13, 11, 3, 3, 2, 1)),
@@ -52,6 +53,7 @@ CASES = [
     ("dense", (13, 37, 11)),
     ("dense", (9, 33, 16, "bias+gelu")),
     ("dense", (7, 20, 5, "residual+relu")),
+    ("dense", (7, 20, 5, "bias+relu6")),
     # whole micro-kernel tiles under a block of tiles that does not divide the rows,
     # columns or channels (25 row tiles in blocks of 16, 12 of 8 output channels)
     ("gemm", (100, 128, 64)),

@@ -1,4 +1,4 @@
-"""Element-wise epilogues (bias, ReLU, GELU, residual add) chained after an operator's
+"""Element-wise epilogues (bias, ReLU, ReLU6, GELU, residual add) chained after an operator's
 output, to be inlined into the stage that writes the result.
 
 An epilogue is a ``+``-joined string of steps, applied left to right::
@@ -20,7 +20,7 @@ from .. import te
 from ..errors import InvalidConfigError
 from ..te.tensor import Tensor
 
-STEPS = ("bias", "relu", "gelu", "residual")
+STEPS = ("bias", "relu", "relu6", "gelu", "residual")
 
 
 def parse_epilogue(epilogue: str) -> tuple[str, ...]:
@@ -56,6 +56,9 @@ def apply_epilogue(
         elif step == "relu":
             out = te.compute(shape, _nary(len(shape), lambda i, p=prev:
                                           te.max(p[i], te.const(0.0, dtype))), name=stage)
+        elif step == "relu6":
+            out = te.compute(shape, _nary(len(shape), lambda i, p=prev: te.min(
+                te.max(p[i], te.const(0.0, dtype)), te.const(6.0, dtype))), name=stage)
         else:  # gelu, erf form
             out = te.compute(shape, _nary(len(shape), lambda i, p=prev: gelu(p[i], dtype)),
                              name=stage)
@@ -123,6 +126,8 @@ def epilogue_reference(y: np.ndarray, epilogue: str, extra: list[np.ndarray],
             y = y + next(it)
         elif step == "relu":
             y = np.maximum(y, 0)
+        elif step == "relu6":
+            y = np.clip(y, 0, 6)
         else:
             y = y * (0.5 + 0.5 * _erf(y / math.sqrt(2)))
     return y.astype(np.float32) if y.dtype == np.float64 else y

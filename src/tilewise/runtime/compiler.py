@@ -82,3 +82,52 @@ def compile_shared(
             raise BuildError(f"{cc} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
         os.replace(lib, out)  # atomic: concurrent builders of one kernel never see half a file
     return out, time.perf_counter() - start
+
+
+def _object_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple("-c" if f == "-shared" else f for f in flags)
+
+
+def compile_object(
+    source: str, flags: tuple[str, ...], timeout: float | None = None
+) -> tuple[Path, float]:
+    """Compile ``source`` to a cached object file (``flags`` as for
+    :func:`compile_shared`, compiled with ``-c``); its path and the compiler's seconds."""
+    cc = env.c_compiler()
+    oflags = _object_flags(flags)
+    key = hashlib.sha256("\0".join([source, *oflags, cc, compiler_id(cc)]).encode()).hexdigest()
+    out = env.cache_dir() / "objects" / f"{key[:32]}.o"
+    if out.exists():
+        return out, 0.0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tw-build-") as tmp:
+        src = Path(tmp) / "kernel.c"
+        src.write_text(source)
+        obj = Path(tmp) / "kernel.o"
+        _run_compiler([cc, *oflags, str(src), "-o", str(obj)], timeout, cc)
+        os.replace(obj, out)
+    return out, time.perf_counter() - start
+
+
+def link_shared(objects: list[Path], flags: tuple[str, ...], out: Path,
+                timeout: float | None = None) -> Path:
+    """Link object files into the shared library ``out`` (with OpenMP and libm)."""
+    cc = env.c_compiler()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+    _run_compiler([cc, "-shared", "-fopenmp", *map(str, objects), "-o", str(tmp), "-lm"],
+                  timeout, cc)
+    os.replace(tmp, out)
+    return out
+
+
+def _run_compiler(cmd: list[str], timeout: float | None, cc: str) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"{cc} timed out after {timeout}s") from exc
+    except OSError as exc:
+        raise BuildError(f"C compiler {cc!r} cannot run: {exc}") from exc
+    if proc.returncode != 0:
+        raise BuildError(f"{cc} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")

@@ -1,0 +1,156 @@
+"""``tilewise model``: compile a whole model into one native library and benchmark it.
+
+    tilewise model compile resnet18 -o resnet18.tw
+    tilewise model compile model.onnx --db tuning.db --input-shape input=1,3,224,224 -o out
+    tilewise model bench resnet18 --threads 2 --profile
+    tilewise model bench resnet18.tw
+
+MODEL is an ONNX file, a zoo model's name (``tilewise.models.ZOO``) or, for ``bench``,
+a directory written by ``compile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import ModelError
+
+
+def _shapes(pairs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    if not pairs:
+        return None
+    shapes = {}
+    for pair in pairs:
+        name, sep, dims = pair.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise ModelError(f"--input-shape {pair!r} must look like NAME=1,3,224,224")
+        shapes[name] = shape
+    return shapes
+
+
+def _target(opts: argparse.Namespace) -> str:
+    if opts.threads is not None:
+        if opts.threads < 1:
+            raise ModelError(f"--threads must be at least 1, got {opts.threads}")
+        return f"{opts.target} -cores={opts.threads}" if "-cores=" not in opts.target \
+            else opts.target
+    return opts.target
+
+
+def _onnx_bytes(model: str, input_shapes) -> bytes | None:
+    """The ONNX bytes of MODEL (a file or a zoo name), for the peer; None for an
+    exported directory."""
+    path = Path(model)
+    if path.is_dir():
+        return None
+    if path.exists():
+        return path.read_bytes()
+    from . import models
+
+    return models.build(model).SerializeToString()
+
+
+def _summary(compiled) -> str:
+    m = compiled.manifest
+    tuned = sum(k["tuned"] for k in m["kernels"])
+    templates = sum(k["task"] is not None for k in m["kernels"])
+    b = m.get("build", {})
+    return (f"{m['name']}: {len(m['kernels'])} kernels ({templates} from templates, {tuned} "
+            f"tuned), arena {m['arena_bytes'] / 2**20:.1f} MiB (live peak "
+            f"{m['peak_live_bytes'] / 2**20:.1f} MiB), weights {m['weights_bytes'] / 2**20:.1f}"
+            f" MiB; built in {sum(b.values()):.1f} s")
+
+
+def cmd_compile(opts: argparse.Namespace) -> int:
+    from .model import compile_model
+
+    compiled = compile_model(opts.model, db=opts.db, target=_target(opts),
+                             input_shapes=_shapes(opts.input_shape))
+    out = compiled.export(opts.output)
+    print(_summary(compiled))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_bench(opts: argparse.Namespace) -> int:
+    from .model import compile_model, load_model
+    from .model_bench import bench_model, check_against_ort, ort_session, random_feeds
+
+    shapes = _shapes(opts.input_shape)
+    if Path(opts.model).is_dir():
+        compiled = load_model(opts.model)
+    else:
+        compiled = compile_model(opts.model, db=opts.db, target=_target(opts),
+                                 input_shapes=shapes)
+    threads = int(compiled.manifest["target"].split("-cores=")[-1].split()[0])
+    feeds = random_feeds(compiled.inputs, seed=opts.seed)
+    data = _onnx_bytes(opts.model, shapes)
+    session = None if data is None or opts.no_peer else ort_session(data, threads)
+    error = None
+    if session is not None:
+        error = check_against_ort(compiled, session, feeds)
+        if error > opts.tolerance:
+            raise ModelError(f"outputs differ from ONNX Runtime's by {error:.2e} of their "
+                             f"scale (tolerance {opts.tolerance:g}); not timing a wrong model")
+    result = bench_model(compiled, feeds, rounds=opts.rounds, session=session)
+    result.max_error = error
+    profile = compiled.profile(feeds) if opts.profile else []
+    if opts.json:
+        print(json.dumps({
+            "model": compiled.manifest["name"], "threads": threads,
+            "tilewise_ms": [t * 1e3 for t in result.tilewise],
+            "peers_ms": {k: [t * 1e3 for t in v] for k, v in result.peers.items()},
+            "max_error": error, "arena_bytes": compiled.arena_bytes,
+            "profile": [{"kernel": p.name, "label": p.label, "ms": p.seconds * 1e3}
+                        for p in profile]}))
+        return 0
+    print(_summary(compiled))
+    line = f"tilewise {result.median() * 1e3:.2f} ms"
+    for peer in result.peers:
+        line += (f", {peer} {result.median(peer) * 1e3:.2f} ms "
+                 f"(tilewise {result.ratio(peer):.2f}x)")
+    print(f"{threads} thread(s), median of {opts.rounds} rounds: {line}")
+    if error is not None:
+        print(f"outputs match ONNX Runtime's to {error:.1e} of their scale")
+    if profile:
+        total = sum(p.seconds for p in profile) or 1.0
+        for p in sorted(profile, key=lambda p: -p.seconds):
+            print(f"  {p.seconds * 1e3:8.3f} ms {100 * p.seconds / total:5.1f}%  {p.name}  "
+                  f"{p.label}")
+    return 0
+
+
+def add_model_parser(sub) -> None:
+    model = sub.add_parser("model", help="compile and benchmark whole models")
+    verbs = model.add_subparsers(dest="verb", required=True)
+    for verb, func in (("compile", cmd_compile), ("bench", cmd_bench)):
+        p = verbs.add_parser(verb, help=f"{verb} a model (ONNX file or zoo name)")
+        p.add_argument("model", help="an .onnx file, a zoo model (resnet18, resnet50, "
+                       "mobilenet_v2, bert_layer)" + (", or a compiled directory"
+                                                      if verb == "bench" else ""))
+        p.add_argument("--db", help="tuning database whose best configs to use")
+        p.add_argument("--target", default="c", help="target string (default: c, the host)")
+        p.add_argument("--threads", type=int, default=None,
+                       help="cores to run on (the target's -cores=)")
+        p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                       help="fix an input's symbolic dimensions")
+        p.set_defaults(func=func)
+        if verb == "compile":
+            p.add_argument("-o", "--output", required=True, help="directory to write")
+        else:
+            p.add_argument("--rounds", type=int, default=5)
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--profile", action="store_true",
+                           help="each kernel's share of the time")
+            p.add_argument("--no-peer", action="store_true",
+                           help="do not run ONNX Runtime (no check, no comparison)")
+            p.add_argument("--tolerance", type=float, default=1e-3,
+                           help="largest difference from ONNX Runtime's outputs, relative "
+                           "to their scale (default 1e-3)")
+            p.add_argument("--json", action="store_true")

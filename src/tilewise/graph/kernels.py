@@ -1,0 +1,123 @@
+"""Kernels of fused groups: an anchor group runs its operator template (the database's
+best config through dispatch, else the fallback), any other group a te compute of its
+nodes under the generated schedule. Each becomes the C source of one function."""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+
+from .. import te
+from ..autotune.dispatch import FallbackConfigWarning, HistoryBest, best_implementation
+from ..autotune.generated import generated_schedule
+from ..autotune.task import Task
+from ..codegen import generate_c
+from ..errors import ModelError, TilewiseError
+from ..lower import lower
+from ..target import Target
+from .anchors import template_call
+from .compute import node_compute
+from .fuse import Group
+from .ir import Graph
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One compiled function of a model: its C name and source, the graph value behind
+    each parameter (in order), a label saying what it computes, and, for a template
+    kernel, the task it runs (the key its tuning records are stored under)."""
+
+    name: str
+    label: str
+    source: str
+    values: tuple[str, ...]
+    task: Task | None = None
+    tuned: bool = False
+    n_outputs: int = 1  # the last parameters, which the kernel writes
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return self.values[:len(self.values) - self.n_outputs]
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return self.values[len(self.values) - self.n_outputs:]
+
+    @property
+    def flop(self) -> float:
+        return (self.task.flop or 0.0) if self.task is not None else 0.0
+
+
+def kernel_name(index: int, group: Group) -> str:
+    return f"k{index:03d}_" + re.sub(r"\W", "_", group.name)[:40]
+
+
+def anchor_task(graph: Graph, group: Group, target: Target) -> Task:
+    """The task an anchor group runs, keyed as ``tilewise tune`` keys it."""
+    assert group.anchor is not None and group.epilogue is not None
+    call = template_call(graph, group.anchor, group.epilogue)
+    return Task(call.template, call.args, str(target))
+
+
+def group_kernel(graph: Graph, group: Group, index: int, target: Target,
+                 context: HistoryBest | None) -> Kernel:
+    """Lower ``group`` to the C source of one function."""
+    name = kernel_name(index, group)
+    try:
+        if group.anchor is not None:
+            return _template_kernel(graph, group, name, target, context)
+        return _generated_kernel(graph, group, name, target)
+    except ModelError:
+        raise
+    except TilewiseError as exc:
+        nodes = ", ".join(repr(n.name or n.op) for n in group.nodes)
+        raise ModelError(f"cannot build the kernel of node(s) {nodes}: {exc}") from exc
+
+
+def _template_kernel(graph: Graph, group: Group, name: str, target: Target,
+                     context: HistoryBest | None) -> Kernel:
+    assert group.anchor is not None and group.epilogue is not None
+    call = template_call(graph, group.anchor, group.epilogue)
+    task = Task(call.template, call.args, str(target))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FallbackConfigWarning)
+        chosen, config = best_implementation(task, context)
+    tuned = not any(issubclass(w.category, FallbackConfigWarning) for w in caught)
+    sch, tensors = chosen.instantiate(config)
+    _check_binding(graph, call.values, tensors, chosen)
+    func = lower(sch, tensors, name)
+    label = str(chosen).split(" @ ")[0]
+    return Kernel(name, label, generate_c(func, target), call.values, chosen, tuned)
+
+
+def _check_binding(graph: Graph, values, tensors, task: Task) -> None:
+    """Each template tensor stands for a graph value of as many elements (a view of it:
+    a (1, 128, 768) activation is dense's (128, 768) operand)."""
+    if len(values) != len(tensors):
+        raise ModelError(f"{task}: {len(tensors)} tensors for {len(values)} graph values")
+    for v, t in zip(values, tensors, strict=True):
+        vt = graph.type_of(v)
+        if vt.size != math.prod(int(d) for d in t.shape) or vt.dtype != str(t.dtype):
+            raise ModelError(f"{task}: tensor {t.name} {tuple(t.shape)} {t.dtype} cannot "
+                             f"view value {v!r} {vt}")
+
+
+def _generated_kernel(graph: Graph, group: Group, name: str, target: Target) -> Kernel:
+    tensors: dict[str, te.Tensor] = {}
+    params = []
+    for i, v in enumerate(group.inputs):
+        t = graph.type_of(v)
+        tensors[v] = te.placeholder(t.shape, t.dtype, name=f"in{i}")
+        params.append(tensors[v])
+    for node in group.nodes:
+        outs = node_compute(node, [tensors[v] for v in node.inputs if v])
+        for v, t in zip(node.outputs, outs, strict=True):
+            tensors[v] = t
+    outs = [tensors[v] for v in group.outputs]
+    sch = generated_schedule(outs, target)
+    func = lower(sch, [*params, *outs], name)
+    label = "+".join(n.op for n in group.nodes)
+    return Kernel(name, label, generate_c(func, target), (*group.inputs, *group.outputs),
+                  n_outputs=len(group.outputs))

@@ -1,0 +1,57 @@
+"""Whole models: ``tw.compile_model(model)`` imports, optimises and builds a model into
+one native library; ``tw.load_model(directory)`` loads an exported one.
+
+>>> import tilewise as tw
+>>> from tilewise import models
+>>> compiled = tw.compile_model(models.build("resnet18"), target="c -cores=2")
+>>> out = compiled.run(models.example_inputs(models.build("resnet18")))["output"]
+>>> compiled.export("resnet18.tw")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .runtime.model_library import ModelLibrary, load_model
+
+#: A compiled model is a loaded model library (run, time, profile, export).
+CompiledModel = ModelLibrary
+
+
+def import_model(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = None):
+    """The optimised graph of ``model``: an ONNX ModelProto, a path to a ``.onnx`` file,
+    its bytes, a zoo model's name (``tilewise.models.ZOO``) or a graph."""
+    from .graph import Graph
+    from .graph.passes import optimize
+
+    if isinstance(model, Graph):
+        return optimize(model)
+    if isinstance(model, str) and not os.path.exists(model) and not model.endswith(".onnx"):
+        from . import models
+
+        model = models.build(model)
+    from .frontend import from_onnx
+
+    return optimize(from_onnx(model, input_shapes=input_shapes))
+
+
+def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: str = "c",
+                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> ModelLibrary:
+    """Compile ``model`` (see :func:`import_model`) for ``target``: every kernel runs the
+    best config of database ``db`` where it has one and its template's fallback
+    elsewhere. Returns the loaded library; ``.export(directory)`` writes it out."""
+    from .autotune.database import Database
+    from .autotune.dispatch import apply_history_best
+    from .errors import ModelError
+    from .graph.library import build_model
+
+    graph = import_model(model, input_shapes)
+    if db is not None and not Path(db).is_file():
+        raise ModelError(f"no tuning database at {db}")
+    context = None if db is None else apply_history_best(Database(Path(db)))
+    return build_model(graph, target, context)
+
+
+__all__ = ["CompiledModel", "compile_model", "import_model", "load_model"]

@@ -1,0 +1,101 @@
+"""Whole models compiled into one native library, checked against ONNX Runtime: the
+zoo's models (at small sizes: the same layers and kernels on smaller maps), inputs
+checked, an exported model run in a fresh process with no onnx and no compiler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tilewise as tw
+from tilewise.errors import ModelError
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+models = pytest.importorskip("tilewise.models")
+
+pytestmark = pytest.mark.compiles
+
+TARGET = "c -cores=2"
+SMALL = {
+    "resnet18": {"image": 64},
+    "resnet50": {"image": 32},
+    "mobilenet_v2": {"image": 64},
+    "bert_layer": {"seq": 16, "hidden": 96, "heads": 4, "ffn": 192},
+}
+
+
+def _ort(model, feeds):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds), strict=True))
+
+
+def _assert_close(got, want, rtol):
+    for name, w in want.items():
+        scale = float(np.max(np.abs(w)))
+        err = float(np.max(np.abs(got[name].astype(np.float64) - w))) / scale
+        assert err < rtol, f"{name}: {err:.2e} of the output's scale"
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_zoo_model_matches_onnxruntime(name):
+    model = models.build(name, **SMALL[name])
+    feeds = models.example_inputs(model)
+    compiled = tw.compile_model(model, target=TARGET)
+    got = compiled.run(feeds)
+    # Winograd's F(4x4) rounds about two decimal digits worse than the direct sum
+    # (benchmarks/winograd_accuracy.py); the direct kernels agree to 1e-4.
+    winograd = any("winograd" in k["label"] for k in compiled.kernels)
+    _assert_close(got, _ort(model, feeds), rtol=1e-3 if winograd else 1e-4)
+    assert compiled.arena_bytes >= compiled.manifest["peak_live_bytes"] > 0
+
+
+def test_inputs_are_checked():
+    model = models.build("bert_layer", **SMALL["bert_layer"])
+    compiled = tw.compile_model(model, target=TARGET)
+    feeds = models.example_inputs(model)
+    with pytest.raises(ModelError, match="unknown input"):
+        compiled.run({**feeds, "nope": feeds["hidden_states"]})
+    with pytest.raises(ModelError, match="missing input 'attention_mask'"):
+        compiled.run({"hidden_states": feeds["hidden_states"]})
+    with pytest.raises(ModelError, match="dtype float64"):
+        compiled.run({**feeds, "hidden_states": feeds["hidden_states"].astype(np.float64)})
+    with pytest.raises(ModelError, match=r"shape \(1, 15, 96\)"):
+        compiled.run({**feeds, "hidden_states": feeds["hidden_states"][:, :15]})
+
+
+def test_exported_model_runs_without_onnx_or_compiler(tmp_path):
+    model = models.build("mobilenet_v2", image=32)
+    feeds = models.example_inputs(model)
+    compiled = tw.compile_model(model, target=TARGET)
+    want = compiled.run(feeds)["output"]
+    compiled.export(tmp_path / "m")
+    np.save(tmp_path / "x.npy", feeds["input"])
+    np.save(tmp_path / "want.npy", want)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["onnx"] = None          # importing either now fails
+        sys.modules["torch"] = None
+        import numpy as np
+        import tilewise as tw
+        m = tw.load_model({str(tmp_path / "m")!r})
+        y = m.run({{"input": np.load({str(tmp_path / "x.npy")!r})}})["output"]
+        assert np.array_equal(y, np.load({str(tmp_path / "want.npy")!r}))
+        assert "onnx" not in sys.modules or sys.modules["onnx"] is None
+        print("ok")
+    """)
+    env = {"CC": "/nonexistent/cc", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_load_model_refuses_what_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="not an exported tilewise model"):
+        tw.load_model(tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from .codegen import generate_c, generate_cuda
 from .codegen.cuda import launch_config
@@ -28,14 +28,16 @@ def build_artifact(
     target: str | Target = "c",
     name: str = "default_function",
     timeout: float | None = None,
+    given: Collection[Tensor] = (),
 ) -> KernelArtifact:
-    """Lower, generate and compile; the result is picklable (for builder processes)."""
+    """Lower, generate and compile; the result is picklable (for builder processes).
+    ``given``: stages of ``args`` the caller computes (:func:`~tilewise.lower.lower`)."""
     tgt = Target.from_str(target)
     if tgt.kind is not TargetKind.C:
         raise BuildError(
             "build_artifact compiles for the 'c' target; for cuda use build_cuda_artifact"
         )
-    func = lower(sch, args, name)
+    func = lower(sch, args, name, given=given)
     source = generate_c(func, tgt)
     # compile_s is the compiler's time: 0 on a cache hit, so compile-time reports
     # are not polluted by hits
@@ -62,8 +64,12 @@ def build(
     args: Sequence[Tensor],
     target: str | Target = "c",
     name: str = "default_function",
+    given: Collection[Tensor] = (),
 ) -> Module | CudaModule:
-    """Compile and load a kernel: ``mod = tw.build(s, [A, B, C]); mod(a, b, c)``."""
+    """Compile and load a kernel: ``mod = tw.build(s, [A, B, C]); mod(a, b, c)``;
+    ``given``: stages of ``args`` passed in, not computed (:func:`~tilewise.lower.lower`)."""
     if Target.from_str(target).kind is TargetKind.CUDA:
+        if given:
+            raise BuildError("build: given stages are for the 'c' target")
         return CudaModule(build_cuda_artifact(sch, args, target, name))
-    return load_module(build_artifact(sch, args, target, name))
+    return load_module(build_artifact(sch, args, target, name, given=given))

@@ -59,9 +59,12 @@ class NestBuilder:
         bounds: dict[Stage, StageBound],
         buffers: dict[Tensor, Buffer],
         allocated: set[Tensor],
+        skipped: frozenset[Stage] = frozenset(),
     ) -> None:
         self.sch, self.bodies, self.bounds = sch, bodies, bounds
         self.buffers, self.allocated = buffers, allocated
+        # Stages whose values the caller passes in, and those only they read: no nest.
+        self.skipped = skipped
         self.attached: dict[tuple[Stage, IterVar], list[Stage]] = {}
         self.tensorize_info: dict[Stage, tuple[tuple[Expr, ...], list[TensorRead]]] = {}
         self.region_min: dict[Tensor, tuple[Expr, ...]] = {}
@@ -76,7 +79,8 @@ class NestBuilder:
 
     def program(self) -> Stmt:
         roots = [
-            st for st in self.sch.stages if st.is_compute and st.attach_kind is AttachKind.ROOT
+            st for st in self.sch.stages
+            if st.is_compute and st.attach_kind is AttachKind.ROOT and st not in self.skipped
         ]
         body = seq(*(self.stage(st) for st in roots))
         for st in reversed(roots):
@@ -210,6 +214,9 @@ class NestBuilder:
             # A reduction builds its data-parallel loops below the first reduction loop
             # twice, to reset and to update; the hints go with the update.
             asks = _prefetches_at(st, iv) if mode != "reset" else []
+            if self.skipped:  # what only given stages read is read by nothing here
+                asks = [(at, ask) for at, ask in asks
+                        if self.sch.stage_map.get(ask.tensor.op) not in self.skipped]
             if asks:
                 if attr is not None and attr.kind is ForKind.VECTORIZED:
                     raise LowerError(f"prefetch at {st.name}.{iv.name}: a vectorised loop "
@@ -225,7 +232,7 @@ class NestBuilder:
     def _with_attached(self, st: Stage, iv: IterVar, rest: Stmt, conds: list[Expr]) -> Stmt:
         """The producers attached at ``iv`` before ``rest`` (the loop's body), all under
         the loop's guards ``conds``."""
-        producers = self.attached.get((st, iv), [])
+        producers = [p for p in self.attached.get((st, iv), []) if p not in self.skipped]
         if not producers:
             return _guard(conds, rest)
         self.facts.extend(conds)

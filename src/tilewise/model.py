@@ -38,10 +38,14 @@ def import_model(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = N
 
 
 def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: str = "c",
-                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> ModelLibrary:
+                  input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  pack_weights: bool = True) -> ModelLibrary:
     """Compile ``model`` (see :func:`import_model`) for ``target``: every kernel runs the
     best config of database ``db`` where it has one and its template's fallback
-    elsewhere. Returns the loaded library; ``.export(directory)`` writes it out."""
+    elsewhere. Weights are packed once at compile time unless ``pack_weights`` is False
+    (which keeps Winograd's transformed weights, up to 4x the originals, out of
+    memory at some speed). Returns the loaded library; ``.export(directory)`` writes
+    it out."""
     from .autotune.database import Database
     from .autotune.dispatch import apply_history_best
     from .errors import ModelError
@@ -51,7 +55,7 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
     if db is not None and not Path(db).is_file():
         raise ModelError(f"no tuning database at {db}")
     context = None if db is None else apply_history_best(Database(Path(db)))
-    return build_model(graph, target, context)
+    return build_model(graph, target, context, pack_weights)
 
 
 __all__ = ["CompiledModel", "compile_model", "import_model", "load_model"]

@@ -97,8 +97,9 @@ def match_epilogue(graph: Graph, anchor: Node, group_of: dict[str, int],
         step, value = _step(graph, c, y, channels, anchor.op)
         if step is None or (step in ("bias", "residual") and step in epi.steps):
             break
-        if step == "residual" and group_of.get(value, -1) >= index:
-            break  # written after the anchor runs
+        if step == "residual" and graph.producer(value) is not None and (
+                group_of.get(value, index) >= index):
+            break  # written after the anchor runs (or by a node not yet placed)
         epi.steps.append(step)
         if step == "bias":
             epi.bias = value

@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .. import te
 from ..autotune.dispatch import FallbackConfigWarning, HistoryBest, best_implementation
@@ -21,6 +24,7 @@ from .anchors import template_call
 from .compute import node_compute
 from .fuse import Group
 from .ir import Graph
+from .prepack import prepack
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Kernel:
     task: Task | None = None
     tuned: bool = False
     n_outputs: int = 1  # the last parameters, which the kernel writes
+    #: Values made at compile time for this kernel alone (packed weights), by name.
+    constants: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -62,12 +68,13 @@ def anchor_task(graph: Graph, group: Group, target: Target) -> Task:
 
 
 def group_kernel(graph: Graph, group: Group, index: int, target: Target,
-                 context: HistoryBest | None) -> Kernel:
-    """Lower ``group`` to the C source of one function."""
+                 context: HistoryBest | None, pack_weights: bool = True) -> Kernel:
+    """Lower ``group`` to the C source of one function; with ``pack_weights``, a
+    template's weight-only stages (packing, Winograd's transform) run here, once."""
     name = kernel_name(index, group)
     try:
         if group.anchor is not None:
-            return _template_kernel(graph, group, name, target, context)
+            return _template_kernel(graph, group, name, target, context, pack_weights)
         return _generated_kernel(graph, group, name, target)
     except ModelError:
         raise
@@ -77,7 +84,7 @@ def group_kernel(graph: Graph, group: Group, index: int, target: Target,
 
 
 def _template_kernel(graph: Graph, group: Group, name: str, target: Target,
-                     context: HistoryBest | None) -> Kernel:
+                     context: HistoryBest | None, pack_weights: bool) -> Kernel:
     assert group.anchor is not None and group.epilogue is not None
     call = template_call(graph, group.anchor, group.epilogue)
     task = Task(call.template, call.args, str(target))
@@ -87,9 +94,24 @@ def _template_kernel(graph: Graph, group: Group, name: str, target: Target,
     tuned = not any(issubclass(w.category, FallbackConfigWarning) for w in caught)
     sch, tensors = chosen.instantiate(config)
     _check_binding(graph, call.values, tensors, chosen)
-    func = lower(sch, tensors, name)
     label = str(chosen).split(" @ ")[0]
-    return Kernel(name, label, generate_c(func, target), call.values, chosen, tuned)
+    consts = {i: graph.constants[v].reshape(tuple(int(d) for d in tensors[i].shape))
+              for i, v in enumerate(call.values) if graph.is_constant(v)}
+    if not pack_weights or not consts:
+        func = lower(sch, tensors, name)
+        return Kernel(name, label, generate_c(func, target), call.values, chosen, tuned)
+    packed = prepack(sch, tensors, consts, target)
+    runtime = iter(v for i, v in enumerate(call.values) if i not in consts)
+    values, made = [], {}
+    for j, array in enumerate(packed.arrays):
+        if array is None:
+            values.append(next(runtime))
+        else:
+            values.append(f"{name}.w{j}")
+            made[values[-1]] = array
+    func = lower(sch, packed.args, name, given=packed.given)
+    return Kernel(name, label, generate_c(func, target), tuple(values), chosen, tuned,
+                  constants=made)
 
 
 def _check_binding(graph: Graph, values, tensors, task: Task) -> None:

@@ -51,9 +51,12 @@ def _is_view(graph: Graph, group: Group) -> bool:
 
 
 def build_model(graph: Graph, target: str | Target = "c",
-                context: HistoryBest | None = None) -> ModelLibrary:
+                context: HistoryBest | None = None, pack_weights: bool = True
+                ) -> ModelLibrary:
     """Compile ``graph`` (optimised: see :func:`tilewise.graph.passes.optimize`) into a
-    loaded :class:`ModelLibrary`."""
+    loaded :class:`ModelLibrary`. With ``pack_weights`` the weights are packed (and
+    Winograd-transformed) once, here, and stored so: faster runs, and for Winograd's
+    F(4x4) four times the weights' memory."""
     tgt = Target.from_str(target)
     groups = partition(graph)
     alias: dict[str, str] = {}
@@ -64,7 +67,7 @@ def build_model(graph: Graph, target: str | Target = "c",
             src = group.inputs[0]
             alias[group.outputs[0]] = alias.get(src, src)
             continue
-        kernels.append(group_kernel(graph, group, len(kernels), tgt, context))
+        kernels.append(group_kernel(graph, group, len(kernels), tgt, context, pack_weights))
     lower_s = time.perf_counter() - start
     root = lambda v: alias.get(v, v)  # noqa: E731
     refs, weights, plan = _layout(graph, kernels, root)
@@ -124,19 +127,22 @@ def _layout(graph: Graph, kernels: list[Kernel], root):
         refs[v] = (INPUT, i)
     for i, v in enumerate(graph.outputs):
         refs.setdefault(v, (OUTPUT, i))
+    constants = dict(graph.constants)
+    for k in kernels:
+        constants.update(k.constants)
     used = [root(v) for k in kernels for v in k.values] + [root(v) for v in graph.outputs]
-    consts = [v for v in dict.fromkeys(used) if graph.is_constant(v) and v not in refs]
+    consts = [v for v in dict.fromkeys(used) if v in constants and v not in refs]
     offset = 0
     for v in consts:
         refs[v] = (WEIGHT, offset)
-        offset += -(-graph.constants[v].nbytes // LINE) * LINE
+        offset += -(-constants[v].nbytes // LINE) * LINE
     weights = _empty_bytes(offset)
     for v in consts:
-        a = np.ascontiguousarray(graph.constants[v], dtype=graph.type_of(v).dtype)
+        a = np.ascontiguousarray(constants[v])
         at = refs[v][1]
         weights[at:at + a.nbytes] = a.reshape(-1).view(np.uint8)
     sizes = {root(v): graph.type_of(root(v)).nbytes for k in kernels for v in k.values
-             if root(v) not in refs}
+             if root(v) not in refs and root(v) not in constants}
     steps = [([root(v) for v in k.reads], [root(v) for v in k.writes]) for k in kernels]
     plan = plan_memory(steps, sizes)
     for v, at in plan.offsets.items():

@@ -140,7 +140,7 @@ class ModelLibrary:
                 res = (ctypes.c_double * max(n, 1))()
                 self._profile(in_ptrs, out_ptrs, _addr(self.arena), _addr(self.weights), res)
                 if r:
-                    samples[r - 1] = np.frombuffer(res, dtype=np.float64)
+                    samples[r - 1] = list(res)
         med = np.median(samples, axis=0)
         return [KernelProfile(k["name"], k["label"], float(med[i]))
                 for i, k in enumerate(self.kernels)]

@@ -34,6 +34,9 @@ class Target:
     #: Full-width vector FMAs a core starts per cycle: 1 where a 512-bit FMA is split
     #: in two 256-bit halves (AMD Zen 4), else 2 (Zen 3 and 5, Intel's server cores).
     fma_per_cycle: int = 2
+    #: The C library has SIMD variants of expf, erff, tanhf, logf, powf (glibc's
+    #: libmvec on x86-64 from 2.35), so loops calling them vectorise.
+    vector_math: bool = False
 
     @staticmethod
     def from_str(text: str | Target) -> Target:
@@ -75,6 +78,7 @@ class Target:
             l2_bytes=host["l2"],
             line_bytes=host["line"] if kind is TargetKind.C else 128,  # a GPU's L2 line
             fma_per_cycle=host["fma_per_cycle"],
+            vector_math=host["vector_math"],
         )
 
     def __str__(self) -> str:
@@ -182,7 +186,17 @@ def host_info() -> dict:
         "model": model,
         # AMD family 25 (0x19) is Zen 3 and Zen 4; only Zen 4 has AVX-512, on 256-bit units
         "fma_per_cycle": 1 if (vendor, family, bits) == ("AuthenticAMD", "25", 512) else 2,
+        "vector_math": platform.machine() == "x86_64" and _glibc() >= (2, 35),
     }
+
+
+def _glibc() -> tuple[int, ...]:
+    """The C library's glibc version, () where it is not glibc."""
+    try:
+        name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")  # type: ignore[union-attr]
+        return tuple(int(x) for x in version.split(".")[:2]) if name == "glibc" else ()
+    except (ValueError, OSError, AttributeError):
+        return ()
 
 
 def as_target(t: str | Target) -> Target:

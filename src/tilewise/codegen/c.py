@@ -4,6 +4,8 @@ benchmarks/gemm.py), ``unrolled`` loops ``GCC unroll``."""
 
 from __future__ import annotations
 
+import re
+
 from ..errors import CodegenError
 from ..ir import Allocate, ExternCall, For, ForKind, PrimFunc, Stmt, collect
 from ..target import Target
@@ -133,6 +135,24 @@ class CRenderer(Renderer):
         self.emit(f"if ({own}) __atomic_clear(&{busy}, __ATOMIC_RELEASE); else free({n});")
 
     def file_scope(self) -> str:
+        return "\n".join(p for p in (self._simd_math(), self._kept_scope()) if p)
+
+    def _simd_math(self) -> str:
+        """SIMD declarations of the C library's math functions the kernel calls, where
+        the library has vector variants: a loop of ``expf`` or ``erff`` under ``omp simd``
+        then calls libmvec's 16-lane version (softmax 12x128x128 on one core: 2.1 ms
+        with scalar calls, BERT's dense + GELU 8.8 ms against 5.5 ms for the product)."""
+        if not self.target.vector_math:
+            return ""
+        body = "\n".join(self.lines)
+        decls = []
+        for fn, args in _VECTOR_MATH:
+            if re.search(rf"\b{fn}\(", body):
+                decls.append(f'__attribute__((__simd__("notinbranch"))) {args[0]} {fn}'
+                             f'({", ".join(args[1:])});')
+        return "\n".join(decls)
+
+    def _kept_scope(self) -> str:
         if not self.kept:
             return ""
         lines = [f"static void* {keep};\nstatic bool {busy};" for keep, busy in self.kept]
@@ -147,6 +167,14 @@ class CRenderer(Renderer):
             f"({self.ctype(b.dtype)}*)args[{i}]" for i, b in enumerate(self.func.params)
         )
         return f"void {self.func.name}_packed(void** args) {{\n  {self.func.name}({casts});\n}}"
+
+
+# (name, (return type, parameter types)) of the functions glibc's libmvec vectorises.
+_VECTOR_MATH = [
+    (f"{fn}{suffix}", (t,) * (3 if fn == "pow" else 2))
+    for fn in ("exp", "log", "erf", "tanh", "pow")
+    for suffix, t in (("f", "float"), ("", "double"))
+]
 
 
 def _fences(s: Stmt) -> list[str]:

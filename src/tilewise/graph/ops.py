@@ -12,6 +12,7 @@ in :mod:`tilewise.graph.op_defs`, one module per family, and register themselves
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,9 @@ def evaluate(node: Node, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     an allocation too large) come back as a ModelError naming the node."""
     definition = op_def(node.op)
     try:
-        with np.errstate(all="ignore"):
+        # NaN and inf are values here, as in ONNX Runtime; the empty mean is NaN too
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return definition.evaluate(node, args)
     except TilewiseError:
         raise

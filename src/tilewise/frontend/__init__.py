@@ -1,0 +1,5 @@
+"""Model importers: ONNX files into the graph IR (:func:`from_onnx`)."""
+
+from .onnx import from_onnx
+
+__all__ = ["from_onnx"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,13 @@ FORBIDDEN = {
     "lower": {"codegen", "runtime", "autotune", "ops", "driver", "distributed", "cli"},
     "codegen": {"runtime", "autotune", "ops", "driver", "distributed", "cli"},
     "runtime": {"schedule", "lower", "autotune", "ops", "driver", "distributed", "cli"},
+    "autotune": {"graph", "frontend", "models", "cli"},
+    "ops": {"graph", "frontend", "models", "cli", "distributed"},
+    "frontend": {"schedule", "lower", "codegen", "runtime", "autotune", "ops", "driver",
+                 "distributed", "cli", "models"},
+    "graph": {"frontend", "models", "cli", "distributed"},
+    "models": {"ir", "te", "schedule", "lower", "codegen", "runtime", "autotune", "ops",
+               "driver", "distributed", "cli", "graph", "frontend"},
 }
 # ir may use only errors (besides itself); te only ir and errors
 ALLOWED_ONLY = {"ir": {"ir", "errors"}, "te": {"te", "ir", "errors"}}
@@ -72,6 +80,13 @@ def test_layer_imports_one_direction(layer):
             if mod in FORBIDDEN[layer] or (allowed is not None and mod not in allowed):
                 bad.append(f"{f.relative_to(PKG)}:{line} imports tilewise.{mod}")
     assert not bad, "layering violations:\n" + "\n".join(bad)
+
+
+def test_graph_knows_no_file_format():
+    """The graph IR and its passes never read ONNX: that is the frontend's."""
+    bad = [f"{f.relative_to(PKG)}" for f in _files("graph")
+           if re.search(r"^\s*(import|from)\s+(onnx|torch)\b", f.read_text(), re.M)]
+    assert not bad, bad
 
 
 def test_checker_sees_relative_imports():

@@ -232,9 +232,10 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
                                  "registers for its operands")
     s = te.create_schedule(out.op)
     plain = out.op.input_tensors[0] is conv
-    if not plain:  # an epilogue follows the layout transform
+    if not plain:  # an epilogue follows the layout transform: both inside out's loops
         unpacked = layout_stage(out, conv)
         inline_chain(s, out, unpacked)
+        s[unpacked].compute_inline()
     ic_outer = cfg["ic_outer"].val
     if ic_outer and cfg["order"].val != "ic_khkw":
         raise InvalidConfigError("with the ic blocks outermost the order is ic_khkw")

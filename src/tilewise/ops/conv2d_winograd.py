@@ -303,8 +303,10 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     cb, nr, ob = int(data_pack.shape[-1]), int(U.shape[-1]), int(Y.shape[-1])
     s = te.create_schedule(out.op)
     plain = out.op.input_tensors[0] is Y
-    if not plain:
-        inline_chain(s, out, layout_stage(out, Y))
+    if not plain:  # the layout transform and the epilogue both inside out's loops
+        unpacked = layout_stage(out, Y)
+        inline_chain(s, out, unpacked)
+        s[unpacked].compute_inline()
     schedule_data_pack(s, data_pack)
     # The weights: a block of cb input channels at a time packed (a 16 x 16 transpose
     # per tap in fp32), then each input channel's 3 x 3 x nr transformed.

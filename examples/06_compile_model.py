@@ -41,7 +41,8 @@ def main() -> None:
     else:
         sess = ort.InferenceSession(onnx_model.SerializeToString(),
                                     providers=["CPUExecutionProvider"])
-        for name, want in zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)):
+        names = [o.name for o in sess.get_outputs()]
+        for name, want in zip(names, sess.run(None, feeds), strict=True):
             err = np.abs(outputs[name] - want).max() / np.abs(want).max()
             print(f"{name}: {err:.1e} of the scale from ONNX Runtime's")
             assert err < 1e-3

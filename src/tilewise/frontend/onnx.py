@@ -149,6 +149,13 @@ class NodeContext:
             raise self.error(f"its {what} (input {i}) must be a constant")
         return self._imp.constants[value]
 
+    def required_const_input(self, i: int, what: str) -> np.ndarray:
+        """Input ``i``'s constant value; an error if omitted or not constant."""
+        value = self.const_input(i, what)
+        if value is None:
+            raise self.error(f"has no {what} input")
+        return value
+
     def constant(self, value: np.ndarray, base: str = "const") -> str:
         name = self._imp.fresh(f"{self.name}_{base}")
         self._imp.constants[name] = value

@@ -33,6 +33,10 @@ class OpPattern(enum.IntEnum):
     ANCHOR = 4  # runs an operator template; element-wise consumers fuse as its epilogue
 
 
+#: The element types an operator may be restricted to (with :func:`check_dtype`).
+FLOATS = ("float32", "float64")
+NUMERIC = ("float32", "float64", "int32", "int64")
+
 #: An input's type, or None where an optional input is omitted ("").
 InType = TensorType | None
 

@@ -45,9 +45,7 @@ def _dense(ctx: NodeContext, sparse: Any) -> np.ndarray:
 
 @translates("ConstantOfShape")
 def _constant_of_shape(ctx: NodeContext) -> list[Any]:
-    shape = ctx.const_input(0, "shape")
-    if shape is None:
-        raise ctx.error("has no shape input")
+    shape = ctx.required_const_input(0, "shape")
     dims = ints(shape)
     if any(d < 0 for d in dims) or math.prod(dims) > 1 << 31:
         raise ctx.error(f"shape {dims} is negative or too large")

@@ -21,9 +21,7 @@ def _reshape_to(ctx: NodeContext, x: str, shape: Sequence[int]) -> str:
 @translates("Reshape")
 def _reshape(ctx: NodeContext) -> list[Any]:
     x = ctx.input(0)
-    target = ctx.const_input(1, "shape")
-    if target is None:
-        raise ctx.error("has no shape input")
+    target = ctx.required_const_input(1, "shape")
     src = ctx.type(x).shape
     allowzero = int(ctx.attr("allowzero", 0))
     shape = ints(target)
@@ -179,9 +177,7 @@ def _gather(ctx: NodeContext) -> list[Any]:
 @translates("Expand")
 def _expand(ctx: NodeContext) -> list[Any]:
     x = ctx.input(0)
-    target = ctx.const_input(1, "shape")
-    if target is None:
-        raise ctx.error("has no shape input")
+    target = ctx.required_const_input(1, "shape")
     try:
         shape = np.broadcast_shapes(ctx.type(x).shape, tuple(ints(target)))
     except ValueError:

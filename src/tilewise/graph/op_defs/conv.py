@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..ir import Node, TensorType
 from ..ops import (
+    FLOATS,
     InType,
     OpDef,
     OpPattern,
@@ -20,8 +21,6 @@ from ..ops import (
     register,
     take_inputs,
 )
-
-FLOATS = ("float32", "float64")
 
 
 def window_attrs(node: Node, kernel: Sequence[int] | None = None

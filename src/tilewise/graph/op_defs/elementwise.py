@@ -12,6 +12,8 @@ import numpy as np
 
 from ..ir import DTYPES, Node, TensorType
 from ..ops import (
+    FLOATS,
+    NUMERIC,
     InType,
     OpDef,
     OpPattern,
@@ -22,9 +24,6 @@ from ..ops import (
     register,
     take_inputs,
 )
-
-FLOATS = ("float32", "float64")
-NUMERIC = ("float32", "float64", "int32", "int64")
 
 
 def erf(x: np.ndarray) -> np.ndarray:

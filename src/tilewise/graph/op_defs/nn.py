@@ -10,6 +10,8 @@ import numpy as np
 
 from ..ir import Node, TensorType
 from ..ops import (
+    FLOATS,
+    NUMERIC,
     InType,
     OpDef,
     OpPattern,
@@ -20,9 +22,6 @@ from ..ops import (
     register,
     take_inputs,
 )
-
-FLOATS = ("float32", "float64")
-NUMERIC = ("float32", "float64", "int32", "int64")
 
 
 def _axis(node: Node, rank: int) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..ir import Node, TensorType
 from ..ops import (
+    FLOATS,
     InType,
     OpDef,
     OpPattern,
@@ -21,8 +22,6 @@ from ..ops import (
 )
 from .conv import out_size, window_attrs, windows
 
-FLOATS = ("float32", "float64")
-
 
 def _geometry(node: Node, shape: Sequence[int]) -> tuple[Any, ...]:
     """(kernel, strides, pads, dilations, (oh, ow)) of a pooling node on ``shape``."""
@@ -33,12 +32,18 @@ def _geometry(node: Node, shape: Sequence[int]) -> tuple[Any, ...]:
     return kernel, strides, pads, dilations, out
 
 
-def _pool_infer(node: Node, types: Sequence[InType]) -> list[TensorType]:
+def _nchw_input(node: Node, types: Sequence[InType]) -> TensorType:
+    """A pool's one input: floating point, 4-D NCHW."""
     (x,) = take_inputs(node, types, 1)
     assert x is not None
     check_dtype(node, x, FLOATS)
     if len(x.shape) != 4:
         raise node_error(node, f"pools a 4-D NCHW input, not {x}")
+    return x
+
+
+def _pool_infer(node: Node, types: Sequence[InType]) -> list[TensorType]:
+    x = _nchw_input(node, types)
     if node.op == "avg_pool2d":
         need_attr(node, "count_include_pad")
     out = _geometry(node, x.shape)[-1]
@@ -82,11 +87,7 @@ register(OpDef("avg_pool2d", OpPattern.ANCHOR, _pool_infer, _avg_pool))
 
 
 def _global_infer(node: Node, types: Sequence[InType]) -> list[TensorType]:
-    (x,) = take_inputs(node, types, 1)
-    assert x is not None
-    check_dtype(node, x, FLOATS)
-    if len(x.shape) != 4:
-        raise node_error(node, f"pools a 4-D NCHW input, not {x}")
+    x = _nchw_input(node, types)
     return [TensorType(x.shape[:2] + (1, 1), x.dtype)]
 
 

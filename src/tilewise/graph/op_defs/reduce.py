@@ -9,6 +9,7 @@ import numpy as np
 
 from ..ir import Node, TensorType
 from ..ops import (
+    NUMERIC,
     InType,
     OpDef,
     OpPattern,
@@ -18,8 +19,6 @@ from ..ops import (
     register,
     take_inputs,
 )
-
-NUMERIC = ("float32", "float64", "int32", "int64")
 
 
 def _infer(node: Node, types: Sequence[InType]) -> list[TensorType]:

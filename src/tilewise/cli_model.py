@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from .errors import ModelError
+from .target import Target
 
 
 def _shapes(pairs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -35,25 +36,24 @@ def _shapes(pairs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
 
 
 def _target(opts: argparse.Namespace) -> str:
-    if opts.threads is not None:
-        if opts.threads < 1:
-            raise ModelError(f"--threads must be at least 1, got {opts.threads}")
-        return f"{opts.target} -cores={opts.threads}" if "-cores=" not in opts.target \
-            else opts.target
-    return opts.target
+    if opts.threads is None:
+        return opts.target
+    if opts.threads < 1:
+        raise ModelError(f"--threads must be at least 1, got {opts.threads}")
+    if "-cores=" in opts.target:
+        raise ModelError("give the cores either by --threads or by the target's -cores=")
+    return f"{opts.target} -cores={opts.threads}"
 
 
-def _onnx_bytes(model: str, input_shapes) -> bytes | None:
-    """The ONNX bytes of MODEL (a file or a zoo name), for the peer; None for an
-    exported directory."""
-    path = Path(model)
-    if path.is_dir():
-        return None
-    if path.exists():
-        return path.read_bytes()
+def _onnx_model(model: str):
+    """MODEL as an ONNX ModelProto: a file read, or a zoo model built."""
+    if Path(model).exists():
+        from .frontend import load_onnx
+
+        return load_onnx(model)
     from . import models
 
-    return models.build(model).SerializeToString()
+    return models.build(model)
 
 
 def _summary(compiled) -> str:
@@ -83,15 +83,17 @@ def cmd_bench(opts: argparse.Namespace) -> int:
     from .model_bench import bench_model, check_against_ort, ort_session, random_feeds
 
     shapes = _shapes(opts.input_shape)
+    proto = None
     if Path(opts.model).is_dir():
         compiled = load_model(opts.model)
     else:
-        compiled = compile_model(opts.model, db=opts.db, target=_target(opts),
-                                 input_shapes=shapes)
-    threads = int(compiled.manifest["target"].split("-cores=")[-1].split()[0])
+        proto = _onnx_model(opts.model)
+        compiled = compile_model(proto, db=opts.db, target=_target(opts), input_shapes=shapes)
+    threads = Target.from_str(compiled.manifest["target"]).cores
     feeds = random_feeds(compiled.inputs, seed=opts.seed)
-    data = _onnx_bytes(opts.model, shapes)
-    session = None if data is None or opts.no_peer else ort_session(data, threads)
+    session = None
+    if proto is not None and not opts.no_peer:
+        session = ort_session(proto.SerializeToString(), threads)
     error = None
     if session is not None:
         error = check_against_ort(compiled, session, feeds)

@@ -40,14 +40,15 @@ def from_onnx(model: onnx.ModelProto | str | os.PathLike | bytes,
     """The graph of an ONNX model (a ModelProto, a file path, or serialised bytes).
     ``input_shapes`` gives sizes to the inputs' symbolic dimensions (it may also repeat
     fixed ones). Raises ModelError on anything it cannot import."""
-    proto = _load(model)
+    proto = load_onnx(model)
     _check_text(proto)
     _check_opset(proto)
     _check_ops(proto.graph)
     return _Importer(proto.graph, dict(input_shapes or {})).run()
 
 
-def _load(model: onnx.ModelProto | str | os.PathLike | bytes) -> onnx.ModelProto:
+def load_onnx(model: onnx.ModelProto | str | os.PathLike | bytes) -> onnx.ModelProto:
+    """The ModelProto of ``model`` (a path or bytes read; one ModelError if it is not one)."""
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, (bytes, bytearray, memoryview)):

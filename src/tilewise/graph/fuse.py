@@ -30,9 +30,12 @@ class Group:
     nodes: list[Node]
     anchor: Node | None = None
     epilogue: Epilogue | None = None
-    has_reduction: bool = False
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+
+    @property
+    def has_reduction(self) -> bool:
+        return any(op_def(n.op).pattern is OpPattern.REDUCTION for n in self.nodes)
 
     @property
     def name(self) -> str:
@@ -62,8 +65,6 @@ def partition(graph: Graph) -> list[Group]:
                 groups.append(Group([node]))
             else:
                 groups[index].nodes.append(node)
-            if pattern is OpPattern.REDUCTION:
-                groups[index].has_reduction = True
         for n in groups[index].nodes:
             for out in n.outputs:
                 group_of[out] = index

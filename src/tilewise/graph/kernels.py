@@ -60,13 +60,6 @@ def kernel_name(index: int, group: Group) -> str:
     return f"k{index:03d}_" + re.sub(r"\W", "_", group.name)[:40]
 
 
-def anchor_task(graph: Graph, group: Group, target: Target) -> Task:
-    """The task an anchor group runs, keyed as ``tilewise tune`` keys it."""
-    assert group.anchor is not None and group.epilogue is not None
-    call = template_call(graph, group.anchor, group.epilogue)
-    return Task(call.template, call.args, str(target))
-
-
 def group_kernel(graph: Graph, group: Group, index: int, target: Target,
                  context: HistoryBest | None, pack_weights: bool = True) -> Kernel:
     """Lower ``group`` to the C source of one function; with ``pack_weights``, a

@@ -13,7 +13,6 @@ import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,17 +29,6 @@ from .kernels import Kernel, group_kernel
 from .memory import LINE, plan_memory
 
 INPUT, OUTPUT, WEIGHT, ARENA = 0, 1, 2, 3
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """Where the build's time went, in seconds, and how many kernels it made."""
-
-    kernels: int
-    tuned: int
-    lower_s: float
-    compile_s: float
-    link_s: float
 
 
 def _is_view(graph: Graph, group: Group) -> bool:

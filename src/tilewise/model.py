@@ -51,9 +51,9 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
     from .errors import ModelError
     from .graph.library import build_model
 
-    graph = import_model(model, input_shapes)
     if db is not None and not Path(db).is_file():
         raise ModelError(f"no tuning database at {db}")
+    graph = import_model(model, input_shapes)
     context = None if db is None else apply_history_best(Database(Path(db)))
     return build_model(graph, target, context, pack_weights)
 

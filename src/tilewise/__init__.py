@@ -12,7 +12,7 @@ from . import ir, te
 from .driver import build, build_artifact, generate_source
 from .errors import TilewiseError
 from .lower import lower
-from .model import CompiledModel, compile_model, load_model
+from .model import CompiledModel, compile_model, extract_tasks, load_model
 from .runtime import load_module
 from .schedule import create_schedule
 from .target import Target
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ir", "te", "build", "build_artifact", "generate_source", "TilewiseError", "lower",
     "load_module", "create_schedule", "Target", "__version__", "CompiledModel",
-    "compile_model", "load_model",
+    "compile_model", "extract_tasks", "load_model",
 ]

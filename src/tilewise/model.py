@@ -58,4 +58,17 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
     return build_model(graph, target, context, pack_weights)
 
 
-__all__ = ["CompiledModel", "compile_model", "import_model", "load_model"]
+def extract_tasks(model: Any, target: str = "c",
+                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> list:
+    """The template tasks of ``model`` (see :func:`import_model`) with how many times
+    each runs: ``[(Task, count)]``, keyed as ``tilewise tune`` keys them.
+
+    >>> for task, count in tw.extract_tasks("resnet18", target="c -cores=2"):
+    ...     print(count, task)
+    """
+    from .graph.tasks import extract_tasks as graph_tasks
+
+    return graph_tasks(import_model(model, input_shapes), target)
+
+
+__all__ = ["CompiledModel", "compile_model", "extract_tasks", "import_model", "load_model"]

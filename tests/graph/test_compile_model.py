@@ -99,3 +99,11 @@ def test_exported_model_runs_without_onnx_or_compiler(tmp_path):
 def test_load_model_refuses_what_is_not_a_model(tmp_path):
     with pytest.raises(ModelError, match="not an exported tilewise model"):
         tw.load_model(tmp_path)
+
+
+def test_load_model_refuses_weights_that_do_not_match(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"format": 1, "weights_bytes": 128}')
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 64)
+    (tmp_path / "model.so").write_bytes(b"")
+    with pytest.raises(ModelError, match="does not match"):
+        tw.load_model(tmp_path)

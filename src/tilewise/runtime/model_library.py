@@ -201,16 +201,17 @@ def load_model(directory: str | Path) -> ModelLibrary:
     d = Path(directory)
     try:
         manifest = json.loads((d / MANIFEST).read_text())
-        raw = np.fromfile(d / WEIGHTS, dtype=np.uint8)
+        size = (d / WEIGHTS).stat().st_size
+        if not isinstance(manifest, dict) or size != manifest.get("weights_bytes"):
+            raise ModelError(f"{d}: weights.bin does not match manifest.json")
+        weights = empty((size,), np.uint8)  # read in place: the weights are held once
+        with open(d / WEIGHTS, "rb") as f:
+            f.readinto(weights.data)
     except FileNotFoundError as exc:
         raise ModelError(f"{d} is not an exported tilewise model: {exc.filename} is "
                          "missing") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the exported model in {d}: {exc}") from None
-    if not isinstance(manifest, dict) or raw.nbytes != manifest.get("weights_bytes"):
-        raise ModelError(f"{d}: weights.bin does not match manifest.json")
-    weights = empty((raw.nbytes,), np.uint8)
-    weights[...] = raw
     return ModelLibrary(d / LIBRARY, manifest, weights)
 
 

@@ -42,6 +42,14 @@ class Kernel:
     n_outputs: int = 1  # the last parameters, which the kernel writes
     #: Values made at compile time for this kernel alone (packed weights), by name.
     constants: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: Scratch buffers of one call (name, bytes), parameters after ``values``: the
+    #: model places them in its arena, where kernels that run apart share the bytes.
+    workspace: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """What each parameter of the C function is, in order."""
+        return (*self.values, *(w for w, _ in self.workspace))
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -91,8 +99,9 @@ def _template_kernel(graph: Graph, group: Group, name: str, target: Target,
     consts = {i: graph.constants[v].reshape(tuple(int(d) for d in tensors[i].shape))
               for i, v in enumerate(call.values) if graph.is_constant(v)}
     if not pack_weights or not consts:
-        func = lower(sch, tensors, name)
-        return Kernel(name, label, generate_c(func, target), call.values, chosen, tuned)
+        func = lower(sch, tensors, name, workspace=True)
+        return Kernel(name, label, generate_c(func, target), call.values, chosen, tuned,
+                      workspace=_workspace(func, len(tensors)))
     packed = prepack(sch, tensors, consts, target)
     runtime = iter(v for i, v in enumerate(call.values) if i not in consts)
     values, made = [], {}
@@ -102,9 +111,9 @@ def _template_kernel(graph: Graph, group: Group, name: str, target: Target,
         else:
             values.append(f"{name}.w{j}")
             made[values[-1]] = array
-    func = lower(sch, packed.args, name, given=packed.given)
+    func = lower(sch, packed.args, name, given=packed.given, workspace=True)
     return Kernel(name, label, generate_c(func, target), tuple(values), chosen, tuned,
-                  constants=made)
+                  constants=made, workspace=_workspace(func, len(packed.args)))
 
 
 def _check_binding(graph: Graph, values, tensors, task: Task) -> None:
@@ -132,7 +141,14 @@ def _generated_kernel(graph: Graph, group: Group, name: str, target: Target) -> 
             tensors[v] = t
     outs = [tensors[v] for v in group.outputs]
     sch = generated_schedule(outs, target)
-    func = lower(sch, [*params, *outs], name)
+    func = lower(sch, [*params, *outs], name, workspace=True)
     label = "+".join(n.op for n in group.nodes)
     return Kernel(name, label, generate_c(func, target), (*group.inputs, *group.outputs),
-                  n_outputs=len(group.outputs))
+                  n_outputs=len(group.outputs),
+                  workspace=_workspace(func, len(params) + len(outs)))
+
+
+def _workspace(func, n_args: int) -> tuple[tuple[str, int], ...]:
+    """The function's scratch parameters (after its ``n_args`` arguments): name, bytes."""
+    return tuple((f"{func.name}.{b.name}", b.size * b.dtype.bytes)
+                 for b in func.params[n_args:])

@@ -131,7 +131,10 @@ def _layout(graph: Graph, kernels: list[Kernel], root):
         weights[at:at + a.nbytes] = a.reshape(-1).view(np.uint8)
     sizes = {root(v): graph.type_of(root(v)).nbytes for k in kernels for v in k.values
              if root(v) not in refs and root(v) not in constants}
-    steps = [([root(v) for v in k.reads], [root(v) for v in k.writes]) for k in kernels]
+    for k in kernels:
+        sizes.update(k.workspace)
+    steps = [([root(v) for v in k.reads],
+              [root(v) for v in k.writes] + [w for w, _ in k.workspace]) for k in kernels]
     plan = plan_memory(steps, sizes)
     for v, at in plan.offsets.items():
         refs[v] = (ARENA, at)
@@ -145,12 +148,12 @@ def _empty_bytes(n: int) -> np.ndarray:
 def _entry_source(kernels: list[Kernel], refs: dict, root) -> str:
     starts, kinds, ats = [0], [], []
     for k in kernels:
-        for v in k.values:
+        for v in k.params:
             kind, at = refs[root(v)]
             kinds.append(kind)
             ats.append(at)
         starts.append(len(kinds))
-    most = max((len(k.values) for k in kernels), default=1)
+    most = max((len(k.params) for k in kernels), default=1)
     n = len(kernels)
     decls = "\n".join(f"void {k.name}_packed(void**);" for k in kernels)
     table = ", ".join(f"{k.name}_packed" for k in kernels) or "0"

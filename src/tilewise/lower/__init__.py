@@ -28,6 +28,7 @@ def lower(
     name: str = "default_function",
     optimize_loops: bool = True,
     given: Collection[Tensor] = (),
+    workspace: bool = False,
 ) -> PrimFunc:
     """Lower ``sch`` to a function whose parameters are ``args`` in order.
 
@@ -40,6 +41,10 @@ def lower(
     nor the stages that only they read, and the tensors that only those read need not
     be arguments.
 
+    ``workspace``: the buffers of the whole call (stages at the root that are not
+    arguments) become parameters after ``args``, for the caller to place (a model's
+    arena), instead of buffers the function allocates itself.
+
     >>> print(tw.lower(s, [A, B, C]))
     >>> f = tw.lower(s, [A, kernel_pack, C], given=[kernel_pack])
     """
@@ -51,7 +56,8 @@ def lower(
     buffers, mins, allocated, params = _plan_buffers(sch, list(args), bounds, bodies, skipped)
     nb = NestBuilder(sch, bodies, bounds, buffers, allocated, skipped)
     nb.region_min = mins
-    body = nb.program()
+    body = nb.program(workspace)
+    params = [*params, *nb.workspace]
     body = Flatten(buffers, mins).visit(body)
     body = simplify_stmt(body)
     if optimize_loops:

@@ -69,6 +69,7 @@ class NestBuilder:
         self.tensorize_info: dict[Stage, tuple[tuple[Expr, ...], list[TensorRead]]] = {}
         self.region_min: dict[Tensor, tuple[Expr, ...]] = {}
         self.extern_sources: dict[str, None] = {}
+        self.workspace: list[Buffer] = []  # root buffers the caller places (program)
         self.owner = leaf_owner(sch)
         # Guards of the consumers around the stage being built, true wherever it runs.
         self.facts: list[Expr] = []
@@ -77,7 +78,9 @@ class NestBuilder:
                 key = (st.attach_stage, st.attach_ivar)
                 self.attached.setdefault(key, []).append(st)  # type: ignore[arg-type]
 
-    def program(self) -> Stmt:
+    def program(self, workspace: bool = False) -> Stmt:
+        """The function's body; with ``workspace``, the root stages' buffers are left
+        to the caller (:attr:`workspace`) instead of allocated here."""
         roots = [
             st for st in self.sch.stages
             if st.is_compute and st.attach_kind is AttachKind.ROOT and st not in self.skipped
@@ -85,7 +88,9 @@ class NestBuilder:
         body = seq(*(self.stage(st) for st in roots))
         for st in reversed(roots):
             t = st.op.output(0)
-            if t in self.allocated:
+            if t in self.allocated and workspace:
+                self.workspace.insert(0, self.buffers[t])
+            elif t in self.allocated:
                 body = Allocate(self.buffers[t], body)
         return body
 

@@ -87,7 +87,10 @@ def _schedule_pool(cfg, out, total):
     yo, yi = s[out].split(y, cfg["oh_bn"].val)
     outer = s[out].fuse(n, c, yo)
     s[out].parallel(outer)
-    if total is not None:
+    if total is None:  # max: the window's taps outside the row, so the row vectorises
+        ry, rx = s[out].op.reduce_axis
+        s[out].reorder(outer, yi, ry, rx, x)
+    else:
         s[total].compute_at(s[out], yi)
         _, _, _, tx = s[total].op.axis
         ry, rx = s[total].op.reduce_axis

@@ -20,12 +20,26 @@ from .runtime.model_library import ModelLibrary, load_model
 CompiledModel = ModelLibrary
 
 
-def import_model(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = None):
+def import_model(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                 example_inputs: tuple | None = None):
     """The optimised graph of ``model``: an ONNX ModelProto, a path to a ``.onnx`` file,
-    its bytes, a zoo model's name (``tilewise.models.ZOO``) or a graph."""
+    its bytes, a zoo model's name (``tilewise.models.ZOO``), a graph, or a PyTorch
+    ``nn.Module`` (exported on ``example_inputs``, a tuple of tensors) or
+    ``ExportedProgram``."""
+    from .errors import ModelError
     from .graph import Graph
     from .graph.passes import optimize
 
+    if _is_torch(model):
+        if input_shapes is not None:
+            raise ModelError("input_shapes is for ONNX models; a PyTorch model takes its "
+                             "shapes from example_inputs")
+        from .frontend.torch_export import from_torch
+
+        return optimize(from_torch(model, example_inputs))
+    if example_inputs is not None:
+        raise ModelError(f"example_inputs is for PyTorch models, not "
+                         f"{type(model).__name__}")
     if isinstance(model, Graph):
         return optimize(model)
     if isinstance(model, str) and not os.path.exists(model) and not model.endswith(".onnx"):
@@ -37,15 +51,25 @@ def import_model(model: Any, input_shapes: dict[str, tuple[int, ...]] | None = N
     return optimize(from_onnx(model, input_shapes=input_shapes))
 
 
+def _is_torch(model: Any) -> bool:
+    """Whether ``model`` is a PyTorch object (a module or an exported program), decided
+    without importing torch."""
+    return any(cls.__module__.split(".")[0] == "torch" for cls in type(model).__mro__)
+
+
 def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: str = "c",
                   input_shapes: dict[str, tuple[int, ...]] | None = None,
-                  pack_weights: bool = True) -> ModelLibrary:
+                  pack_weights: bool = True, example_inputs: tuple | None = None
+                  ) -> ModelLibrary:
     """Compile ``model`` (see :func:`import_model`) for ``target``: every kernel runs the
     best config of database ``db`` where it has one and its template's fallback
     elsewhere. Weights are packed once at compile time unless ``pack_weights`` is False
     (which keeps Winograd's transformed weights, up to 4x the originals, out of
-    memory at some speed). Returns the loaded library; ``.export(directory)`` writes
-    it out."""
+    memory at some speed). A PyTorch module needs ``example_inputs``. Returns the loaded
+    library; ``.export(directory)`` writes it out.
+
+    >>> compiled = tw.compile_model(module, example_inputs=(torch.randn(1, 3, 64, 64),))
+    """
     from .autotune.database import Database
     from .autotune.dispatch import apply_history_best
     from .errors import ModelError
@@ -53,13 +77,14 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
 
     if db is not None and not Path(db).is_file():
         raise ModelError(f"no tuning database at {db}")
-    graph = import_model(model, input_shapes)
+    graph = import_model(model, input_shapes, example_inputs)
     context = None if db is None else apply_history_best(Database(Path(db)))
     return build_model(graph, target, context, pack_weights)
 
 
 def extract_tasks(model: Any, target: str = "c",
-                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> list:
+                  input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  example_inputs: tuple | None = None) -> list:
     """The template tasks of ``model`` (see :func:`import_model`) with how many times
     each runs: ``[(Task, count)]``, keyed as ``tilewise tune`` keys them.
 
@@ -68,7 +93,7 @@ def extract_tasks(model: Any, target: str = "c",
     """
     from .graph.tasks import extract_tasks as graph_tasks
 
-    return graph_tasks(import_model(model, input_shapes), target)
+    return graph_tasks(import_model(model, input_shapes, example_inputs), target)
 
 
 __all__ = ["CompiledModel", "compile_model", "extract_tasks", "import_model", "load_model"]

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (importing registers the templates)
     conv2d_winograd,
     dense,
     depthwise_conv2d,
+    depthwise_nchwc,
     gemm,
     layer_norm,
     pool,

@@ -1,0 +1,174 @@
+"""depthwise_conv2d_nchwc: the template against NumPy on odd shapes (fallback and
+random configs), its place beside depthwise_conv2d_nchw in dispatch, and its packed
+weights as the frontier that graph.prepack computes ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tilewise as tw
+import tilewise.ops  # noqa: F401  (registers the templates)
+from tilewise.autotune import Task
+from tilewise.autotune.dispatch import FallbackConfigWarning, dispatch, untuned_choice
+from tilewise.errors import InvalidConfigError, TensorError
+from tilewise.graph.prepack import prepack
+
+TARGET = "c -cores=2"
+NAME = "depthwise_conv2d_nchwc"
+
+# (N, C, H, W, R, S, stride, pad, dilation, dtype, epilogue): channels that are and are
+# not whole vector blocks (24, 40, 17), maps 7x7 and 13x11, stride 1 and 2, padding
+# 0/1/2 and asymmetric, 5x5 and 1x7 windows, dilation, batch 2, every epilogue step
+# (bias, relu and relu6 on the blocks; a residual through the NCHW rows), float64.
+CASES = [
+    (1, 24, 7, 7, 3, 3, 1, 1, 1, "float32", "bias+relu6"),
+    (2, 40, 13, 11, 3, 3, 2, 1, 1, "float32", "bias+relu"),
+    (1, 17, 13, 11, 5, 5, 1, 2, 1, "float32", ""),
+    (1, 32, 13, 11, 3, 3, 2, 0, 1, "float32", "residual+gelu"),
+    (1, 48, 9, 10, 1, 7, 1, (0, 3), 1, "float32", "bias+residual+relu"),
+    (1, 16, 14, 14, 3, 3, 1, 2, 2, "float32", "gelu"),
+    (1, 20, 8, 9, 3, 3, 1, 1, 1, "float64", "bias+relu6"),
+]
+
+
+def _check(task: Task, config) -> bool:
+    """Build ``config`` and compare with NumPy; False where the template refuses it."""
+    try:
+        s, tensors = task.instantiate(config)
+    except InvalidConfigError:
+        return False
+    mod = tw.build(s, tensors, target=task.target)
+    arrays, (want,) = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4,
+                               atol=1e-5 * (float(np.abs(want).max()) or 1.0),
+                               err_msg=f"{task} {config}")
+    return True
+
+
+@pytest.mark.compiles
+@pytest.mark.parametrize("args", CASES, ids=[str(a[:9]) + a[10] for a in CASES])
+def test_fallback_and_random_configs_match_numpy(args):
+    task = Task(NAME, args, TARGET)
+    space = task.config_space
+    assert task.flop == Task("depthwise_conv2d_nchw", args, TARGET).flop
+    assert _check(task, space.fallback), "the fallback has to work"
+    built = 0
+    for index in space.sample(min(len(space), 12), np.random.default_rng(len(space))):
+        built += _check(task, space.get(index))
+        if built == 3:
+            break
+    assert built == 3
+
+
+@st.composite
+def _shapes(draw):
+    r = draw(st.sampled_from([1, 3, 5]))
+    s = draw(st.sampled_from([r, 3]))
+    h, w = draw(st.integers(max(r, s), 30)), draw(st.integers(max(r, s), 30))
+    return (draw(st.sampled_from([1, 2])), draw(st.integers(1, 40)), h, w, r, s,
+            draw(st.sampled_from([1, 2])), draw(st.integers(0, 2)), 1, "float32",
+            draw(st.sampled_from(["", "bias+relu6", "residual"])))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(_shapes(), st.sampled_from([1, 2]))
+def test_fallback_lowers_on_any_shape(args, cores):
+    task = Task(NAME, args, f"c -cores={cores}")
+    tw.lower(*task.instantiate(task.config_space.fallback))
+
+
+@pytest.mark.compiles
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(_shapes(), st.integers(0, 2**31))
+def test_random_shapes_and_configs_match_numpy(args, pick):
+    task = Task(NAME, args, TARGET)
+    space = task.config_space
+    _check(task, space.get(pick % len(space)))
+
+
+@pytest.mark.compiles
+@pytest.mark.parametrize("knobs", [
+    {"pack": "whole", "oh_bn": 8, "reg_w": 8},   # packed first; blocks that do not divide
+    {"pack": "rows", "oh_bn": 3, "reg_w": 4},    # one transpose per block of 3 rows
+    {"pack": "rows", "oh_bn": 1, "reg_w": 12},   # row by row, the row one tile
+])
+def test_each_way_to_pack_and_unpack_matches_numpy(knobs):
+    """Rows packed per block or whole; the result back to NCHW a block at a time (rows
+    and tiles whole) or a row at a time."""
+    task = Task(NAME, (1, 32, 12, 12, 3, 3, 1, 1, 1, "float32", "bias+relu6"), TARGET)
+    space = task.config_space
+    assert _check(task, space.with_choices(space.fallback, **knobs))
+
+
+def test_fallbacks_on_mobilenet():
+    """Tiles of 14 columns (7 on 7x7), whole planes up to 16 rows, else blocks of up
+    to 8 rows that divide the plane, each packed as it is needed."""
+    want = {(112, 1): (14, 8), (112, 2): (14, 8), (56, 1): (14, 8), (56, 2): (14, 7),
+            (28, 1): (14, 7), (28, 2): (14, 14), (14, 1): (14, 14), (14, 2): (7, 7),
+            (7, 1): (7, 7)}
+    for (hw, stride), (reg_w, oh_bn) in want.items():
+        fb = Task(NAME, (1, 96, hw, hw, 3, 3, stride, 1), TARGET).config_space.fallback
+        assert (fb["reg_w"].val, fb["oh_bn"].val, fb["pack"].val) == (reg_w, oh_bn, "rows")
+    # Fewer rows a block where the blocks would not keep both cores busy.
+    fb = Task(NAME, (1, 16, 14, 14, 3, 3, 1, 1), TARGET).config_space.fallback
+    assert fb["oh_bn"].val == 4
+
+
+def test_implements_depthwise_and_runs_first_untuned_off_whole_vector_rows():
+    def untuned(args):
+        return untuned_choice(Task("depthwise_conv2d_nchw", args, TARGET)
+                              .implementations()).name
+
+    mobilenet = (1, 144, 56, 56, 3, 3, 1, 1, 1, "float32", "bias+relu6")
+    assert [t.name for t in Task("depthwise_conv2d_nchw", mobilenet, TARGET)
+            .implementations()] == ["depthwise_conv2d_nchw", NAME]
+    for args in [mobilenet, (1, 96, 112, 112, 3, 3, 2, 1), (1, 960, 7, 7, 3, 3, 1, 1),
+                 (1, 576, 14, 14, 3, 3, 2, 1), (1, 128, 16, 16, 3, 3, 2, 1)]:
+        assert untuned(args) == NAME, args
+    for args in [(1, 32, 112, 112, 3, 3, 1, 1),   # rows of 7 vectors: the row kernel
+                 (1, 64, 32, 32, 3, 3, 1, 1),
+                 (1, 32, 64, 64, 3, 3, 2, 1),     # planes of whole 4 KiB pages
+                 (1, 144, 56, 56, 3, 3, 1, 1, 1, "float64")]:
+        assert untuned(args) == "depthwise_conv2d_nchw", args
+
+
+def test_dispatch_untuned_instantiates_the_chosen_template():
+    with pytest.warns(FallbackConfigWarning, match=NAME):
+        _, tensors = dispatch("depthwise_conv2d_nchw", 1, 48, 14, 14, 3, 3, 1, 1, 1,
+                              "float32", "bias+relu6", target=TARGET)
+    assert [t.name for t in tensors] == ["data", "kernel", "bias", "out"]
+    assert [tuple(t.shape) for t in tensors] == [(1, 48, 14, 14), (48, 1, 3, 3), (48,),
+                                                 (1, 48, 14, 14)]
+    with pytest.warns(FallbackConfigWarning, match=r"depthwise_conv2d_nchw\("):
+        dispatch("depthwise_conv2d_nchw", 1, 32, 112, 112, 3, 3, 1, 1, target=TARGET)
+
+
+def test_refuses_integers():
+    with pytest.raises(TensorError, match=NAME):
+        Task(NAME, (1, 16, 8, 8, 3, 3, 1, 1, 1, "int32"), TARGET).config_space  # noqa: B018
+    assert [t.name for t in Task("depthwise_conv2d_nchw", (1, 16, 8, 8, 3, 3, 1, 1, 1, "int32"),
+                                 TARGET).implementations()] == ["depthwise_conv2d_nchw"]
+
+
+@pytest.mark.compiles
+@pytest.mark.parametrize("args, positions", [
+    ((1, 32, 14, 14, 3, 3, 1, 1, 1, "float32", "bias+relu6"), (1, 2)),
+    ((1, 24, 9, 9, 3, 3, 2, 1, 1, "float32", "residual"), (1,)),
+])
+def test_prepack_computes_the_packed_weights_ahead(args, positions):
+    task = Task(NAME, args, TARGET)
+    arrays, (want,) = task.reference()(np.random.default_rng(1))
+    s, tensors = task.instantiate(task.config_space.fallback)
+    pre = prepack(s, tensors, {p: arrays[p] for p in positions}, task.target)
+    assert [t.name for t in pre.given] == ["kernel_pack"]
+    assert "kernel" not in [t.name for t in pre.args]
+    mod = tw.build(s, list(pre.args), task.target, given=pre.given)
+    runtime = [a for i, a in enumerate(arrays) if i not in positions]
+    out = np.zeros_like(runtime[-1])
+    runtime[-1] = out
+    mod(*pre.bind(runtime))
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))

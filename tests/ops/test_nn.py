@@ -349,34 +349,41 @@ def test_fused_chain_transpose_add_relu():
 
 
 def test_softmax_rows_in_the_row_loop():
-    """A row's max and sum are computed inside the parallel row loop."""
+    """A row's max and sum, and its shifted row and exponentials (buffers of a row),
+    are computed inside the parallel row loop; exp is called once an element."""
     a = rand((2, 12, 7, 13), seed=42)
     x = ph(a, "x")
     out = nn.softmax(x, 3)
     s = generated_schedule([out], TP)
     reds = [st for st in s.stages if st.is_compute and st.op.reduce_axis]
-    assert len(reds) == 2 and all(st.attach_kind is AttachKind.SCOPE for st in reds)
-    assert all(st.attach_stage is s[out] for st in reds)
+    assert len(reds) == 2 and all(st.attach_stage is s[out] for st in reds)
+    rows = [st for st in s.stages if st.name in ("softmax_shift", "softmax_exp")]
+    assert len(rows) == 2 and all(st.attach_stage is s[out] for st in rows)
     e = np.exp(a - a.max(3, keepdims=True))
     mod = check([out], [x], [a], [e / e.sum(3, keepdims=True)], target=TP)
     assert count(mod.source, "omp parallel") == 1
-    assert count(mod.source, "omp simd") == 1
+    assert count(mod.source, " = expf(") == 1
     par = mod.source.index("omp parallel")
     assert par < mod.source.index("softmax_max[0] = (-INFINITY)")
 
 
 def test_layer_norm_rows_in_the_row_loop():
+    """Both sums accumulate lane-wise (97 = 6 vectors and a tail), in the row loop, and
+    the reciprocal square root is computed once a row."""
     a = rand((64, 97), seed=43)
     g, b = rand((97,), seed=44), rand((97,), seed=45)
     x, xg, xb = ph(a, "x"), ph(g, "g"), ph(b, "b")
     out = nn.layer_norm(x, xg, xb, 1)
     s = generated_schedule([out], TP)
-    reds = [st for st in s.stages if st.is_compute and st.op.reduce_axis]
-    assert all(st.attach_stage is s[out] for st in reds)
+    placed = [st for st in s.stages if st.is_compute and not st.is_output]
+    assert all(st.attach_stage is s[out] for st in placed)
+    assert {st.name for st in placed} >= {"layer_norm_sum_lanes", "layer_norm_sqsum_lanes",
+                                           "layer_norm_rstd"}
     ref = (a - a.mean(1, keepdims=True)) / np.sqrt(a.var(1, keepdims=True) + 1e-5) * g + b
     mod = check([out], [x, xg, xb], [a, g, b], [ref], atol=1e-5, target=TP)
     assert count(mod.source, "omp parallel") == 1
-    assert count(mod.source, "omp simd") == 1
+    assert count(mod.source, "sqrtf(") == 1
+    assert count(mod.source, "omp simd") == 5  # 2 x (zero the lanes, add), the output
 
 
 def test_reduce_mean_keepdims_vectorises_along_rows():
@@ -453,8 +460,84 @@ def test_choices_attach_off_computes_reductions_at_root():
     check([out], [x], [a], [e / e.sum(1, keepdims=True)], choices=ch)
 
 
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+@pytest.mark.parametrize("n", [31, 32, 33, 100, 1000])
+def test_lane_reduction_output(kind, n):
+    """A row reduction that is the kernel's output: lanes, tail and tree, any length."""
+    a = rand((6, n), seed=52)
+    x = ph(a, "x")
+    out = nn.reduce(kind, x, (1,), keepdims=False)
+    s = generated_schedule([out], TP)
+    lanes = n >= 2 * TP.vector_lanes(4)
+    assert any(st.name.endswith("_lanes") for st in s.stages) == lanes
+    mod = check([out], [x], [a], [getattr(np, kind)(a, axis=1)], rtol=2e-5, target=TP)
+    if lanes:
+        assert "lane" in mod.source and count(mod.source, "omp simd") >= 2
+
+
+def test_lane_reduction_keeps_other_reduction_axes():
+    """Over axes (1, 2): the inner one splits into lanes and a tail, the outer one is a
+    loop of the lanes' and the tail's reductions."""
+    a = rand((3, 5, 40), seed=53)
+    x = ph(a, "x")
+    out = nn.reduce("mean", x, (1, 2), keepdims=True)
+    ch = ScheduleChoices(accumulators=1)
+    s = generated_schedule([out], T, ch)
+    tail = next(st for st in s.stages if st.name.endswith("_tail"))
+    assert len(tail.op.reduce_axis) == 2
+    check([out], [x], [a], [a.mean((1, 2), keepdims=True)], choices=ch)
+
+
+@pytest.mark.parametrize("ch", [ScheduleChoices(lane_reduce=False),
+                                ScheduleChoices(accumulators=4),
+                                ScheduleChoices(row_buffers=False),
+                                ScheduleChoices(attach_reductions=False)])
+def test_choices_of_row_reductions(ch):
+    """Each knob of the row rules gives the same softmax and layer norm."""
+    a = rand((16, 300), seed=54, lo=-20, hi=20)
+    g = rand((300,), seed=55)
+    x, xg = ph(a, "x"), ph(g, "g")
+    sm, ln = nn.softmax(x, 1), nn.layer_norm(x, xg, None, 1)
+    s = generated_schedule([sm], TP, ch)
+    lanes = any(st.name.endswith("_lanes") for st in s.stages)
+    assert lanes == ch.lane_reduce
+    e = np.exp(a - a.max(1, keepdims=True))
+    check([sm], [x], [a], [e / e.sum(1, keepdims=True)], target=TP, choices=ch)
+    ref = (a - a.mean(1, keepdims=True)) / np.sqrt(a.var(1, keepdims=True) + 1e-5) * g
+    check([ln], [x, xg], [a, g], [ref], atol=1e-5, target=TP, choices=ch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_masked_flushes_to_zero(dtype):
+    """An additive mask (-10000, -inf) gives exact zeros, the others as NumPy."""
+    a = rand((4, 64), dtype, seed=56)
+    a[:, ::5] = -10000.0
+    a[1, 3] = -np.inf
+    x = ph(a, "x")
+    e = np.exp(a - a.max(1, keepdims=True))
+    mod, (got,) = run([nn.softmax(x, 1)], [x], [a])
+    np.testing.assert_allclose(got, e / e.sum(1, keepdims=True), rtol=RTOL, atol=1e-7)
+    assert (got[:, ::5] == 0).all() and got[1, 3] == 0
+    assert not np.isnan(got).any()
+
+
+def test_row_buffer_larger_than_the_cache_is_inlined():
+    """A row over half the second-level cache is not buffered: recomputed, still right."""
+    tgt = dataclasses.replace(T, l2_bytes=1024)
+    a = rand((4, 300), seed=57)
+    x = ph(a, "x")
+    out = nn.softmax(x, 1)
+    s = generated_schedule([out], tgt)
+    exp = next(st for st in s.stages if st.name == "softmax_exp")
+    assert exp.attach_kind is AttachKind.INLINE
+    e = np.exp(a - a.max(1, keepdims=True))
+    check([out], [x], [a], [e / e.sum(1, keepdims=True)], target=tgt)
+
+
 def test_choices_validated():
     with pytest.raises(ScheduleError):
         ScheduleChoices(unroll=0)
+    with pytest.raises(ScheduleError):
+        ScheduleChoices(accumulators=0)
     with pytest.raises(ScheduleError):
         generated_schedule([], T)

@@ -2,19 +2,37 @@
 template covers (whole-model compilation's element-wise, injective and reduction
 groups). The rules read the stages, never an operator's name (Ansor's way):
 
-1. inline every stage that is neither an output nor a reduction;
-2. order a reduction's loops so that the data axes indexing its inputs' innermost
+1. a float reduction along a row (its innermost reduction axis runs with stride 1 along
+   the innermost dimension of all it reads; no data axis runs inside it) of at least
+   two vectors accumulates lane-wise: ``r_lanes[o, l]``, the fold of every ``L``-th
+   element from ``l`` on, is a vector loop over ``l``; ``r[o]`` folds the ``L`` lanes
+   in a balanced tree and the ``n % L`` last elements (``r_tail``). Without
+   ``-ffast-math`` gcc keeps a float sum in order, and the ``omp simd`` this codegen
+   writes has no reduction clause: a row sum stays a scalar chain (and expf in it a
+   scalar call), and gcc does not vectorise ``a > b ? a : b`` as a max reduction;
+2. inline every other stage that is neither an output nor a reduction, but for an
+   element-wise stage with a math call or a division in it (its producers inlined)
+   that two or more stages read, one a reduction: it is computed once per row into a
+   buffer at the row loop (rule 4), where inlining would compute it again in every
+   pass over the row (a softmax's exponentials, read by its sum and its quotient).
+   So is such a stage that reads reductions alone (a value a row: a reciprocal square
+   root), and a clamp (max, min, select) whose value a buffer's math call takes:
+   inlined, gcc calls the function on the unclamped value and selects after;
+3. order a reduction's loops so that the data axes indexing its inputs' innermost
    dimensions (closer than any reduction axis does) run inside the reduction loops:
    a sum over the rows of a matrix vectorises along each row;
-3. compute a reduction inside its consumer, at the loop over the leading axes that
-   index it (a softmax row's max and sum, once per row, while the row is in cache);
-   at the root where its consumers share no such loop;
-4. on every root stage, fuse leading data loops into one parallel loop until it has
+4. compute a reduction, a lane tree and a row buffer inside their consumer, at the
+   loop over the leading axes that index them (a softmax row's max and sum, once per
+   row, while the row is in cache); at the root where the consumers share no such loop
+   (a row buffer is then inlined after all, as it is where a row outgrows half the
+   second-level cache);
+5. on every root stage, fuse leading data loops into one parallel loop until it has
    an iteration per core, then more (up to four per core) while each iteration
    keeps :data:`CHUNK_BYTES` of work; no parallel loop below that much work in all;
-5. vectorise the innermost data loop (fused with the loops before it while shorter
+6. vectorise the innermost data loop (fused with the loops before it while shorter
    than a vector), split by the target's vector width, the last step shifted back
-   inside the loop (a reduction's loop whole: an element must not be added twice).
+   inside the loop (a reduction's loop whole: an element must not be added twice);
+   a row buffer's row and a reduction's lanes likewise.
 
 :class:`ScheduleChoices` overrides the rules' picks one knob at a time: it is the
 search space a tuner will walk.
@@ -23,27 +41,50 @@ search space a tuner will walk.
 >>> from tilewise.ops import nn
 >>> x = te.placeholder((64, 1000), name="x")
 >>> y = nn.softmax(x, axis=1)
->>> s = generated_schedule([y], Target.from_str("c"))
+>>> s = generated_schedule([y], Target.from_str("c -mcpu=x86-64-v4"))
 >>> print(s)                                  # doctest: +NORMALIZE_WHITESPACE
 stage x [root] ()
-stage softmax_max [at softmax.i0] (i0, k1)
-stage softmax_exp [inline] (i0, i1)
-stage softmax_sum [at softmax.i0] (i0, k2)
+stage softmax_max_lanes [at softmax.i0] (i0, k1.outer, k1.lane)
+stage softmax_max_tail [at softmax.i0] (i0, k1.tail)
+stage softmax_max [at softmax.i0] (i0)
+stage softmax_shift [at softmax.i0] (i0, i1.outer, i1.inner)
+stage softmax_exp [at softmax.i0] (i0, i1.outer, i1.inner)
+stage softmax_sum_lanes [at softmax.i0] (i0, k2.outer, k2.lane)
+stage softmax_sum_tail [at softmax.i0] (i0, k2.tail)
+stage softmax_sum [at softmax.i0] (i0)
+stage softmax_inv [at softmax.i0] (i0)
 stage softmax [root] (i0, i1.outer, i1.inner)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ScheduleError
-from ..ir import Var, collect
+from ..ir import (
+    Binary,
+    BinaryOp,
+    Call,
+    Const,
+    Expr,
+    MathFunc,
+    Mutator,
+    Select,
+    Var,
+    collect,
+    max_,
+    min_,
+    simplify,
+    substitute,
+)
+from ..lower.bound import infer_bounds
 from ..lower.inline import effective_bodies
 from ..schedule import AttachKind, Schedule, Stage, create_schedule
 from ..target import Target
-from ..te.tensor import IterVar, Tensor, TensorRead
+from ..te.operation import ComputeOp, Operation
+from ..te.tensor import IterKind, IterVar, Range, Reduce, ReduceKind, Tensor, TensorRead
 
 #: Bytes of work (elements touched, times their size) that make one parallel
 #: iteration worth its share of an OpenMP fork; below it a kernel stays serial.
@@ -64,8 +105,14 @@ class ScheduleChoices:
       moves back to end at the loop's end (Halide's ``shift_inwards``: a few elements
       computed twice, every step whole) rather than a guarded, partial last step.
       A reduction's vector loop is never split (``omp simd`` over the whole loop).
-    - ``attach_reductions``: compute reductions inside their consumer (rule 3) rather
+    - ``attach_reductions``: compute reductions inside their consumer (rule 4) rather
       than each at the root.
+    - ``lane_reduce``: a float row reduction accumulates lane-wise (rule 1).
+    - ``accumulators``: vectors of lane accumulators per reduction (None: the rule,
+      up to four while each still takes sixteen vectors of the row and the tail stays
+      under a vector).
+    - ``row_buffers``: compute an element-wise stage read by several passes over a row
+      once per row (rule 2) rather than inline it into each.
     """
 
     parallel_axes: int | None = None
@@ -74,29 +121,48 @@ class ScheduleChoices:
     unroll: int = 1
     shift_tail: bool = True
     attach_reductions: bool = True
+    lane_reduce: bool = True
+    accumulators: int | None = None
+    row_buffers: bool = True
 
     def __post_init__(self) -> None:
         if self.parallel_axes is not None and self.parallel_axes < 0:
             raise ScheduleError(f"parallel_axes must be >= 0, got {self.parallel_axes}")
         if self.unroll < 1:
             raise ScheduleError(f"unroll must be >= 1, got {self.unroll}")
+        if self.accumulators is not None and self.accumulators < 1:
+            raise ScheduleError(f"accumulators must be >= 1, got {self.accumulators}")
 
 
 @dataclass(frozen=True)
 class _Layout:
     """A stage's loops by role: data loops outside the reduction, the reduction loops,
-    data loops inside them (none but for a reduction that rule 2 reorders)."""
+    data loops inside them (none but for a reduction that rule 3 reorders, and the
+    lanes of a lane accumulator)."""
 
     outer: tuple[IterVar, ...]
     reduce: tuple[IterVar, ...]
     inner: tuple[IterVar, ...]
 
 
+@dataclass(frozen=True)
+class _LaneGraph:
+    """The kernel's tensors after rule 1: its outputs (rebuilt where they read a split
+    reduction), the ops that fold lanes (kept, not inlined) and the loops of each lane
+    accumulator."""
+
+    outputs: tuple[Tensor, ...]
+    trees: frozenset[Operation]
+    layouts: Mapping[Operation, _Layout]
+
+
 def generated_schedule(
     outputs: Sequence[Tensor], target: str | Target = "c", choices: ScheduleChoices | None = None
 ) -> Schedule:
     """A schedule of ``outputs`` (one kernel; several outputs each get a loop nest)
-    by the rules of this module.
+    by the rules of this module. Rule 1 rewrites the compute: the schedule holds stages
+    that ``outputs`` do not name, and each output's tensor names the stage computing
+    it now (as after :meth:`Schedule.cache_write`), so ``outputs`` are built as given.
 
     >>> s = generated_schedule([y], Target.from_str("c"))
     >>> mod = tw.build(s, [x, y])                # doctest: +SKIP
@@ -105,18 +171,40 @@ def generated_schedule(
     ch = choices or ScheduleChoices()
     if not outputs:
         raise ScheduleError("generated_schedule: no outputs")
-    s = create_schedule([t.op for t in outputs])
+    graph = _lane_rewrite(list(outputs), tgt, ch)
+    refused: set[Operation] = set()
+    while True:  # once more for each row buffer that rule 4 cannot place
+        s = create_schedule([t.op for t in graph.outputs])
+        for old, new in zip(outputs, graph.outputs, strict=True):
+            if old.op is not new.op:
+                s.stage_map[old.op] = s[new]
+        lost = _schedule(s, graph, tgt, ch, refused)
+        if not lost:
+            return s
+        refused |= lost
+
+
+def _schedule(s: Schedule, graph: _LaneGraph, tgt: Target, ch: ScheduleChoices,
+              refused: set[Operation]) -> set[Operation]:
+    """Schedule ``s`` by rules 2 to 6; the ops of the row buffers it could not place
+    (the schedule is then unfinished)."""
     for st in s.stages:
-        if st.is_compute and not st.is_output and not st.op.reduce_axis:
+        if (st.is_compute and not st.is_output and not st.op.reduce_axis
+                and st.op not in graph.trees):
             st.compute_inline()
+    rows = (_row_buffers(s, effective_bodies(s), graph.trees, refused)
+            if ch.row_buffers and ch.attach_reductions else [])
     bodies = effective_bodies(s)
     live = [st for st in s.stages if st.is_compute and st.attach_kind is not AttachKind.INLINE]
-    layout = {st: _layout(st, bodies[st]) for st in live}
+    layout = {st: graph.layouts.get(st.op) or _layout(st, bodies[st]) for st in live}
+    place = _placements(live, bodies, layout, ch)
+    lost = {e.op for e in rows if e not in place}
+    if lost:
+        return lost
     for st in live:
         lay = layout[st]
         if st.op.reduce_axis:
             st.reorder(*lay.outer, *lay.reduce, *lay.inner)
-    place = _placements(live, bodies, layout, ch)
     loops: dict[Stage, dict[int, IterVar]] = {}
     for st in live:
         if st in place:
@@ -128,11 +216,237 @@ def generated_schedule(
                                    max(depths, default=0), work, tgt, ch, bodies[st])
     for r, (host, depth) in place.items():
         r.compute_at(host, loops[host][depth])
-        _vectorize(r, list(layout[r].inner), _lanes(tgt, r, bodies[r]), ch)
-    return s
+    bounds = infer_bounds(s, bodies) if rows else {}
+    for e in rows:
+        extent = [bounds[e].extent[a] for a in e.op.axis]
+        if math.prod(extent) * e.op.dtype.bytes > tgt.l2_bytes // 2:
+            lost.add(e.op)
+    if lost:
+        return lost
+    for r in place:
+        inner = list(layout[r].inner)
+        if r in rows:  # the row: the innermost axes that the buffer spans
+            inner = list(r.op.axis)
+            while inner and bounds[r].extent[inner[0]] == 1:
+                inner.pop(0)
+        _vectorize(r, inner, _lanes(tgt, r, bodies[r]), ch)
+    return set()
 
 
-# ---- rule 2: loop order of a reduction -----------------------------------------------
+# ---- rule 1: lane-wise accumulation ---------------------------------------------------
+
+
+def _lane_rewrite(outputs: list[Tensor], tgt: Target, ch: ScheduleChoices) -> _LaneGraph:
+    """The compute with each row reduction (:func:`_lane_splits`) in three ops: lane
+    accumulators, the tail, the tree folding both."""
+    splits = _lane_splits(outputs, tgt, ch) if ch.lane_reduce else {}
+    if not splits:
+        return _LaneGraph(tuple(outputs), frozenset(), {})
+    made: dict[Tensor, Tensor] = {}
+    trees: set[Operation] = set()
+    layouts: dict[Operation, _Layout] = {}
+
+    def rebuild(t: Tensor) -> Tensor:
+        if t in made:
+            return made[t]
+        op = t.op
+        new = t
+        if isinstance(op, ComputeOp):
+            inputs = [rebuild(u) for u in op.input_tensors]
+            body = op.body
+            if any(u is not v for u, v in zip(op.input_tensors, inputs, strict=True)):
+                body = _Reads(made).visit(body)
+            if op in splits:
+                assert isinstance(body, Reduce)
+                new = _split(op, body, *splits[op], layouts)
+                trees.add(new.op)
+            elif body is not op.body:
+                new = op.with_body(body).output(0)
+        made[t] = new
+        return new
+
+    return _LaneGraph(tuple(rebuild(t) for t in outputs), frozenset(trees), layouts)
+
+
+def _lane_splits(outputs: list[Tensor], tgt: Target,
+                 ch: ScheduleChoices) -> dict[Operation, tuple[tuple[IterVar, ...], int]]:
+    """reduction -> (its reduction axes in rule 3's order, ``L``): the float reductions
+    that rule 1 splits, the last of those axes into ``L`` lanes."""
+    s = create_schedule([t.op for t in outputs])
+    for st in s.stages:
+        if st.is_compute and not st.is_output and not st.op.reduce_axis:
+            st.compute_inline()
+    bodies = effective_bodies(s)
+    out = {}
+    for st in s.stages:
+        if not st.is_compute or not st.op.reduce_axis or not st.op.dtype.is_float:
+            continue
+        lay = _layout(st, bodies[st])
+        k = lay.reduce[-1]
+        if lay.inner or not _unit_stride(k, bodies[st]):
+            continue
+        width = _lanes(tgt, st, bodies[st])
+        n = k.domain.extent
+        acc = ch.accumulators or max(a for a in (1, 2, 4) if a == 1 or (
+            n >= 16 * a * width and n % (a * width) < width))
+        if width > 1 and n >= 2 * width * acc:
+            out[st.op] = (lay.reduce, width * acc)
+    return out
+
+
+def _unit_stride(k: IterVar, body: Expr) -> bool:
+    """``k`` indexes only the innermost dimension of the reads using it, with stride 1
+    (and at least one read uses it)."""
+    used = False
+    step = {k.var: k.var + 1}
+    for rd in collect(body, TensorRead):
+        hits = [d for d, ix in enumerate(rd.indices) if k.var in collect(ix, Var)]
+        if not hits:
+            continue
+        last = rd.indices[-1]
+        delta = simplify(substitute(last, step) - last)
+        if hits != [len(rd.indices) - 1] or not isinstance(delta, Const) or delta.value != 1:
+            return False
+        used = True
+    return used
+
+
+def _split(op: ComputeOp, body: Reduce, order: tuple[IterVar, ...], lanes: int,
+           layouts: dict[Operation, _Layout]) -> Tensor:
+    """``op``'s reduction over ``k = order[-1]`` (of extent ``n``) in ``lanes`` lanes,
+    the other reduction axes kept in both folds:
+
+        op_lanes[o, l] = fold(src[k = ko * lanes + l] for ko < n // lanes)  (vector in l)
+        op_tail[o]     = fold(src[k = n // lanes * lanes + t] for t < n % lanes)
+        op[o]          = tree(op_lanes[o, 0], ..., op_lanes[o, lanes - 1]) (+ op_tail[o])
+
+    ``layouts`` gets the loops of ``op_lanes``: the lanes inside the reduction.
+    """
+    k, kind = order[-1], body.kind
+    q, r = divmod(k.domain.extent, lanes)
+
+    def fold(name: str, index: Expr, red: IterVar, lane: IterVar | None = None) -> Tensor:
+        o = tuple(IterVar(Var(a.name), a.dom, a.kind) for a in op.axis)
+        others = tuple(IterVar(Var(a.name), a.dom, a.kind) for a in order[:-1])
+        vmap: dict[Var, Expr] = {a.var: b.var for a, b in zip(op.axis, o, strict=True)}
+        vmap.update({a.var: b.var for a, b in zip(order[:-1], others, strict=True)})
+        vmap[k.var] = index + k.domain.min
+        data = (*o, lane) if lane else o
+        folded = Reduce(kind, substitute(body.source, vmap), (*others, red), body.dtype)
+        t = ComputeOp(f"{op.name}_{name}", data, folded, op.tag).output(0)
+        if lane:
+            layouts[t.op] = _Layout(o, (*others, red), (lane,))
+        return t
+
+    lane = IterVar(Var(f"{k.name}.lane"), Range(0, lanes), IterKind.DATA_PAR)
+    ko = IterVar(Var(f"{k.name}.outer"), Range(0, q), IterKind.REDUCE)
+    part = fold("lanes", ko.var * lanes + lane.var, ko, lane)
+    idx = tuple(a.var for a in op.axis)
+    value = _tree(kind, [part[(*idx, j)] for j in range(lanes)])
+    if r:
+        t = IterVar(Var(f"{k.name}.tail"), Range(0, r), IterKind.REDUCE)
+        value = _fold(kind, value, fold("tail", t.var + q * lanes, t)[idx])
+    return ComputeOp(op.name, op.axis, value, op.tag).output(0)
+
+
+def _tree(kind: ReduceKind, values: list[Expr]) -> Expr:
+    """Fold ``values`` in a balanced tree, halves first (the accumulators' vectors lane
+    by lane, then each vector's halves): log2(L) operations deep, not L."""
+    while len(values) > 1:
+        h = (len(values) + 1) // 2
+        values = [_fold(kind, values[j], values[j + h]) if j + h < len(values) else values[j]
+                  for j in range(h)]
+    return values[0]
+
+
+def _fold(kind: ReduceKind, a: Expr, b: Expr) -> Expr:
+    if kind is ReduceKind.SUM:
+        return a + b
+    return max_(a, b) if kind is ReduceKind.MAX else min_(a, b)
+
+
+class _Reads(Mutator):
+    """Reads of the tensors ``made`` maps, redirected to what it maps them to."""
+
+    def __init__(self, made: Mapping[Tensor, Tensor]) -> None:
+        self.made = made
+
+    def visit_TensorRead(self, node: TensorRead) -> Expr:
+        t = self.made.get(node.tensor, node.tensor)
+        return TensorRead(t, tuple(self.visit(i) for i in node.indices), t.dtype)
+
+    def visit_Reduce(self, node: Reduce) -> Expr:
+        return Reduce(node.kind, self.visit(node.source), node.axis, node.dtype)
+
+
+# ---- rule 2: row buffers -------------------------------------------------------------
+
+
+def _row_buffers(s: Schedule, bodies: dict, trees: frozenset[Operation],
+                 refused: set[Operation]) -> list[Stage]:
+    """Take out of the inlined stages those that rule 2 computes into a row buffer
+    (consumers first: a buffer read by two passes makes its producer's readers two)."""
+    kept: list[Stage] = []
+    for e in reversed(s.stages):
+        if e.attach_kind is not AttachKind.INLINE or e.op in refused:
+            continue
+        readers = _readers(s, e)
+        costly = _costly(bodies[e])
+        shared = costly and len(readers) > 1 and any(r.op.reduce_axis for r in readers)
+        per_row = costly and _of_rows(s, bodies[e], trees)
+        clamp = _clamps(bodies[e]) and any(r in kept and _calls_on(r, e) for r in readers)
+        if shared or per_row or clamp:
+            e.compute_root()
+            kept.append(e)
+    return kept
+
+
+def _of_rows(s: Schedule, body: Expr, trees: frozenset[Operation]) -> bool:
+    """``body`` reads reductions (or lane trees) alone: a value a row, as a layer norm's
+    reciprocal square root. Inlined, its readers would compute it for every element:
+    gcc hoists a division out of the loop, but not a square root, whose errno branch
+    stays in it."""
+    reads = collect(body, TensorRead)
+    return bool(reads) and all(
+        (st := s[rd.tensor]).is_compute and st.attach_kind is not AttachKind.INLINE
+        and (bool(st.op.reduce_axis) or st.op in trees) for rd in reads)
+
+
+def _readers(s: Schedule, e: Stage) -> list[Stage]:
+    """The stages with loops of their own that read ``e``, through inlined stages."""
+    out: list[Stage] = []
+    todo = [e]
+    while todo:
+        for c in s.consumers(todo.pop()):
+            if c.attach_kind is AttachKind.INLINE:
+                todo.append(c)
+            elif c not in out:
+                out.append(c)
+    return out
+
+
+def _clamps(body: Expr) -> bool:
+    """A max, min or select: gcc turns ``exp(max(d, c))`` into a select of ``exp(d)``
+    and ``exp(c)``, calling exp on ``d`` unclamped, unless ``max(d, c)`` is in memory."""
+    return (any(b.op in (BinaryOp.MAX, BinaryOp.MIN) for b in collect(body, Binary))
+            or bool(collect(body, Select)))
+
+
+def _calls_on(reader: Stage, e: Stage) -> bool:
+    """``reader`` applies a math function to a value it reads from ``e``."""
+    t = e.op.output(0)
+    op = reader.op
+    assert isinstance(op, ComputeOp)
+    return any(rd.tensor is t for c in collect(op.body, Call) for rd in collect(c, TensorRead))
+
+
+def _costly(body: Expr) -> bool:
+    """A math call or a float division: dearer than storing and loading the value."""
+    return (any(c.func is not MathFunc.ABS for c in collect(body, Call))
+            or any(b.op is BinaryOp.DIV and b.dtype.is_float for b in collect(body, Binary)))
+
+
+# ---- rule 3: loop order of a reduction -----------------------------------------------
 
 
 def _layout(st: Stage, body) -> _Layout:
@@ -158,18 +472,19 @@ def _layout(st: Stage, body) -> _Layout:
     return _Layout(axes[:k], red, axes[k:])
 
 
-# ---- rule 3: where each reduction is computed ----------------------------------------
+# ---- rule 4: where reductions, lane trees and row buffers are computed -------------
 
 
 def _placements(live: list[Stage], bodies: dict, layout: dict[Stage, _Layout],
                 ch: ScheduleChoices) -> dict[Stage, tuple[Stage, int]]:
-    """reduction -> (root stage, depth): computed at the loop over the first ``depth``
-    outer data axes of that stage. Reductions not listed are computed at the root."""
+    """stage -> (root stage, depth): each non-output stage (a reduction, a lane tree, a
+    row buffer) computed at the loop over the first ``depth`` outer data axes of that
+    stage. Those not listed are computed at the root."""
     place: dict[Stage, tuple[Stage, int]] = {}
     if not ch.attach_reductions:
         return place
     for r in reversed(live):  # consumers first
-        if not r.op.reduce_axis or r.is_output:
+        if r.is_output:
             continue
         t = r.op.output(0)
         needs = []
@@ -188,7 +503,7 @@ def _placements(live: list[Stage], bodies: dict, layout: dict[Stage, _Layout],
 def _prefix(r: Stage, c: Stage, reads: list[TensorRead], layout: dict[Stage, _Layout]) -> int:
     """How many of ``c``'s leading outer axes one computation of ``r`` may sit inside:
     each indexes ``r`` (or has one iteration), and none indexes a dimension that ``r``
-    computes inside its reduction loops (rule 2)."""
+    computes inside its reduction loops (rule 3)."""
     inner = {r.op.axis.index(a) for a in layout[r].inner}
     used: set[Var] = set()
     blocked: set[Var] = set()
@@ -206,7 +521,7 @@ def _prefix(r: Stage, c: Stage, reads: list[TensorRead], layout: dict[Stage, _La
     return k
 
 
-# ---- rules 4 and 5: the loops of a root stage ----------------------------------------
+# ---- rules 5 and 6: the loops of a root stage ----------------------------------------
 
 
 def _schedule_root(st: Stage, lay: _Layout, limit: int, deep: int, work: int,
@@ -241,7 +556,7 @@ def _schedule_root(st: Stage, lay: _Layout, limit: int, deep: int, work: int,
 
 
 def _parallel_count(extents: list[int], work: int, cores: int) -> int:
-    """Rule 4: how many leading loops to fuse into the parallel one."""
+    """Rule 5: how many leading loops to fuse into the parallel one."""
     if cores < 2 or work < CHUNK_BYTES:
         return 0
     n, ext = 0, 1
@@ -253,7 +568,7 @@ def _parallel_count(extents: list[int], work: int, cores: int) -> int:
 
 
 def _vector_axes(cand: list[IterVar], lanes: int, ch: ScheduleChoices) -> list[IterVar]:
-    """Rule 5's loops: the innermost, with those before it while shorter than a vector;
+    """Rule 6's loops: the innermost, with those before it while shorter than a vector;
     none if even then shorter than half a vector."""
     if not ch.vectorize or not cand:
         return []

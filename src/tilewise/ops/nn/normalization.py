@@ -1,5 +1,6 @@
 """Normalisations: inference batch norm (per channel, axis 1) and layer norm (over
-the trailing axes, with its mean and variance as two reduction stages)."""
+the trailing axes, with its mean and variance as two reduction stages and the
+reciprocal of its standard deviation as a third stage, a value a row)."""
 
 from __future__ import annotations
 
@@ -65,9 +66,13 @@ def layer_norm(x: Tensor, scale: Tensor, bias: Tensor | None = None, axis: int =
 
     sq = te.compute(outer, dev2, name=f"{name}_sqsum")
 
+    one = te.const(1.0, x.dtype.name)
+    # A reciprocal square root a row, a product an element.
+    rstd = te.compute(outer, lambda *o: one / te.sqrt(sq[o] * inv_n + e), name=f"{name}_rstd")
+
     def body(*i):
         o, r = i[:axis], i[axis:]
-        v = (x[i] - total[o] * inv_n) / te.sqrt(sq[o] * inv_n + e) * broadcast_read(scale, r)
+        v = (x[i] - total[o] * inv_n) * rstd[o] * broadcast_read(scale, r)
         return v + broadcast_read(bias, r) if bias is not None else v
 
     return te.compute(x.shape, body, name=name)

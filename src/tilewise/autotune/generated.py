@@ -59,7 +59,7 @@ stage softmax [root] (i0, i1.outer, i1.inner)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ScheduleError
@@ -67,24 +67,19 @@ from ..ir import (
     Binary,
     BinaryOp,
     Call,
-    Const,
     Expr,
     MathFunc,
-    Mutator,
     Select,
     Var,
     collect,
-    max_,
-    min_,
-    simplify,
-    substitute,
 )
 from ..lower.bound import infer_bounds
 from ..lower.inline import effective_bodies
 from ..schedule import AttachKind, Schedule, Stage, create_schedule
 from ..target import Target
 from ..te.operation import ComputeOp, Operation
-from ..te.tensor import IterKind, IterVar, Range, Reduce, ReduceKind, Tensor, TensorRead
+from ..te.tensor import IterVar, Tensor, TensorRead
+from .lane_reduce import LaneGraph, Layout, lane_rewrite, loop_layout, vector_lanes, widest
 
 #: Bytes of work (elements touched, times their size) that make one parallel
 #: iteration worth its share of an OpenMP fork; below it a kernel stays serial.
@@ -134,28 +129,6 @@ class ScheduleChoices:
             raise ScheduleError(f"accumulators must be >= 1, got {self.accumulators}")
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """A stage's loops by role: data loops outside the reduction, the reduction loops,
-    data loops inside them (none but for a reduction that rule 3 reorders, and the
-    lanes of a lane accumulator)."""
-
-    outer: tuple[IterVar, ...]
-    reduce: tuple[IterVar, ...]
-    inner: tuple[IterVar, ...]
-
-
-@dataclass(frozen=True)
-class _LaneGraph:
-    """The kernel's tensors after rule 1: its outputs (rebuilt where they read a split
-    reduction), the ops that fold lanes (kept, not inlined) and the loops of each lane
-    accumulator."""
-
-    outputs: tuple[Tensor, ...]
-    trees: frozenset[Operation]
-    layouts: Mapping[Operation, _Layout]
-
-
 def generated_schedule(
     outputs: Sequence[Tensor], target: str | Target = "c", choices: ScheduleChoices | None = None
 ) -> Schedule:
@@ -171,7 +144,7 @@ def generated_schedule(
     ch = choices or ScheduleChoices()
     if not outputs:
         raise ScheduleError("generated_schedule: no outputs")
-    graph = _lane_rewrite(list(outputs), tgt, ch)
+    graph = lane_rewrite(list(outputs), tgt, ch.lane_reduce, ch.accumulators)
     refused: set[Operation] = set()
     while True:  # once more for each row buffer that rule 4 cannot place
         s = create_schedule([t.op for t in graph.outputs])
@@ -184,7 +157,7 @@ def generated_schedule(
         refused |= lost
 
 
-def _schedule(s: Schedule, graph: _LaneGraph, tgt: Target, ch: ScheduleChoices,
+def _schedule(s: Schedule, graph: LaneGraph, tgt: Target, ch: ScheduleChoices,
               refused: set[Operation]) -> set[Operation]:
     """Schedule ``s`` by rules 2 to 6; the ops of the row buffers it could not place
     (the schedule is then unfinished)."""
@@ -196,7 +169,7 @@ def _schedule(s: Schedule, graph: _LaneGraph, tgt: Target, ch: ScheduleChoices,
             if ch.row_buffers and ch.attach_reductions else [])
     bodies = effective_bodies(s)
     live = [st for st in s.stages if st.is_compute and st.attach_kind is not AttachKind.INLINE]
-    layout = {st: graph.layouts.get(st.op) or _layout(st, bodies[st]) for st in live}
+    layout = {st: graph.layouts.get(st.op) or loop_layout(st, bodies[st]) for st in live}
     place = _placements(live, bodies, layout, ch)
     lost = {e.op for e in rows if e not in place}
     if lost:
@@ -211,7 +184,7 @@ def _schedule(s: Schedule, graph: _LaneGraph, tgt: Target, ch: ScheduleChoices,
             continue
         mine = [r for r, (h, _) in place.items() if h is st]
         depths = [place[r][1] for r in mine]
-        work = (_work(st) + sum(_work(r) for r in mine)) * _widest(st, bodies[st])
+        work = (_work(st) + sum(_work(r) for r in mine)) * widest(st, bodies[st])
         loops[st] = _schedule_root(st, layout[st], min(depths, default=len(layout[st].outer)),
                                    max(depths, default=0), work, tgt, ch, bodies[st])
     for r, (host, depth) in place.items():
@@ -229,157 +202,11 @@ def _schedule(s: Schedule, graph: _LaneGraph, tgt: Target, ch: ScheduleChoices,
             inner = list(r.op.axis)
             while inner and bounds[r].extent[inner[0]] == 1:
                 inner.pop(0)
-        _vectorize(r, inner, _lanes(tgt, r, bodies[r]), ch)
+        _vectorize(r, inner, vector_lanes(tgt, r, bodies[r]), ch)
     return set()
 
 
 # ---- rule 1: lane-wise accumulation ---------------------------------------------------
-
-
-def _lane_rewrite(outputs: list[Tensor], tgt: Target, ch: ScheduleChoices) -> _LaneGraph:
-    """The compute with each row reduction (:func:`_lane_splits`) in three ops: lane
-    accumulators, the tail, the tree folding both."""
-    splits = _lane_splits(outputs, tgt, ch) if ch.lane_reduce else {}
-    if not splits:
-        return _LaneGraph(tuple(outputs), frozenset(), {})
-    made: dict[Tensor, Tensor] = {}
-    trees: set[Operation] = set()
-    layouts: dict[Operation, _Layout] = {}
-
-    def rebuild(t: Tensor) -> Tensor:
-        if t in made:
-            return made[t]
-        op = t.op
-        new = t
-        if isinstance(op, ComputeOp):
-            inputs = [rebuild(u) for u in op.input_tensors]
-            body = op.body
-            if any(u is not v for u, v in zip(op.input_tensors, inputs, strict=True)):
-                body = _Reads(made).visit(body)
-            if op in splits:
-                assert isinstance(body, Reduce)
-                new = _split(op, body, *splits[op], layouts)
-                trees.add(new.op)
-            elif body is not op.body:
-                new = op.with_body(body).output(0)
-        made[t] = new
-        return new
-
-    return _LaneGraph(tuple(rebuild(t) for t in outputs), frozenset(trees), layouts)
-
-
-def _lane_splits(outputs: list[Tensor], tgt: Target,
-                 ch: ScheduleChoices) -> dict[Operation, tuple[tuple[IterVar, ...], int]]:
-    """reduction -> (its reduction axes in rule 3's order, ``L``): the float reductions
-    that rule 1 splits, the last of those axes into ``L`` lanes."""
-    s = create_schedule([t.op for t in outputs])
-    for st in s.stages:
-        if st.is_compute and not st.is_output and not st.op.reduce_axis:
-            st.compute_inline()
-    bodies = effective_bodies(s)
-    out = {}
-    for st in s.stages:
-        if not st.is_compute or not st.op.reduce_axis or not st.op.dtype.is_float:
-            continue
-        lay = _layout(st, bodies[st])
-        k = lay.reduce[-1]
-        if lay.inner or not _unit_stride(k, bodies[st]):
-            continue
-        width = _lanes(tgt, st, bodies[st])
-        n = k.domain.extent
-        acc = ch.accumulators or max(a for a in (1, 2, 4) if a == 1 or (
-            n >= 16 * a * width and n % (a * width) < width))
-        if width > 1 and n >= 2 * width * acc:
-            out[st.op] = (lay.reduce, width * acc)
-    return out
-
-
-def _unit_stride(k: IterVar, body: Expr) -> bool:
-    """``k`` indexes only the innermost dimension of the reads using it, with stride 1
-    (and at least one read uses it)."""
-    used = False
-    step = {k.var: k.var + 1}
-    for rd in collect(body, TensorRead):
-        hits = [d for d, ix in enumerate(rd.indices) if k.var in collect(ix, Var)]
-        if not hits:
-            continue
-        last = rd.indices[-1]
-        delta = simplify(substitute(last, step) - last)
-        if hits != [len(rd.indices) - 1] or not isinstance(delta, Const) or delta.value != 1:
-            return False
-        used = True
-    return used
-
-
-def _split(op: ComputeOp, body: Reduce, order: tuple[IterVar, ...], lanes: int,
-           layouts: dict[Operation, _Layout]) -> Tensor:
-    """``op``'s reduction over ``k = order[-1]`` (of extent ``n``) in ``lanes`` lanes,
-    the other reduction axes kept in both folds:
-
-        op_lanes[o, l] = fold(src[k = ko * lanes + l] for ko < n // lanes)  (vector in l)
-        op_tail[o]     = fold(src[k = n // lanes * lanes + t] for t < n % lanes)
-        op[o]          = tree(op_lanes[o, 0], ..., op_lanes[o, lanes - 1]) (+ op_tail[o])
-
-    ``layouts`` gets the loops of ``op_lanes``: the lanes inside the reduction.
-    """
-    k, kind = order[-1], body.kind
-    q, r = divmod(k.domain.extent, lanes)
-
-    def fold(name: str, index: Expr, red: IterVar, lane: IterVar | None = None) -> Tensor:
-        o = tuple(IterVar(Var(a.name), a.dom, a.kind) for a in op.axis)
-        others = tuple(IterVar(Var(a.name), a.dom, a.kind) for a in order[:-1])
-        vmap: dict[Var, Expr] = {a.var: b.var for a, b in zip(op.axis, o, strict=True)}
-        vmap.update({a.var: b.var for a, b in zip(order[:-1], others, strict=True)})
-        vmap[k.var] = index + k.domain.min
-        data = (*o, lane) if lane else o
-        folded = Reduce(kind, substitute(body.source, vmap), (*others, red), body.dtype)
-        t = ComputeOp(f"{op.name}_{name}", data, folded, op.tag).output(0)
-        if lane:
-            layouts[t.op] = _Layout(o, (*others, red), (lane,))
-        return t
-
-    lane = IterVar(Var(f"{k.name}.lane"), Range(0, lanes), IterKind.DATA_PAR)
-    ko = IterVar(Var(f"{k.name}.outer"), Range(0, q), IterKind.REDUCE)
-    part = fold("lanes", ko.var * lanes + lane.var, ko, lane)
-    idx = tuple(a.var for a in op.axis)
-    value = _tree(kind, [part[(*idx, j)] for j in range(lanes)])
-    if r:
-        t = IterVar(Var(f"{k.name}.tail"), Range(0, r), IterKind.REDUCE)
-        value = _fold(kind, value, fold("tail", t.var + q * lanes, t)[idx])
-    return ComputeOp(op.name, op.axis, value, op.tag).output(0)
-
-
-def _tree(kind: ReduceKind, values: list[Expr]) -> Expr:
-    """Fold ``values`` in a balanced tree, halves first (the accumulators' vectors lane
-    by lane, then each vector's halves): log2(L) operations deep, not L."""
-    while len(values) > 1:
-        h = (len(values) + 1) // 2
-        values = [_fold(kind, values[j], values[j + h]) if j + h < len(values) else values[j]
-                  for j in range(h)]
-    return values[0]
-
-
-def _fold(kind: ReduceKind, a: Expr, b: Expr) -> Expr:
-    if kind is ReduceKind.SUM:
-        return a + b
-    return max_(a, b) if kind is ReduceKind.MAX else min_(a, b)
-
-
-class _Reads(Mutator):
-    """Reads of the tensors ``made`` maps, redirected to what it maps them to."""
-
-    def __init__(self, made: Mapping[Tensor, Tensor]) -> None:
-        self.made = made
-
-    def visit_TensorRead(self, node: TensorRead) -> Expr:
-        t = self.made.get(node.tensor, node.tensor)
-        return TensorRead(t, tuple(self.visit(i) for i in node.indices), t.dtype)
-
-    def visit_Reduce(self, node: Reduce) -> Expr:
-        return Reduce(node.kind, self.visit(node.source), node.axis, node.dtype)
-
-
-# ---- rule 2: row buffers -------------------------------------------------------------
 
 
 def _row_buffers(s: Schedule, bodies: dict, trees: frozenset[Operation],
@@ -449,33 +276,10 @@ def _costly(body: Expr) -> bool:
 # ---- rule 3: loop order of a reduction -----------------------------------------------
 
 
-def _layout(st: Stage, body) -> _Layout:
-    axes = tuple(st.op.axis)
-    red = tuple(st.op.reduce_axis)
-    if not red:
-        return _Layout(axes, (), ())
-    # How close each variable comes to a read's innermost dimension (0: it indexes it).
-    dist: dict[Var, int] = {}
-    for rd in collect(body, TensorRead):
-        n = len(rd.indices)
-        for d, ix in enumerate(rd.indices):
-            for v in collect(ix, Var):
-                dist[v] = min(dist.get(v, n), n - 1 - d)
-    far = math.inf
-    red = tuple(sorted(red, key=lambda k: -dist.get(k.var, far)))  # stable: ties keep order
-    closest = min(dist.get(k.var, far) for k in red)
-    k = len(axes)
-    while k and (axes[k - 1].domain.extent == 1 or dist.get(axes[k - 1].var, far) < closest):
-        k -= 1
-    while k < len(axes) and axes[k].domain.extent == 1:
-        k += 1  # size-1 axes gain nothing inside; keep them out with the outer ones
-    return _Layout(axes[:k], red, axes[k:])
-
-
 # ---- rule 4: where reductions, lane trees and row buffers are computed -------------
 
 
-def _placements(live: list[Stage], bodies: dict, layout: dict[Stage, _Layout],
+def _placements(live: list[Stage], bodies: dict, layout: dict[Stage, Layout],
                 ch: ScheduleChoices) -> dict[Stage, tuple[Stage, int]]:
     """stage -> (root stage, depth): each non-output stage (a reduction, a lane tree, a
     row buffer) computed at the loop over the first ``depth`` outer data axes of that
@@ -500,7 +304,7 @@ def _placements(live: list[Stage], bodies: dict, layout: dict[Stage, _Layout],
     return place
 
 
-def _prefix(r: Stage, c: Stage, reads: list[TensorRead], layout: dict[Stage, _Layout]) -> int:
+def _prefix(r: Stage, c: Stage, reads: list[TensorRead], layout: dict[Stage, Layout]) -> int:
     """How many of ``c``'s leading outer axes one computation of ``r`` may sit inside:
     each indexes ``r`` (or has one iteration), and none indexes a dimension that ``r``
     computes inside its reduction loops (rule 3)."""
@@ -524,7 +328,7 @@ def _prefix(r: Stage, c: Stage, reads: list[TensorRead], layout: dict[Stage, _La
 # ---- rules 5 and 6: the loops of a root stage ----------------------------------------
 
 
-def _schedule_root(st: Stage, lay: _Layout, limit: int, deep: int, work: int,
+def _schedule_root(st: Stage, lay: Layout, limit: int, deep: int, work: int,
                    tgt: Target, ch: ScheduleChoices, body) -> dict[int, IterVar]:
     """Parallelise and vectorise a root stage; returns its loop at each depth that a
     reduction may be computed at (depth ``n``: the loop over the first ``n`` outer axes).
@@ -532,7 +336,7 @@ def _schedule_root(st: Stage, lay: _Layout, limit: int, deep: int, work: int,
     ``limit``: at most this many outer axes are fused (a reduction is computed at that
     depth); ``deep``: axes from this one on may be vectorised."""
     outer = list(lay.outer)
-    lanes = _lanes(tgt, st, body)
+    lanes = vector_lanes(tgt, st, body)
     if lay.inner:
         vec = _vector_axes(list(lay.inner), lanes, ch)
         par = outer[:limit]
@@ -597,16 +401,6 @@ def _vectorize(st: Stage, vec: list[IterVar], lanes: int, ch: ScheduleChoices,
         tail = "shift_inwards" if ch.shift_tail else "guard"
         _, v = st.split(v, factor=step, tail=tail)
     st.vectorize(v)
-
-
-def _lanes(tgt: Target, st: Stage, body) -> int:
-    return tgt.vector_lanes(_widest(st, body))
-
-
-def _widest(st: Stage, body) -> int:
-    """The widest element (bytes) the stage writes or reads: the vector's width in
-    elements is set by it."""
-    return max([st.op.dtype.bytes] + [rd.dtype.bytes for rd in collect(body, TensorRead)])
 
 
 def _work(st: Stage) -> int:

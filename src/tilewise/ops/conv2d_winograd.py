@@ -23,7 +23,11 @@ Stages:
 - ``M`` (a, a, P, Kp): for each of the ``a^2`` elements a GEMM over the input channels,
   ``V @ U`` (:func:`.gemm_schedule.register_tile`, the elements the batch axes);
 - ``Y`` (N, K/ob, nH m, nW m, ob): the output tiles, ``A^T M A``, in NCHW[x]c;
-- ``out`` (N, K, OH, OW): the layout transform back, with any epilogue inlined into it.
+- ``result`` (the shape of Y), where there is an epilogue on fp32 blocks
+  (:func:`.conv2d.unpacked_output`): its steps on Y a row of tiles at a time, Y then
+  a local buffer of that row;
+- ``out`` (N, K, OH, OW): the layout transform back, each row of a block one transpose
+  (or, where a residual's channel planes alias in L1, with the epilogue inlined).
 
 The three transforms are micro-kernels generated from the constant matrices (only
 their non-zero entries), vectorised across a block of channels.
@@ -50,8 +54,10 @@ from .conv2d import (
     schedule_data_pack,
     schedule_unpack,
     schedule_weight_blocks,
+    unpacked_blocks,
+    unpacked_output,
 )
-from .epilogue import accumulator, apply_epilogue, inline_chain
+from .epilogue import accumulator, inline_chain
 from .gemm_schedule import TilePlan, fallback_rows, register_tile, tile_fits_registers
 from .microkernel import micro_tile_width, simd_fp32
 from .window import Pair, out_size, pair
@@ -151,9 +157,7 @@ def conv2d_winograd_compute(N, C, H, W, K, pad, m: int, cb: int, nr: int, ob: in
             _entry(at, y % m, i, dtype) * _entry(at, x % m, j, dtype)
             * from_m(i, j, n, ko, y, x, ki), axis=[i, j]),
         name="Y")
-    unpacked = te.compute((N, K, OH, OW), lambda n, k, y, x: Y[n, k // ob, y, x, k % ob],
-                          name="out" if not epilogue else "conv_nchw")
-    out, extra = apply_epilogue(unpacked, epilogue, channel_axis=1)
+    out, extra = unpacked_output(Y, (N, K, OH, OW), epilogue)
     stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "U": U, "V": V, "M": Mt,
               "Y": Y}
     return [data, kernel, *extra], out, stages
@@ -302,8 +306,8 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
                                            ("data_pack", "kernel_pack", "U", "V", "M", "Y"))
     cb, nr, ob = int(data_pack.shape[-1]), int(U.shape[-1]), int(Y.shape[-1])
     s = te.create_schedule(out.op)
-    plain = out.op.input_tensors[0] is Y
-    if not plain:  # the layout transform and the epilogue both inside out's loops
+    blocks = unpacked_blocks(out)  # Y, or the epilogue's result on its blocks
+    if blocks is None:  # the layout transform and the epilogue both inside out's loops
         unpacked = layout_stage(out, Y)
         inline_chain(s, out, unpacked)
         s[unpacked].compute_inline()
@@ -343,14 +347,26 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     register_tile(s, cfg, target, Mt, CC, mp, mk, TilePlan(
         batch=(me1, me2), rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr",
         panel_stage=s[U] if per_panel else None, batch_inside=per_panel))
-    # The output tiles, each block of ob channels one call, then back to NCHW.
+    # The output tiles, each block of ob channels one call, then back to NCHW. With an
+    # epilogue on the blocks, a row of tiles at a time into a local buffer, from which
+    # the epilogue's result is written.
     yn, yko, yy, yx, yki = s[Y].op.axis
     ty, ya = s[Y].split(yy, m)
     tx, xb = s[Y].split(yx, m)
     s[Y].reorder(yn, yko, ty, tx, ya, xb, yki, *s[Y].op.reduce_axis)
-    s[Y].parallel(s[Y].fuse(yn, yko, ty))
+    if blocks is None or blocks is Y:
+        s[Y].parallel(s[Y].fuse(yn, yko, ty))
+    else:
+        inline_chain(s, blocks, Y)
+        rn, rko, ry, rx, rki = s[blocks].op.axis
+        rty, rya = s[blocks].split(ry, m)
+        row = s[blocks].fuse(rn, rko, rty)
+        s[blocks].parallel(row)
+        s[blocks].vectorize(rki)
+        s[Y].set_scope("local")
+        s[Y].compute_at(s[blocks], row)
     s[Y].tensorize(ya, transform_intrin("out", at, ob, dtype))
-    schedule_unpack(s, out, ob, plain)
+    schedule_unpack(s, out, ob, blocks is not None)
     return s
 
 

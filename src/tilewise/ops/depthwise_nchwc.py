@@ -37,7 +37,7 @@ from ..errors import TensorError
 from ..target import Target
 from .conv2d import layout_stage
 from .depthwise_conv2d import depthwise_flop, depthwise_reference
-from .epilogue import apply_epilogue, gelu, inline_chain, parse_epilogue
+from .epilogue import apply_epilogue, blocked_epilogue, epilogue_on_blocks, inline_chain
 from .layout_intrin import data_pack_intrin, data_unpack_intrin
 from .window import Pair, divisors, out_size, pair
 
@@ -83,7 +83,7 @@ def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epil
     if blocked_epilogue(C, cb, dtype, epilogue):
         # The epilogue on the blocks (bias a vector per block), then each row of a
         # block one transpose into the output.
-        result, extra = _epilogue_on_blocks(conv, epilogue, cb)
+        result, extra = epilogue_on_blocks(conv, epilogue, cb)
         out = te.compute((N, C, OH, OW),
                          lambda n, c, y, x: result[n, c // cb, y, x, c % cb], name="out")
         stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "conv": conv,
@@ -100,44 +100,6 @@ def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epil
     stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "conv": conv,
               "conv_rows": rows}
     return [data, kernel, *extra], out, stages
-
-
-def blocked_epilogue(C: int, cb: int, dtype: str, epilogue: str) -> bool:
-    """Whether the epilogue runs on the channel blocks, before the transpose to NCHW:
-    fp32 (the transpose micro-kernel), whole blocks, and no residual (an NCHW tensor,
-    which the blocks would read a channel plane apart)."""
-    return (np.dtype(dtype) == np.float32 and C % cb == 0
-            and "residual" not in parse_epilogue(epilogue))
-
-
-def _epilogue_on_blocks(conv, epilogue: str, cb: int):
-    """``(result, extra)``: :func:`.epilogue.apply_epilogue`'s steps but the residual
-    on the (N, C/cb, OH, OWp, cb) blocks, the bias (C,) read a block at a time."""
-    dtype = str(conv.dtype)
-    shape = tuple(conv.shape)
-    zero, six = te.const(0.0, dtype), te.const(6.0, dtype)
-    extra: list = []
-    out = conv
-    steps = parse_epilogue(epilogue)
-    for i, step in enumerate(steps):
-        if step == "bias":
-            extra.append(te.placeholder((int(shape[1]) * cb,), dtype, name="bias"))
-        out = te.compute(shape, _block_step(step, out, extra[-1] if extra else None, cb,
-                                            zero, six),
-                         name="result" if i == len(steps) - 1 else f"result_{step}")
-    return out, extra
-
-
-def _block_step(step: str, prev, bias, cb: int, zero, six):
-    """One epilogue step as a function of a block's (n, c, y, x, ci)."""
-    dtype = str(prev.dtype)
-    if step == "bias":
-        return lambda n, c, y, x, ci: prev[n, c, y, x, ci] + bias[c * cb + ci]
-    if step == "relu":
-        return lambda n, c, y, x, ci: te.max(prev[n, c, y, x, ci], zero)
-    if step == "relu6":
-        return lambda n, c, y, x, ci: te.min(te.max(prev[n, c, y, x, ci], zero), six)
-    return lambda n, c, y, x, ci: gelu(prev[n, c, y, x, ci], dtype)
 
 
 def define_nchwc_space(cfg, target: Target, N: int, KC: int, OH: int, OW: int) -> None:

@@ -8,6 +8,13 @@ An epilogue is a ``+``-joined string of steps, applied left to right::
 
 The template inlines every stage of the chain but the last (:func:`inline_chain`), so
 the epilogue runs on values the output stage has just read or computed.
+
+Templates that compute in a blocked layout (NCHW[x]c: conv2d_nchw, its Winograd form,
+depthwise_conv2d_nchwc) apply the steps on the blocks instead, as the result leaves
+the accumulator, and then transpose it back unchanged
+(:func:`blocked_epilogue`, :func:`epilogue_on_blocks`)::
+
+    result, extra = epilogue_on_blocks(conv, "bias+relu6", cb)   # (N, C/cb, H, W, cb)
 """
 
 from __future__ import annotations
@@ -142,6 +149,65 @@ def epilogue_inputs(epilogue: str, out_shape, channel_axis: int, rng, dtype="flo
         elif step == "residual":
             arrs.append(rng.standard_normal(out_shape).astype(dtype))
     return arrs
+
+
+# -- on NCHW[x]c blocks ---------------------------------------------------------------
+
+def blocked_epilogue(C: int, cb: int, dtype: str, epilogue: str,
+                     residual: bool = False) -> bool:
+    """Whether the epilogue runs on the channel blocks of an NCHW[x]c result, before the
+    transpose to NCHW: fp32 (the transpose micro-kernel), whole blocks of more than one
+    channel, and no residual unless ``residual`` (an NCHW tensor, which the blocks read
+    a channel plane apart: where the template measured that to pay)."""
+    return (np.dtype(dtype) == np.float32 and cb > 1 and C % cb == 0
+            and (residual or "residual" not in parse_epilogue(epilogue)))
+
+
+def epilogue_on_blocks(blocks: Tensor, epilogue: str, cb: int,
+                       shape: tuple[int, ...] | None = None) -> tuple[Tensor, list[Tensor]]:
+    """``(result, extra)``: :func:`apply_epilogue`'s steps on ``blocks`` (N, C/cb, H, W,
+    cb), in the same order and with the same new inputs: the bias (C,) read a block at
+    a time, a residual of the NCHW output's ``shape`` (N, C, OH, OW) read across its
+    channel planes. ``result`` is named ``result``, its inner steps ``result_<step>``
+    (to be inlined into it)."""
+    dtype = str(blocks.dtype)
+    extra: list[Tensor] = []
+    out = blocks
+    steps = parse_epilogue(epilogue)
+    for i, step in enumerate(steps):
+        if step == "bias":
+            extra.append(te.placeholder((int(blocks.shape[1]) * cb,), dtype, name="bias"))
+        elif step == "residual":
+            if shape is None:
+                raise InvalidConfigError("a residual on the blocks needs the output's shape")
+            extra.append(te.placeholder(tuple(shape), dtype, name="residual"))
+        operand = extra[-1] if step in ("bias", "residual") else None
+        out = te.compute(tuple(blocks.shape), block_step(step, out, operand, cb),
+                         name="result" if i == len(steps) - 1 else f"result_{step}")
+    return out, extra
+
+
+def block_step(step: str, prev: Tensor, operand: Tensor | None, cb: int):
+    """One epilogue step as a function of a block's (n, c, y, x, ci); ``operand``: the
+    bias or the NCHW residual. Blocks padded past the residual's rows or columns (whole
+    register tiles) read its last one there, a value the transform back drops."""
+    dtype = str(prev.dtype)
+    zero, six = te.const(0.0, dtype), te.const(6.0, dtype)
+    if step == "bias":
+        return lambda n, c, y, x, ci: prev[n, c, y, x, ci] + operand[c * cb + ci]
+    if step == "residual":
+        OH, OW = (int(d) for d in operand.shape[2:])
+
+        def inside(i, size: int, blocks_size):
+            return te.min(i, size - 1) if int(blocks_size) > size else i
+
+        return lambda n, c, y, x, ci: prev[n, c, y, x, ci] + operand[
+            n, c * cb + ci, inside(y, OH, prev.shape[2]), inside(x, OW, prev.shape[3])]
+    if step == "relu":
+        return lambda n, c, y, x, ci: te.max(prev[n, c, y, x, ci], zero)
+    if step == "relu6":
+        return lambda n, c, y, x, ci: te.min(te.max(prev[n, c, y, x, ci], zero), six)
+    return lambda n, c, y, x, ci: gelu(prev[n, c, y, x, ci], dtype)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

@@ -45,9 +45,11 @@ from ..errors import InvalidConfigError, LowerError, TensorError
 from ..ir import Const, ExternCall, convert
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from ..target import Target
-from .conv2d import (
-    conv2d_flop,
-    conv2d_reference,
+from .conv2d import conv2d_flop, conv2d_reference
+from .epilogue import accumulator, inline_chain
+from .gemm_schedule import TilePlan, fallback_rows, register_tile, tile_fits_registers
+from .microkernel import micro_tile_width, simd_fp32
+from .nchwc_layout import (
     layout_stage,
     packed_data,
     packed_weights,
@@ -57,9 +59,6 @@ from .conv2d import (
     unpacked_blocks,
     unpacked_output,
 )
-from .epilogue import accumulator, inline_chain
-from .gemm_schedule import TilePlan, fallback_rows, register_tile, tile_fits_registers
-from .microkernel import micro_tile_width, simd_fp32
 from .window import Pair, out_size, pair
 
 # (B^T, G, A^T) of F(m x m, 3 x 3): the interpolation points 0, 1, -1 (and 2, -2 for

@@ -35,10 +35,10 @@ from .. import te
 from ..autotune import template
 from ..errors import TensorError
 from ..target import Target
-from .conv2d import layout_stage
 from .depthwise_conv2d import depthwise_flop, depthwise_reference
 from .epilogue import apply_epilogue, blocked_epilogue, epilogue_on_blocks, inline_chain
 from .layout_intrin import data_pack_intrin, data_unpack_intrin
+from .nchwc_layout import layout_stage
 from .window import Pair, divisors, out_size, pair
 
 

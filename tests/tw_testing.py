@@ -144,3 +144,23 @@ def config_with(task, **knobs):
     """The task's fallback config with ``knobs`` (name -> value) changed."""
     space = task.config_space
     return space.with_choices(space.fallback, **knobs)
+
+
+def check_config(task, config, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Build ``config`` of ``task`` and compare its output with the template's NumPy
+    reference (``atol`` relative to the result's largest magnitude); False where the
+    template refuses the config, as the tuner would record it."""
+    from tilewise.errors import InvalidConfigError
+
+    try:
+        s, tensors = task.instantiate(config)
+    except InvalidConfigError:
+        return False
+    mod = tw.build(s, tensors, target=task.target)
+    arrays, expected = task.reference()(np.random.default_rng(0))
+    mod(*arrays)
+    want = expected[0]
+    np.testing.assert_allclose(arrays[-1], want, rtol=rtol,
+                               atol=atol * (float(np.abs(want).max()) or 1.0),
+                               err_msg=f"{task} {config}")
+    return True

@@ -13,8 +13,9 @@ import tilewise as tw
 import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise.autotune import Task
 from tilewise.autotune.dispatch import FallbackConfigWarning, dispatch, untuned_choice
-from tilewise.errors import InvalidConfigError, TensorError
+from tilewise.errors import TensorError
 from tilewise.graph.prepack import prepack
+from tw_testing import check_config
 
 TARGET = "c -cores=2"
 NAME = "depthwise_conv2d_nchwc"
@@ -35,18 +36,7 @@ CASES = [
 
 
 def _check(task: Task, config) -> bool:
-    """Build ``config`` and compare with NumPy; False where the template refuses it."""
-    try:
-        s, tensors = task.instantiate(config)
-    except InvalidConfigError:
-        return False
-    mod = tw.build(s, tensors, target=task.target)
-    arrays, (want,) = task.reference()(np.random.default_rng(0))
-    mod(*arrays)
-    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4,
-                               atol=1e-5 * (float(np.abs(want).max()) or 1.0),
-                               err_msg=f"{task} {config}")
-    return True
+    return check_config(task, config)
 
 
 @pytest.mark.compiles

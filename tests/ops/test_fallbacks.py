@@ -104,3 +104,38 @@ def test_conv_fallback_takes_one_vector_of_channels_where_a_core_starts_one_fma(
     fallback = space.fallback
     assert fallback["oc_bn"].val == 16 * vectors
     assert fallback["reg_n"].val == 7 and fallback["ic_outer"].val
+
+
+@pytest.mark.parametrize("fma_per_cycle", [1, 2])
+def test_pointwise_fallback_tiles_small_maps_over_output_channels(fma_per_cycle):
+    """On 32 registers of 16 lanes: 49 positions (7x7) fill 4 vectors to 77%, so the
+    tiles run over 7 positions by one vector of output channels (two where a core
+    starts two FMAs a cycle); 196 (14x14) fill 13 vectors to 94%: over the channels
+    where C and K are large enough that the two copies cost less (ResNet-50's 1024 ->
+    256), over the positions where they are not (MobileNetV2's 96 -> 576), the
+    micro-kernel on the data in place, one vector wide on one FMA a cycle; 3136
+    (56x56) whole panels as before."""
+    import dataclasses
+
+    from tilewise.autotune.space import ConfigSpace
+    from tilewise.ops.conv2d_1x1 import define_conv2d_1x1_space
+    from tilewise.target import Target
+
+    target = dataclasses.replace(Target.from_str("c"), vector_bits=512,
+                                 fma_per_cycle=fma_per_cycle)
+    wide = 16 * (1 if fma_per_cycle < 2 else 2)
+
+    def fallback(C, K, HW):
+        space = ConfigSpace(target)
+        define_conv2d_1x1_space(space, target, C, K, HW, "float32", epilogue=True)
+        fb = space.fallback
+        return {k: fb[k].val for k in ("vectors", "mr", "nr", "kernel", "pack")}
+
+    channels = dict(vectors="channels", mr=7, nr=wide, kernel="ukr")
+    assert fallback(320, 1280, 49).items() >= channels.items()
+    assert fallback(960, 160, 49).items() >= channels.items()
+    assert fallback(1024, 256, 196).items() >= channels.items()
+    in_place = dict(vectors="pixels", kernel="ukr", pack="none", nr=wide, mr=8)
+    assert fallback(96, 576, 196) == in_place
+    assert fallback(128, 512, 784) == in_place
+    assert fallback(64, 256, 3136) == {**in_place, "nr": 32}

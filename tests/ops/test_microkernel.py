@@ -140,6 +140,11 @@ def test_tensorize_extent_mismatch_is_an_error():
      [{"order": o, "pack": p, "prefetch": f, "pack_weights": w} for o in ("kf", "fk")
       for p in ("none", "root", "panel") for f in (False, True) for w in (False, True)
       if not (f and p == "panel") and not (w and o == "kf")]),
+    # tiles over output channels: the data tile-packed (the kernel's packed A), 35
+    # positions and 40 channels in ragged tiles
+    ("conv2d_nchw", (2, 24, 7, 5, 40, 1, 1, 1, 0, 1, "float32", "bias+relu6"),
+     [{"vectors": "channels", "pack_weights": True, "order": o, "block_m": b, "kc": 0}
+      for o in ("kf", "fk") for b in (1, 2)]),
 ])
 def test_templates_tensorize_their_tile(name, args, knobs):
     """The gemm-shaped templates' ``kernel="ukr"`` choice: the register tile is the

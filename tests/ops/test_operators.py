@@ -189,11 +189,42 @@ def test_pointwise_conv2d_is_a_gemm_with_and_without_packing():
 def test_pointwise_conv2d_stores_whole_vectors():
     """The fused (h, w) index folds back into one flat position: no division left in
     the inner loops of the generated C."""
-    task = Task("conv2d_nchw", (1, 32, 6, 6, 16, 1, 1, 1, 0), TARGET)  # loops, not ukr
-    s, tensors = task.instantiate(task.config_space.fallback)
+    task = Task("conv2d_nchw", (1, 32, 6, 6, 16, 1, 1, 1, 0), TARGET)
+    s, tensors = task.instantiate(config_with(task, vectors="pixels", kernel="loops",
+                                              pack="panel", prefetch=False, kc=0))
     src = tw.build(s, tensors, target=task.target).source
     inner = src[src.index("rc_outer"):]
     assert "/ 6" not in inner and "% 6" not in inner
+
+
+@pytest.mark.parametrize("args", [
+    (2, 19, 5, 7, 40, 1, 1, 1, 0, 1, "float32", "bias+residual+relu6"),
+    (1, 128, 7, 7, 48, 1, 1, 1, 0),
+    (1, 13, 3, 5, 11, 1, 1, 1, 0, 1, "float32", "bias+gelu"),
+], ids=["batch2-residual", "kc", "narrow"])
+def test_pointwise_conv2d_tiles_over_output_channels(args):
+    """``vectors="channels"``: tiles of positions by output channels, the output summed
+    as NHWC, the epilogue applied there, then transposed back. Right where the tiles
+    divide neither the 35 positions nor the 40 channels (the transpose in blocks of 8),
+    with the micro-kernel or the loops, either order, blocks of row tiles, C in blocks
+    (kc), a batch of 2; 11 channels (no block) and 15 positions under one tile."""
+    task = Task("conv2d_nchw", args, TARGET)
+    if "channels" not in [e.val for e in task.config_space.knob("vectors").entities]:
+        pytest.skip("no micro-kernel for this host's vectors")
+    C, K = args[1], args[4]
+    picks = [dict(kernel="loops", mr=4, nr=LANES, order="fk", block_m=2, unroll_k=2),
+             dict(kernel="loops", mr=3, nr=2 * LANES, order="kf", block_m=1, unroll_k=1)]
+    if K >= LANES:  # the micro-kernel's tile lies inside the result
+        picks += [dict(kernel="ukr", mr=7, nr=LANES, order="kf", block_m=2),
+                  dict(kernel="ukr", mr=4, nr=2 * LANES, order="fk", block_m=1)]
+    if C == 128:
+        picks += [dict(kernel="ukr", mr=7, nr=LANES, order="fk", block_m=1, kc=64)]
+    for pick in picks:
+        config = config_with(task, vectors="channels", pack_weights=True, **{"kc": 0, **pick})
+        task.instantiate(config)  # not rejected
+        _check(task, config)
+    with pytest.raises(InvalidConfigError, match="pack_weights"):
+        task.instantiate(config_with(task, vectors="channels", pack_weights=False))
 
 
 def test_conv2d_fallback_packs_weights_larger_than_l2_per_chunk():

@@ -33,12 +33,7 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
 from ..target import Target
-from .conv2d_1x1 import (
-    conv2d_1x1_compute,
-    define_conv2d_1x1_space,
-    is_pointwise,
-    schedule_conv2d_1x1,
-)
+from .conv2d_1x1 import conv2d_1x1, is_pointwise
 from .epilogue import (
     accumulator,
     epilogue_inputs,
@@ -326,12 +321,8 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
     padding, dilation and kernel size (pointwise 1x1 convolutions as a GEMM per image,
     see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
     target = cfg.target
-    if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image, no layout transforms
-        define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
-        inputs, out, conv, dp, kp = conv2d_1x1_compute(
-            N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,
-            mr=cfg["mr"].val if cfg["pack_weights"].val else 0)
-        return schedule_conv2d_1x1(cfg, target, out, conv, dp, kp), [*inputs, out]
+    if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image
+        return conv2d_1x1(cfg, N, C, H, W, K, dtype, epilogue)
     (_, sw), (_, pw), (_, dw) = pair(stride), pair(pad), pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     define_conv2d_nchw_space(cfg, target, C, K, R, S, OW, dtype, dw, W + 2 * pw)

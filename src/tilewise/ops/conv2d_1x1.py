@@ -11,15 +11,26 @@ of C rows ``H*W`` apart), all of it first or each panel just before its tiles; t
 tile optionally the hand-written micro-kernel. The output's (h, w) loops are fused
 back into ``f``: the simplifier turns ``(f // W) * W + f % W`` into ``f``, so the
 stores stay contiguous vectors.
+
+Or (knob ``vectors``, "channels") the transposed GEMM, the output's NHWC form: a tile
+of ``mr`` positions by ``nr`` output channels, the vectors along the channels; the data
+tile-packed (each c's ``mr`` positions side by side, the micro-kernel's packed A), the
+weights in ``nr``-wide panels (a model packs them once); the epilogue applied as each
+tile leaves the accumulator, then the (H*W, K) result transposed back to NCHW, ``lanes``
+channels at a time. For the small maps of deep layers, where H*W is not whole vectors:
+7x7 = 49 positions fill 4 vectors of 16 lanes to 77%, 7 rows of 16 channels whole.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import te
+from ..errors import InvalidConfigError
 from ..target import Target
-from .epilogue import accumulator, apply_epilogue
+from .epilogue import accumulator, apply_epilogue, gelu, parse_epilogue
 from .gemm import whole_tiles
 from .gemm_schedule import (
     TilePlan,
@@ -28,7 +39,9 @@ from .gemm_schedule import (
     register_tile,
     schedule_packs,
 )
+from .layout_intrin import data_unpack_intrin
 from .microkernel import simd_fp32
+from .nchwc_layout import packed_weights, schedule_weight_blocks
 
 
 def is_pointwise(R, S, stride, pad, dilation) -> bool:
@@ -86,6 +99,65 @@ def conv2d_1x1_compute(N, C, H, W, K, dtype, nr: int, pack: bool, epilogue: str 
     return [data, kernel, *extra], out, conv, data_pack, kernel_pack
 
 
+def conv2d_1x1_nhwc_compute(N, C, H, W, K, dtype, mr: int, nr: int, epilogue: str = ""):
+    """``(inputs, out, result, conv, data_pack, kernel_pack)`` of the transposed GEMM
+    (vectors over the channels): ``conv`` (N, H*W, K) summed over whole ``mr x nr`` tiles,
+    ``result`` its (N, H*W, K) corner with the epilogue, ``out`` the NCHW transform of
+    ``result``. ``data_pack`` (N, ceil(H*W / mr), C, mr): each tile's positions side by
+    side; ``kernel_pack``: the weights in ``nr``-wide panels of output channels (the
+    NCHW[x]c blocks with the whole C as one input block, zeros past K)."""
+    HW = H * W
+    data = te.placeholder((N, C, H, W), dtype, name="data")
+    kernel = te.placeholder((K, C, 1, 1), dtype, name="kernel")
+    zero = te.const(0.0, dtype)
+
+    def positions(n, fo, c, fi):
+        f = fo * mr + fi
+        if HW % mr == 0:
+            return data[n, c, f // W, f % W]
+        return te.if_then_else(f < HW, data[n, c, f // W, f % W], zero)
+
+    data_pack = dp = te.compute((N, -(-HW // mr), C, mr), positions, name="data_pack")
+    kernel_pack = kp = packed_weights(kernel, C, nr)
+    rc = te.reduce_axis((0, C), name="rc")
+    conv = te.compute(
+        whole_tiles((N, HW, K), (0, mr, nr)),
+        lambda n, f, k: te.sum(dp[n, f // mr, rc, f % mr] * kp[k // nr, 0, 0, 0, rc, k % nr],
+                               axis=rc),
+        name="conv")
+    steps = parse_epilogue(epilogue)
+    result = te.compute((N, HW, K), lambda n, f, k: conv[n, f, k],
+                        name="result" if not steps else "conv_nhwc")
+    extra = []
+    for i, step in enumerate(steps):
+        operand = None
+        if step == "bias":
+            operand = te.placeholder((K,), dtype, name="bias")
+        elif step == "residual":
+            operand = te.placeholder((N, K, H, W), dtype, name="residual")
+        extra += [operand] if operand is not None else []
+        result = te.compute((N, HW, K), _nhwc_step(step, result, operand, W),
+                            name="result" if i == len(steps) - 1 else f"result_{step}")
+    out = te.compute((N, K, H, W), lambda n, k, h, w: result[n, h * W + w, k], name="out")
+    return [data, kernel, *extra], out, result, conv, data_pack, kernel_pack
+
+
+def _nhwc_step(step: str, prev, operand, W: int):
+    """One epilogue step on the (N, H*W, K) result; ``operand``: the bias, or the NCHW
+    residual (read across its channel planes)."""
+    dtype = str(prev.dtype)
+    zero, six = te.const(0.0, dtype), te.const(6.0, dtype)
+    if step == "bias":
+        return lambda n, f, k: prev[n, f, k] + operand[k]
+    if step == "residual":
+        return lambda n, f, k: prev[n, f, k] + operand[n, k, f // W, f % W]
+    if step == "relu":
+        return lambda n, f, k: te.max(prev[n, f, k], zero)
+    if step == "relu6":
+        return lambda n, f, k: te.min(te.max(prev[n, f, k], zero), six)
+    return lambda n, f, k: gelu(prev[n, f, k], dtype)
+
+
 def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype: str,
                             epilogue: bool = False) -> None:
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
@@ -124,6 +196,11 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     # (no epilogue) and its rows start on cache lines.
     can_stream = fp32_simd and not epilogue and HW % lanes == 0
     cfg.define_knob("stream_out", [False, True] if can_stream else [False])
+    # Defined last too. "channels": the tile's vectors along the output channels, its
+    # rows over positions (mr, nr: positions and channels), the output computed as NHWC
+    # and transposed back (conv2d_1x1_nhwc_compute); pack, pack_panels, prefetch,
+    # pack_weights and stream_out are then unused (both operands are always packed).
+    cfg.define_knob("vectors", ["pixels", "channels"] if fp32_simd else ["pixels"])
     rows = fallback_rows(target, 2)
     cfg.fallback_with(nr=2 * lanes, mr=min(rows, K), unroll_k=4,
                       block_m=1, order="fk", pack="panel", pack_panels=1, kernel="loops",
@@ -147,6 +224,54 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
             # 2-core Xeon VM, beside PyTorch (benchmarks/paired.py): resnet-c2-1x1
             # 0.88 -> 0.93x on one core (15 rounds), 1.66 -> 1.72x on two (11).
             cfg.fallback_with(stream_out=True)
+    elif fp32_simd and K % rows == 0:
+        _ragged_columns_fallback(cfg, target, HW, lanes)
+    if fp32_simd and target.vector_registers >= 32:
+        _channel_tiles_fallback(cfg, target, C, K, HW, lanes)
+
+
+def _ragged_columns_fallback(cfg, target: Target, HW: int, lanes: int) -> None:
+    """32 registers, positions that whole 2-vector panels do not divide (28x28, 14x14):
+    the micro-kernel on the data in place all the same, the last panel shifted back
+    inside the row (gemm_schedule.edge_tails), where the loops over packed panels ran
+    before. One vector wide where that pads the row less and the core starts one FMA
+    a cycle (196 positions: 13 vectors, not 14; on two FMAs a cycle, one vector
+    would load a row of B and ``mr`` broadcasts for every ``mr`` FMAs). Measured in
+    benchmarks/results/2026-12-07-zen4/pointwise-fallbacks.md."""
+    nr = 2 * lanes
+    if target.fma_per_cycle < 2 and _wasted(HW, lanes) < _wasted(HW, nr):
+        nr = lanes
+    if HW > nr:  # else the tile is wider than the row
+        cfg.fallback_with(nr=nr, block_m=8, pack="none", kernel="ukr", prefetch=True,
+                          pack_weights=True)
+
+
+def _channel_tiles_fallback(cfg, target: Target, C: int, K: int, HW: int,
+                            lanes: int) -> None:
+    """Tiles over output channels (``vectors``) where the pixels' tiles would compute
+    more lanes in vain than the two copies cost: the data's tile packing and the
+    transpose back each move a value in about half a cycle, against C / (lanes x
+    FMAs a cycle) cycles of FMAs per output (and K per input). One vector of channels
+    on a core that starts one FMA a cycle, as conv2d_nchw's tiles; rows that pad the
+    positions least, of at most 8. Small maps gain most (7x7: 49 positions in 64
+    lanes); at 14x14 (196 in 208) only where C and K are large enough to pay for the
+    copies (ResNet-50's, not MobileNetV2's). Measured in
+    benchmarks/results/2026-12-07-zen4/pointwise-fallbacks.md."""
+    fmas = target.fma_per_cycle
+    wide = lanes if fmas < 2 else 2 * lanes
+    px = cfg["nr"].val if cfg["kernel"].val == "ukr" else 2 * lanes
+    copies = lanes * fmas * (1 / C + 1 / K) / 2
+    if K < wide or _wasted(HW, px) - _wasted(K, wide) <= copies:
+        return
+    most = min(HW, fallback_rows(target, wide // lanes))
+    mr = min(range(1, most + 1), key=lambda r: (-(-HW // r) * r, -r))
+    cfg.fallback_with(vectors="channels", mr=mr, nr=wide, kernel="ukr", order="fk",
+                      block_m=1, kc=0, pack_weights=True)
+
+
+def _wasted(n: int, width: int) -> float:
+    """The share of lanes that tiles ``width`` wide compute in vain over ``n`` values."""
+    return 1 - n / (-(-n // width) * width)
 
 
 def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=None):
@@ -166,3 +291,62 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=N
     # The weights are gemm's A, the data its B (with the image axis leading).
     schedule_packs(s, kernel_pack, data_pack, per_panel)
     return s
+
+
+def schedule_conv2d_1x1_nhwc(cfg, target: Target, out, result, conv, data_pack,
+                             kernel_pack):
+    """The transposed GEMM's schedule: gemm's register tiles over (positions, output
+    channels) into ``result``, the epilogue inlined there; the data and the weights
+    packed first (parallel over tiles and panels; the weights by the NCHW[x]c transpose
+    micro-kernel); then ``out`` transposed back, a block of channels at a time."""
+    s = te.create_schedule(out.op)
+    CC = accumulator(s, result, conv)
+    n, f, k = s[result].op.axis
+    register_tile(s, cfg, target, result, CC, f, k, TilePlan(
+        batch=(n,), rows_outer=cfg["order"].val == "fk",
+        micro_kernel=cfg["kernel"].val == "ukr", kc=cfg["kc"].val, a_packed=True))
+    dn, tile, *_ = s[data_pack].op.axis
+    s[data_pack].parallel(s[data_pack].fuse(dn, tile))
+    panel, *_ = s[kernel_pack].op.axis
+    s[kernel_pack].parallel(panel)
+    schedule_weight_blocks(s, kernel_pack, target)
+    schedule_nchw_transform(s, out, target)
+    return s
+
+
+def schedule_nchw_transform(s, out, target: Target) -> None:
+    """``out`` (N, K, H, W) from the (N, H*W, K) result: per image, blocks of ``lanes``
+    channels (or the largest power of two that divides K) each one transpose of all
+    H*W positions where fp32; else the positions vectorised over strided reads."""
+    on, ok, oh, ow = s[out].op.axis
+    K, f = int(ok.domain.extent), s[out].fuse(oh, ow)
+    lanes = target.vector_lanes(np.dtype(str(out.dtype)).itemsize)
+    block = math.gcd(K, lanes)
+    if str(out.dtype) != "float32" or block < 4:
+        s[out].parallel(s[out].fuse(on, ok))
+        s[out].vectorize(f)
+        return
+    oko, oki = s[out].split(ok, block)
+    s[out].reorder(on, oko, oki, f)
+    s[out].parallel(s[out].fuse(on, oko))
+    s[out].tensorize(oki, data_unpack_intrin(block, int(f.domain.extent)))
+
+
+def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = ""):
+    """conv2d_nchw's pointwise case, ``(schedule, tensors)``: the space, then the GEMM
+    with its vectors over the positions (NCHW) or over the channels (NHWC, transposed
+    back) as the ``vectors`` knob says."""
+    target = cfg.target
+    define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
+    if cfg["vectors"].val == "channels":
+        if not cfg["pack_weights"].val:
+            raise InvalidConfigError("the tiles over output channels read the weights "
+                                     "packed in panels of nr channels: pack_weights")
+        inputs, out, result, conv, dp, kp = conv2d_1x1_nhwc_compute(
+            N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue)
+        return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp),
+                [*inputs, out])
+    inputs, out, conv, dp, kp = conv2d_1x1_compute(
+        N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,
+        mr=cfg["mr"].val if cfg["pack_weights"].val else 0)
+    return schedule_conv2d_1x1(cfg, target, out, conv, dp, kp), [*inputs, out]

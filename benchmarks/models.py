@@ -9,7 +9,7 @@ For each zoo model (``--only``) and thread count (``--threads``): tilewise compi
 untuned (``compile_model(name, target="c -cores=T")``) and, with ``--db``, tuned from
 that database; ONNX Runtime (T intra-op threads, sequential); PyTorch eager
 (``torch.set_num_threads(T)``, ``torch.inference_mode()``) on a module holding the
-same weights (``_torch_zoo.py``); and torch.compile (inductor, its C++ compiled for T
+same weights (``tilewise.models.torch_zoo``); and torch.compile (inductor, its C++ compiled for T
 threads; ``--no-compile`` skips it, and a model inductor cannot compile gets a note).
 Every side is built and checked first: its outputs against ONNX Runtime's, the largest
 difference relative to the output's scale printed, and a side more than 1e-3 off is
@@ -269,10 +269,10 @@ def breakdown(side: Side, feeds, rounds: int, costs: list[KernelCost], peak: flo
 
 def measure(name: str, threads: int, opts, probes) -> dict:
     import torch
-    from _torch_zoo import torch_inputs, torch_model
 
     from tilewise import models
     from tilewise.model_bench import ort_session
+    from tilewise.models.torch_zoo import torch_inputs, torch_model
 
     fma_peak, bandwidth = probes
     onnx_model = models.build(name)
@@ -433,9 +433,10 @@ def main() -> None:
     # NumPy's BLAS serves only the checks here: one thread, none left spinning.
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    from _torch_zoo import NAMES
     from compare import machine
     from fma_peak import FmaPeak
+
+    from tilewise.models.torch_zoo import NAMES
 
     names = opts.only.split(",") if opts.only else list(NAMES)
     unknown = sorted(set(names) - set(NAMES))

@@ -23,7 +23,7 @@ import time
 
 import tilewise as tw
 from tilewise import models
-from tilewise.model_bench import _time_ort, ort_session, random_feeds, relative_error
+from tilewise.model_bench import ort_session, random_feeds, relative_error, time_calls
 
 PAUSE_S = 0.3
 
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         for d, lib in libs.items():
             samples[d].append(lib.time(feeds, repeat=args.repeat).median)
             time.sleep(PAUSE_S)
-        samples["onnxruntime"].append(_time_ort(session, feeds, args.repeat))
+        samples["onnxruntime"].append(
+            time_calls(lambda: session.run(None, feeds), args.repeat))
         time.sleep(PAUSE_S)
     ort = statistics.median(samples["onnxruntime"])
     print(f"{name}, {threads} thread(s), median of {args.rounds} rounds; "

@@ -16,14 +16,12 @@ def test_models_benchmark_help():
     assert "--no-compile" in out and "--breakdown" in out
 
 
-def test_torch_zoo_matches_onnxruntime(monkeypatch):
+def test_torch_zoo_matches_onnxruntime():
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    from _torch_zoo import torch_inputs, torch_model
-
     from tilewise import models
     from tilewise.model_bench import ort_session, relative_error
+    from tilewise.models.torch_zoo import torch_inputs, torch_model
 
     model = models.build("bert_layer", seq=16, hidden=64, heads=4, ffn=128)
     feeds = models.example_inputs(model)

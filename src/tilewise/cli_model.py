@@ -80,7 +80,14 @@ def cmd_compile(opts: argparse.Namespace) -> int:
 
 def cmd_bench(opts: argparse.Namespace) -> int:
     from .model import compile_model, load_model
-    from .model_bench import bench_model, check_against_ort, ort_session, random_feeds
+    from .model_bench import (
+        bench_model,
+        check_against_ort,
+        ort_peer,
+        ort_session,
+        random_feeds,
+        torch_peer,
+    )
 
     shapes = _shapes(opts.input_shape)
     proto = None
@@ -94,13 +101,24 @@ def cmd_bench(opts: argparse.Namespace) -> int:
     session = None
     if proto is not None and not opts.no_peer:
         session = ort_session(proto.SerializeToString(), threads)
-    error = None
+    error, peers, notes = None, {}, []
     if session is not None:
         error = check_against_ort(compiled, session, feeds)
         if error > opts.tolerance:
             raise ModelError(f"outputs differ from ONNX Runtime's by {error:.2e} of their "
                              f"scale (tolerance {opts.tolerance:g}); not timing a wrong model")
-    result = bench_model(compiled, feeds, rounds=opts.rounds, session=session)
+        peers["onnxruntime"] = ort_peer(session, feeds)
+        want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds),
+                        strict=True))
+        pytorch = torch_peer(opts.model, proto, feeds, threads, want)
+        if pytorch is None:
+            notes.append("PyTorch: runs only beside a zoo model, with torch installed")
+        elif pytorch[1] > opts.tolerance:
+            notes.append(f"PyTorch: not timed, its outputs differ from ONNX Runtime's by "
+                         f"{pytorch[1]:.2e}")
+        else:
+            peers["pytorch"] = pytorch[0]
+    result = bench_model(compiled, feeds, rounds=opts.rounds, peers=peers)
     result.max_error = error
     profile = compiled.profile(feeds) if opts.profile else []
     if opts.json:
@@ -108,7 +126,7 @@ def cmd_bench(opts: argparse.Namespace) -> int:
             "model": compiled.manifest["name"], "threads": threads,
             "tilewise_ms": [t * 1e3 for t in result.tilewise],
             "peers_ms": {k: [t * 1e3 for t in v] for k, v in result.peers.items()},
-            "max_error": error, "arena_bytes": compiled.arena_bytes,
+            "max_error": error, "notes": notes, "arena_bytes": compiled.arena_bytes,
             "profile": [{"kernel": p.name, "label": p.label, "ms": p.seconds * 1e3}
                         for p in profile]}))
         return 0
@@ -120,6 +138,8 @@ def cmd_bench(opts: argparse.Namespace) -> int:
     print(f"{threads} thread(s), median of {opts.rounds} rounds: {line}")
     if error is not None:
         print(f"outputs match ONNX Runtime's to {error:.1e} of their scale")
+    for note in notes:
+        print(f"note: {note}")
     if profile:
         total = sum(p.seconds for p in profile) or 1.0
         for p in sorted(profile, key=lambda p: -p.seconds):
@@ -151,7 +171,8 @@ def add_model_parser(sub) -> None:
             p.add_argument("--profile", action="store_true",
                            help="each kernel's share of the time")
             p.add_argument("--no-peer", action="store_true",
-                           help="do not run ONNX Runtime (no check, no comparison)")
+                           help="do not run ONNX Runtime or PyTorch (no check, no "
+                           "comparison)")
             p.add_argument("--tolerance", type=float, default=1e-3,
                            help="largest difference from ONNX Runtime's outputs, relative "
                            "to their scale (default 1e-3)")

@@ -1,15 +1,17 @@
 """End-to-end latency of a compiled model beside ONNX Runtime, measured round by
-round in one process, after checking the outputs against ONNX Runtime's.
+round in one process, after checking the outputs against ONNX Runtime's; PyTorch eager
+too for a zoo model where torch is installed.
 
 Each round times tilewise's native run (median of its repeats), pauses so that one
-side's idle OpenMP threads do not spin into the other's timer, then times ONNX Runtime
-the same way; the ratio is the median over rounds of each round's ratio.
+side's idle OpenMP threads do not spin into the other's timer, then times each peer
+the same way; a ratio is the median over rounds of each round's ratio.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,29 +91,59 @@ def check_against_ort(compiled: ModelLibrary, session: Any,
     return relative_error(got, want)
 
 
-def _time_ort(session: Any, feeds: dict[str, np.ndarray], repeat: int) -> float:
-    session.run(None, feeds)
+def time_calls(run: Callable[[], Any], repeat: int) -> float:
+    """Median seconds of ``repeat`` calls of ``run`` after one warm-up call."""
+    run()
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        session.run(None, feeds)
+        run()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 
 
+def ort_peer(session: Any, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
+    return lambda: session.run(None, feeds)
+
+
+def torch_peer(name: str, model: Any, feeds: dict[str, np.ndarray], threads: int,
+               want: dict[str, np.ndarray]) -> tuple[Callable[[], Any], float] | None:
+    """PyTorch eager on zoo model ``name`` holding ``model``'s weights
+    (:mod:`tilewise.models.torch_zoo`), on ``threads`` threads, and the largest
+    difference of its output from ``want`` (ONNX Runtime's); None where torch is not
+    installed or ``name`` is not a zoo model."""
+    try:
+        import torch
+
+        from .models.torch_zoo import NAMES, torch_inputs, torch_model
+    except ImportError:
+        return None
+    if name not in NAMES:
+        return None
+    torch.set_num_threads(threads)
+    module, inputs = torch_model(name, model), torch_inputs(model, feeds)
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return module(*inputs)
+
+    out_name = next(iter(want))
+    return run, relative_error({out_name: run().numpy()}, {out_name: want[out_name]})
+
+
 def bench_model(compiled: ModelLibrary, feeds: dict[str, np.ndarray], rounds: int = 5,
-                repeat: int = 5, session: Any = None) -> BenchResult:
-    """``rounds`` rounds of tilewise (and ONNX Runtime's ``session``, if given), each
-    side the median of ``repeat`` runs."""
+                repeat: int = 5, peers: Mapping[str, Callable[[], Any]] | None = None
+                ) -> BenchResult:
+    """``rounds`` rounds of tilewise and each of ``peers`` (name -> a call that runs the
+    model once), each side the median of ``repeat`` runs, a pause between sides."""
     if rounds < 1 or repeat < 1:
         raise ModelError("rounds and repeat must be at least 1")
-    result = BenchResult()
-    if session is not None:
-        result.peers["onnxruntime"] = []
+    peers = dict(peers or {})
+    result = BenchResult(peers={name: [] for name in peers})
     for _ in range(rounds):
         result.tilewise.append(compiled.time(feeds, number=1, repeat=repeat).median)
-        if session is not None:
+        for name, run in peers.items():
             time.sleep(PAUSE_S)
-            result.peers["onnxruntime"].append(_time_ort(session, feeds, repeat))
-            time.sleep(PAUSE_S)
+            result.peers[name].append(time_calls(run, repeat))
+        time.sleep(PAUSE_S)
     return result

@@ -9,7 +9,10 @@ a random weight. The BERT layer's dense weights are stored (in, out) for ONNX's 
 so they are transposed into ``nn.Linear``'s (out, in). Its attention runs through
 ``scaled_dot_product_attention``, as Hugging Face's default ("sdpa") does.
 
-    python benchmarks/_torch_zoo.py resnet18 bert_layer   # each beside ONNX Runtime
+    python -m tilewise.models.torch_zoo resnet18 bert_layer   # each beside ONNX Runtime
+
+Needs the ``torch`` extra (``pip install -e '.[torch]'``); ``tilewise model bench`` and
+``benchmarks/models.py`` time these modules as the PyTorch peer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 from torch.nn import functional as F
+
+from ..errors import ModelError
 
 # -- ResNet (torchvision's, v1.5) ---------------------------------------------------
 
@@ -240,7 +245,7 @@ def torch_model(name: str, onnx_model: onnx.ModelProto) -> nn.Module:
     torch.Size([1, 1000])
     """
     if name not in _MODULES:
-        raise ValueError(f"no PyTorch module for zoo model {name!r}; have {list(NAMES)}")
+        raise ModelError(f"no PyTorch module for zoo model {name!r}; have {list(NAMES)}")
     module = _MODULES[name](onnx_model)
     inits = {t.name: t for t in onnx_model.graph.initializer}
     transposed = {f"{n}.weight" for n, m in module.named_modules()
@@ -251,12 +256,12 @@ def torch_model(name: str, onnx_model: onnx.ModelProto) -> nn.Module:
             state[key] = like
             continue
         if key not in inits:
-            raise ValueError(f"{name}: the ONNX graph has no initializer {key!r}")
+            raise ModelError(f"{name}: the ONNX graph has no initializer {key!r}")
         array = numpy_helper.to_array(inits[key])
         if key in transposed:
             array = array.T
         if tuple(array.shape) != tuple(like.shape):
-            raise ValueError(f"{name}: initializer {key!r} is {array.shape}, the module's "
+            raise ModelError(f"{name}: initializer {key!r} is {array.shape}, the module's "
                              f"{tuple(like.shape)}")
         state[key] = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))
     module.load_state_dict(state, strict=True)

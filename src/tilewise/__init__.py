@@ -13,6 +13,7 @@ from .driver import build, build_artifact, generate_source
 from .errors import TilewiseError
 from .lower import lower
 from .model import CompiledModel, compile_model, extract_tasks, load_model
+from .model_tune import tune_model
 from .runtime import load_module
 from .schedule import create_schedule
 from .target import Target
@@ -22,5 +23,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ir", "te", "build", "build_artifact", "generate_source", "TilewiseError", "lower",
     "load_module", "create_schedule", "Target", "__version__", "CompiledModel",
-    "compile_model", "extract_tasks", "load_model",
+    "compile_model", "extract_tasks", "load_model", "tune_model",
 ]

@@ -177,3 +177,6 @@ def add_model_parser(sub) -> None:
                            help="largest difference from ONNX Runtime's outputs, relative "
                            "to their scale (default 1e-3)")
             p.add_argument("--json", action="store_true")
+    from .cli_model_tune import add_tune_parser
+
+    add_tune_parser(verbs)

@@ -1,0 +1,245 @@
+"""Tune a whole model under one budget: its template tasks (``extract_tasks``), each
+operator's implementations (a 3x3 convolution: direct and Winograd), one tuner per
+task, and a :class:`~tilewise.autotune.task_scheduler.TaskScheduler` that hands out
+rounds of trials where the model's latency should fall most.
+
+    report = tw.tune_model("resnet50", "tuning.db", target="c -cores=2", budget_s=900)
+    compiled = tw.compile_model("resnet50", db="tuning.db", target="c -cores=2")
+
+Every measurement is stored in the database as its round ends, so a killed run loses at
+most the round in flight, and a second run resumes each task from its records (its
+trials and best) and spends its own budget. Each task's template fallback is measured
+first (the untuned model's estimate), then the scheduler's rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .autotune import Database, MeasureInput, Record, Task, measure_option
+from .autotune import tuners as tuner_classes
+from .autotune.measure.options import MeasureOption
+from .autotune.task_scheduler import STRATEGIES, TaskScheduler, Unit
+from .errors import TuningError
+
+TUNERS = ("model", "random", "grid", "ga")
+#: Trials a unit gets per round (Ansor measures 64 a round on servers; a 2-core
+#: machine's 15-minute budget is about a thousand trials over some thirty tasks).
+ROUND_TRIALS = 8
+
+
+@dataclass
+class UnitReport:
+    """One task's state for the progress display and the final report."""
+
+    task: str
+    operator: int
+    weight: float
+    trials: int
+    best_s: float
+    share: float
+    leads: bool
+
+
+@dataclass
+class TuneModelReport:
+    """What a ``tune_model`` call did: trials and seconds of this run, the model's
+    estimated latency (sum of weight x best kernel) before any tuning (the fallbacks)
+    and now, and each task's state."""
+
+    target: str
+    scheduler: str
+    tuner: str
+    trials: int = 0
+    rounds: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+    untuned_s: float = math.inf
+    estimate_s: float = math.inf
+    units: list[UnitReport] = field(default_factory=list)
+    database: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target, "scheduler": self.scheduler, "tuner": self.tuner,
+            "trials": self.trials, "rounds": self.rounds, "resumed": self.resumed,
+            "seconds": round(self.seconds, 2), "database": self.database,
+            "untuned_ms": _ms(self.untuned_s), "estimate_ms": _ms(self.estimate_s),
+            "tasks": [{"task": u.task, "operator": u.operator, "weight": u.weight,
+                       "trials": u.trials, "best_ms": _ms(u.best_s), "share": u.share,
+                       "leads": u.leads} for u in self.units],
+        }
+
+
+def _ms(seconds: float) -> float | None:
+    return seconds * 1e3 if math.isfinite(seconds) else None
+
+
+#: Called after each round with the report so far and the seconds left (None: no limit).
+Progress = Callable[[TuneModelReport, "float | None"], None]
+
+
+def tune_model(model: Any, db: str | Path | Database | None = None, target: str = "c", *,
+               budget_s: float | None = None, trials: int | None = None,
+               tuner: str = "model", scheduler: str = "gradient", feature: str = "ir",
+               transfer: bool = True, round_trials: int = ROUND_TRIALS, seed: int = 0,
+               input_shapes: dict[str, tuple[int, ...]] | None = None,
+               example_inputs: tuple | None = None, measure: MeasureOption | None = None,
+               progress: Progress | None = None) -> TuneModelReport:
+    """Tune ``model`` (anything :func:`tilewise.compile_model` takes) into ``db`` until
+    ``budget_s`` seconds of wall time or ``trials`` new measurements, whichever comes
+    first (one of them is required). ``tuner``: each task's tuner (``model``: the
+    cost-model tuner, pre-trained on the database's records with ``transfer``);
+    ``scheduler``: ``gradient`` or ``round-robin``. A round is stopped from starting
+    when the time it is expected to take would overrun the budget."""
+    from . import ops  # noqa: F401  (registers the operator templates)
+    from .model import extract_tasks
+
+    _check(budget_s, trials, tuner, scheduler, round_trials)
+    database = db if isinstance(db, Database) else Database(db)
+    start = time.perf_counter()
+    tasks = extract_tasks(model, target, input_shapes, example_inputs)
+    if not tasks:
+        raise TuningError("the model has no template kernels to tune")
+    option = measure or measure_option()
+    units, tuners = [], {}
+    for group, (task, count) in enumerate(tasks):
+        for impl in task.implementations():
+            unit = Unit(str(impl), group, float(count))
+            units.append(unit)
+            tuners[id(unit)] = _tuner(tuner, impl, seed, feature,
+                                      database if transfer else None)
+    sched = TaskScheduler(units, scheduler, seed=seed)
+    report = TuneModelReport(str(tasks[0][0].target), scheduler, tuner,
+                             database=str(database.path))
+    try:
+        report.resumed = _resume(sched, tuners, database)
+        first = _measure_fallbacks(sched, tuners, database, option)
+        report.untuned_s = _untuned(sched, tuners)
+        _rounds(sched, tuners, database, option, report, start, budget_s, trials,
+                round_trials, progress, [] if first is None else [first])
+    finally:
+        if measure is None:
+            option.builder.close()
+    _fill(report, sched, start)
+    return report
+
+
+def _check(budget_s, trials, tuner, scheduler, round_trials) -> None:
+    if budget_s is None and trials is None:
+        raise TuningError("give a time budget (seconds) or a number of trials")
+    if budget_s is not None and not budget_s > 0:
+        raise TuningError(f"the time budget must be positive, got {budget_s}")
+    if trials is not None and trials < 1:
+        raise TuningError(f"trials must be at least 1, got {trials}")
+    if tuner not in TUNERS:
+        raise TuningError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
+    if scheduler not in STRATEGIES:
+        raise TuningError(f"unknown scheduler {scheduler!r}; choose one of "
+                          f"{', '.join(STRATEGIES)}")
+    if round_trials < 1:
+        raise TuningError(f"a round needs at least one trial, got {round_trials}")
+
+
+def _tuner(name: str, task: Task, seed: int, feature: str, transfer: Database | None):
+    if name == "model":
+        return tuner_classes.ModelTuner(task, seed=seed, feature=feature, transfer=transfer)
+    return {"random": tuner_classes.RandomTuner, "grid": tuner_classes.GridSearchTuner,
+            "ga": tuner_classes.GATuner}[name](task, seed=seed)
+
+
+def _resume(sched: TaskScheduler, tuners: dict, database: Database) -> int:
+    """Each unit's trials and best from its records; returns how many trials (configs
+    built and run; those the template refused are no trial)."""
+    total = 0
+    for unit in sched.units:
+        tuner = tuners[id(unit)]
+        if tuner.resume(database):
+            total += _trials(tuner)
+            sched.record(unit, _trials(tuner), tuner.best_cost, not tuner.has_next())
+    return total
+
+
+def _trials(tuner) -> int:
+    return sum(not r.rejected for r in tuner.measured.values())
+
+
+def _measure_fallbacks(sched: TaskScheduler, tuners: dict, database: Database,
+                       option: MeasureOption) -> float | None:
+    """One batch of every unmeasured unit's fallback config (the untuned model);
+    returns the seconds a trial took in it."""
+    fresh = [u for u in sched.units if not u.history]
+    if not fresh:
+        return None
+    inputs = [MeasureInput(tuners[id(u)].task, tuners[id(u)].task.config_space.fallback)
+              for u in fresh]
+    t0 = time.perf_counter()
+    results = option.measure(inputs)
+    seconds = (time.perf_counter() - t0) / len(inputs)
+    database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
+    for unit, inp, res in zip(fresh, inputs, results, strict=True):
+        tuner = tuners[id(unit)]
+        tuner.update([inp], [res])
+        sched.record(unit, _trials(tuner), tuner.best_cost, not tuner.has_next())
+    return seconds
+
+
+def _untuned(sched: TaskScheduler, tuners: dict) -> float:
+    """The model's estimate with each operator's fallbacks: what compiling it untuned
+    runs (the best of its templates' fallbacks, as dispatch's first choice may not be)."""
+    best: dict[int, float] = {}
+    weight: dict[int, float] = {}
+    for unit in sched.units:
+        tuner = tuners[id(unit)]
+        fb = tuner.space.fallback.index
+        res = tuner.measured.get(fb)
+        cost = res.mean if res is not None else math.inf
+        best[unit.group] = min(best.get(unit.group, math.inf), cost)
+        weight[unit.group] = unit.weight
+    return sum(weight[g] * best[g] for g in best)
+
+
+def _rounds(sched, tuners, database, option, report, start, budget_s, trials,
+            round_trials, progress, per_trial: list[float]) -> None:
+    """Rounds until the budget or the trials are spent; ``per_trial``: seconds a trial
+    took, round by round, which predict whether the next round fits the budget."""
+    while trials is None or report.trials < trials:
+        unit = sched.pick()
+        if unit is None:
+            break
+        n = round_trials if trials is None else min(round_trials, trials - report.trials)
+        elapsed = time.perf_counter() - start
+        if budget_s is not None:
+            guess = n * (sum(per_trial) / len(per_trial) if per_trial else 1.0)
+            if elapsed + guess > budget_s:
+                break
+        tuner = tuners[id(unit)]
+        t0 = time.perf_counter()
+        summary = tuner.tune(n, option, database=database)
+        spent = time.perf_counter() - t0
+        if summary.measured:
+            per_trial.append(spent / summary.measured)
+        report.trials += summary.measured
+        report.rounds += 1
+        sched.record(unit, _trials(tuner), tuner.best_cost,
+                     exhausted=not tuner.has_next() or summary.measured == 0)
+        if progress is not None:
+            _fill(report, sched, start)
+            left = None if budget_s is None else max(0.0, budget_s - report.seconds)
+            progress(report, left)
+
+
+def _fill(report: TuneModelReport, sched: TaskScheduler, start: float) -> None:
+    report.seconds = time.perf_counter() - start
+    report.estimate_s = sched.estimate()
+    report.units = [UnitReport(u.name, u.group, u.weight, u.trials, u.best, sched.share(u),
+                               u.best <= sched.group_best(u.group))
+                    for u in sched.units]
+
+
+__all__ = ["TUNERS", "TuneModelReport", "UnitReport", "tune_model"]

@@ -1,0 +1,116 @@
+"""Whole-model tuning end to end with fake measurements (exact counts, no compiler):
+trials and time budgets, resuming, and the tuned records reaching compile_model."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import tilewise as tw
+from tilewise import autotune as at
+from tilewise import models
+from tilewise.errors import TuningError
+
+SMALL_BERT = dict(seq=16, hidden=64, heads=4, ffn=128)
+
+
+def fake(seconds_per_trial: float = 0.0) -> at.MeasureOption:
+    def cost(config):
+        time.sleep(seconds_per_trial)
+        return 1e-4 * (1 + config.index % 13)
+
+    return at.measure_option(at.FakeBuilder(), at.FakeRunner(cost))
+
+
+def trials_in(path) -> int:
+    """Stored measurements, less the configs the templates refused (no trial)."""
+    return sum(not r.result.rejected for r in at.Database(path).all_records())
+
+
+@pytest.fixture(scope="module")
+def small_bert():
+    return models.build("bert_layer", **SMALL_BERT)
+
+
+def test_trials_are_spent_exactly_and_every_task_starts_from_its_fallback(small_bert,
+                                                                          tmp_path):
+    db = at.Database(tmp_path / "t.db")
+    report = tw.tune_model(small_bert, db, "c -cores=1", trials=40, tuner="random",
+                           measure=fake())
+    tasks = tw.extract_tasks(small_bert, "c -cores=1")
+    assert report.trials == 40 and report.rounds == 5  # rounds of 8
+    assert len(report.units) == len(tasks)
+    for (task, count), unit in zip(tasks, report.units, strict=True):
+        assert unit.weight == count
+        fallback = task.config_space.fallback
+        assert any(r.config.index == fallback.index for r in db.records(task))
+    assert sum(u.trials for u in report.units) == 40 + len(tasks)  # and the fallbacks
+    assert report.estimate_s <= report.untuned_s
+    assert sum(u.share for u in report.units) == pytest.approx(1.0)
+
+
+def test_a_second_run_resumes_every_task(small_bert, tmp_path):
+    path = tmp_path / "t.db"
+    first = tw.tune_model(small_bert, path, "c -cores=1", trials=24, tuner="random",
+                          measure=fake())
+    again = tw.tune_model(small_bert, path, "c -cores=1", trials=16, tuner="random",
+                          measure=fake())
+    assert again.resumed == sum(u.trials for u in first.units)
+    assert sum(u.trials for u in again.units) == sum(u.trials for u in first.units) + 16
+    assert again.estimate_s <= first.estimate_s
+    assert trials_in(path) == sum(u.trials for u in again.units)
+
+
+def test_the_time_budget_is_honoured(small_bert, tmp_path):
+    report = tw.tune_model(small_bert, tmp_path / "t.db", "c -cores=1", budget_s=1.5,
+                           tuner="random", measure=fake(0.02))
+    assert report.trials > 8
+    assert report.seconds <= 1.5 * 1.1
+
+
+def test_the_tuned_records_reach_the_compiled_model(small_bert, tmp_path):
+    path = tmp_path / "t.db"
+    tw.tune_model(small_bert, path, "c -cores=1", trials=8, tuner="random", measure=fake())
+    compiled = tw.compile_model(small_bert, db=str(path), target="c -cores=1")
+    assert all(k["tuned"] for k in compiled.manifest["kernels"] if k["task"] is not None)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(), "time budget"),
+    (dict(trials=0), "at least 1"),
+    (dict(budget_s=-1), "positive"),
+    (dict(trials=8, tuner="best"), "unknown tuner"),
+    (dict(trials=8, scheduler="fastest"), "unknown scheduler"),
+])
+def test_mistakes_are_one_clear_error(small_bert, tmp_path, kwargs, message):
+    with pytest.raises(TuningError, match=message):
+        tw.tune_model(small_bert, tmp_path / "t.db", "c -cores=1", measure=fake(), **kwargs)
+
+
+def test_a_killed_run_loses_no_finished_round(tmp_path):
+    """SIGKILL in the middle of a model: every round stored before it is resumed."""
+    path = tmp_path / "t.db"
+    script = textwrap.dedent(f"""
+        import time, tilewise as tw
+        from tilewise import autotune as at, models
+        def cost(config):
+            time.sleep(0.05)
+            return 1e-4 * (1 + config.index % 13)
+        option = at.measure_option(at.FakeBuilder(), at.FakeRunner(cost))
+        tw.tune_model(models.build("bert_layer", **{SMALL_BERT!r}), {str(path)!r},
+                      "c -cores=1", trials=10_000, tuner="random", measure=option,
+                      progress=lambda report, left: print(report.trials, flush=True))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    while int(proc.stdout.readline() or 10_000) < 24:  # a few rounds stored
+        pass
+    proc.kill()
+    proc.wait()
+    stored = trials_in(path)
+    assert stored >= 24
+    report = tw.tune_model(models.build("bert_layer", **SMALL_BERT), path, "c -cores=1",
+                           trials=8, tuner="random", measure=fake())
+    assert report.resumed == stored

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .autotune import Database, MeasureInput, Record, Task, measure_option
+from .autotune import (
+    Database,
+    LocalBuilder,
+    LocalRunner,
+    MeasureInput,
+    Record,
+    Task,
+    measure_option,
+)
 from .autotune import tuners as tuner_classes
 from .autotune.measure.options import MeasureOption
 from .autotune.task_scheduler import STRATEGIES, TaskScheduler, Unit
@@ -90,23 +98,28 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
                transfer: bool = True, round_trials: int = ROUND_TRIALS, seed: int = 0,
                input_shapes: dict[str, tuple[int, ...]] | None = None,
                example_inputs: tuple | None = None, measure: MeasureOption | None = None,
-               progress: Progress | None = None) -> TuneModelReport:
+               progress: Progress | None = None, generated: bool = True
+               ) -> TuneModelReport:
     """Tune ``model`` (anything :func:`tilewise.compile_model` takes) into ``db`` until
     ``budget_s`` seconds of wall time or ``trials`` new measurements, whichever comes
     first (one of them is required). ``tuner``: each task's tuner (``model``: the
     cost-model tuner, pre-trained on the database's records with ``transfer``);
-    ``scheduler``: ``gradient`` or ``round-robin``. A round is stopped from starting
-    when the time it is expected to take would overrun the budget."""
+    ``scheduler``: ``gradient`` or ``round-robin``; ``generated``: tune the kernels
+    that no operator template covers too (:mod:`tilewise.graph.generated_task`). A
+    round is stopped from starting when the time it is expected to take would overrun
+    the budget."""
     from . import ops  # noqa: F401  (registers the operator templates)
     from .model import extract_tasks
 
     _check(budget_s, trials, tuner, scheduler, round_trials)
     database = db if isinstance(db, Database) else Database(db)
     start = time.perf_counter()
-    tasks = extract_tasks(model, target, input_shapes, example_inputs)
+    tasks = extract_tasks(model, target, input_shapes, example_inputs, generated)
     if not tasks:
         raise TuningError("the model has no template kernels to tune")
-    option = measure or measure_option()
+    # As `tilewise tune` measures: one call a run, raised until a repeat lasts 10 ms.
+    option = measure or measure_option(LocalBuilder(), LocalRunner(number=1, repeat=3,
+                                                                    min_repeat_ms=10))
     units, tuners = [], {}
     for group, (task, count) in enumerate(tasks):
         for impl in task.implementations():

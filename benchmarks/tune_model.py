@@ -7,7 +7,7 @@
 For each zoo model (``--only``) and scheduler (``--schedulers``): ``tw.tune_model`` into a
 fresh database (``--work-dir``; with ``--transfer-db``, a copy of that database, whose
 records the cost model is pre-trained on and which the model's own tasks may already
-have), ``--budget`` seconds of wall time, the estimate (sum over template kernels of
+have), ``--budget`` seconds of wall time, the estimate (sum over the kernels of
 weight x best measured) read after every round. Then each tuned database and no
 database (untuned) are compiled and timed beside ONNX Runtime, round by round in one
 process (``--rounds`` rounds, each side the median of 7 runs, 0.3 s apart): the measured
@@ -124,7 +124,7 @@ def main() -> None:
             cells = " ".join(f"{m:8.3f}" if m is not None else f"{'-':>8}" for m in marks)
             print(f"{r['scheduler']:>12} {rep['trials']:6d} {rep['seconds']:7.0f} {cells} "
                   f"{t['ms']:8.2f} {t['ort_over']:7.3f} {t['error']:8.1e}")
-        print(f"(est: template kernels' estimate in ms; untuned estimate "
+        print(f"(est: the kernels' estimate in ms; untuned estimate "
               f"{runs[0]['report']['untuned_ms']:.3f} ms)")
         out.append({"model": name, "threads": opts.threads, "budget_s": opts.budget,
                     "tuner": opts.tuner, "runs": runs, "timed": timed})

@@ -36,7 +36,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         return 0
     print(_table(report))
     print(f"{report.trials} trials in {report.rounds} rounds, {report.seconds:.0f} s "
-          f"(resumed {report.resumed} records); template kernels per run: untuned "
+          f"(resumed {report.resumed} records); kernels per run: untuned "
           f"{_fmt(report.untuned_s)} -> {_fmt(report.estimate_s)} ms")
     print(f"database: {report.database}; run it: tilewise model bench {opts.model} "
           f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else ""))
@@ -53,7 +53,7 @@ def _table(report) -> str:
     for u in rows:
         lead = "" if u.leads else "  (behind its operator's other template)"
         lines.append(f"{100 * u.share:5.1f}% {_fmt(u.best_s):>9} {u.weight:6.0f} "
-                     f"{u.trials:6d}  {u.task.split(' @ ')[0]}{lead}")
+                     f"{u.trials:6d}  {u.task}{lead}")
     return "\n".join(lines)
 
 
@@ -84,7 +84,7 @@ class _Display:
         head = (f"tuning: {report.trials} trials, {report.rounds} rounds, "
                 f"{report.seconds:.0f} s" + (f", {left:.0f} s left" if left is not None
                                             else "") +
-                f"; template kernels {_fmt(report.untuned_s)} -> "
+                f"; kernels {_fmt(report.untuned_s)} -> "
                 f"{_fmt(report.estimate_s)} ms per run")
         if self.live is not None:
             from rich.text import Text

@@ -84,16 +84,18 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
 
 def extract_tasks(model: Any, target: str = "c",
                   input_shapes: dict[str, tuple[int, ...]] | None = None,
-                  example_inputs: tuple | None = None) -> list:
+                  example_inputs: tuple | None = None, generated: bool = False) -> list:
     """The template tasks of ``model`` (see :func:`import_model`) with how many times
-    each runs: ``[(Task, count)]``, keyed as ``tilewise tune`` keys them.
+    each runs: ``[(Task, count)]``, keyed as ``tilewise tune`` keys them; with
+    ``generated``, the kernels no operator template covers too (``generated`` tasks).
 
     >>> for task, count in tw.extract_tasks("resnet18", target="c -cores=2"):
     ...     print(count, task)
     """
     from .graph.tasks import extract_tasks as graph_tasks
 
-    return graph_tasks(import_model(model, input_shapes, example_inputs), target)
+    return graph_tasks(import_model(model, input_shapes, example_inputs), target,
+                       generated)
 
 
 __all__ = ["CompiledModel", "compile_model", "extract_tasks", "import_model", "load_model"]

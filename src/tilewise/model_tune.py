@@ -116,14 +116,14 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
     start = time.perf_counter()
     tasks = extract_tasks(model, target, input_shapes, example_inputs, generated)
     if not tasks:
-        raise TuningError("the model has no template kernels to tune")
+        raise TuningError("the model has no kernels to tune")
     # As `tilewise tune` measures: one call a run, raised until a repeat lasts 10 ms.
     option = measure or measure_option(LocalBuilder(), LocalRunner(number=1, repeat=3,
                                                                     min_repeat_ms=10))
     units, tuners = [], {}
     for group, (task, count) in enumerate(tasks):
         for impl in task.implementations():
-            unit = Unit(str(impl), group, float(count))
+            unit = Unit(_label(impl), group, float(count))
             units.append(unit)
             tuners[id(unit)] = _tuner(tuner, impl, seed, feature,
                                       database if transfer else None)
@@ -141,6 +141,15 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
             option.builder.close()
     _fill(report, sched, start)
     return report
+
+
+def _label(task: Task) -> str:
+    """What the display calls a task: a generated kernel by its operators and its
+    first input's shape (its arguments spell the whole group)."""
+    if task.name != "generated":
+        return str(task).split(" @ ")[0]
+    inputs, nodes, _ = task.args
+    return f"generated({'+'.join(n[0] for n in nodes)}, {tuple(inputs[0][0])})"
 
 
 def _check(budget_s, trials, tuner, scheduler, round_trials) -> None:

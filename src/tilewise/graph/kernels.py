@@ -1,6 +1,7 @@
 """Kernels of fused groups: an anchor group runs its operator template (the database's
 best config through dispatch, else the fallback), any other group a te compute of its
-nodes under the generated schedule. Each becomes the C source of one function."""
+nodes under the generated schedule (the choices of its ``generated`` task's best record,
+else the rules'). Each becomes the C source of one function."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from .. import te
 from ..autotune.dispatch import FallbackConfigWarning, HistoryBest, best_implementation
-from ..autotune.generated import generated_schedule
+from ..autotune.generated import ScheduleChoices, generated_schedule
 from ..autotune.task import Task
 from ..codegen import generate_c
 from ..errors import ModelError, TilewiseError
@@ -23,6 +24,7 @@ from ..target import Target
 from .anchors import template_call
 from .compute import node_compute
 from .fuse import Group
+from .generated_task import GENERATED, choices_of, group_args
 from .ir import Graph
 from .prepack import prepack
 
@@ -31,7 +33,8 @@ from .prepack import prepack
 class Kernel:
     """One compiled function of a model: its C name and source, the graph value behind
     each parameter (in order), a label saying what it computes, and, for a template
-    kernel, the task it runs (the key its tuning records are stored under)."""
+    kernel (a generated one where a database was asked), the task it runs (the key its
+    tuning records are stored under)."""
 
     name: str
     label: str
@@ -76,7 +79,7 @@ def group_kernel(graph: Graph, group: Group, index: int, target: Target,
     try:
         if group.anchor is not None:
             return _template_kernel(graph, group, name, target, context, pack_weights)
-        return _generated_kernel(graph, group, name, target)
+        return _generated_kernel(graph, group, name, target, context)
     except ModelError:
         raise
     except TilewiseError as exc:
@@ -128,7 +131,8 @@ def _check_binding(graph: Graph, values, tensors, task: Task) -> None:
                              f"view value {v!r} {vt}")
 
 
-def _generated_kernel(graph: Graph, group: Group, name: str, target: Target) -> Kernel:
+def _generated_kernel(graph: Graph, group: Group, name: str, target: Target,
+                      context: HistoryBest | None) -> Kernel:
     tensors: dict[str, te.Tensor] = {}
     params = []
     for i, v in enumerate(group.inputs):
@@ -140,12 +144,30 @@ def _generated_kernel(graph: Graph, group: Group, name: str, target: Target) -> 
         for v, t in zip(node.outputs, outs, strict=True):
             tensors[v] = t
     outs = [tensors[v] for v in group.outputs]
-    sch = generated_schedule(outs, target)
+    task, choices = _generated_choice(graph, group, target, context)
+    sch = generated_schedule(outs, target, choices)
     func = lower(sch, [*params, *outs], name, workspace=True)
     label = "+".join(n.op for n in group.nodes)
     return Kernel(name, label, generate_c(func, target), (*group.inputs, *group.outputs),
-                  n_outputs=len(group.outputs),
+                  task, choices is not None, n_outputs=len(group.outputs),
                   workspace=_workspace(func, len(params) + len(outs)))
+
+
+def _generated_choice(graph: Graph, group: Group, target: Target,
+                      context: HistoryBest | None
+                      ) -> tuple[Task | None, ScheduleChoices | None]:
+    """The group's ``generated`` task (with a database to look it up in) and the
+    choices of its best record; None where it has none: the rules' picks, which the
+    task's fallback makes too, unasked."""
+    if context is None:
+        return None, None
+    task = Task(GENERATED, group_args(graph, group), str(target))
+    if context.database.best(task) is None:
+        return task, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FallbackConfigWarning)
+        chosen, config = best_implementation(task, context)
+    return chosen, choices_of(config, {n for n, _ in config.entities})
 
 
 def _workspace(func, n_args: int) -> tuple[tuple[str, int], ...]:

@@ -1,6 +1,6 @@
-"""Task extraction: the distinct template kernels of a graph and how many times each
-runs, keyed exactly as ``tilewise tune`` keys them, so that records made either way
-serve both (and whole-model tuning can weigh each task by its count)."""
+"""Task extraction: the distinct kernels of a graph and how many times each runs, keyed
+exactly as ``tilewise tune`` keys them, so that records made either way serve both (and
+whole-model tuning can weigh each task by its count)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,29 @@ from ..autotune.task import Task
 from ..target import Target
 from .anchors import template_call
 from .fuse import partition
+from .generated_task import GENERATED, group_args
 from .ir import Graph
+from .library import _is_view
 
 
-def extract_tasks(graph: Graph, target: str | Target = "c") -> list[tuple[Task, int]]:
-    """``[(task, times it runs)]`` over the graph's anchor kernels, in first-run order.
+def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False
+                  ) -> list[tuple[Task, int]]:
+    """``[(task, times it runs)]`` over the graph's anchor kernels, in first-run order;
+    with ``generated``, over every kernel: the groups that no operator template covers
+    (element-wise chains, reductions, transposes) as tasks of the ``generated`` template
+    (:mod:`.generated_task`), whose space is derived from their compute.
 
-    Generated kernels (element-wise chains, reductions) have no template and no task
-    yet; dispatch may run a template implementing a task's own (Winograd for a 3x3
+    Dispatch may run a template implementing a task's own (Winograd for a 3x3
     convolution), whose task has the same arguments."""
     tgt = str(Target.from_str(target))
     counts: dict[Task, int] = {}
     for group in partition(graph):
         if group.anchor is None or group.epilogue is None:
-            continue
-        call = template_call(graph, group.anchor, group.epilogue)
-        task = Task(call.template, call.args, tgt)
+            if not generated or group.anchor is not None or _is_view(graph, group):
+                continue
+            task = Task(GENERATED, group_args(graph, group), tgt)
+        else:
+            call = template_call(graph, group.anchor, group.epilogue)
+            task = Task(call.template, call.args, tgt)
         counts[task] = counts.get(task, 0) + 1
     return list(counts.items())

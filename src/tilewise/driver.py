@@ -4,20 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from .codegen import generate_c, generate_cuda
-from .codegen.cuda import launch_config
-from .errors import BuildError
+from .codegen import generate_c, generate_cuda, generate_opencl, launch_config
+from .errors import BuildError, TargetError
 from .ir import PrimFunc
 from .lower import lower
 from .runtime import ArgSpec, KernelArtifact, Module, compile_shared, harness, load_module
 from .runtime.cuda import CudaArtifact, CudaModule, check_compiles
+from .runtime.opencl import OpenCLArtifact, OpenCLModule
 from .schedule import Schedule
 from .target import Target, TargetKind
 from .te.tensor import Tensor
 
 
+def opencl_device(target: str | Target) -> int | None:
+    """The device number an ``"opencl"`` or ``"opencl -device=N"`` target names, None
+    for any other target. (Parsed here until :class:`~tilewise.target.Target` has an
+    OpenCL kind.)"""
+    if not isinstance(target, str) or target.split()[:1] != ["opencl"]:
+        return None
+    device = 0
+    for opt in target.split()[1:]:
+        key, _, value = opt.partition("=")
+        if key != "-device" or not value.isdigit():
+            raise TargetError(f"opencl target option {opt!r}: it takes only -device=N")
+        device = int(value)
+    return device
+
+
 def generate_source(func: PrimFunc, target: str | Target) -> str:
     """Source text of a lowered function for ``target``."""
+    if opencl_device(target) is not None:
+        return generate_opencl(func)
     tgt = Target.from_str(target)
     return generate_cuda(func, tgt) if tgt.kind is TargetKind.CUDA else generate_c(func, tgt)
 
@@ -59,17 +76,35 @@ def build_cuda_artifact(
     return CudaArtifact(name, source, launch.grid, launch.block, specs, tgt.arch)
 
 
+def build_opencl_artifact(
+    sch: Schedule, args: Sequence[Tensor], name: str = "default_function"
+) -> OpenCLArtifact:
+    """Lower and generate OpenCL C with its launch; compiled where it is loaded."""
+    func = lower(sch, args, name)
+    launch = launch_config(func)
+    specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
+    return OpenCLArtifact(name, generate_opencl(func), launch.global_size, launch.block,
+                          specs)
+
+
 def build(
     sch: Schedule,
     args: Sequence[Tensor],
     target: str | Target = "c",
     name: str = "default_function",
     given: Collection[Tensor] = (),
-) -> Module | CudaModule:
+) -> Module | CudaModule | OpenCLModule:
     """Compile and load a kernel: ``mod = tw.build(s, [A, B, C]); mod(a, b, c)``;
-    ``given``: stages of ``args`` passed in, not computed (:func:`~tilewise.lower.lower`)."""
-    if Target.from_str(target).kind is TargetKind.CUDA:
+    ``given``: stages of ``args`` passed in, not computed (:func:`~tilewise.lower.lower`).
+
+    On ``"opencl"`` and ``"cuda -arch=sm_90"`` the module runs on the device; built
+    where there is none, it holds the source (checked by nvcc for cuda) and raises
+    :class:`~tilewise.runtime.device.NoDeviceError` when called."""
+    device = opencl_device(target)
+    if device is not None or Target.from_str(target).kind is TargetKind.CUDA:
         if given:
             raise BuildError("build: given stages are for the 'c' target")
+        if device is not None:
+            return OpenCLModule(build_opencl_artifact(sch, args, name), device)
         return CudaModule(build_cuda_artifact(sch, args, target, name))
     return load_module(build_artifact(sch, args, target, name, given=given))

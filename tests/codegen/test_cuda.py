@@ -21,16 +21,24 @@ def _matmul_gpu(M=100, N=64, K=32):
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
     AA = s.cache_read(A, "shared", [CC])
+    tx, ty = te.thread_axis("threadIdx.x"), te.thread_axis("threadIdx.y")
     i, j = s[C].op.axis
     bi, ti = s[C].split(i, 16)
     bj, tj = s[C].split(j, 16)
     s[C].reorder(bi, bj, ti, tj)
     s[C].bind(bi, te.thread_axis("blockIdx.y"))
     s[C].bind(bj, te.thread_axis("blockIdx.x"))
-    s[C].bind(ti, te.thread_axis("threadIdx.y"))
-    s[C].bind(tj, te.thread_axis("threadIdx.x"))
+    s[C].bind(ti, ty)
+    s[C].bind(tj, tx)
     s[CC].compute_at(s[C], tj)
     s[AA].compute_at(s[C], bj)
+    # The block's threads copy the tile together, each every 256th element: unbound,
+    # every thread copied all of it, racing the others (tests/gpu shows it on PoCL).
+    fused = s[AA].fuse(*s[AA].op.axis)
+    rest, fx = s[AA].split(fused, 16)
+    _, fy = s[AA].split(rest, 16)
+    s[AA].bind(fy, ty)
+    s[AA].bind(fx, tx)
     return s, [A, B, C]
 
 
@@ -40,7 +48,8 @@ def test_cuda_source_and_launch_config():
     src = tw.generate_source(func, "cuda -arch=sm_80")
     assert 'extern "C" __global__ void mm(' in src
     assert "blockIdx.y" in src and "threadIdx.x" in src
-    assert "__shared__ float A_shared" in src and "__syncthreads();" in src
+    assert "__shared__ float A_shared" in src and src.count("__syncthreads();") == 2
+    assert "A_shared[(((ax0_ax1_fused_outer_outer * 256) + (ax0_ax1_fused_outer_inner * 16))" in src
     cfg = launch_config(func)
     assert cfg.grid == (4, 7, 1) and cfg.block == (16, 16, 1)
 

@@ -88,7 +88,7 @@ class CRenderer(Renderer):
         elif s.kind is ForKind.THREAD_BINDING:
             raise CodegenError(
                 f"loop {s.var.name} is bound to {s.thread_tag}; GPU thread binding needs a "
-                "cuda target"
+                "cuda or opencl target"
             )
 
     def allocate(self, s: Allocate) -> None:

@@ -1,5 +1,6 @@
-"""Loop IR -> C-family source. The C and CUDA renderers share this class and differ
-in tables (type names, qualifiers, thread indices) and a few hooks."""
+"""Loop IR -> C-family source. The C, CUDA and OpenCL renderers share this class
+(the GPU ones through :class:`.gpu.GPURenderer`) and differ in tables (type names,
+qualifiers, thread indices, math names) and a few hooks."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from ..ir import (
     Var,
 )
 from ..ir.buffer import Buffer
+from ..ir.dtype import float64
 
 _INFIX = {
     BinaryOp.ADD: "+",
@@ -89,7 +91,12 @@ class Renderer:
         "bool": "bool",
     }
     kernel_prefix = ""
+    #: The address-space qualifier of a pointer parameter (OpenCL's ``__global``).
+    buffer_prefix = ""
     restrict = "restrict"
+    #: The type of loop counters and thread indices.
+    index_type = "int32_t"
+    reserved: frozenset[str] = _RESERVED
     stack_limit_bytes = 64 * 1024
     preamble = ""
 
@@ -97,7 +104,7 @@ class Renderer:
         self.func = func
         self.line_bytes = line_bytes  # the cache line a prefetch hint asks for
         self.names: dict[int, str] = {}
-        self.taken: set[str] = set(_RESERVED) | {func.name, f"{func.name}_packed"}
+        self.taken: set[str] = set(self.reserved) | {func.name, f"{func.name}_packed"}
         self.lines: list[str] = []
         self.indent = 1
 
@@ -167,8 +174,11 @@ class Renderer:
                 else f"(({self.ctype(dt)}){text}f)"
             )
         if dt.bits == 64:
-            return f"INT64_C({int(e.value)})"
+            return self.int64_literal(int(e.value))
         return str(int(e.value)) if e.value >= 0 else f"({int(e.value)})"
+
+    def int64_literal(self, value: int) -> str:
+        return f"INT64_C({value})"
 
     def binary(self, e: Binary) -> str:
         a, b = self.expr(e.a), self.expr(e.b)
@@ -189,14 +199,17 @@ class Renderer:
         dt = e.dtype
         if e.func is MathFunc.SIGMOID:
             one = self.const(Const(1.0, dt))
-            ex = "expf" if dt.bits == 32 else "exp"
+            # a float16 sigmoid calls the double exp, as C promotes it
+            ex = self.math_name(MathFunc.EXP, dt if dt.bits == 32 else float64)
             return f"({one} / ({one} + {ex}(-({args[0]}))))"
         if e.func is MathFunc.ABS and not dt.is_float:
             return f"(({args[0]}) < 0 ? -({args[0]}) : ({args[0]}))"
-        fn = _MATH32[e.func]
-        if dt.bits == 64:
-            fn = fn[:-1]
-        return f"{fn}({', '.join(args)})"
+        return f"{self.math_name(e.func, dt)}({', '.join(args)})"
+
+    def math_name(self, func: MathFunc, dt: DType) -> str:
+        """C's name of a math function: ``expf`` for float32, ``exp`` for float64."""
+        fn = _MATH32[func]
+        return fn[:-1] if dt.bits == 64 else fn
 
     # ---- statements ---------------------------------------------------------
 
@@ -245,7 +258,8 @@ class Renderer:
             self.emit(f"#pragma {key} {value}".rstrip())
         self.loop_pragma(s)
         v = self.name(s.var)
-        self.emit(f"for (int32_t {v} = 0; {v} < {self.expr(s.extent)}; ++{v}) {{")
+        it = self.index_type
+        self.emit(f"for ({it} {v} = 0; {v} < {self.expr(s.extent)}; ++{v}) {{")
         self.block(s.body)
         self.emit("}")
 
@@ -269,7 +283,8 @@ class Renderer:
                 self.prefetch_hint(f"{start} + {off}" if off else start, s.level)
             return
         v = self.fresh("line")
-        self.emit(f"for (int32_t {v} = 0; {v} < {s.extent - 1}; {v} += {per_line}) {{")
+        it = self.index_type
+        self.emit(f"for ({it} {v} = 0; {v} < {s.extent - 1}; {v} += {per_line}) {{")
         self.indent += 1
         self.prefetch_hint(f"{start} + {v}", s.level)
         self.indent -= 1
@@ -303,7 +318,8 @@ class Renderer:
 
     def signature(self) -> str:
         params = ", ".join(
-            f"{self.ctype(b.dtype)}* {self.restrict} {self.name(b)}" for b in self.func.params
+            f"{self.buffer_prefix}{self.ctype(b.dtype)}* {self.restrict} {self.name(b)}"
+            for b in self.func.params
         )
         return f"{self.kernel_prefix}void {self.func.name}({params})"
 

@@ -7,6 +7,10 @@ touch during one iteration of the attachment loop: loops outside that point stay
 symbolic, loops inside it sweep their range. Region starts are therefore
 expressions of outer loop variables; extents are constant upper bounds, and
 points beyond the domain are guarded during lowering.
+
+A shared (GPU block) buffer is filled by all the block's threads together: the
+loops around it bound to ``threadIdx`` sweep their range too (TVM's rule), so it
+holds what every thread of the block reads.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from ..errors import LowerError
 from ..ir import (
     Const,
     Expr,
+    Scope,
     Var,
     collect,
     const,
@@ -130,6 +135,10 @@ def _attached_region(
     anchor, at = st.attach_stage, st.attach_ivar
     assert anchor is not None and at is not None
     fixed = set(enclosing_loops(st))
+    if st.scope is Scope.SHARED:
+        # The block's threads fill a shared buffer together: it holds what all of them
+        # read, so the loops bound to threadIdx around it sweep their range (TVM's rule).
+        fixed -= {iv for iv in fixed if _thread_of(owner[iv], iv).startswith("threadIdx")}
     tensor = st.op.output(0)
     region: list[Interval | None] = [None] * len(st.op.axis)
     const_ranges: dict[Var, tuple[int, int]] = {}
@@ -181,3 +190,9 @@ def _readers(sch: Schedule, st: Stage, bodies: dict[Stage, Expr]) -> list[Stage]
         if r.attach_kind is not AttachKind.INLINE
         and any(x.tensor is t for x in collect(body, TensorRead))
     ]
+
+
+def _thread_of(stage: Stage, iv: IterVar) -> str:
+    """The GPU thread index a loop is bound to, "" where none."""
+    attr = stage.iter_attrs.get(iv)
+    return (attr.thread_tag or "") if attr is not None else ""

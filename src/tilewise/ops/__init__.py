@@ -1,5 +1,5 @@
-"""The operator library: compute definitions and CPU templates per operator
-(CUDA kernels are built from hand schedules; no template targets it yet).
+"""The operator library: compute definitions and CPU templates per operator, and
+GPU templates (CUDA and OpenCL) where there is one: ``gpu_gemm``.
 
 Importing this package registers every template with ``tilewise.autotune``.
 """
@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (importing registers the templates)
     depthwise_conv2d,
     depthwise_nchwc,
     gemm,
+    gpu_gemm,
     layer_norm,
     pool,
     softmax,

@@ -6,6 +6,7 @@ when a CUDA module is loaded.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BuildError, RuntimeCallError
+from ..errors import BuildError
 from .artifact import ArgSpec
+from .device import NoDeviceError, check_arrays
 from .module import TimingResult, calls_per_repeat, check_timing
 
 
@@ -42,6 +44,55 @@ def check_compiles(source: str, arch: str, timeout: float = 120) -> str:
 
 
 @dataclass(frozen=True)
+class PtxasInfo:
+    """What ptxas reports of a kernel's resources (``-Xptxas -v``)."""
+
+    registers: int
+    spill_stores: int
+    spill_loads: int
+    shared_bytes: int
+    text: str
+
+
+def ptxas_info(source: str, arch: str, timeout: float = 120) -> PtxasInfo:
+    """Compile ``source`` to a cubin for ``arch`` and read ptxas's resource report:
+    registers per thread, bytes spilled, shared memory. Raises BuildError as
+    :func:`check_compiles` does."""
+    if not nvcc_available():
+        raise BuildError("nvcc is not on PATH; install the CUDA toolkit to compile CUDA kernels")
+    with tempfile.TemporaryDirectory(prefix="tw-cuda-") as tmp:
+        src = Path(tmp) / "kernel.cu"
+        src.write_text(source)
+        proc = subprocess.run(
+            ["nvcc", f"-arch={arch}", "-cubin", "-Xptxas", "-v", str(src),
+             "-o", str(Path(tmp) / "kernel.cubin")],
+            capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise BuildError(f"nvcc failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    text = proc.stderr + proc.stdout
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern, text)
+        return int(found.group(1)) if found else 0
+
+    return PtxasInfo(number(r"Used (\d+) registers"), number(r"(\d+) bytes spill stores"),
+                     number(r"(\d+) bytes spill loads"), number(r"(\d+) bytes smem"), text)
+
+
+def _no_gpu() -> str:
+    """Why CUDA kernels cannot run here, "" where they can."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install 'tilewise[cuda]')"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CuPy raises its own error without a driver
+        return f"no CUDA device ({exc})"
+    return "" if count else "no CUDA device"
+
+
+@dataclass(frozen=True)
 class CudaArtifact:
     name: str
     source: str
@@ -52,39 +103,37 @@ class CudaArtifact:
 
 
 class CudaModule:
-    """A CUDA kernel callable with CuPy arrays (or NumPy arrays, copied in and out)."""
+    """A CUDA kernel callable with CuPy arrays (or NumPy arrays, copied in and out).
+    Built where there is no CuPy or no GPU, it holds the checked source and raises
+    :class:`.device.NoDeviceError` when called."""
 
     def __init__(self, artifact: CudaArtifact) -> None:
-        try:
-            import cupy
-        except ImportError as exc:
-            raise BuildError(
-                "running CUDA kernels needs CuPy: pip install 'tilewise[cuda]'"
-            ) from exc
-        self._cp = cupy
         self.artifact = artifact
+        self._why = _no_gpu()
+        if self._why:
+            return
+        import cupy
+
+        self._cp = cupy
         mod = cupy.RawModule(
             code=artifact.source, options=(f"-arch={artifact.arch}",), backend="nvcc"
         )
         self._kernel = mod.get_function(artifact.name)
+
+    def _ready(self) -> None:
+        if self._why:
+            raise NoDeviceError(f"{self.artifact.name} was compiled for {self.artifact.arch} "
+                                f"but cannot run here: {self._why}")
 
     @property
     def source(self) -> str:
         return self.artifact.source
 
     def _device_args(self, arrays):
-        cp, specs = self._cp, self.artifact.arg_specs
-        if len(arrays) != len(specs):
-            raise RuntimeCallError(
-                f"{self.artifact.name} takes {len(specs)} arrays, got {len(arrays)}"
-            )
-        out = []
-        for a, spec in zip(arrays, specs, strict=False):
-            if tuple(a.shape) != spec.shape or str(a.dtype) != spec.dtype:
-                got, want = f"{a.dtype}{tuple(a.shape)}", f"{spec.dtype}{spec.shape}"
-                raise RuntimeCallError(f"argument {spec.name}: {got}, expected {want}")
-            out.append(a if isinstance(a, cp.ndarray) else cp.asarray(a))
-        return out
+        self._ready()
+        cp = self._cp
+        check_arrays(self.artifact.name, self.artifact.arg_specs, arrays)
+        return [a if isinstance(a, cp.ndarray) else cp.asarray(a) for a in arrays]
 
     def __call__(self, *arrays) -> None:
         dev = self._device_args(arrays)

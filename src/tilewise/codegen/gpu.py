@@ -1,0 +1,159 @@
+"""The GPU half of the C-style renderer: loops bound to block and thread indices,
+shared (work-group local) buffers, barriers, and the launch grid. CUDA and OpenCL C
+are two tables over it (:mod:`.cuda`, :mod:`.opencl`), as in tinygrad's renderers.
+
+A shared buffer is declared at the top of the kernel (OpenCL allows ``__local``
+arrays nowhere else) and filled by the block's threads together: the block waits at
+a barrier after the statements that fill it and again after those that read it, so
+that the next fill (the next tile of a reduction) overwrites nothing still being read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CodegenError
+from ..ir import (
+    Allocate,
+    For,
+    ForKind,
+    LetStmt,
+    Prefetch,
+    PrimFunc,
+    Scope,
+    Seq,
+    Stmt,
+    Store,
+    collect,
+)
+from .renderer import Renderer
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Blocks in the grid and threads in a block, (x, y, z): CUDA's ``<<<grid,
+    block>>>``; OpenCL's global size is their product, its local size ``block``."""
+
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+
+    @property
+    def global_size(self) -> tuple[int, int, int]:
+        return (self.grid[0] * self.block[0], self.grid[1] * self.block[1],
+                self.grid[2] * self.block[2])
+
+
+_AXES = {f"{k}.{a}": i for k in ("blockIdx", "threadIdx") for i, a in enumerate("xyz")}
+
+
+class GPURenderer(Renderer):
+    """Renders a kernel of one GPU language; subclasses are tables."""
+
+    #: How the language reads each index a loop can be bound to.
+    thread_index: dict[str, str] = {}
+    #: The statement every thread of a block waits at.
+    barrier_stmt = ""
+    #: Declares a buffer in the block's shared memory.
+    shared_prefix = ""
+    #: Asks the compiler to unroll the next loop.
+    unroll_pragma = "#pragma unroll"
+
+    def __init__(self, func: PrimFunc, line_bytes: int = 128) -> None:
+        super().__init__(func, line_bytes)
+        self.shared_decls: list[str] = []
+
+    # ---- loops --------------------------------------------------------------
+
+    def loop(self, s: For) -> None:
+        if s.kind is ForKind.THREAD_BINDING:
+            if s.thread_tag not in self.thread_index:
+                raise CodegenError(f"loop {s.var.name} is bound to {s.thread_tag}; bind it "
+                                   f"to one of {', '.join(self.thread_index)}")
+            v, it = self.name(s.var), self.index_type
+            self.emit(f"const {it} {v} = ({it}){self.thread_index[s.thread_tag]};")
+            self.emit(f"if ({v} < {self.expr(s.extent)}) {{")
+            self.block(s.body)
+            self.emit("}")
+            return
+        super().loop(s)
+
+    def loop_pragma(self, s: For) -> None:
+        if s.kind is ForKind.PARALLEL:
+            raise CodegenError(
+                f"loop {s.var.name} is 'parallel'; on a GPU bind it to blockIdx/threadIdx "
+                "instead"
+            )
+        if s.kind is ForKind.UNROLLED:
+            self.emit(self.unroll_pragma)
+
+    # ---- buffers and barriers ----------------------------------------------
+
+    def allocate(self, s: Allocate) -> None:
+        chain, body = _shared_chain(s)
+        if not chain:
+            b = s.buffer
+            self.emit("{")
+            self.indent += 1
+            self.emit(f"{self.ctype(b.dtype)} {self.name(b)}[{b.size}];")
+            self.stmt(s.body)
+            self.indent -= 1
+            self.emit("}")
+            return
+        for b in chain:
+            self.shared_decls.append(f"{self.shared_prefix}{self.ctype(b.dtype)} "
+                                     f"{self.name(b)}[{b.size}];")
+        self.fill_then_read(body, {id(b) for b in chain})
+
+    def fill_then_read(self, body: Stmt, shared: set[int]) -> None:
+        """``body``'s statements that fill the buffers ``shared``, a barrier, the rest,
+        a barrier. Lets around them (a tile's bounds) stay around them."""
+        while isinstance(body, LetStmt):
+            self.names[id(body.var)] = self.fresh(body.var.name)
+            self.emit(f"const {self.ctype(body.var.dtype)} {self.name(body.var)} = "
+                      f"{self.expr(body.value)};")
+            body = body.body
+        stmts = list(body.stmts) if isinstance(body, Seq) else [body]
+        fills = [i for i, c in enumerate(stmts)
+                 if any(id(st.buffer) in shared for st in collect(c, Store))]
+        cut = fills[-1] + 1 if fills else 0
+        for c in stmts[:cut]:
+            self.stmt(c)
+        if cut:
+            self.barrier()
+        for c in stmts[cut:]:
+            self.stmt(c)
+        self.barrier()
+
+    def barrier(self) -> None:
+        self.emit(self.barrier_stmt)
+
+    def prefetch(self, s: Prefetch) -> None:
+        if s.buffer.scope is Scope.GLOBAL:  # shared and local memory are on the chip
+            super().prefetch(s)
+
+    def body(self) -> str:
+        text = super().body()
+        return "\n".join([*(f"  {d}" for d in self.shared_decls), text])
+
+
+def _shared_chain(s: Allocate) -> tuple[list, Stmt]:
+    """The shared buffers allocated one inside the other from ``s``, and the body
+    inside the last: a stage's producers attached at one loop (lower's nest)."""
+    chain = []
+    body: Stmt = s
+    while isinstance(body, Allocate) and body.buffer.scope is Scope.SHARED:
+        chain.append(body.buffer)
+        body = body.body
+    return chain, body
+
+
+def launch_config(func: PrimFunc) -> LaunchConfig:
+    """Grid and block sizes from the extents of thread-bound loops."""
+    dims = {"blockIdx": [1, 1, 1], "threadIdx": [1, 1, 1]}
+    for loop in collect(func.body, For):
+        if loop.kind is ForKind.THREAD_BINDING and loop.thread_tag in _AXES:
+            kind = loop.thread_tag.split(".")[0]
+            slot = _AXES[loop.thread_tag]
+            ext = int(loop.extent.value)  # type: ignore[attr-defined]
+            dims[kind][slot] = max(dims[kind][slot], ext)
+    return LaunchConfig(tuple(dims["blockIdx"]), tuple(dims["threadIdx"]))  # type: ignore[arg-type]

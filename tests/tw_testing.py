@@ -146,16 +146,46 @@ def config_with(task, **knobs):
     return space.with_choices(space.fallback, **knobs)
 
 
-def check_config(task, config, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
-    """Build ``config`` of ``task`` and compare its output with the template's NumPy
-    reference (``atol`` relative to the result's largest magnitude); False where the
-    template refuses the config, as the tuner would record it."""
+#: Draws :func:`accepted_configs` makes before it gives up: the gemm family's templates
+#: refuse about 96% of uniform draws, and a refusal costs well under a millisecond.
+MAX_DRAWS = 1000
+
+
+def accepted_configs(task, n: int, seed: int | None = None, max_draws: int = MAX_DRAWS,
+                     where: Callable[..., bool] | None = None) -> list:
+    """``n`` distinct random configs of ``task``'s space that its template accepts, the
+    fallback never among them; ``where(config)`` narrows the draw. The draws are seeded
+    (by default with the size of the space); fewer than ``n`` accepted configs in
+    ``max_draws`` draws fail the test, so a test that means to check random configs
+    never checks only the fallback. ``n`` is cut to the configs a small space holds."""
     from tilewise.errors import InvalidConfigError
 
-    try:
-        s, tensors = task.instantiate(config)
-    except InvalidConfigError:
-        return False
+    space = task.config_space
+    fallback = space.fallback.index
+    n = min(n, len(space) - 1)
+    rng = np.random.default_rng(len(space) if seed is None else seed)
+    picks, draws = [], 0
+    for index in space.sample(min(max_draws, len(space) - 1), rng, exclude={fallback}):
+        if len(picks) == n:
+            break
+        draws += 1
+        config = space.get(index)
+        if where is not None and not where(config):
+            continue
+        try:
+            task.instantiate(config)
+        except InvalidConfigError:
+            continue
+        picks.append(config)
+    assert len(picks) == n, f"{task}: {len(picks)} of {n} configs accepted in {draws} draws"
+    return picks
+
+
+def check_config(task, config, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """Build ``config`` of ``task`` and compare its output with the template's NumPy
+    reference (``atol`` relative to the result's largest magnitude). A config the
+    template refuses raises: draw configs with :func:`accepted_configs`."""
+    s, tensors = task.instantiate(config)
     mod = tw.build(s, tensors, target=task.target)
     arrays, expected = task.reference()(np.random.default_rng(0))
     mod(*arrays)
@@ -163,4 +193,3 @@ def check_config(task, config, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     np.testing.assert_allclose(arrays[-1], want, rtol=rtol,
                                atol=atol * (float(np.abs(want).max()) or 1.0),
                                err_msg=f"{task} {config}")
-    return True

@@ -1,14 +1,30 @@
 """Targets: parse ``"c -mcpu=native -cores=2"`` or ``"cuda -arch=sm_90"`` and describe
-the machine (ISA features, vector width, cores, caches, compiler flags)."""
+the machine (ISA features, vector width, cores, caches, compiler flags).
+
+A C target's string names everything that changes which schedule is fastest, so that
+tuning records keyed by it never mix machines; what a string leaves out is read from
+the host, so ``"c"`` is the host's description and a farm device sends its own:
+
+>>> t = Target.from_str("c -cores=2 -isa=avx2 -l1=32K -l2=1M -line=64 -fma-per-cycle=2 "
+...                    "-libmvec=1")
+>>> str(t).split()  # doctest: +NORMALIZE_WHITESPACE
+['c', '-mcpu=native', '-cores=2', '-isa=avx2', '-vector-bits=256', '-l1=32K', '-l2=1M',
+ '-line=64', '-fma-per-cycle=2', '-libmvec=1']
+>>> Target.from_str(str(t)) == t, t.vector_lanes(4), sorted(t.features)[-3:]
+(True, 8, ['sse2', 'sse4_1', 'sse4_2'])
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .errors import TargetError
 
@@ -16,6 +32,80 @@ from .errors import TargetError
 class TargetKind(enum.Enum):
     C = "c"
     CUDA = "cuda"
+
+
+# ISA levels, lowest first: the features each implies beyond the one before, and its
+# vector width. A target holds a level's features, not the host's whole flag list, so
+# that a level named in a string and one read from /proc/cpuinfo are the same target.
+_ISA_LEVELS: dict[str, tuple[frozenset[str], int]] = {
+    "generic": (frozenset(), 128),
+    "neon": (frozenset({"neon", "asimd"}), 128),
+    "sse2": (frozenset({"sse", "sse2"}), 128),
+    "sse4": (frozenset({"sse4_1", "sse4_2"}), 128),
+    "avx": (frozenset({"avx"}), 256),
+    "avx2": (frozenset({"avx2", "fma"}), 256),
+    "avx512": (frozenset({"avx512f"}), 512),
+}
+# The x86 levels build on each other; neon stands alone.
+_X86 = ("sse2", "sse4", "avx", "avx2", "avx512")
+
+
+def isa_features(level: str) -> frozenset[str]:
+    """The features an ISA level implies (``"avx2"``: SSE to AVX2 and FMA)."""
+    if level not in _ISA_LEVELS:
+        raise TargetError(f"unknown ISA level {level!r}; use one of {', '.join(_ISA_LEVELS)}")
+    if level not in _X86:
+        return _ISA_LEVELS[level][0]
+    return frozenset().union(*(_ISA_LEVELS[x][0] for x in _X86[:_X86.index(level) + 1]))
+
+
+def isa_level(features: frozenset[str] | set[str]) -> str:
+    """The highest ISA level all of whose features are in ``features``."""
+    best = "neon" if isa_features("neon") & features else "generic"
+    for level in _X86:
+        if isa_features(level) <= features:
+            best = level
+    return best
+
+
+def _size(text: str, option: str) -> int:
+    """``"32K"``, ``"2M"`` or plain bytes."""
+    scale = {"K": 1024, "M": 1024 * 1024}.get(text[-1:].upper(), 1)
+    try:
+        value = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise TargetError(f"-{option} must be a size such as 32K or 2M, got {text!r}") from None
+    if value < 1:
+        raise TargetError(f"-{option} must be positive, got {text!r}")
+    return value
+
+
+def _size_str(n: int) -> str:
+    for unit, scale in (("M", 1024 * 1024), ("K", 1024)):
+        if n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def _count(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise TargetError(f"-{option} must be an integer, got {text!r}") from None
+    if value < 1:
+        raise TargetError(f"-{option} must be at least 1, got {value}")
+    return value
+
+
+def _flag(text: str, option: str) -> bool:
+    if text not in ("0", "1"):
+        raise TargetError(f"-{option} must be 0 or 1, got {text!r}")
+    return text == "1"
+
+
+_C_OPTIONS = ("mcpu", "cores", "isa", "vector-bits", "l1", "l2", "line", "fma-per-cycle",
+              "libmvec")
+_OPTIONS = {TargetKind.C: _C_OPTIONS, TargetKind.CUDA: ("arch", "cores")}
 
 
 @dataclass(frozen=True)
@@ -40,6 +130,7 @@ class Target:
 
     @staticmethod
     def from_str(text: str | Target) -> Target:
+        """Parse a target string; what it does not name is the host's."""
         if isinstance(text, Target):
             return text
         parts = str(text).split()
@@ -55,36 +146,48 @@ class Target:
                 raise TargetError(f"target option {p!r} must look like -key=value")
             k, v = p[1:].split("=", 1)
             opts[k] = v
-        unknown = set(opts) - {"mcpu", "cores", "arch"}
+        unknown = set(opts) - set(_OPTIONS[kind])
         if unknown:
-            raise TargetError(f"unknown target option(s) {sorted(unknown)} for {parts[0]}")
+            raise TargetError(f"unknown target option(s) {sorted(unknown)} for {parts[0]}; "
+                              f"it takes {', '.join('-' + o for o in _OPTIONS[kind])}")
         host = host_info()
-        cores = host["cores"]
-        if "cores" in opts:
-            try:
-                cores = int(opts["cores"])
-            except ValueError:
-                raise TargetError(f"-cores must be an integer, got {opts['cores']!r}") from None
-            if cores < 1:
-                raise TargetError(f"-cores must be at least 1, got {cores}")
+        level = opts.get("isa", host["isa"])
+        features = isa_features(level)
+        named = "isa" in opts  # a named level sets the width, not the host's
+        bits = _ISA_LEVELS[level][1] if named else host["vector_bits"]
+        if "vector-bits" in opts:
+            bits = _count(opts["vector-bits"], "vector-bits")
+            if bits not in (128, 256, 512):
+                raise TargetError(f"-vector-bits must be 128, 256 or 512, got {bits}")
         return Target(
             kind=kind,
             mcpu=opts.get("mcpu", "native"),
-            cores=cores,
+            cores=_count(opts["cores"], "cores") if "cores" in opts else host["cores"],
             arch=opts.get("arch", "sm_80"),
-            features=host["features"],
-            vector_bits=host["vector_bits"],
-            l1_bytes=host["l1"],
-            l2_bytes=host["l2"],
-            line_bytes=host["line"] if kind is TargetKind.C else 128,  # a GPU's L2 line
-            fma_per_cycle=host["fma_per_cycle"],
-            vector_math=host["vector_math"],
+            features=features,
+            vector_bits=bits,
+            l1_bytes=_size(opts["l1"], "l1") if "l1" in opts else host["l1"],
+            l2_bytes=_size(opts["l2"], "l2") if "l2" in opts else host["l2"],
+            line_bytes=(_size(opts["line"], "line") if "line" in opts
+                        else host["line"] if kind is TargetKind.C else 128),  # a GPU's L2 line
+            fma_per_cycle=(_count(opts["fma-per-cycle"], "fma-per-cycle")
+                           if "fma-per-cycle" in opts else host["fma_per_cycle"]),
+            vector_math=(_flag(opts["libmvec"], "libmvec") if "libmvec" in opts
+                         else host["vector_math"]),
         )
+
+    @property
+    def isa(self) -> str:
+        """The ISA level of :attr:`features` (``"avx512"``, ``"avx2"``, ``"neon"``...)."""
+        return isa_level(self.features)
 
     def __str__(self) -> str:
         if self.kind is TargetKind.CUDA:
             return f"cuda -arch={self.arch}"
-        return f"c -mcpu={self.mcpu} -cores={self.cores}"
+        return (f"c -mcpu={self.mcpu} -cores={self.cores} -isa={self.isa} "
+                f"-vector-bits={self.vector_bits} -l1={_size_str(self.l1_bytes)} "
+                f"-l2={_size_str(self.l2_bytes)} -line={self.line_bytes} "
+                f"-fma-per-cycle={self.fma_per_cycle} -libmvec={int(self.vector_math)}")
 
     def vector_lanes(self, dtype_bytes: int) -> int:
         """How many elements of this size one SIMD register holds."""
@@ -123,12 +226,41 @@ class Target:
             "target": str(self),
             "machine": platform.machine(),
             "cpu": host_info()["model"],
+            "isa": self.isa,
             "vector_bits": self.vector_bits,
             "cores": self.cores,
             "l1_bytes": self.l1_bytes,
             "l2_bytes": self.l2_bytes,
+            "line_bytes": self.line_bytes,
             "fma_per_cycle": self.fma_per_cycle,
+            "vector_math": self.vector_math,
         }
+
+    @staticmethod
+    def from_legacy(text: str, described: Mapping[str, Any]) -> Target:
+        """The target of a record stored by tilewise 0.1, whose key held only
+        ``c -mcpu=... -cores=...``, from the description stored beside it: the host's
+        where that description is the host's, else what it says (an x86 level from its
+        vector width)."""
+        old = Target.from_str(text)
+        if old.kind is not TargetKind.C:
+            return old
+        host = host_info()
+        mine = (described.get("machine", platform.machine()) == platform.machine()
+                and described.get("cpu", host["model"]) == host["model"]
+                and described.get("vector_bits", host["vector_bits"]) == host["vector_bits"])
+        if mine:
+            return old
+        bits = int(described.get("vector_bits", 128))
+        arm = str(described.get("machine", "")).startswith(("aarch64", "arm"))
+        level = "neon" if arm else {512: "avx512", 256: "avx2"}.get(bits, "sse4")
+        return dataclasses.replace(
+            old, features=isa_features(level), vector_bits=bits,
+            l1_bytes=int(described.get("l1_bytes", old.l1_bytes)),
+            l2_bytes=int(described.get("l2_bytes", old.l2_bytes)),
+            line_bytes=64,
+            fma_per_cycle=int(described.get("fma_per_cycle", 2)),
+            vector_math=False)
 
 
 def _cache_size(level: int) -> int | None:
@@ -177,10 +309,9 @@ def host_info() -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
+    level = isa_level(flags)
     return {
-        "features": frozenset(
-            f for f in flags if f.startswith(("avx", "fma", "sse", "neon", "asimd"))
-        ),
+        "isa": level,
         "vector_bits": bits,
         "cores": cores,
         "l1": _cache_size(1) or 32 * 1024,

@@ -170,11 +170,15 @@ def test_entity_json_round_trip():
         assert again["ann"] == cfg["ann"]
 
 
-def test_lookup_finds_a_recorded_config_only_where_its_choices_still_hold():
+def test_lookup_places_a_recorded_config_by_its_values_not_its_index():
     space = small_space()
     assert space.lookup(space.get(777)) == space.get(777)
-    assert space.lookup(ConfigEntity(index=777, entities=space.get(778).entities)) is None
-    assert space.lookup(ConfigEntity(index=len(space), entities=())) is None
+    assert space.lookup(ConfigEntity(index=777, entities=space.get(778).entities)).index == 778
+    # no knob named: every knob at its fallback
+    assert space.lookup(ConfigEntity(index=len(space), entities=())) == space.fallback
+    gone = ConfigEntity(-1, (("unroll", OtherOptionEntity(99)),))
+    assert space.lookup(gone) is None
+    assert space.place(gone.entities)[1] == "knob 'unroll' has no choice 99 now"
 
 
 def test_config_entity_is_immutable():

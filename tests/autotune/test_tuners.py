@@ -263,11 +263,15 @@ def test_ga_starts_from_the_best_after_resume(tmp_path):
 
 
 def test_toy_module_is_registered():
-    assert toy_templates.toy_matmul.__name__ == "toy_matmul"
+    """The toy templates are registered under the module name child processes import."""
+    template = task().template
+    assert template.func is toy_templates.toy_matmul
+    assert template.module == "toy_templates" == task().template_module
 
 
 def test_feature_extractor_is_pluggable():
     from tilewise.autotune import KnobFeatureExtractor
+    from tilewise.autotune.features import IRFeatureExtractor
     from tilewise.errors import TuningError
 
     calls = []
@@ -284,11 +288,8 @@ def test_feature_extractor_is_pluggable():
     runner = FakeRunner(bowl_cost)
     ModelTuner(task(), 0, feature=factory, plan_size=8).tune(24, option(runner))
     assert calls and len(set(runner.measured)) == 24
-    try:
-        ModelTuner(task(), 0, feature="ir")
-    except TuningError:
-        pass  # loop-IR features not available in this build
-    with pytest.raises(TuningError):
+    assert isinstance(ModelTuner(task(), 0, feature="ir").extract, IRFeatureExtractor)
+    with pytest.raises(TuningError, match="unknown feature kind 'nope'"):
         ModelTuner(task(), 0, feature="nope")
 
 

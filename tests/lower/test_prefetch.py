@@ -33,6 +33,7 @@ def _panel_copy(K=64, N=100, nr=16):
     return B, P, s, k
 
 
+@pytest.mark.compiles
 def test_rows_ahead_of_a_panel_copy():
     B, P, s, k = _panel_copy()
     s[P].prefetch(B, k, 4)
@@ -48,6 +49,7 @@ def test_rows_ahead_of_a_panel_copy():
     assert stray == 0  # the last panel (4 columns) asks for its row's last 16
 
 
+@pytest.mark.compiles
 def test_a_fused_index_is_one_run():
     """Rows of a 3-D tensor read through a fused (h, w) index, as the 1x1 convolution
     packs its data: the span in memory is the panel's 16 elements, not the bounding
@@ -68,6 +70,7 @@ def test_a_fused_index_is_one_run():
     assert stray == 0
 
 
+@pytest.mark.compiles
 def test_rows_far_apart_are_fetched_row_by_row():
     """A block of 4 rows of a wide matrix per iteration: a loop over the rows around a
     run of each, not one run over the 4 rows' whole span."""
@@ -90,6 +93,7 @@ def test_rows_far_apart_are_fetched_row_by_row():
     assert stray == 0
 
 
+@pytest.mark.compiles
 def test_a_reduction_fetches_its_operands_once_per_iteration():
     A = te.placeholder((24, 40), name="A")
     B = te.placeholder((40, 36), name="B")
@@ -109,6 +113,7 @@ def test_a_reduction_fetches_its_operands_once_per_iteration():
     assert stray == 0
 
 
+@pytest.mark.compiles
 def test_what_a_copy_computed_inside_the_loop_reads():
     """Weights (K, C, 3, 3) copied one block of 8 input channels at a time, inside the
     sum's loop over the blocks: the next block is 16 runs (one per output channel) of
@@ -144,6 +149,7 @@ def test_an_offset_past_the_loop_asks_for_nothing():
     assert not collect(tw.lower(s, [B, P]).body, Prefetch)
 
 
+@pytest.mark.compiles
 def test_c_asks_once_per_cache_line():
     B, P, s, k = _panel_copy(N=128, nr=64)
     s[P].prefetch(B, k, 1)
@@ -155,6 +161,7 @@ def test_c_asks_once_per_cache_line():
     assert line_bytes in (32, 64, 128, 256)
 
 
+@pytest.mark.compiles
 def test_a_long_run_is_a_loop_of_hints():
     A = te.placeholder((16, 4096), name="A")
     P = te.compute((16, 4096), lambda i, j: A[i, j] * 3.0, name="P")
@@ -256,6 +263,7 @@ def _rows_asked(s, args, inputs, buffer_size):
     return out, np.array(asked[:])
 
 
+@pytest.mark.compiles
 @pytest.mark.parametrize("spread_to", [1, 2])
 def test_spread_over_the_loops_inside_asks_each_next_row_once(spread_to):
     """The next panel's 10 rows, spread over the 3 row blocks (then also the 2 rows of
@@ -284,6 +292,7 @@ def test_spread_over_the_loops_inside_asks_each_next_row_once(spread_to):
     assert "__builtin_prefetch" in tw.build(s, [B, C], target="c").artifact.source
 
 
+@pytest.mark.compiles
 def test_level_two_is_prefetcht1_in_c():
     B, C, s, (jo, io, _) = _blocks_copied_per_panel()
     s[C].prefetch(B, jo, 1, spread=io, level=2)

@@ -13,7 +13,7 @@ from tilewise.autotune.space import ConfigSpace
 from tilewise.errors import InvalidConfigError, LowerError
 from tilewise.ops.gemm import define_gemm_space
 from tilewise.ops.microkernel import gemm_microkernel, micro_tile_width, simd_fp32
-from tw_testing import config_with
+from tw_testing import accepted_configs, config_with
 
 pytestmark = pytest.mark.compiles
 
@@ -444,25 +444,12 @@ def test_conv2d_register_tile_as_the_micro_kernel_matches_numpy(args):
     if "ukr" not in [e.val for e in space.knob("kernel").entities]:
         pytest.skip("no micro-kernel for this host's vectors")
     arrays, (want,) = task.reference()(np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    built = 0
-    for i in rng.permutation(space.size)[:40]:
-        cfg = space.get(int(i))
-        if cfg["kernel"].val != "ukr":
-            continue
-        try:
-            s, tensors = task.instantiate(cfg)
-        except InvalidConfigError:
-            continue
-        mod = tw.build(s, tensors, target=task.target)
+    for cfg in accepted_configs(task, 3, seed=1, where=lambda c: c["kernel"].val == "ukr"):
+        mod = tw.build(*task.instantiate(cfg), target=task.target)
         assert "tw_gemm_ukr" in mod.source
         arrays[-1][...] = 0
         mod(*arrays)
         np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-4, err_msg=str(cfg))
-        built += 1
-        if built == 3:
-            break
-    assert built
 
 
 @pytest.mark.parametrize("args", [

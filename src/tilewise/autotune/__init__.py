@@ -30,6 +30,7 @@ from tilewise.autotune.measure import (
     ReplayRunner,
     measure_option,
 )
+from tilewise.autotune.placement import Orphan, StaleRecordsWarning
 from tilewise.autotune.record import (
     BuildResult,
     ErrorKind,
@@ -80,12 +81,14 @@ __all__ = [
     "MeasureOption",
     "MeasureResult",
     "ModelTuner",
+    "Orphan",
     "OtherOptionEntity",
     "RandomTuner",
     "Record",
     "ReorderEntity",
     "ReplayRunner",
     "SplitEntity",
+    "StaleRecordsWarning",
     "Task",
     "TaskKey",
     "TuneSummary",

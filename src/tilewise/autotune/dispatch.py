@@ -26,7 +26,7 @@ from typing import Any
 
 from tilewise.autotune.database import Database
 from tilewise.autotune.space import ConfigEntity
-from tilewise.autotune.task import Task, TaskKey
+from tilewise.autotune.task import Task, TaskKey, get_template
 from tilewise.errors import TuningError
 
 
@@ -73,12 +73,12 @@ class HistoryBest:
         return first, _fallback(first, "no tuning record", stacklevel=5)
 
     def _recorded(self, task: Task) -> tuple[float, ConfigEntity | None]:
-        """The best record's mean seconds and config (a config of the task's space;
-        None without a record or where the space no longer holds it)."""
+        """The best record's mean seconds and config (placed in the task's space of
+        today by its knob values; None without a record that still fits)."""
         record = self.database.best(task)
         if record is None:
             return 0.0, None
-        return record.result.mean, task.config_space.lookup(record.config)
+        return record.result.mean, record.config
 
     def _lookup(self, task: Task) -> ConfigEntity:
         _, config = self._recorded(task)
@@ -142,11 +142,15 @@ def untuned_choice(options: Sequence[Task]) -> Task:
 
 
 def dispatch(
-    name: str, *args: Any, target: str = "c", context: HistoryBest | None = None
+    name: str, *args: Any, target: str = "c", context: HistoryBest | None = None,
+    **kwargs: Any,
 ) -> tuple[Any, Sequence[Any]]:
-    """Instantiate template ``name`` for ``args`` with its best config, or the template
-    implementing it that ran fastest (:func:`best_implementation`): (schedule, tensors)."""
+    """Instantiate template ``name`` for ``args`` (and the template's parameters named
+    in ``kwargs``) with its best config, or the template implementing it that ran
+    fastest (:func:`best_implementation`): (schedule, tensors). Defaulted arguments may
+    be left out or spelt out: the task's key is the same (:meth:`Template.bind`)."""
     if not name:
         raise TuningError("dispatch needs a template name")
-    task, config = best_implementation(Task(name, args, target), context)
+    bound = get_template(name).bind(args, kwargs) if kwargs else args
+    task, config = best_implementation(Task(name, bound, target), context)
     return task.instantiate(config)

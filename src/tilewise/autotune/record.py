@@ -4,6 +4,7 @@ that the database keeps (one JSON line per record).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -121,24 +122,37 @@ def describe_target(target: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Record:
-    """One measured config of one task, as stored and exchanged."""
+    """One measured config of one task, as stored and exchanged.
+
+    The config is stored as knob names and values, never as a position in the space
+    (a record read back has index -1 until a space places it:
+    :meth:`~tilewise.autotune.space.ConfigSpace.place`), with the template's version
+    and the knobs left at the template's fallback (``at_fallback``: a knob removed
+    since still fits where it chose what the template now does without asking).
+    """
 
     task_key: TaskKey
     config: ConfigEntity
     result: MeasureResult
     version: str
     target: dict[str, Any] = field(compare=False, hash=False)
+    template_version: int = 1
+    at_fallback: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, inp: MeasureInput, result: MeasureResult) -> Record:
-        return cls(
-            inp.task.key, inp.config, result, tool_version(), describe_target(inp.task.target)
-        )
+        task = inp.task
+        fallback = task.config_space.fallback.as_dict()
+        kept = frozenset(n for n, e in inp.config.entities if fallback.get(n) == e)
+        return cls(task.key, inp.config, result, tool_version(), describe_target(task.target),
+                   task.template.version, kept)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task_key.to_json(),
-            "config": self.config.to_json(),
+            "config": {"entities": self.config.values_json(),
+                       "at_fallback": sorted(self.at_fallback)},
+            "template_version": self.template_version,
             "result": self.result.to_json(),
             "version": self.version,
             "target": self.target,
@@ -149,14 +163,25 @@ class Record:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Record:
+        """A record from :meth:`to_json`, or from tilewise 0.1, whose configs carried
+        an index (dropped: it named a position in a space that may have changed) and
+        no template version (read as 1, what every template was then)."""
+        config = obj["config"]
         return cls(
             task_key=TaskKey.from_json(obj["task"]),
-            config=ConfigEntity.from_json(obj["config"]),
+            config=ConfigEntity.from_json({"entities": config["entities"]}),
             result=MeasureResult.from_json(obj["result"]),
             version=obj["version"],
             target=obj.get("target", {}),
+            template_version=int(obj.get("template_version", 1)),
+            at_fallback=frozenset(config.get("at_fallback", ())),
         )
 
     @classmethod
     def from_line(cls, line: str) -> Record:
         return cls.from_json(json.loads(line))
+
+    def placed(self, task_key: TaskKey, config: ConfigEntity) -> Record:
+        """This record as read for a task of today: its key as ``task_key`` and its
+        config as ``config`` (the same values, with their index in today's space)."""
+        return dataclasses.replace(self, task_key=task_key, config=config)

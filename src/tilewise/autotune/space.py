@@ -261,14 +261,38 @@ class ConfigSpace(ConfigBase):
                 out.append(index)
         return out
 
-    def lookup(self, config: ConfigEntity) -> ConfigEntity | None:
-        """This space's config that ``config`` (read back from a database) names, or
-        None where its index is out of range or now names other choices: the template
-        changed since it was recorded."""
-        if config.index >= self.size:
-            return None
-        current = self.get(config.index)
-        return current if current.entities == config.entities else None
+    def lookup(self, config: ConfigEntity, at_fallback: Iterable[str] = ()
+               ) -> ConfigEntity | None:
+        """This space's config with ``config``'s knob values (a config read back from a
+        database, or of another space), or None where :meth:`place` cannot say."""
+        return self.place(config.entities, at_fallback)[0]
+
+    def place(self, entities: Iterable[tuple[str, Entity]], at_fallback: Iterable[str] = ()
+              ) -> tuple[ConfigEntity | None, str]:
+        """The config of this space that chooses the knob values ``entities`` (as a
+        record stores them, by knob name), with ``""``; or None and why not.
+
+        Values are matched, never positions, so a record outlives a template's edits:
+        a knob the record lacks (added since) takes its fallback choice; a value the
+        knob no longer offers cannot be placed, nor a record's choice on a knob the
+        space no longer has, unless it was that knob's fallback then (``at_fallback``
+        names those), which is what the template now does without asking.
+        """
+        chosen = dict(entities)
+        kept = set(at_fallback)
+        vector = list(self.knob_index_vector(self.fallback.index))
+        for pos, knob in enumerate(self._knobs.values()):
+            if knob.name not in chosen:
+                continue
+            try:
+                vector[pos] = knob.index_of(chosen[knob.name])
+            except TuningError:
+                return None, f"knob {knob.name!r} has no choice {_shown(chosen[knob.name])} now"
+        gone = sorted(set(chosen) - set(self._knobs) - kept)
+        if gone:
+            return None, (f"knob {gone[0]!r} is gone and the record chose "
+                          f"{_shown(chosen[gone[0]])}, not its fallback")
+        return self.get(self.index_of(vector)), ""
 
     @property
     def fallback(self) -> ConfigEntity:
@@ -370,6 +394,10 @@ class ConfigSpace(ConfigBase):
         return "\n".join(lines)
 
 
+def _shown(entity: Entity) -> str:
+    return str(entity.val if entity.kind is KnobKind.OTHER else list(entity.payload()))
+
+
 def _index(x: int | ConfigEntity) -> int:
     return x.index if isinstance(x, ConfigEntity) else int(x)
 
@@ -435,8 +463,15 @@ class ConfigEntity(ConfigBase):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ConfigEntity:
+        """A config from :meth:`to_json`; without an ``index`` (as records store
+        configs: by values) its index is -1 until a space places it
+        (:meth:`ConfigSpace.place`)."""
         entities = tuple((e[0], entity_from_json(e[1:])) for e in obj["entities"])
-        return cls(index=int(obj["index"]), entities=entities)
+        return cls(index=int(obj.get("index", -1)), entities=entities)
+
+    def values_json(self) -> list[list[Any]]:
+        """The knob values alone, by name, as records store them."""
+        return [[name, *entity_to_json(e)] for name, e in self.entities]
 
     def __str__(self) -> str:
         parts = [

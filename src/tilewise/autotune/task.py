@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 from tilewise.autotune.reads import ReadingConfig, ReadTree, Trace
 from tilewise.autotune.space import ConfigEntity, ConfigSpace
-from tilewise.errors import InvalidConfigError, UnknownTemplateError
+from tilewise.errors import InvalidConfigError, TuningError, UnknownTemplateError
 from tilewise.target import Target
 
 #: ``reference(*args)`` returns ``make(rng) -> (arrays, expected)``: ``arrays`` are the
@@ -39,6 +40,12 @@ class Template:
     (:func:`~tilewise.autotune.dispatch.dispatch`). ``applies(*args)`` says whether it
     computes those arguments (None: any); ``untuned_first(*args)`` whether, untuned,
     its fallback is the one to run rather than the other template's (None: never).
+
+    ``version`` is stored with every record; bump it when a knob's meaning changes,
+    so that records of the old meaning are reported, not dispatched. Adding or removing
+    a knob or a value needs no bump: records are placed by their knob values, a knob
+    added since taking its fallback choice (so make that what the template did before
+    it) and a removed one fitting where the record chose its fallback then.
     """
 
     name: str
@@ -48,6 +55,35 @@ class Template:
     implements: str | None = None
     applies: Callable[..., bool] | None = None
     untuned_first: Callable[..., bool] | None = None
+    version: int = 1
+
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
+             ) -> tuple[Any, ...]:
+        """``args`` and ``kwargs`` as the canonical positional arguments of a task: bound
+        to the template's parameters with their defaults filled in, so that every way of
+        asking (``gemm(512, 512, 512)``, ``dtype="float32"`` spelt out, the command's
+        ``M=512 N=512 K=512``) makes one key. Numbers are converted as the parameters
+        are annotated (an ``int`` given to a ``float`` parameter becomes a float)."""
+        params = list(inspect.signature(self.func).parameters.values())[1:]  # drop cfg
+        kwargs = {k: _plain(v) for k, v in (kwargs or {}).items()}
+        try:
+            bound = inspect.Signature(params).bind(*_freeze_args(args), **kwargs)
+        except TypeError as err:
+            takes = ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+                              for p in params)
+            raise TuningError(f"template {self.name!r} takes ({takes}): {err}") from None
+        bound.apply_defaults()
+        out: list[Any] = []
+        for p in params:
+            value = bound.arguments.get(p.name, ())
+            if p.kind is p.VAR_POSITIONAL:
+                out.extend(value)
+            elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                wants_float = p.annotation in (float, "float")
+                is_int = isinstance(value, int) and not isinstance(value, bool)
+                out.append(float(value) if wants_float and is_int else value)
+            # keyword-only parameters are not part of a task: it calls positionally
+        return _freeze_args(out)
 
     @property
     def module(self) -> str:
@@ -67,15 +103,19 @@ def template(
     implements: str | None = None,
     applies: Callable[..., bool] | None = None,
     untuned_first: Callable[..., bool] | None = None,
+    version: int = 1,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``f(cfg, *args) -> (schedule, tensors)`` under ``name``; the keywords
     are :class:`Template`'s."""
     if implements == name:
         raise UnknownTemplateError(f"template {name!r} cannot implement itself")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TuningError(f"template {name!r}: version must be a positive integer, "
+                          f"got {version!r}")
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         _TEMPLATES[name] = Template(name, func, reference, flop, implements, applies,
-                                    untuned_first)
+                                    untuned_first, version)
         return func
 
     return register
@@ -104,7 +144,15 @@ def implementations(name: str) -> list[Template]:
 
 
 def _freeze_args(args: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(_freeze_args(a) if isinstance(a, list | tuple) else a for a in args)
+    return tuple(_freeze_args(a) if isinstance(a, list | tuple) else _plain(a) for a in args)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar (a shape read from an array) as the Python number it equals, so
+    that it keys and serialises as one."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _thaw(value: Any) -> Any:
@@ -151,10 +199,15 @@ class Task:
     template_module: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "args", _freeze_args(self.args))
+        # A registered template's args are bound to its signature, so every way of
+        # making a task has one key; an unregistered one (a key read back where its
+        # template was never imported) keeps its args as stored.
+        known = _TEMPLATES.get(self.name)
+        args = known.bind(self.args) if known is not None else _freeze_args(self.args)
+        object.__setattr__(self, "args", args)
         object.__setattr__(self, "target", _target_string(self.target))
-        if self.template_module is None and self.name in _TEMPLATES:
-            object.__setattr__(self, "template_module", _TEMPLATES[self.name].module)
+        if self.template_module is None and known is not None:
+            object.__setattr__(self, "template_module", known.module)
 
     @classmethod
     def from_key(cls, key: TaskKey) -> Task:

@@ -342,6 +342,15 @@ def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = ""):
         if not cfg["pack_weights"].val:
             raise InvalidConfigError("the tiles over output channels read the weights "
                                      "packed in panels of nr channels: pack_weights")
+        # One image and the blocks of row tiles the outermost loop (rows first, or a
+        # single column panel): a last block short of block_m row tiles is left to a
+        # guard that the micro-kernel cannot take (lowering refuses it).
+        tiles, block = -(-H * W // cfg["mr"].val), cfg["block_m"].val
+        rows_outermost = cfg["order"].val == "fk" or K <= cfg["nr"].val
+        if cfg["kernel"].val == "ukr" and rows_outermost and N == 1 and tiles % block:
+            raise InvalidConfigError(f"the micro-kernel over one image, row blocks outermost, "
+                                     f"sums whole blocks of {block} row tiles; {H * W} "
+                                     f"positions make {tiles} tiles of {cfg['mr'].val}")
         inputs, out, result, conv, dp, kp = conv2d_1x1_nhwc_compute(
             N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue)
         return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp),

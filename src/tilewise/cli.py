@@ -17,19 +17,39 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import sqlite3
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from .cli_args import (
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    OneLineParser,
+    Terminated,
+    number,
+    one_line,
+    stop_on_sigterm,
+    whole,
+)
+from .cli_farm import (
+    add_farm_parser,
+    add_farm_tune_options,
+    close_farm,
+    farm_measure_option,
+    farm_report,
+    tune_target,
+)
 from .cli_model import add_model_parser
 from .errors import TilewiseError
 
-EXIT_USAGE = 2
+#: The largest shape or count an operator argument may take: kernels index in 32 bits.
+_MAX_ARG = 2**31 - 1
 
 
-class UsageError(Exception):
+class UsageError(TilewiseError):
     """A bad command line: reported in one line, exit status 2."""
 
 
@@ -86,16 +106,28 @@ def parse_op_args(name: str, pairs: Sequence[str]) -> tuple[Any, ...]:
             if number < 0 or (number == 0 and p.default != 0):
                 least = "at least 0" if p.default == 0 else "positive"
                 raise UsageError(f"{p.name} must be {least}, got {number}")
+            if number > _MAX_ARG:
+                raise UsageError(f"{p.name} must be at most {_MAX_ARG}, got {number}")
             args.append(number)
+        elif p.name == "dtype":
+            from .ir.dtype import as_dtype
+
+            args.append(as_dtype(value).name)  # an unknown name raises, listing the known
         else:
             args.append(value)
     return tuple(args)
 
 
-def _database(path: str | None):
+def _database(path: str | None, create: bool = True):
+    """The database at ``path`` (None: the per-user default); a command that only reads
+    refuses a path that holds none rather than make an empty one there."""
+    from pathlib import Path
+
     from .autotune import Database
 
-    return Database(path)  # None -> the per-user default
+    if not create and path is not None and not Path(path).exists():
+        raise UsageError(f"no tuning database at {path}")
+    return Database(path)
 
 
 def _progress(total: int, quiet: bool, label: str = "tuning"):
@@ -128,11 +160,15 @@ def _progress(total: int, quiet: bool, label: str = "tuning"):
 
 def cmd_tune(opts: argparse.Namespace) -> int:
     from . import autotune as at
+    from .autotune.measure.workload import check_measurable
 
     args = parse_op_args(opts.op, opts.args)
-    task = at.Task(opts.op, args, opts.target)
-    db = _database(opts.db)
+    task = at.Task(opts.op, args, tune_target(opts))
     tasks = task.implementations() if opts.implementations else [task]
+    if getattr(opts, "farm", None) is None:  # a farm's devices answer for themselves
+        for t in tasks:
+            check_measurable(t)
+    db = _database(opts.db)
     tuned = [_tune(t, opts, db) for t in tasks]
     if opts.implementations:
         chosen, _ = at.apply_history_best(db).choose(task)
@@ -170,7 +206,7 @@ def _tune(task, opts: argparse.Namespace, db):
         "ga": lambda: at.GATuner(task, seed=opts.seed),
     }
     tuner = tuners[opts.tuner]()
-    option = at.measure_option(
+    option = farm_measure_option(opts) or at.measure_option(
         builder=at.LocalBuilder(timeout=opts.timeout),
         runner=at.LocalRunner(
             number=opts.number,
@@ -181,16 +217,23 @@ def _tune(task, opts: argparse.Namespace, db):
     )
     progress, callback = _progress(opts.trials, opts.json, task.name)
     start = time.perf_counter()
-    with progress:
-        summary = tuner.tune(
-            opts.trials,
-            option,
-            callbacks=[callback],
-            database=db,
-            early_stopping=opts.early_stopping,
-            confirm=opts.confirm,
-        )
-    option.builder.close()
+    finished = False
+    try:
+        with progress:
+            summary = tuner.tune(
+                opts.trials,
+                option,
+                callbacks=[callback],
+                database=db,
+                early_stopping=opts.early_stopping,
+                confirm=opts.confirm,
+            )
+        finished = True
+    finally:
+        # Interrupted, the builds under way are abandoned: their workers end now rather
+        # than keep the command from exiting.
+        option.builder.close(wait=finished)
+        close_farm(option)
     best = db.best(task)
     flop = task.flop or 0.0
     report = {
@@ -206,6 +249,7 @@ def _tune(task, opts: argparse.Namespace, db):
         "records_in_db": len(db.records(task)),
         "database": str(db.path),
         "seconds": round(time.perf_counter() - start, 2),
+        **farm_report(option),
     }
     return task, report, best
 
@@ -214,7 +258,7 @@ def cmd_best(opts: argparse.Namespace) -> int:
     from .autotune import Task, apply_history_best
 
     templates = _templates()
-    db = _database(opts.db)
+    db = _database(opts.db, create=False)
     context = apply_history_best(db)
     rows = []
     for key in db.tasks():
@@ -295,16 +339,24 @@ def cmd_ops(opts: argparse.Namespace) -> int:
 
 
 def cmd_export(opts: argparse.Namespace) -> int:
-    n = _database(opts.db).export_jsonl(opts.file)
+    db = _database(opts.db, create=False)
+    try:
+        n = db.export_jsonl(opts.file)
+    except OSError as exc:
+        raise UsageError(f"cannot write {opts.file}: {exc.strerror or exc}") from None
     print(f"exported {n} records to {opts.file}")
     return 0
 
 
 def cmd_import(opts: argparse.Namespace) -> int:
+    db = _database(opts.db)
     try:
-        n = _database(opts.db).import_jsonl(opts.file)
+        n = db.import_jsonl(opts.file)
     except OSError as exc:
-        raise UsageError(f"cannot read {opts.file}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {opts.file}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON, or JSON of something else
+        raise UsageError(f"{opts.file} is not JSON Lines of tuning records "
+                         f"({type(exc).__name__}: {exc}); nothing was imported") from None
     print(f"imported {n} records from {opts.file}")
     return 0
 
@@ -313,19 +365,20 @@ def cmd_plot(opts: argparse.Namespace) -> int:
     from .autotune.plot import plot_tuning_curves
 
     _templates()
-    n = plot_tuning_curves(_database(opts.db), opts.output)
+    n = plot_tuning_curves(_database(opts.db, create=False), opts.output)
     print(f"wrote {opts.output} ({n} curves)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tilewise", description="Auto-tune tensor operators.")
+    ap = OneLineParser(prog="tilewise", description="Auto-tune tensor operators.")
     sub = ap.add_subparsers(dest="command", required=True)
     tune = sub.add_parser("tune", help="tune an operator on this machine")
     tune.add_argument("op", help="operator template, e.g. gemm (see 'tilewise ops')")
     tune.add_argument("args", nargs="*", metavar="ARG=VALUE", help="workload, e.g. M=512")
     tune.add_argument("--target", default="c", help="target string (default: c, the host)")
-    tune.add_argument("--trials", type=int, default=64, help="configs to measure (default 64)")
+    tune.add_argument("--trials", type=whole(1, 10**6), default=64,
+                      help="configs to measure (default 64)")
     tune.add_argument("--tuner", choices=["model", "random", "grid", "ga"], default="model")
     tune.add_argument(
         "--feature",
@@ -334,21 +387,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="cost-model features of the model tuner (default: loop IR)",
     )
     tune.add_argument("--db", help="tuning database (default: per-user file)")
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=whole(0, 2**31 - 1), default=0)
     # One run per repeat, raised until the repeat lasts 10 ms: a fast kernel is still
     # averaged over several calls (gemm-512: 5 on one core, 8 on two; it was a fixed 4),
     # while a slow config or a large operator is not run over and over (gemm-2048 on
     # one core, compare.py's tuning at 20 ms: 2.45 -> 1.37 s a measurement).
-    tune.add_argument("--number", type=int, default=1,
+    tune.add_argument("--number", type=whole(1, 10**6), default=1,
                       help="runs per timing repeat, at least (default 1)")
-    tune.add_argument("--repeat", type=int, default=3, help="timing repeats (default 3)")
-    tune.add_argument("--min-repeat-ms", type=float, default=10.0,
+    tune.add_argument("--repeat", type=whole(1, 10**4), default=3,
+                      help="timing repeats (default 3)")
+    tune.add_argument("--min-repeat-ms", type=number(0, 60_000), default=10.0,
                       help="runs per repeat raised until a repeat lasts this long (default 10)")
-    tune.add_argument("--timeout", type=float, default=10.0, help="seconds per build or run")
-    tune.add_argument("--early-stopping", type=int, default=None)
+    tune.add_argument("--timeout", type=number(0, 86_400, above=True), default=10.0,
+                      help="seconds per build or run")
+    tune.add_argument("--early-stopping", type=whole(1, 10**6), default=None)
     tune.add_argument(
         "--confirm",
-        type=int,
+        type=whole(0, 1000),
         default=5,
         metavar="N",
         help="re-measure the N leading configs three times more after the search and rank "
@@ -362,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--json", action="store_true",
                       help="print one JSON object at the end (one per tuned template)")
+    add_farm_tune_options(tune)
     tune.set_defaults(func=cmd_tune)
     best = sub.add_parser("best", help="best record per task")
     best.add_argument("--db")
@@ -378,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", default="curves.png")
     plot.set_defaults(func=cmd_plot)
     add_model_parser(sub)
+    add_farm_parser(sub)
     return ap
 
 
@@ -385,17 +442,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         opts = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # argparse already printed its one-line error (or the help)
         return int(exc.code or 0)
     try:
-        code = opts.func(opts)
-    except (UsageError, TilewiseError) as exc:
-        print(f"tilewise: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        with stop_on_sigterm():
+            return int(opts.func(opts))
+    except TilewiseError as exc:
+        return _fail(exc)
+    except sqlite3.Error as exc:  # the database failed under a command: locked, damaged
+        return _fail(f"the tuning database {_database_path(opts)} failed: {exc}")
+    except OSError as exc:  # a file, a pipe or the disk
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}")
+    except MemoryError:
+        return _fail("out of memory")
     except KeyboardInterrupt:
         print("tilewise: interrupted; finished measurements are in the database", file=sys.stderr)
         return 130
-    return code
+    except Terminated:
+        print("tilewise: terminated; finished measurements are in the database", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+def _database_path(opts: argparse.Namespace) -> str:
+    from .autotune.database import default_database_path
+
+    return str(getattr(opts, "db", None) or default_database_path())
+
+
+def _fail(problem: object) -> int:
+    print(f"tilewise: {one_line(problem)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .cli_args import number, whole
 from .errors import ModelError
 from .target import Target
 
@@ -36,13 +37,17 @@ def _shapes(pairs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
 
 
 def _target(opts: argparse.Namespace) -> str:
-    if opts.threads is None:
-        return opts.target
-    if opts.threads < 1:
-        raise ModelError(f"--threads must be at least 1, got {opts.threads}")
-    if "-cores=" in opts.target:
-        raise ModelError("give the cores either by --threads or by the target's -cores=")
-    return f"{opts.target} -cores={opts.threads}"
+    from .model import check_target
+
+    target = opts.target
+    if opts.threads is not None:
+        if opts.threads < 1:
+            raise ModelError(f"--threads must be at least 1, got {opts.threads}")
+        if "-cores=" in opts.target:
+            raise ModelError("give the cores either by --threads or by the target's -cores=")
+        target = f"{opts.target} -cores={opts.threads}"
+    check_target(target)  # before a model is read or tuned
+    return target
 
 
 def _onnx_model(model: str):
@@ -158,7 +163,7 @@ def add_model_parser(sub) -> None:
                                                       if verb == "bench" else ""))
         p.add_argument("--db", help="tuning database whose best configs to use")
         p.add_argument("--target", default="c", help="target string (default: c, the host)")
-        p.add_argument("--threads", type=int, default=None,
+        p.add_argument("--threads", type=whole(1, 1024), default=None,
                        help="cores to run on (the target's -cores=)")
         p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                        help="fix an input's symbolic dimensions")
@@ -166,14 +171,14 @@ def add_model_parser(sub) -> None:
         if verb == "compile":
             p.add_argument("-o", "--output", required=True, help="directory to write")
         else:
-            p.add_argument("--rounds", type=int, default=5)
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--rounds", type=whole(1, 10**5), default=5)
+            p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
             p.add_argument("--profile", action="store_true",
                            help="each kernel's share of the time")
             p.add_argument("--no-peer", action="store_true",
                            help="do not run ONNX Runtime or PyTorch (no check, no "
                            "comparison)")
-            p.add_argument("--tolerance", type=float, default=1e-3,
+            p.add_argument("--tolerance", type=number(0, 1), default=1e-3,
                            help="largest difference from ONNX Runtime's outputs, relative "
                            "to their scale (default 1e-3)")
             p.add_argument("--json", action="store_true")

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 
+from .cli_args import number, whole
 from .errors import ModelError
 
 
@@ -104,13 +105,14 @@ def add_tune_parser(verbs) -> None:
                    "mobilenet_v2, bert_layer)")
     p.add_argument("--db", help="tuning database (default: per-user file)")
     p.add_argument("--target", default="c", help="target string (default: c, the host)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=whole(1, 1024), default=None,
                    help="cores the model will run on (the target's -cores=)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="fix an input's symbolic dimensions")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--time-budget", type=number(0, 10**7, above=True), default=None,
+                   metavar="SECONDS",
                    help="wall time of this run")
-    p.add_argument("--trials", type=int, default=None,
+    p.add_argument("--trials", type=whole(1, 10**6), default=None,
                    help="measurements of this run (whichever of the two ends first)")
     p.add_argument("--tuner", choices=TUNERS, default="model",
                    help="each task's tuner (default: the cost model)")
@@ -118,6 +120,6 @@ def add_tune_parser(verbs) -> None:
                    help="which task gets the next round (default: gradient)")
     p.add_argument("--no-transfer", action="store_true",
                    help="do not pre-train the cost model on the database's other records")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(func=cmd_tune)

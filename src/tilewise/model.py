@@ -77,9 +77,52 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
 
     if db is not None and not Path(db).is_file():
         raise ModelError(f"no tuning database at {db}")
+    check_target(target)
     graph = import_model(model, input_shapes, example_inputs)
+    _check_memory(graph)
     context = None if db is None else apply_history_best(Database(Path(db)))
     return build_model(graph, target, context, pack_weights)
+
+
+def check_target(target: str) -> None:
+    """Refuse, before a model is imported, a target no kernel template builds for and
+    a thread count no machine has (OpenMP crashes when asked for many more).
+
+    >>> check_target("c -cores=2")
+    """
+    from .autotune.measure.workload import MAX_THREADS
+    from .errors import ModelError
+    from .target import Target, TargetKind
+
+    tgt = Target.from_str(target)
+    if tgt.kind is not TargetKind.C:
+        raise ModelError(f"models compile for 'c' targets, not {target!r}: the operator "
+                         "templates generate C")
+    if tgt.cores > MAX_THREADS:
+        raise ModelError(f"-cores={tgt.cores} is more threads than a machine has "
+                         f"(at most {MAX_THREADS})")
+
+
+def _check_memory(graph: Any) -> None:
+    """Refuse, before anything is built or allocated, a model whose inputs, outputs and
+    largest intermediate value alone exceed the memory available."""
+    import math
+
+    import numpy as np
+
+    from .autotune.measure.workload import available_memory
+    from .errors import ModelError
+
+    def nbytes(name: str) -> int:
+        t = graph.types[name]
+        return math.prod(t.shape) * np.dtype(t.dtype).itemsize
+
+    ends = sum(nbytes(v) for v in (*graph.inputs, *graph.outputs))
+    need = ends + max((nbytes(v) for v in graph.types), default=0)
+    have = available_memory()
+    if need > have:
+        raise ModelError(f"the model needs at least {need / 2**30:.1f} GiB to run at these "
+                         f"input shapes; this machine has {have / 2**30:.1f} GiB available")
 
 
 def extract_tasks(model: Any, target: str = "c",

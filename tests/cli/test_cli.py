@@ -47,7 +47,7 @@ def test_database_that_is_not_a_database(capsys, tmp_path):
 
 def test_ops_lists_gemm(capsys):
     code, out, _ = run(capsys, "ops")
-    assert code == 0 and out.startswith("gemm") or "\ngemm" in out
+    assert code == 0 and (out.startswith("gemm") or "\ngemm" in out)
     (line,) = [x for x in out.splitlines() if x.startswith("conv2d_nchw_winograd ")]
     assert line.endswith("(implements conv2d_nchw)")
 

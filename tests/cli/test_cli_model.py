@@ -40,7 +40,7 @@ def test_compile_then_bench_the_directory_and_the_file(small_onnx, tmp_path, cap
 
 @pytest.mark.parametrize("argv, message", [
     (["model", "compile", "no_such_model", "-o", "x"], "unknown model 'no_such_model'"),
-    (["model", "bench", "resnet18", "--threads", "0"], "--threads must be at least 1"),
+    (["model", "bench", "resnet18", "--threads", "0"], "argument --threads: must be a whole"),
     (["model", "bench", "resnet18", "--threads", "2", "--target", "c -cores=1"],
      "either by --threads"),
     (["model", "compile", "resnet18", "--input-shape", "input=1,x", "-o", "x"],

@@ -140,3 +140,50 @@ def test_a_worker_that_dies_becomes_an_error_record(client, builder):
     assert dead.error is ErrorKind.RUNTIME and "KilledWorker" in dead.error_msg
     assert alive.ok, alive.error_msg
     client.wait_for_workers(2, timeout=30)  # the nannies restart the dead workers
+
+
+def answers_at_once(job):  # a device job that measures nothing: the farm's cost alone
+    from tilewise.autotune import MeasureResult
+
+    return MeasureResult(costs=(1e-3,))
+
+
+def hold_the_device(marker, seconds):
+    marker.write_text("started")
+    time.sleep(seconds)
+
+
+def test_waiting_in_the_queue_never_counts_against_the_time_limit(client, builder, tmp_path):
+    task = Task("test_gemm", (32,))
+    inputs = [MeasureInput(task, task.config_space.get(i)) for i in range(2)]
+    builds = builder.build(inputs)
+    # another tuner's candidates hold both devices for 3 s
+    held = [client.submit(hold_the_device, tmp_path / f"{i}.held", 3, pure=False,
+                          resources={"device-zen4": 1}) for i in range(2)]
+    give_up = time.monotonic() + 30
+    while len(list(tmp_path.glob("*.held"))) < 2:
+        assert time.monotonic() < give_up
+        time.sleep(0.05)
+    runner = DaskRunner(client, number=1, repeat=1, timeout=0.5, compile_timeout=0.5)
+    runner.job_slack_s = 0  # a candidate has 1 s from its start, and waits 3 s for it
+    runner.job = answers_at_once
+    results = runner.run(inputs, builds)
+    assert all(r.ok for r in results), [r.error_msg for r in results]
+    assert all(f.done() for f in held)
+
+
+def test_a_device_that_never_answers_becomes_a_timeout(client, builder):
+    task = Task("test_gemm", (32,))
+    inputs = [MeasureInput(task, task.config_space.get(0))]
+    runner = DaskRunner(client, number=1, repeat=1, timeout=0.5, compile_timeout=0.5)
+    runner.job_slack_s = 0.5
+
+    def wedged(job):  # alive (its heartbeats go on) but silent past every limit
+        time.sleep(3)
+        return measure_on_device(job)
+
+    runner.job = wedged
+    start = time.monotonic()
+    (result,) = runner.run(inputs, builder.build(inputs))
+    assert result.error is ErrorKind.TIMEOUT and "within 1.5 s of starting" in result.error_msg
+    assert time.monotonic() - start < 3

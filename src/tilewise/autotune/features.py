@@ -290,17 +290,19 @@ class IRFeatureExtractor:
         return np.stack([self.one(i) for i in indices])
 
     def _lower_in_pool(self, indices: list[int]) -> None:
+        from .measure.isolation import process_context
+        from .measure.lifeline import holding_signals
+
         try:
             if self._pool is None:
-                from .measure.isolation import process_context
-
                 self._pool = cf.ProcessPoolExecutor(
                     self.workers, mp_context=process_context(),
-                    initializer=_start_worker, initargs=(self.task,))
+                    initializer=_start_worker, initargs=(self.task, os.getpid()))
                 weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
             chunk = -(-len(indices) // (4 * self.workers))
-            for index, (row, trace) in zip(
-                    indices, self._pool.map(_worker_row, indices, chunksize=chunk), strict=True):
+            with holding_signals():  # submitting starts the workers
+                rows = self._pool.map(_worker_row, indices, chunksize=chunk)
+            for index, (row, trace) in zip(indices, rows, strict=True):
                 self._cache[index] = row
                 if trace is not None:
                     self.task.read_tree.add(trace)
@@ -323,8 +325,11 @@ _PARALLEL_MIN = 2
 _worker: IRFeatureExtractor | None = None
 
 
-def _start_worker(task) -> None:  # type: ignore[no-untyped-def]
+def _start_worker(task, tuner: int) -> None:  # type: ignore[no-untyped-def]
+    from .measure.lifeline import end_with
+
     global _worker
+    end_with(tuner)  # a worker must not outlive a killed tuner
     _worker = IRFeatureExtractor(task, workers=1)
 
 

@@ -1,6 +1,7 @@
 """The device farm on Dask distributed: a DaskRunner that measures candidates on Dask
 workers declaring a device resource (``--resources "device-zen4=1"``), the
-SourceBuilder that feeds it generated C, and a local farm for tests and demos.
+SourceBuilder that feeds it generated C, device workers that describe their own target
+(``tilewise farm worker``), the farm's status, TLS, and a local farm for tests and demos.
 
 Dask itself is imported only when a farm is used (``pip install 'tilewise[distributed]'``).
 
@@ -15,13 +16,23 @@ from tilewise.distributed.builder import SourceBuilder
 from tilewise.distributed.cluster import local_farm
 from tilewise.distributed.device import DeviceJob, FarmError, KernelSource, device_resource
 from tilewise.distributed.runner import DaskRunner
+from tilewise.distributed.security import farm_security
+from tilewise.distributed.status import DeviceStatus, FarmStatus, device_target, farm_status
+from tilewise.distributed.worker import DeviceWorkerOptions, serve_device
 
 __all__ = [
     "DaskRunner",
     "DeviceJob",
+    "DeviceStatus",
+    "DeviceWorkerOptions",
     "FarmError",
+    "FarmStatus",
     "KernelSource",
     "SourceBuilder",
     "device_resource",
+    "device_target",
+    "farm_security",
+    "farm_status",
     "local_farm",
+    "serve_device",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
+from ..ir.dtype import as_dtype
 from ..target import Target
 from .epilogue import accumulator
 from .gemm import sum_over_whole_tiles
@@ -130,6 +131,7 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
           flop=lambda Bt, M, N, K, dtype="float32": 2.0 * Bt * M * N * K)
 def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     """``C[b] = A[b] @ B[b]`` for each of ``Bt`` batches."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     target = cfg.target
     define_batch_matmul_space(cfg, target, dtype, M, N, K)
     mr, nr, kernel = cfg["mr"].val, cfg["nr"].val, cfg["kernel"].val

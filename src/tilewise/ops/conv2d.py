@@ -32,6 +32,7 @@ import numpy as np
 from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
+from ..ir.dtype import as_dtype
 from ..target import Target
 from .conv2d_1x1 import conv2d_1x1, is_pointwise
 from .epilogue import (
@@ -320,6 +321,7 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
     """NCHW conv2d (OIHW weights) through the packed NCHW[x]c layout, any stride,
     padding, dilation and kernel size (pointwise 1x1 convolutions as a GEMM per image,
     see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     target = cfg.target
     if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image
         return conv2d_1x1(cfg, N, C, H, W, K, dtype, epilogue)

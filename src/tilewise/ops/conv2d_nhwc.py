@@ -10,6 +10,7 @@ import numpy as np
 from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
+from ..ir.dtype import as_dtype
 from .conv2d import conv2d_flop, conv2d_nchw_numpy
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 from .window import Pair, divisors, out_size, pair, zero_padded
@@ -71,6 +72,7 @@ def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
                 epilogue: str = ""):
     """NHWC conv2d with HWIO weights: a ``reg_n x oc_bn`` register tile over (ow, k),
     k vectorised, the padded rows computed per output row (or inlined)."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     target = cfg.target
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     (_, sw), (_, pw), (_, dw) = pair(stride), pair(pad), pair(dilation)

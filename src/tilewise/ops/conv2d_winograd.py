@@ -43,6 +43,7 @@ from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError, LowerError, TensorError
 from ..ir import Const, ExternCall, convert
+from ..ir.dtype import as_dtype
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from ..target import Target
 from .conv2d import conv2d_flop, conv2d_reference
@@ -410,6 +411,7 @@ def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S:
     FLOP count (the direct sum's) its GFLOP/s are quoted in. It implements
     ``conv2d_nchw``: dispatch of that picks it where its record is the faster
     (:func:`~tilewise.autotune.dispatch.dispatch`)."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     refusal = _refusal(R, S, stride, dilation, dtype)
     if refusal is not None:
         raise TensorError(refusal)

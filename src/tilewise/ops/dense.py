@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autotune import template
+from ..ir.dtype import as_dtype
 from .epilogue import apply_epilogue, epilogue_inputs, epilogue_reference
 from .gemm import define_gemm_space, gemm_compute
 from .gemm_schedule import schedule_gemm_cpu
@@ -29,6 +30,7 @@ def dense_reference(M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: 
           flop=lambda M, N, K, epilogue="bias+relu", dtype="float32": 2.0 * M * N * K)
 def dense(cfg, M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: str = "float32"):
     """``epilogue(A @ B)``; ``epilogue`` is ``+``-joined steps of bias, relu, gelu, residual."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     target = cfg.target
     define_gemm_space(cfg, target, dtype, M, N, K, epilogue=bool(epilogue))
     (A, B), C, Bp, Ap = gemm_compute(M, N, K, dtype, cfg["nr"].val,

@@ -25,6 +25,7 @@ import numpy as np
 from .. import te
 from ..autotune import template
 from ..errors import InvalidConfigError
+from ..ir.dtype import as_dtype
 from ..target import Target
 from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
@@ -125,6 +126,7 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                           stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                           dtype: str = "float32", epilogue: str = ""):
     """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g. ``"bias+relu"``."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     target = cfg.target
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)

@@ -34,6 +34,7 @@ import numpy as np
 from .. import te
 from ..autotune import template
 from ..errors import TensorError
+from ..ir.dtype import as_dtype
 from ..target import Target
 from .depthwise_conv2d import depthwise_flop, depthwise_reference
 from .epilogue import apply_epilogue, blocked_epilogue, epilogue_on_blocks, inline_chain
@@ -273,6 +274,7 @@ def depthwise_conv2d_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
             "depthwise_conv2d_nchw", 1, 384, 14, 14, 3, 3, 1, 1, 1, "float32",
             "bias+relu6", target="c")   # depthwise_conv2d_nchwc's fallback
     """
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     refusal = _refusal(dtype)
     if refusal is not None:
         raise TensorError(refusal)

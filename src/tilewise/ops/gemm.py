@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
+from ..ir.dtype import as_dtype
 from ..target import Target
 from ..te.tensor import Tensor
 from .gemm_schedule import fallback_rows, schedule_gemm_cpu
@@ -192,6 +193,7 @@ def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):
 @template("gemm", reference=gemm_reference, flop=lambda M, N, K, dtype="float32": 2.0 * M * N * K)
 def gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     """``C = A @ B`` with A (M, K), B (K, N), fp32 or fp64."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     target = cfg.target
     define_gemm_space(cfg, target, dtype, M, N, K)
     inputs, C, Bp, Ap = gemm_compute(M, N, K, dtype, cfg["nr"].val,

@@ -5,7 +5,10 @@ window reads."""
 
 from __future__ import annotations
 
+import math
+
 from .. import te
+from ..errors import TensorError
 from ..te.tensor import Tensor
 
 #: A stride, padding or dilation: one value for both spatial axes, or (height, width).
@@ -18,12 +21,25 @@ def pair(v: Pair) -> tuple[int, int]:
 
 
 def out_size(size: int, k: int, stride: int, pad: int, dil: int) -> int:
-    """Outputs along an axis of ``size`` inputs, a window of ``k`` taps ``dil`` apart."""
-    return (size + 2 * pad - (k - 1) * dil - 1) // stride + 1
+    """Outputs along an axis of ``size`` inputs, a window of ``k`` taps ``dil`` apart.
+
+    Every window template asks this first, so a geometry that has no output is refused
+    here, in one line, before it reaches a schedule."""
+    if min(size, k, stride, dil) < 1 or pad < 0:
+        raise TensorError(f"a window needs a positive size, window, stride and dilation and "
+                          f"a padding of at least 0; got size {size}, window {k}, stride "
+                          f"{stride}, dilation {dil}, padding {pad}")
+    span = (k - 1) * dil + 1
+    if span > size + 2 * pad:
+        raise TensorError(f"a window of {span} (size {k}, dilation {dil}) is larger than its "
+                          f"padded input of {size + 2 * pad} (size {size}, padding {pad})")
+    return (size + 2 * pad - span) // stride + 1
 
 
 def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    # In pairs up to sqrt(n): an extent of 2**31 is answered at once, not in minutes.
+    low = [d for d in range(1, math.isqrt(max(n, 0)) + 1) if n % d == 0]
+    return sorted({*low, *(n // d for d in low)})
 
 
 def zero_padded(data: Tensor, ph: int, pw: int, channels_last: bool = False) -> Tensor:

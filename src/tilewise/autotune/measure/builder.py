@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tilewise.autotune.measure.isolation import process_context
+from tilewise.autotune.measure.lifeline import end_with, holding_signals
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
+from tilewise.errors import TuningError
 
 #: ``make(task, schedule, tensors, timeout) -> artifact``: the part of a build job after
 #: the template ran (compile here; only generate source for a device farm).
@@ -81,22 +83,29 @@ class LocalBuilder:
     job = staticmethod(build_candidate)
 
     def __init__(self, n_parallel: int | None = None, timeout: float = 10.0) -> None:
+        if n_parallel is not None and not 1 <= n_parallel <= 1024:
+            raise TuningError(f"n_parallel must be between 1 and 1024, got {n_parallel}")
+        if not 0 < timeout < float("inf"):
+            raise TuningError(f"the build timeout must be a positive number of seconds, "
+                              f"got {timeout:g}")
         self.n_parallel = n_parallel or os.cpu_count() or 1
         self.timeout = timeout
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.n_parallel, mp_context=process_context())
+            self._pool = cf.ProcessPoolExecutor(self.n_parallel, mp_context=process_context(),
+                                                initializer=end_with, initargs=(os.getpid(),))
         return self._pool
 
     def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]:
         if not inputs:
             return []
-        pool = self._executor()
-        futures = [
-            pool.submit(self.job, inp.task, inp.config, self.timeout) for inp in inputs
-        ]
+        with holding_signals():  # submitting starts the workers
+            pool = self._executor()
+            futures = [
+                pool.submit(self.job, inp.task, inp.config, self.timeout) for inp in inputs
+            ]
         rounds = -(-len(inputs) // self.n_parallel)
         done, _ = cf.wait(futures, timeout=self.timeout * rounds + 5)
         results = [self._result(f, f in done) for f in futures]
@@ -124,8 +133,12 @@ class LocalBuilder:
             proc.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
-    def close(self) -> None:
-        if self._pool is not None:
+    def close(self, wait: bool = True) -> None:
+        """End the worker processes: after their builds, or at once (``wait=False``, as
+        when the tuner is interrupted; the builds under way are lost)."""
+        if not wait:
+            self._discard_pool()
+        elif self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
 

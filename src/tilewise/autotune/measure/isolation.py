@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from tilewise.autotune.measure.lifeline import end_with, holding_signals
 
 # Fork a clean, single-threaded server instead of the tuner (which may hold OpenMP and
 # LightGBM threads). Preloading NumPy and the measuring code keeps each child's start
@@ -44,8 +47,10 @@ def process_context() -> multiprocessing.context.BaseContext:
 
 
 def _child(
-    conn: multiprocessing.connection.Connection, fn: Callable[..., Any], args: tuple
+    conn: multiprocessing.connection.Connection, fn: Callable[..., Any], args: tuple,
+    tuner: int,
 ) -> None:
+    end_with(tuner)  # a hung kernel must not outlive a killed tuner
     try:
         value = fn(*args)
     except BaseException as err:  # report everything; the parent classifies it
@@ -59,10 +64,11 @@ def run_isolated(fn: Callable[..., Any], args: tuple, timeout: float) -> Isolate
     """``fn(*args)`` in a child process; ``fn`` and ``args`` must be picklable."""
     ctx = process_context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
-    proc.start()
-    send.close()
+    proc = ctx.Process(target=_child, args=(send, fn, args, os.getpid()), daemon=True)
     try:
+        with holding_signals():
+            proc.start()
+        send.close()
         if recv.poll(timeout):
             try:
                 ok, payload = recv.recv()
@@ -80,6 +86,7 @@ def run_isolated(fn: Callable[..., Any], args: tuple, timeout: float) -> Isolate
         if proc.is_alive():
             proc.kill()
             proc.join()
+        send.close()
         recv.close()
 
 

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from tilewise.autotune.measure.isolation import Outcome, run_isolated
+from tilewise.autotune.measure.workload import require_memory
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput, MeasureResult
 from tilewise.autotune.task import Task
+from tilewise.errors import TuningError
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,17 @@ class TimingOptions:
     repeat: int = 3
     min_repeat_ms: float = 0
     cache_flush: bool = False
+
+    def __post_init__(self) -> None:
+        for name, most in (("number", 10**6), ("repeat", 10**4)):
+            value = getattr(self, name)
+            whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            if not whole or not 1 <= value <= most:
+                raise TuningError(f"{name} must be a whole number from 1 to {most}, "
+                                  f"got {value!r}")
+        if not 0 <= self.min_repeat_ms <= 60_000:
+            raise TuningError(f"min_repeat_ms must be from 0 to 60000, got "
+                              f"{self.min_repeat_ms!r}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,9 @@ class LocalRunner:
         cache_flush: bool = False,
         check_correctness: bool = True,
     ) -> None:
+        if not 0 < timeout < float("inf"):
+            raise TuningError(f"the run timeout must be a positive number of seconds, "
+                              f"got {timeout!r}")
         self.timing = TimingOptions(number, repeat, min_repeat_ms, cache_flush)
         self.timeout = timeout
         self.check_correctness = check_correctness
@@ -136,6 +153,7 @@ class LocalRunner:
         if key not in self._inputs:
             if len(self._inputs) >= 4:
                 self._inputs.pop(next(iter(self._inputs)))
+            require_memory(task, getattr(artifact, "arg_specs", ()))
             self._inputs[key] = make_arrays(task, artifact)
         return self._inputs[key]
 

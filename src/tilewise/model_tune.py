@@ -109,9 +109,10 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
     round is stopped from starting when the time it is expected to take would overrun
     the budget."""
     from . import ops  # noqa: F401  (registers the operator templates)
-    from .model import extract_tasks
+    from .model import check_target, extract_tasks
 
     _check(budget_s, trials, tuner, scheduler, round_trials)
+    check_target(target)
     database = db if isinstance(db, Database) else Database(db)
     start = time.perf_counter()
     tasks = extract_tasks(model, target, input_shapes, example_inputs, generated)

@@ -216,6 +216,7 @@ def tune_measures_on_the_farm(capsys, farm, tmp_path):
                                              report["task"]["target"]))
     measured = [r for r in records if not r.result.rejected]
     assert len(measured) == 4 and all(r.result.ok for r in measured)
+    assert {r.result.device for r in measured} <= {"dev-a", "dev-b"}  # who measured each
 
 
 def tune_refuses_a_device_kind_the_farm_lacks(capsys, farm):

@@ -11,7 +11,7 @@ import pytest
 import tilewise as tw
 from tilewise import autotune as at
 from tilewise import models
-from tilewise.errors import TuningError
+from tilewise.errors import TilewiseError
 
 SMALL_BERT = dict(seq=16, hidden=64, heads=4, ffn=128)
 
@@ -85,10 +85,12 @@ def test_the_tuned_records_reach_the_compiled_model(small_bert, tmp_path):
     (dict(budget_s=-1), "positive"),
     (dict(trials=8, tuner="best"), "unknown tuner"),
     (dict(trials=8, scheduler="fastest"), "unknown scheduler"),
+    (dict(trials=8, target="cuda"), "models compile for 'c' targets"),
 ])
 def test_mistakes_are_one_clear_error(small_bert, tmp_path, kwargs, message):
-    with pytest.raises(TuningError, match=message):
-        tw.tune_model(small_bert, tmp_path / "t.db", "c -cores=1", measure=fake(), **kwargs)
+    kwargs = {"target": "c -cores=1", **kwargs}
+    with pytest.raises(TilewiseError, match=message):
+        tw.tune_model(small_bert, tmp_path / "t.db", measure=fake(), **kwargs)
 
 
 def test_a_killed_run_loses_no_finished_round(tmp_path):

@@ -60,6 +60,7 @@ class MeasureResult:
     build_s: float = 0.0
     run_s: float = 0.0
     timestamp: float = field(default_factory=time.time)
+    device: str = ""  # the farm worker that measured it ("" for this machine)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "costs", tuple(float(c) for c in self.costs))
@@ -86,6 +87,7 @@ class MeasureResult:
             "build_s": self.build_s,
             "run_s": self.run_s,
             "timestamp": self.timestamp,
+            **({"device": self.device} if self.device else {}),
         }
 
     @classmethod
@@ -97,6 +99,7 @@ class MeasureResult:
             build_s=float(obj.get("build_s", 0.0)),
             run_s=float(obj.get("run_s", 0.0)),
             timestamp=float(obj["timestamp"]),
+            device=str(obj.get("device", "")),
         )
 
 

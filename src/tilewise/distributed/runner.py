@@ -143,7 +143,8 @@ class DaskRunner:
             if i in measured:
                 # build time = source generation here + compilation on the device
                 worker, result = measured[i]
-                out.append(replace(result, build_s=build.build_s + result.build_s))
+                out.append(replace(result, build_s=build.build_s + result.build_s,
+                                   device=worker))
                 self.measured_on.append(worker)
                 if worker:
                     self.devices_used[worker] += 1

@@ -31,13 +31,15 @@ def cmd_tune(opts: argparse.Namespace) -> int:
                             budget_s=opts.time_budget, trials=opts.trials, tuner=opts.tuner,
                             scheduler=opts.scheduler, transfer=not opts.no_transfer,
                             seed=opts.seed, input_shapes=_shapes(opts.input_shape),
+                            confirm=not opts.no_confirm,
                             progress=display.update)
     if opts.json:
         print(json.dumps(report.to_json()))
         return 0
     print(_table(report))
     print(f"{report.trials} trials in {report.rounds} rounds, {report.seconds:.0f} s "
-          f"(resumed {report.resumed} records); kernels per run: untuned "
+          f"(resumed {report.resumed} records, leaders re-measured "
+          f"{report.confirmed}); kernels per run: untuned "
           f"{_fmt(report.untuned_s)} -> {_fmt(report.estimate_s)} ms")
     print(f"database: {report.database}; run it: tilewise model bench {opts.model} "
           f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else ""))
@@ -120,6 +122,9 @@ def add_tune_parser(verbs) -> None:
                    help="which task gets the next round (default: gradient)")
     p.add_argument("--no-transfer", action="store_true",
                    help="do not pre-train the cost model on the database's other records")
+    p.add_argument("--no-confirm", action="store_true",
+                   help="do not re-measure each task's leaders beside its fallback at "
+                   "the end")
     p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(func=cmd_tune)

@@ -39,7 +39,7 @@ def test_trials_are_spent_exactly_and_every_task_starts_from_its_fallback(small_
     """On the template tasks alone (the generated ones' small spaces end early)."""
     db = at.Database(tmp_path / "t.db")
     report = tw.tune_model(small_bert, db, "c -cores=1", trials=40, tuner="random",
-                           measure=fake(), generated=False)
+                           measure=fake(), generated=False, confirm=False)
     tasks = tw.extract_tasks(small_bert, "c -cores=1")
     assert report.trials == 40 and report.rounds == 5  # rounds of 8
     assert len(report.units) == len(tasks)
@@ -55,13 +55,40 @@ def test_trials_are_spent_exactly_and_every_task_starts_from_its_fallback(small_
 def test_a_second_run_resumes_every_task(small_bert, tmp_path):
     path = tmp_path / "t.db"
     first = tw.tune_model(small_bert, path, "c -cores=1", trials=24, tuner="random",
-                          measure=fake())
+                          measure=fake(), confirm=False)
     again = tw.tune_model(small_bert, path, "c -cores=1", trials=16, tuner="random",
-                          measure=fake())
+                          measure=fake(), confirm=False)
     assert again.resumed == sum(u.trials for u in first.units)
     assert sum(u.trials for u in again.units) == sum(u.trials for u in first.units) + 16
     assert again.estimate_s <= first.estimate_s
     assert trials_in(path) == sum(u.trials for u in again.units)
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_lucky_readings_are_re_measured_beside_the_fallback(small_bert, tmp_path, confirm):
+    """Every config but the fallback reads fast once, then slower than the fallback:
+    re-measured, the fallback leads again, and it is what compile_model would run."""
+    seen: dict[tuple, int] = {}
+
+    def cost(config):
+        key = tuple(str(v) for _, v in config.entities)
+        seen[key] = seen.get(key, 0) + 1
+        if config.index == fallbacks.get(key):
+            return 5e-4
+        return 1e-5 if seen[key] == 1 else 1e-3
+
+    tasks = tw.extract_tasks(small_bert, "c -cores=1")
+    fallbacks = {tuple(str(v) for _, v in t.config_space.fallback.entities):
+                 t.config_space.fallback.index for t, _ in tasks}
+    db = at.Database(tmp_path / "t.db")
+    report = tw.tune_model(small_bert, db, "c -cores=1", trials=24, tuner="random",
+                           generated=False, confirm=confirm,
+                           measure=at.measure_option(at.FakeBuilder(), at.FakeRunner(cost)))
+    tried = [t for t, _ in tasks if len({r.config.index for r in db.records(t)}) > 1]
+    assert tried
+    at_fallback = [db.best(t).config.index == t.config_space.fallback.index for t in tried]
+    assert all(at_fallback) if confirm else not any(at_fallback)
+    assert (report.confirmed > 0) == confirm
 
 
 def test_the_time_budget_is_honoured(small_bert, tmp_path):

@@ -193,3 +193,34 @@ def check_config(task, config, rtol: float = 1e-4, atol: float = 1e-5) -> None:
     np.testing.assert_allclose(arrays[-1], want, rtol=rtol,
                                atol=atol * (float(np.abs(want).max()) or 1.0),
                                err_msg=f"{task} {config}")
+
+
+def matmul_gpu(M: int = 100, N: int = 64, K: int = 32, bind_fill: bool = True):
+    """tests/codegen/test_cuda.py's matmul: 16 x 16 blocks, A's rows of a block in
+    shared memory. ``bind_fill=False`` is the schedule as it was before issue 40: the
+    fill loops bound to no thread, so every thread copies the whole tile (a race)."""
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = te.create_schedule(C.op)
+    CC = s.cache_write(C, "local")
+    AA = s.cache_read(A, "shared", [CC])
+    tx, ty = te.thread_axis("threadIdx.x"), te.thread_axis("threadIdx.y")
+    i, j = s[C].op.axis
+    bi, ti = s[C].split(i, 16)
+    bj, tj = s[C].split(j, 16)
+    s[C].reorder(bi, bj, ti, tj)
+    s[C].bind(bi, te.thread_axis("blockIdx.y"))
+    s[C].bind(bj, te.thread_axis("blockIdx.x"))
+    s[C].bind(ti, ty)
+    s[C].bind(tj, tx)
+    s[CC].compute_at(s[C], tj)
+    s[AA].compute_at(s[C], bj)
+    if bind_fill:
+        fused = s[AA].fuse(*s[AA].op.axis)
+        rest, fx = s[AA].split(fused, 16)
+        _, fy = s[AA].split(rest, 16)
+        s[AA].bind(fy, ty)
+        s[AA].bind(fx, tx)
+    return s, [A, B, C]

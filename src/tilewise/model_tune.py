@@ -38,7 +38,7 @@ from .errors import TuningError
 TUNERS = ("model", "random", "grid", "ga")
 #: Share of a time budget kept for re-measuring each task's leaders beside its fallback
 #: at the end: the best of many single readings on a shared machine is often a lucky
-#: one (MobileNetV2 tuned 300 s without it ran 5% slower than untuned, compiled).
+#: one.
 CONFIRM_SHARE = 0.15
 #: Leaders re-measured per task, and readings each, beside the fallback.
 CONFIRM_TOP, CONFIRM_ROUNDS = 2, 2

@@ -107,3 +107,38 @@ def test_load_model_refuses_weights_that_do_not_match(tmp_path):
     (tmp_path / "model.so").write_bytes(b"")
     with pytest.raises(ModelError, match="does not match"):
         tw.load_model(tmp_path)
+
+
+def _asymmetric_model(pool: str):
+    """TensorFlow's SAME padding as exporters write it: a stride-2 convolution with one
+    more row and column at the end, a ReLU, then a pooling padded unevenly too."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[0, 0, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node(pool, ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 0, 2, 1])]
+    graph = helper.make_graph(
+        nodes, "asymmetric", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                            [1, 3, 17, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_uneven_padding_is_a_pad_node_and_matches_onnxruntime():
+    model = _asymmetric_model("MaxPool")
+    graph = tw.model.import_model(model)
+    pads = [n for n in graph.nodes if n.op == "pad"]
+    assert [n.attrs["value"] for n in pads] == [0.0, -np.inf]  # zeros, then -inf for max
+    assert all(n.attrs["pads"] == (0, 0, 0, 0) for n in graph.nodes
+               if n.op in ("conv2d", "max_pool2d"))
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 3, 17, 16), np.float32)}
+    got = tw.compile_model(model, target=TARGET).run(feeds)
+    _assert_close(got, _ort(model, feeds), rtol=1e-5)
+
+
+def test_uneven_average_pooling_is_still_one_clear_error():
+    with pytest.raises(ModelError, match="asymmetric padding"):
+        tw.compile_model(_asymmetric_model("AveragePool"), target=TARGET)

@@ -106,6 +106,8 @@ CASES = {
               lambda x: [x[1:3, 4:0:-2, 0:7:3]]),
     "gather": ({"axis": 1}, [X, IDX], lambda x, i: [np.take(x, i, 1)]),
     "expand": ({"shape": (2, 5, 3)}, [Y], lambda y: [np.broadcast_to(y, (2, 5, 3))]),
+    "pad": ({"pads": (0, 1, 2, 1, 0, 3), "value": -np.inf}, [X],
+            lambda x: [np.pad(x, ((0, 1), (1, 0), (2, 3)), constant_values=-np.inf)]),
 }
 
 

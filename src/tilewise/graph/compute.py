@@ -143,6 +143,12 @@ def _gather(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
     return [nn.take(data, indices, _need(n, "axis"), name=_name(n))]
 
 
+def _pad(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
+    (x,) = _inputs(n, xs, 1)
+    pads = _need(n, "pads")
+    return [nn.pad(x, pads[:x.ndim], pads[x.ndim:], n.attr("value", 0.0), name=_name(n))]
+
+
 def _expand(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
     (x,) = _inputs(n, xs, 1)
     return [nn.expand(x, _need(n, "shape"), name=_name(n))]
@@ -169,6 +175,7 @@ COMPUTES: dict[str, Compute] = {
     "slice": _slice,
     "gather": _gather,
     "expand": _expand,
+    "pad": _pad,
 }
 
 

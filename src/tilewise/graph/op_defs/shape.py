@@ -171,3 +171,23 @@ def _expand_infer(node: Node, types: Sequence[InType]) -> list[TensorType]:
 
 register(OpDef("expand", OpPattern.BROADCAST, _expand_infer,
                lambda node, args: [np.array(np.broadcast_to(args[0], node.attrs["shape"]))]))
+
+
+def _pad_widths(node: Node, rank: int) -> list[tuple[int, int]]:
+    """``pads`` as ONNX writes them: every axis's start, then every axis's end."""
+    pads = tuple(need_attr(node, "pads"))
+    if len(pads) != 2 * rank or any(not isinstance(p, int) or p < 0 for p in pads):
+        raise node_error(node, f"pads {pads} must be {2 * rank} non-negative sizes")
+    return list(zip(pads[:rank], pads[rank:], strict=True))
+
+
+def _pad_infer(node: Node, types: Sequence[InType]) -> list[TensorType]:
+    x = _one(node, types)
+    widths = _pad_widths(node, len(x.shape))
+    return [TensorType(tuple(n + b + a for n, (b, a) in zip(x.shape, widths, strict=True)),
+                       x.dtype)]
+
+
+register(OpDef("pad", OpPattern.INJECTIVE, _pad_infer,
+               lambda node, args: [np.pad(args[0], _pad_widths(node, args[0].ndim),
+                                          constant_values=node.attrs.get("value", 0.0))]))

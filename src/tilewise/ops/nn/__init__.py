@@ -20,10 +20,10 @@ from .broadcast import BINARY, binary, broadcast_shape, expand, where
 from .elementwise import UNARY, cast, clip, gelu, unary
 from .normalization import batch_norm, layer_norm
 from .reduction import REDUCE, global_avg_pool, reduce, softmax
-from .transform import concat, reshape, split, strided_slice, take, transpose
+from .transform import concat, pad, reshape, split, strided_slice, take, transpose
 
 __all__ = [
     "BINARY", "REDUCE", "UNARY", "batch_norm", "binary", "broadcast_shape", "cast", "clip",
-    "concat", "expand", "gelu", "global_avg_pool", "layer_norm", "reduce", "reshape",
+    "concat", "expand", "gelu", "global_avg_pool", "layer_norm", "pad", "reduce", "reshape",
     "softmax", "split", "strided_slice", "take", "transpose", "unary", "where",
 ]

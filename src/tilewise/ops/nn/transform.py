@@ -159,3 +159,22 @@ def take(data: Tensor, indices: Tensor, axis: int, name: str = "gather") -> Tens
         return data[(*i[:axis], ix, *i[axis + r:])]
 
     return te.compute(shape, body, name=name)
+
+
+def pad(x: Tensor, before: Sequence[int], after: Sequence[int], value: float = 0.0,
+        name: str = "pad") -> Tensor:
+    """``x`` with ``before[d]`` and ``after[d]`` elements of ``value`` around axis ``d``
+    (NumPy's ``np.pad(..., constant_values=value)``); ``value`` may be -inf."""
+    if not len(before) == len(after) == x.ndim or min(*before, *after) < 0:
+        raise TensorError(f"pad of {x.name}: need a non-negative before and after per "
+                          f"axis ({x.ndim}), got {tuple(before)} and {tuple(after)}")
+    shape = tuple(n + b + a for n, b, a in zip(x.shape, before, after, strict=True))
+    fill = te.const(value, str(x.dtype))
+
+    def element(*i):
+        inside = [c for ix, b, a, n in zip(i, before, after, x.shape, strict=True)
+                  if b or a for c in (ix >= b, ix < b + n)]
+        read = x[tuple(ix - b for ix, b in zip(i, before, strict=True))]
+        return te.if_then_else(te.all(*inside), read, fill) if inside else read
+
+    return te.compute(shape, element, name=name)

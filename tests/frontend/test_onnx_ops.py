@@ -160,6 +160,12 @@ def _cases():
     yield "cast-bool", c("Cast", rand(3, 4).round(), to=TensorProto.BOOL)
     yield "expand", c("Expand", rand(3, 1), ints(2, 1, 4))
     yield "expand-smaller", c("Expand", rand(2, 3, 1), ints(3, 5))
+    # pad: pads and the value as inputs, axes (opset 18) picking which axes they name
+    yield "pad-13", c("Pad", rand(2, 3, 4), ints(0, 1, 2, 1, 0, 3), Const(np.float32(-1.5)),
+                      opset=13)
+    yield "pad-axes-18", c("Pad", rand(2, 3, 4), ints(1, 2, 0, 3), Const(np.float32(0.5)),
+                           ints(-1, 0))
+    yield "pad-zeros", c("Pad", rand(3, 4), ints(1, 0, 0, 2))
     # reductions: axes as attribute (ReduceMean/Max at 13) or input (ReduceSum at 13, 18)
     yield "reducemean-13", c("ReduceMean", rand(3, 4, 5), axes=[0, -1], opset=13)
     yield "reducemean-18", c("ReduceMean", rand(3, 4, 5), ints(1), keepdims=0)
@@ -261,3 +267,16 @@ def test_symbolic_dims_given_in_input_shapes():
     dims[0].dim_param, dims[2].dim_param = "batch", "seq"
     graph = check_against_ort(m, {"x": x}, input_shapes={"x": (2, 3, 5)})
     assert graph.type_of("y").shape == (2, 3, 5)
+
+
+@pytest.mark.parametrize("attrs, pads, message", [
+    ({"mode": "reflect"}, [0, 1, 0, 1], "mode 'reflect' is not supported"),
+    ({}, [0, -1, 0, 1], "negative pads"),
+    ({}, [0, 1, 1], "a start and an end"),
+], ids=["reflect", "negative", "odd"])
+def test_pads_it_cannot_take_are_one_clear_error(attrs, pads, message):
+    from tilewise.errors import ModelError
+
+    m, _ = one_node("Pad", rand(3, 4), ints(*pads), **attrs)
+    with pytest.raises(ModelError, match=message):
+        from_onnx(m)

@@ -184,3 +184,36 @@ def _expand(ctx: NodeContext) -> list[Any]:
         raise ctx.error(f"cannot broadcast {ctx.type(x).shape} with {ints(target)}") \
             from None
     return [ctx.emit1("expand", [x], {"shape": tuple(int(d) for d in shape)})]
+
+
+@translates("Pad")
+def _pad(ctx: NodeContext) -> list[Any]:
+    x = ctx.input(0)
+    rank = ctx.rank(x)
+    mode = ctx.attr("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise ctx.error(f"mode {mode!r} is not supported yet (only 'constant')")
+    pads = attr_or_input(ctx, "pads", 1)
+    if pads is None:
+        raise ctx.error("pads must be a constant")
+    value = ctx.const_input(2, "constant_value")
+    axes = ctx.const_input(3, "axes")
+    # pads follow the axes in the order given, so they are not sorted (norm_axes sorts)
+    picked = (tuple(norm_axis(ctx, a, rank, "axis") for a in ints(axes))
+              if axes is not None else tuple(range(rank)))
+    if len(set(picked)) != len(picked):
+        raise ctx.error(f"axes {ints(axes)} repeat an axis")
+    if len(pads) != 2 * len(picked):
+        raise ctx.error(f"pads {pads} must hold a start and an end for each of "
+                        f"{len(picked)} axes")
+    if min(pads) < 0:
+        raise ctx.error(f"negative pads {pads} (cropping) are not supported yet")
+    full = [0] * (2 * rank)
+    for k, a in enumerate(picked):
+        full[a], full[rank + a] = pads[k], pads[len(picked) + k]
+    fill = float(np.asarray(value).reshape(-1)[0]) if value is not None and np.size(value) \
+        else 0.0
+    if not any(full):
+        return [x]
+    return [ctx.emit1("pad", [x], {"pads": tuple(full), "value": fill})]

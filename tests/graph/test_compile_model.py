@@ -142,3 +142,23 @@ def test_uneven_padding_is_a_pad_node_and_matches_onnxruntime():
 def test_uneven_average_pooling_is_still_one_clear_error():
     with pytest.raises(ModelError, match="asymmetric padding"):
         tw.compile_model(_asymmetric_model("AveragePool"), target=TARGET)
+
+
+@pytest.mark.parametrize("size, kernel, strides, pads", [
+    ((17, 16), [3, 3], [2, 2], [0, 0, 0, 0]),
+    ((10, 11), [3, 2], [2, 3], [1, 1, 1, 1]),
+    ((9, 9), [2, 2], [3, 3], [0, 0, 1, 1]),  # a last window starting in the end padding
+    ((8, 13), [3, 3], [2, 3], [2, 1, 2, 1]),
+], ids=["odd", "uneven-window", "dropped-window", "padded"])
+def test_max_pooling_with_ceil_mode_matches_onnxruntime(size, kernel, strides, pads):
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=kernel, strides=strides,
+                            pads=pads, ceil_mode=1)
+    graph = helper.make_graph(
+        [node], "ceil", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, *size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": np.random.default_rng(2).standard_normal((1, 4, *size), np.float32)}
+    got = tw.compile_model(model, target=TARGET).run(feeds)
+    _assert_close(got, _ort(model, feeds), rtol=1e-6)

@@ -162,3 +162,30 @@ def test_max_pooling_with_ceil_mode_matches_onnxruntime(size, kernel, strides, p
     feeds = {"x": np.random.default_rng(2).standard_normal((1, 4, *size), np.float32)}
     got = tw.compile_model(model, target=TARGET).run(feeds)
     _assert_close(got, _ort(model, feeds), rtol=1e-6)
+
+
+@pytest.mark.parametrize("groups, channels, outputs, bias", [
+    (2, 8, 6, True), (4, 16, 8, False), (3, 9, 12, True)])
+def test_grouped_convolution_is_one_per_group_and_matches_onnxruntime(groups, channels,
+                                                                      outputs, bias):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(groups)
+    inits = [numpy_helper.from_array(
+        rng.standard_normal((outputs, channels // groups, 3, 3)).astype(np.float32), "w")]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(outputs).astype(np.float32),
+                                             "b"))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"][:2 + bias], ["c"], pads=[1, 1, 1, 1],
+                              strides=[2, 2], group=groups),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "grouped", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                         [1, channels, 10, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    convs = [n for n in tw.model.import_model(model).nodes if n.op == "conv2d"]
+    assert len(convs) == groups and all(n.attrs["groups"] == 1 for n in convs)
+    feeds = {"x": rng.standard_normal((1, channels, 10, 9), np.float32)}
+    _assert_close(tw.compile_model(model, target=TARGET).run(feeds), _ort(model, feeds),
+                  rtol=1e-5)

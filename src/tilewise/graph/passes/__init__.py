@@ -13,12 +13,14 @@ from .explicit_padding import explicit_padding
 from .fold_batch_norm import fold_batch_norm
 from .fold_constants import fold_constants
 from .remove_dead import remove_dead
+from .split_groups import split_groups
 
 __all__ = ["canonicalize", "explicit_padding", "fold_batch_norm", "fold_constants", "optimize",
-           "remove_dead"]
+           "remove_dead", "split_groups"]
 
 #: The passes of :func:`optimize`, in order.
-PIPELINE = (canonicalize, fold_constants, fold_batch_norm, explicit_padding, remove_dead)
+PIPELINE = (canonicalize, fold_constants, fold_batch_norm, split_groups, explicit_padding,
+            remove_dead)
 
 _MAX_ROUNDS = 8  # each round only shrinks the graph; real models settle in two
 

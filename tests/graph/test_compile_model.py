@@ -189,3 +189,29 @@ def test_grouped_convolution_is_one_per_group_and_matches_onnxruntime(groups, ch
     feeds = {"x": rng.standard_normal((1, channels, 10, 9), np.float32)}
     _assert_close(tw.compile_model(model, target=TARGET).run(feeds), _ort(model, feeds),
                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("a_shape, b_shape, b_constant", [
+    ((2, 1, 5, 3), (4, 3, 6), False),
+    ((5, 3), (4, 3, 6), False),
+    ((2, 4, 5, 3), (1, 4, 3, 6), True),
+    ((3, 5, 3), (3, 6), False),
+], ids=["both", "matrix-by-batch", "constant", "batch-by-matrix"])
+def test_matmul_with_broadcast_batches_matches_onnxruntime(a_shape, b_shape, b_constant):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    ins = [helper.make_tensor_value_info("a", TensorProto.FLOAT, list(a_shape))]
+    if not b_constant:
+        ins.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, list(b_shape)))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])], "broadcast", ins,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(b, "b")] if b_constant else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"a": rng.standard_normal(a_shape).astype(np.float32)}
+    if not b_constant:
+        feeds["b"] = b
+    _assert_close(tw.compile_model(model, target=TARGET).run(feeds), _ort(model, feeds),
+                  rtol=1e-5)

@@ -8,6 +8,7 @@ them in a fixed order until nothing changes.
 from __future__ import annotations
 
 from ..ir import Graph
+from .broadcast_matmul import broadcast_matmul
 from .canonicalize import canonicalize
 from .explicit_padding import explicit_padding
 from .fold_batch_norm import fold_batch_norm
@@ -15,12 +16,12 @@ from .fold_constants import fold_constants
 from .remove_dead import remove_dead
 from .split_groups import split_groups
 
-__all__ = ["canonicalize", "explicit_padding", "fold_batch_norm", "fold_constants", "optimize",
-           "remove_dead", "split_groups"]
+__all__ = ["broadcast_matmul", "canonicalize", "explicit_padding", "fold_batch_norm",
+           "fold_constants", "optimize", "remove_dead", "split_groups"]
 
 #: The passes of :func:`optimize`, in order.
 PIPELINE = (canonicalize, fold_constants, fold_batch_norm, split_groups, explicit_padding,
-            remove_dead)
+            broadcast_matmul, remove_dead)
 
 _MAX_ROUNDS = 8  # each round only shrinks the graph; real models settle in two
 

@@ -73,15 +73,10 @@ class Side:
 
 
 def _python_timer(call: Callable[[], object], repeat: int) -> Callable[[], float]:
-    def timer() -> float:
-        call()  # warm-up
-        samples = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - t0)
-        return statistics.median(samples)
-    return timer
+    """A side's timer: the median of ``repeat`` calls after a warm-up."""
+    from tilewise.model_bench import time_calls
+
+    return lambda: time_calls(call, repeat)
 
 
 class CopyBandwidth:

@@ -153,20 +153,28 @@ def cmd_bench(opts: argparse.Namespace) -> int:
     return 0
 
 
+def model_arguments(p: argparse.ArgumentParser, db_help: str, directory: bool = False
+                    ) -> None:
+    """The arguments every ``tilewise model`` verb takes: the model, its database,
+    target, threads and input shapes."""
+    p.add_argument("model", help="an .onnx file, a zoo model (resnet18, resnet50, "
+                   "mobilenet_v2, bert_layer)" + (", or a compiled directory"
+                                                  if directory else ""))
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--target", default="c", help="target string (default: c, the host)")
+    p.add_argument("--threads", type=whole(1, 1024), default=None,
+                   help="cores to run on (the target's -cores=)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                   help="fix an input's symbolic dimensions")
+
+
 def add_model_parser(sub) -> None:
     model = sub.add_parser("model", help="compile and benchmark whole models")
     verbs = model.add_subparsers(dest="verb", required=True)
     for verb, func in (("compile", cmd_compile), ("bench", cmd_bench)):
         p = verbs.add_parser(verb, help=f"{verb} a model (ONNX file or zoo name)")
-        p.add_argument("model", help="an .onnx file, a zoo model (resnet18, resnet50, "
-                       "mobilenet_v2, bert_layer)" + (", or a compiled directory"
-                                                      if verb == "bench" else ""))
-        p.add_argument("--db", help="tuning database whose best configs to use")
-        p.add_argument("--target", default="c", help="target string (default: c, the host)")
-        p.add_argument("--threads", type=whole(1, 1024), default=None,
-                       help="cores to run on (the target's -cores=)")
-        p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
-                       help="fix an input's symbolic dimensions")
+        model_arguments(p, "tuning database whose best configs to use",
+                        directory=verb == "bench")
         p.set_defaults(func=func)
         if verb == "compile":
             p.add_argument("-o", "--output", required=True, help="directory to write")

@@ -100,17 +100,11 @@ class _Display:
 
 def add_tune_parser(verbs) -> None:
     from .autotune.task_scheduler import STRATEGIES
+    from .cli_model import model_arguments
     from .model_tune import TUNERS
 
     p = verbs.add_parser("tune", help="tune a model's kernels under one budget")
-    p.add_argument("model", help="an .onnx file or a zoo model (resnet18, resnet50, "
-                   "mobilenet_v2, bert_layer)")
-    p.add_argument("--db", help="tuning database (default: per-user file)")
-    p.add_argument("--target", default="c", help="target string (default: c, the host)")
-    p.add_argument("--threads", type=whole(1, 1024), default=None,
-                   help="cores the model will run on (the target's -cores=)")
-    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
-                   help="fix an input's symbolic dimensions")
+    model_arguments(p, "tuning database (default: per-user file)")
     p.add_argument("--time-budget", type=number(0, 10**7, above=True), default=None,
                    metavar="SECONDS",
                    help="wall time of this run")

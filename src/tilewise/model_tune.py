@@ -277,11 +277,9 @@ def _confirm(sched, tuners, database, option, report, start, budget_s,
     """Re-measure the leaders of each task measured more than once beside its fallback
     (``Tuner.confirm``), heaviest operators first, while the budget lasts."""
     each = sum(per_trial) / len(per_trial) if per_trial else 1.0
-    order = sorted(sched.units, key=lambda u: -u.weight * min(u.best, 1e9))
-    for unit in order:
+    measured = [u for u in sched.units if len(tuners[id(u)].costs) >= 2]
+    for unit in sorted(measured, key=lambda u: -u.weight * u.best):
         tuner = tuners[id(unit)]
-        if len(tuner.costs) < 2:
-            continue
         guess = (CONFIRM_TOP + 1) * CONFIRM_ROUNDS * each
         if budget_s is not None and time.perf_counter() - start + guess > budget_s:
             break

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import BuildError
 from .artifact import ArgSpec
-from .device import NoDeviceError, check_arrays
-from .module import TimingResult, calls_per_repeat, check_timing
+from .device import NoDeviceError, check_arrays, device_timing
+from .module import TimingResult, check_timing
 
 
 def nvcc_available() -> bool:
@@ -168,11 +168,7 @@ class CudaModule:
                 stop.synchronize()
                 return cp.cuda.get_elapsed_time(start, stop) / 1e3 / calls
 
-            n = number
-            if min_repeat_ms > 0:  # the probing call warms up, as in Module's
-                n = calls_per_repeat(number, min_repeat_ms, seconds_per_call(1))
-            elif warmup:
-                self._kernel(*args)
-            return TimingResult(tuple(seconds_per_call(n) for _ in range(repeat)))
+            return device_timing(seconds_per_call, lambda: self._kernel(*args), number,
+                                 repeat, min_repeat_ms, warmup)
 
         return evaluate

@@ -3,11 +3,12 @@ error of a module built where no device is, and the check of the arrays a call g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import RuntimeCallError
 from .artifact import ArgSpec
+from .module import TimingResult, calls_per_repeat
 
 
 class NoDeviceError(RuntimeCallError):
@@ -42,3 +43,18 @@ def check_arrays(name: str, specs: Sequence[ArgSpec], arrays: Sequence) -> None:
         if tuple(a.shape) != spec.shape or str(a.dtype) != spec.dtype:
             got, want = f"{a.dtype}{tuple(a.shape)}", f"{spec.dtype}{spec.shape}"
             raise RuntimeCallError(f"argument {spec.name}: {got}, expected {want}")
+
+
+def device_timing(seconds_per_call: Callable[[int], float], launch: Callable[[], object],
+                  number: int, repeat: int, min_repeat_ms: float,
+                  warmup: bool) -> TimingResult:
+    """``repeat`` readings of ``seconds_per_call(n)`` (a device's own timer over ``n``
+    launches), ``n`` raised from ``number`` until a repeat lasts ``min_repeat_ms``, as
+    :meth:`tilewise.runtime.Module.time_evaluator` does; the probing call warms up, or
+    one ``launch()`` does where there is no probe and ``warmup``."""
+    n = number
+    if min_repeat_ms > 0:
+        n = calls_per_repeat(number, min_repeat_ms, seconds_per_call(1))
+    elif warmup:
+        launch()
+    return TimingResult(tuple(seconds_per_call(n) for _ in range(repeat)))

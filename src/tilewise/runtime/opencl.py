@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import BuildError
 from .artifact import ArgSpec
-from .device import DeviceLimits, NoDeviceError, check_arrays
-from .module import TimingResult, calls_per_repeat, check_timing
+from .device import DeviceLimits, NoDeviceError, check_arrays, device_timing
+from .module import TimingResult, check_timing
 
 
 @dataclass(frozen=True)
@@ -155,11 +155,7 @@ class OpenCLModule:
                 self._queue.finish()
                 return sum(e.profile.end - e.profile.start for e in events) / 1e9 / calls
 
-            n = number
-            if min_repeat_ms > 0:  # the probing call warms up, as in Module's
-                n = calls_per_repeat(number, min_repeat_ms, seconds_per_call(1))
-            elif warmup:
-                self._launch(bufs)
-            return TimingResult(tuple(seconds_per_call(n) for _ in range(repeat)))
+            return device_timing(seconds_per_call, lambda: self._launch(bufs), number,
+                                 repeat, min_repeat_ms, warmup)
 
         return evaluate

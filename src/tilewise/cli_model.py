@@ -117,7 +117,11 @@ def cmd_bench(opts: argparse.Namespace) -> int:
                         strict=True))
         pytorch = torch_peer(opts.model, proto, feeds, threads, want)
         if pytorch is None:
-            notes.append("PyTorch: runs only beside a zoo model, with torch installed")
+            from importlib.util import find_spec
+
+            notes.append("PyTorch: not installed (pip install -e '.[torch]')"
+                         if find_spec("torch") is None else
+                         "PyTorch: runs only beside a zoo model")
         elif pytorch[1] > opts.tolerance:
             notes.append(f"PyTorch: not timed, its outputs differ from ONNX Runtime's by "
                          f"{pytorch[1]:.2e}")

@@ -88,3 +88,18 @@ def assert_faulty_records(db, task, summary) -> None:
     for record in records:
         assert record.result.error is want[record.config["mode"].val], record.result.error_msg
     assert summary.best_config["mode"].val == "ok"
+
+
+@template("test_packed_gemm", reference=gemm_reference, flop=lambda n: 2.0 * n**3,
+          weights=("B",))
+def test_packed_gemm(cfg, n):
+    """``C = A @ B`` reading B through its transpose ``Bt``, a stage of the weight B
+    alone; ``pack``: right, or wrong (Bt is B + 1)."""
+    cfg.define_knob("pack", ["right", "wrong"])
+    A = te.placeholder((n, n), "float32", name="A")
+    B = te.placeholder((n, n), "float32", name="B")
+    off = 1.0 if cfg["pack"].val == "wrong" else 0.0
+    Bt = te.compute((n, n), lambda j, k: B[k, j] + off, name="Bt")
+    k = te.reduce_axis((0, n), name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * Bt[j, k], axis=k), name="C")
+    return te.create_schedule(C.op), [A, B, C]

@@ -30,6 +30,7 @@ from tilewise.distributed import (  # noqa: E402
     SourceBuilder,
     local_farm,
 )
+from tilewise.autotune.measure.packed import PackedArtifact  # noqa: E402
 from tilewise.distributed.device import measure_on_device  # noqa: E402
 
 pytestmark = pytest.mark.compiles
@@ -103,6 +104,18 @@ def test_random_tuner_tunes_a_gemm_on_the_farm(client, builder, tmp_path):
     assert len(spans) == 2 and sum(map(len, spans.values())) == 8  # both devices worked
     for runs in spans.values():  # but never on two candidates at once (2 threads each)
         assert all(b[0] >= a[1] for a, b in zip(runs, runs[1:], strict=False)), runs
+
+
+def test_weights_are_packed_on_the_device_and_checked(client, builder):
+    task = Task("test_packed_gemm", (24,))
+    inputs = [MeasureInput(task, task.config_space.get(i)) for i in range(2)]
+    builds = builder.build(inputs)
+    assert all(isinstance(b.artifact, PackedArtifact) and isinstance(b.artifact.pack, KernelSource)
+               for b in builds)
+    runner = DaskRunner(client, device="zen4", number=1, repeat=1, timeout=30)
+    right, wrong = runner.run(inputs, builds)
+    assert right.ok, right.error_msg
+    assert wrong.error is ErrorKind.WRONG_ANSWER
 
 
 def test_faulty_configs_get_their_error_kind(client, builder, tmp_path):

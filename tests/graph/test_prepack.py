@@ -12,9 +12,10 @@ import tilewise as tw
 import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise import te
 from tilewise.autotune import Task
-from tilewise.errors import InvalidConfigError, LowerError
+from tilewise.errors import InvalidConfigError, LowerError, ScheduleError
 from tilewise.graph.prepack import prepack
 from tilewise.ir import Allocate, Store, collect
+from tilewise.schedule.weights import pack_schedule, split_weights
 from tw_testing import matmul
 
 TARGET = "c -cores=2"
@@ -128,25 +129,25 @@ def test_prepacked_templates_match_numpy(case):
     assert built >= 3 and random_built == RANDOM, (case, built, random_built)
 
 
-def test_prepack_order_replaces_the_consumed_constants():
+def test_split_order_replaces_the_consumed_weights():
     task = Task("conv2d_nchw", (1, 16, 8, 8, 32, 3, 3, 1, 1, 1, "float32", "bias"), TARGET)
     s, tensors = task.instantiate(task.config_space.fallback)
-    pre = _prepack_without_running(s, tensors, (1, 2))
-    assert [t.name for t in pre.args] == ["data", "kernel_pack", "bias", "out"]
-    assert [t.name for t in pre.given] == ["kernel_pack"]
+    split = split_weights(s, tensors, {1, 2})
+    assert [t.name for t in split.args] == ["data", "kernel_pack", "bias", "out"]
+    assert split.sources == (0, -1, 2, 3)
+    assert [t.name for t in split.frontier] == ["kernel_pack"]
+    assert split.pack_inputs == (1,) and [t.name for t in split.weights_read] == ["kernel"]
 
 
-def _prepack_without_running(s, tensors, positions):
-    from unittest import mock
-
-    from tilewise.graph import prepack as module
-
-    def fake(frontier, constants, target):
-        return {st.op.output(0): np.zeros(st.op.shape, "float32") for st in frontier}
-
-    with mock.patch.object(module, "_compute", fake):
-        return prepack(s, tensors, {p: np.zeros(tensors[p].shape, "float32")
-                                    for p in positions}, TARGET)
+def test_split_without_weight_only_stages_keeps_the_arguments():
+    task = Task("conv2d_nchw", (1, 16, 8, 8, 32, 3, 3, 1, 1, 1, "float32", "bias"), TARGET)
+    s, tensors = task.instantiate(task.config_space.fallback)
+    split = split_weights(s, tensors, {2})  # the bias: read by the output stage only
+    assert list(split.args) == list(tensors) and not split.frontier
+    with pytest.raises(ScheduleError, match="no weight-only stages"):
+        pack_schedule(split)
+    with pytest.raises(ScheduleError, match="not an input placeholder"):
+        split_weights(s, tensors, {3})
 
 
 # -- lower(given=...) on a hand schedule -----------------------------------------------

@@ -41,6 +41,11 @@ class Template:
     computes those arguments (None: any); ``untuned_first(*args)`` whether, untuned,
     its fallback is the one to run rather than the other template's (None: never).
 
+    ``weights`` names the template's input tensors that hold weights: constants
+    wherever its kernel runs in a model. Its stages that read only them are computed
+    ahead, once, where a model is compiled, and the tuner times the kernel without them
+    as well (:mod:`tilewise.schedule.weights`), so records rank kernels as models run them.
+
     ``version`` is stored with every record; bump it when a knob's meaning changes,
     so that records of the old meaning are reported, not dispatched. Adding or removing
     a knob or a value needs no bump: records are placed by their knob values, a knob
@@ -56,6 +61,7 @@ class Template:
     applies: Callable[..., bool] | None = None
     untuned_first: Callable[..., bool] | None = None
     version: int = 1
+    weights: tuple[str, ...] = ()
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
              ) -> tuple[Any, ...]:
@@ -104,6 +110,7 @@ def template(
     applies: Callable[..., bool] | None = None,
     untuned_first: Callable[..., bool] | None = None,
     version: int = 1,
+    weights: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``f(cfg, *args) -> (schedule, tensors)`` under ``name``; the keywords
     are :class:`Template`'s."""
@@ -115,7 +122,7 @@ def template(
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         _TEMPLATES[name] = Template(name, func, reference, flop, implements, applies,
-                                    untuned_first, version)
+                                    untuned_first, version, tuple(weights))
         return func
 
     return register

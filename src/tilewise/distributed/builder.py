@@ -10,9 +10,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from tilewise.autotune.measure.builder import LocalBuilder, build_job, kernel_name
+from tilewise.autotune.measure.packed import PackedArtifact, tensor_specs, weight_split
 from tilewise.autotune.record import BuildResult
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
@@ -22,6 +23,7 @@ from tilewise.errors import BuildError
 from tilewise.lower import lower
 from tilewise.runtime import ArgSpec
 from tilewise.schedule import Schedule
+from tilewise.schedule.weights import pack_schedule
 from tilewise.target import Target, TargetKind
 from tilewise.te.tensor import Tensor
 
@@ -32,23 +34,32 @@ def generate_candidate(task: Task, config: ConfigEntity, timeout: float) -> Buil
 
 
 def _generate(task: Task, schedule: Schedule, tensors: list[Tensor], timeout: float):
-    return generate_kernel(task, schedule, tensors)
+    split = weight_split(task, schedule, tensors)
+    if split is None:
+        return generate_kernel(task, schedule, tensors)
+    pack_sch, pack_args = pack_schedule(split)
+    return PackedArtifact(
+        generate_kernel(task, schedule, split.args, given=split.given),
+        generate_kernel(task, pack_sch, pack_args, name=f"{kernel_name(task)}_pack"),
+        split.pack_inputs, split.sources, tensor_specs(tensors))
 
 
-def generate_kernel(task: Task, schedule: Schedule, tensors: Sequence[Tensor]) -> KernelSource:
+def generate_kernel(task: Task, schedule: Schedule, tensors: Sequence[Tensor],
+                    name: str | None = None, given: Collection[Tensor] = ()) -> KernelSource:
     """Lower and generate C for the task's target, with the flags to compile it."""
     target = Target.from_str(task.target)
     if target.kind is not TargetKind.C:
         raise BuildError(f"the device farm compiles the 'c' target, not {target.kind.value!r}")
-    name = kernel_name(task)
-    func = lower(schedule, list(tensors), name)
+    name = name or kernel_name(task)
+    func = lower(schedule, list(tensors), name, given=given)
     specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
     return KernelSource(name, generate_source(func, target), target.cflags, specs, str(target))
 
 
 class SourceBuilder(LocalBuilder):
     """Generates source in ``n_parallel`` processes (a :class:`LocalBuilder` whose job
-    stops before the compiler); its artifacts are :class:`KernelSource`."""
+    stops before the compiler); its artifacts are :class:`KernelSource` (two of them in a
+    :class:`~tilewise.autotune.measure.packed.PackedArtifact` where weights are packed)."""
 
     job = staticmethod(generate_candidate)
 

@@ -11,6 +11,7 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 
+from tilewise.autotune.measure.packed import PackedArtifact
 from tilewise.autotune.measure.runner import LocalRunner
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput, MeasureResult
 from tilewise.errors import BuildError, TilewiseError, TuningError
@@ -45,7 +46,7 @@ class DeviceJob:
     the LocalRunner whose timing, time limit and correctness check the device applies."""
 
     inp: MeasureInput
-    kernel: KernelSource
+    kernel: KernelSource | PackedArtifact  # of KernelSource
     runner: LocalRunner
     compile_timeout: float
 
@@ -56,7 +57,10 @@ def measure_on_device(job: DeviceJob) -> MeasureResult:
     check_device(job)
     start = time.perf_counter()
     try:
-        artifact = compile_kernel(job.kernel, job.compile_timeout)
+        if isinstance(job.kernel, PackedArtifact):
+            artifact = job.kernel.with_parts(lambda k: compile_kernel(k, job.compile_timeout))
+        else:
+            artifact = compile_kernel(job.kernel, job.compile_timeout)
     except BuildError as err:
         compile_s = time.perf_counter() - start
         # a compiler killed at the time limit is a timeout, whatever it said

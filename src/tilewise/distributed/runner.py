@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from tilewise.autotune.measure.packed import PackedArtifact
 from tilewise.autotune.measure.runner import LocalRunner
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput, MeasureResult
 from tilewise.distributed.device import (
@@ -158,12 +159,14 @@ class DaskRunner:
         return out
 
     def _job(self, inp: MeasureInput, build: BuildResult) -> DeviceJob:
-        if not isinstance(build.artifact, KernelSource):
+        artifact = build.artifact
+        kernel = artifact.kernel if isinstance(artifact, PackedArtifact) else artifact
+        if not isinstance(kernel, KernelSource):
             raise TypeError(
                 "DaskRunner measures KernelSource artifacts (use a SourceBuilder), "
-                f"got {type(build.artifact).__name__}"
+                f"got {type(kernel).__name__}"
             )
-        return DeviceJob(inp, build.artifact, self.local, self.compile_timeout)
+        return DeviceJob(inp, artifact, self.local, self.compile_timeout)
 
     def _measure(self, jobs: list[DeviceJob]) -> list[tuple[str, MeasureResult]]:
         client = self.client

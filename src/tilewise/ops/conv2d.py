@@ -314,7 +314,8 @@ def conv2d_nchw_numpy(d: np.ndarray, k: np.ndarray, stride=1, pad=0, dilation=1)
     return out.astype(d.dtype)
 
 
-@template("conv2d_nchw", reference=conv2d_reference, flop=conv2d_flop)
+@template("conv2d_nchw", reference=conv2d_reference, flop=conv2d_flop,
+          weights=("kernel", "bias"))
 def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                 stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
                 epilogue: str = ""):

@@ -66,7 +66,8 @@ def _nhwc_fallback_tile(oc: list[int], regs: list[int], lanes: int,
     raise InvalidConfigError(f"no register tile of {regs} x {oc} fits {room} vectors")
 
 
-@template("conv2d_nhwc", reference=conv2d_nhwc_reference, flop=_conv2d_nhwc_flop)
+@template("conv2d_nhwc", reference=conv2d_nhwc_reference, flop=_conv2d_nhwc_flop,
+          weights=("kernel", "bias"))
 def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
                 stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
                 epilogue: str = ""):

@@ -402,7 +402,7 @@ def winograd_untuned_first(N: int, C: int, H: int, W: int, K: int, *rest) -> boo
 
 @template("conv2d_nchw_winograd", reference=conv2d_reference, flop=conv2d_flop,
           implements="conv2d_nchw", applies=winograd_applies,
-          untuned_first=winograd_untuned_first)
+          untuned_first=winograd_untuned_first, weights=("kernel", "bias"))
 def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                          stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                          dtype: str = "float32", epilogue: str = ""):

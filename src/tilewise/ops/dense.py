@@ -27,7 +27,8 @@ def dense_reference(M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: 
 
 
 @template("dense", reference=dense_reference,
-          flop=lambda M, N, K, epilogue="bias+relu", dtype="float32": 2.0 * M * N * K)
+          flop=lambda M, N, K, epilogue="bias+relu", dtype="float32": 2.0 * M * N * K,
+          weights=("B", "bias"))
 def dense(cfg, M: int, N: int, K: int, epilogue: str = "bias+relu", dtype: str = "float32"):
     """``epilogue(A @ B)``; ``epilogue`` is ``+``-joined steps of bias, relu, gelu, residual."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError

@@ -121,7 +121,8 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
     cfg.fallback_with(w_bn=fb_w, reg_h=reg_h, oh_bn=oh_bn, pad="at_rows", kernel="loops")
 
 
-@template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop)
+@template("depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop,
+          weights=("kernel", "bias"))
 def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                           stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                           dtype: str = "float32", epilogue: str = ""):

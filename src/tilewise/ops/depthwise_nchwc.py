@@ -261,7 +261,7 @@ def nchwc_untuned_first(N: int, C: int, H: int, W: int, R: int, S: int, stride: 
 
 @template("depthwise_conv2d_nchwc", reference=depthwise_reference, flop=depthwise_flop,
           implements="depthwise_conv2d_nchw", applies=nchwc_applies,
-          untuned_first=nchwc_untuned_first)
+          untuned_first=nchwc_untuned_first, weights=("kernel", "bias"))
 def depthwise_conv2d_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                            stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                            dtype: str = "float32", epilogue: str = ""):

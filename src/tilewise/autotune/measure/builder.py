@@ -58,10 +58,22 @@ def build_job(task: Task, config: ConfigEntity, timeout: float, make: MakeArtifa
 
 
 def compile_candidate(task: Task, schedule: Any, tensors: list[Any], timeout: float) -> Any:
+    """The kernel, or, where the template declares weights with stages of their own, a
+    :class:`~tilewise.autotune.measure.packed.PackedArtifact` of the kernel and its
+    packing (the model runs them apart: the packing once)."""
     from tilewise import build_artifact
+    from tilewise.autotune.measure.packed import PackedArtifact, tensor_specs, weight_split
+    from tilewise.schedule.weights import pack_schedule
 
-    return build_artifact(schedule, tensors, target=task.target, name=kernel_name(task),
-                          timeout=timeout)
+    name = kernel_name(task)
+    split = weight_split(task, schedule, tensors)
+    if split is None:
+        return build_artifact(schedule, tensors, target=task.target, name=name, timeout=timeout)
+    pack_sch, pack_args = pack_schedule(split)
+    return PackedArtifact(
+        build_artifact(schedule, list(split.args), task.target, name, timeout, split.given),
+        build_artifact(pack_sch, pack_args, task.target, f"{name}_pack", timeout),
+        split.pack_inputs, split.sources, tensor_specs(tensors))
 
 
 def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildResult:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tilewise.autotune.measure.isolation import Outcome, run_isolated
+from tilewise.autotune.measure.packed import PackedArtifact, kernel_arguments
 from tilewise.autotune.measure.workload import require_memory
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput, MeasureResult
 from tilewise.autotune.task import Task
@@ -94,7 +95,8 @@ def measure_in_child(
     timing: TimingOptions,
     check: bool,
 ) -> ChildReport:
-    """The child's job: load, check, time. The inputs and the reference come from the
+    """The child's job: load (and pack the weights of a :class:`PackedArtifact`),
+    check, time. The inputs and the reference come from the
     parent: computing the reference here (NumPy's BLAS threads spin for a while after
     a call) would steal the cores from the kernel being timed."""
     from tilewise.runtime import aligned, load_module
@@ -102,12 +104,16 @@ def measure_in_child(
     # Unpickled arrays start wherever NumPy put them; time on cache-line-aligned ones,
     # as a framework would pass them.
     arrays = [aligned(a) if isinstance(a, np.ndarray) else a for a in arrays]
-    module = load_module(artifact)
+    if isinstance(artifact, PackedArtifact):
+        args = kernel_arguments(artifact, arrays, load_module)
+        module = load_module(artifact.kernel)
+    else:
+        args, module = arrays, load_module(artifact)
     checked = check and bool(expected)
     if checked:
         for pos in expected:
             arrays[pos][...] = 0
-        module(*arrays)
+        module(*args)
         wrong = check_outputs(arrays, expected)
         if wrong is not None:
             return ChildReport(wrong_answer=wrong)
@@ -118,7 +124,7 @@ def measure_in_child(
         cache_flush=timing.cache_flush,
         warmup=not checked,  # the checking call warmed up; a large kernel runs 0.2 s a call
     )
-    return ChildReport(costs=tuple(float(t) for t in timer(*arrays).results))
+    return ChildReport(costs=tuple(float(t) for t in timer(*args).results))
 
 
 class LocalRunner:

@@ -23,6 +23,7 @@ from tilewise.autotune import (  # noqa: E402  (after the skip)
     RandomTuner,
     Task,
 )
+from tilewise.autotune.measure.packed import PackedArtifact  # noqa: E402
 from tilewise.distributed import (  # noqa: E402
     DaskRunner,
     FarmError,
@@ -30,7 +31,6 @@ from tilewise.distributed import (  # noqa: E402
     SourceBuilder,
     local_farm,
 )
-from tilewise.autotune.measure.packed import PackedArtifact  # noqa: E402
 from tilewise.distributed.device import measure_on_device  # noqa: E402
 
 pytestmark = pytest.mark.compiles

@@ -16,8 +16,10 @@ def gemm_task():
 def test_rows_lowered_in_workers_match_rows_lowered_here():
     task = gemm_task()
     space = task.config_space
-    # the fallback, which the template accepts, among configs most of which it rejects
-    indices = [space.fallback.index, *space.sample(23, np.random.default_rng(0))]
+    # the fallback, which the template accepts, among indices drawn past the space's
+    # declared constraints, most of which it refuses
+    drawn = np.random.default_rng(0).integers(len(space), size=23)
+    indices = [space.fallback.index, *drawn.tolist()]
     here = IRFeatureExtractor(task, workers=1)(indices)
     pooled = IRFeatureExtractor(gemm_task(), workers=2)  # a task whose tree knows nothing
     got = pooled(indices)

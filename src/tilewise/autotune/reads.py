@@ -19,10 +19,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tilewise.autotune.constraints import Constraint, check
 from tilewise.autotune.space import ConfigEntity
 
 
@@ -117,6 +118,10 @@ class ReadingConfig:
             self._read.add(name)
             self.steps.append((name, self._digits[self._positions[name]]))
         return entity
+
+    def require(self, knobs: Sequence[str], valid: Callable[..., bool], why: str) -> None:
+        """As :meth:`ConfigBase.require`: reads the knobs it checks."""
+        check(Constraint(tuple(knobs), valid, why), self.__getitem__)
 
     def __getattr__(self, attr: str) -> Any:
         if attr in ("entities", "as_dict", "index", "to_json"):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from tilewise.autotune.constraints import Constraint, Constraints, check
 from tilewise.autotune.knobs import (
     AnnotatePolicy,
     Entity,
@@ -48,6 +49,10 @@ from tilewise.target import Target
 _SMALL_SPACE = 1 << 20
 #: Spaces up to this size have their indices converted in int64 arithmetic.
 _NUMPY_SPACE = 1 << 62
+#: Batches of random draws :meth:`ConfigSpace.sample` makes before it gives up.
+_DRAW_ROUNDS = 64
+#: Draws of a step that breaks no declared constraint, per annealing chain and step.
+_NEIGHBOUR_TRIES = 8
 
 
 class ConfigBase(ABC):
@@ -87,6 +92,13 @@ class ConfigBase(ABC):
     def define_knob(self, name: str, values: Sequence[Any]) -> None:
         """Choose one of ``values``; read it as ``cfg[name].val``."""
         self._define(name, lambda: other_knob(name, values))
+
+    def require(self, knobs: Sequence[str], valid: Callable[..., bool], why: str) -> None:
+        """Declare that the template builds only configs where ``valid(*values)`` holds
+        for the knobs ``knobs`` (defined before): the space then offers no other
+        (:mod:`tilewise.autotune.constraints`), and a config that breaks it is refused
+        here with ``why``."""
+        check(Constraint(tuple(knobs), valid, why), self.__getitem__)
 
     @abstractmethod
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None: ...
@@ -128,6 +140,7 @@ class ConfigSpace(ConfigBase):
         # Kept, not recomputed: annealing converts millions of indices per tuning run.
         self._radices: tuple[int, ...] | None = None
         self._size: int | None = None
+        self._constraints = Constraints()
 
     # -- recording -----------------------------------------------------------------
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
@@ -137,6 +150,10 @@ class ConfigSpace(ConfigBase):
             raise TuningError(f"knob {name!r} is defined twice with different choices")
         self._knobs[name] = knob
         self._positions = self._radices = self._size = None
+        self._constraints.forget_tables()
+
+    def require(self, knobs: Sequence[str], valid: Callable[..., bool], why: str) -> None:
+        self._constraints.add(Constraint(tuple(knobs), valid, why), self._knobs)
 
     def __getitem__(self, name: str) -> Entity:
         knob = self.knob(name)
@@ -318,29 +335,69 @@ class ConfigSpace(ConfigBase):
                 vector[pos] = knob.index_of(_raw_to_entity(knob, choices[knob.name]))
         return self.get(self.index_of(vector))
 
+    # -- constraints ---------------------------------------------------------------
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return tuple(self._constraints)
+
+    def valid(self, indices: Sequence[int]) -> np.ndarray:
+        """Which of ``indices`` break none of the template's declared constraints."""
+        if not self._constraints:
+            return np.ones(len(indices), dtype=bool)
+        return self._constraints.valid(self.digit_matrix(indices), self.knobs)
+
+    def is_valid(self, index: int) -> bool:
+        return self.broken(index) is None
+
+    def broken(self, index: int) -> str | None:
+        """Why config ``index`` is not built (a declared constraint's reason), or None."""
+        if not self._constraints:
+            return None
+        return self._constraints.broken(self.knob_index_vector(int(index)), self.knobs)
+
     # -- search helpers ------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator, exclude: Iterable[int] = ()) -> list[int]:
-        """Up to ``n`` distinct config indices, none in ``exclude``."""
+        """Up to ``n`` distinct valid config indices, none in ``exclude``; fewer where
+        the valid configs are exhausted or too rare to find (one in a million)."""
         excluded = set(exclude)
         size = self.size
         if size <= _SMALL_SPACE:
-            picks = []
-            for i in rng.permutation(size):
-                if len(picks) == n:
-                    break
-                if int(i) not in excluded:
-                    picks.append(int(i))
+            picks: list[int] = []
+            order = rng.permutation(size)
+            for start in range(0, size, 1 << 14):
+                chunk = order[start:start + (1 << 14)]
+                for i in chunk[self.valid(chunk)].tolist():
+                    if len(picks) == n:
+                        return picks
+                    if i not in excluded:
+                        picks.append(i)
             return picks
-        n = min(n, size - len(excluded))
         chosen: dict[int, None] = {}
-        while len(chosen) < n:
-            index = self.random_index(rng)
-            if index not in excluded:
-                chosen[index] = None
+        for _ in range(_DRAW_ROUNDS):
+            if len(chosen) >= n:
+                break
+            for index in self._draw(max(64, 4 * (n - len(chosen))), rng):
+                if index not in excluded and len(chosen) < n:
+                    chosen[index] = None
         return list(chosen)
 
+    def _draw(self, count: int, rng: np.random.Generator) -> list[int]:
+        """Up to ``count`` random valid indices (repeats possible), from ``count`` draws."""
+        if self.size > _NUMPY_SPACE:
+            picks = [self.index_of([int(rng.integers(len(k))) for k in self._knobs.values()])
+                     for _ in range(count)]
+            return [i for i in picks if self.is_valid(i)]
+        sizes = np.array(self.radices, dtype=np.int64)
+        digits = rng.integers(0, sizes, size=(count, len(sizes)))
+        indices = digits @ self._strides(sizes)
+        if self._constraints:
+            indices = indices[self._constraints.valid(digits, self.knobs)]
+        return indices.tolist()
+
     def random_index(self, rng: np.random.Generator) -> int:
-        return self.index_of([int(rng.integers(len(k))) for k in self._knobs.values()])
+        """A random valid config (the fallback where none is found)."""
+        picks = self.sample(1, rng) if self._constraints else self._draw(1, rng)
+        return picks[0] if picks else self.fallback.index
 
     def neighbours(
         self, x: int | ConfigEntity, rng: np.random.Generator | None = None, k: int | None = None
@@ -355,18 +412,22 @@ class ConfigSpace(ConfigBase):
             for digit in range(len(knob)):
                 if digit != vector[pos]:
                     out.append(self.index_of(vector[:pos] + [digit] + vector[pos + 1 :]))
+        if self._constraints and out:
+            out = [i for i, ok in zip(out, self.valid(out).tolist(), strict=True) if ok]
         if rng is not None:
             out = [out[i] for i in rng.permutation(len(out))]
         return out if k is None else out[:k]
 
     def random_neighbour(self, x: int | ConfigEntity, rng: np.random.Generator) -> int:
-        """One config that differs from ``x`` in one knob (``x`` itself if none can)."""
+        """One valid config that differs from ``x`` in one knob (``x`` itself if none
+        is found)."""
         return self.random_neighbours([_index(x)], rng)[0]
 
     def random_neighbours(self, points: Sequence[int], rng: np.random.Generator) -> list[int]:
         """A random neighbour (:meth:`random_neighbour`) of each of ``points``, drawn
         at once: annealing asks this of every chain at every step, millions of times in
-        a tuning run."""
+        a tuning run. Where a step breaks a declared constraint it is drawn again, up
+        to :data:`_NEIGHBOUR_TRIES` times, then the point stays."""
         radices = self.radices
         movable = np.array([i for i, n in enumerate(radices) if n > 1], dtype=np.int64)
         if not len(movable) or not len(points):
@@ -374,19 +435,33 @@ class ConfigSpace(ConfigBase):
         if self.size > _NUMPY_SPACE:
             return [self._python_neighbour(int(p), movable, rng) for p in points]
         x = np.asarray(points, dtype=np.int64)
-        pos = movable[rng.integers(len(movable), size=len(x))]
+        out = x.copy()
+        todo = np.arange(len(x))
         all_sizes = np.array(radices, dtype=np.int64)
-        sizes, stride = all_sizes[pos], self._strides(all_sizes)[pos]
-        digit = (x // stride) % sizes
-        new = (digit + 1 + rng.integers(sizes - 1)) % sizes
-        return (x + (new - digit) * stride).tolist()
+        strides = self._strides(all_sizes)
+        for _ in range(_NEIGHBOUR_TRIES if self._constraints else 1):
+            pos = movable[rng.integers(len(movable), size=len(todo))]
+            sizes, stride = all_sizes[pos], strides[pos]
+            digit = (x[todo] // stride) % sizes
+            new = (digit + 1 + rng.integers(sizes - 1)) % sizes
+            step = x[todo] + (new - digit) * stride
+            ok = self.valid(step) if self._constraints else np.ones(len(step), dtype=bool)
+            out[todo[ok]] = step[ok]
+            todo = todo[~ok]
+            if not len(todo):
+                break
+        return out.tolist()
 
     def _python_neighbour(self, x: int, movable: np.ndarray, rng: np.random.Generator) -> int:
-        vector = list(self.knob_index_vector(x))
-        pos = int(movable[int(rng.integers(len(movable)))])
-        size = self.radices[pos]
-        vector[pos] = (vector[pos] + 1 + int(rng.integers(size - 1))) % size
-        return self.index_of(vector)
+        for _ in range(_NEIGHBOUR_TRIES):
+            vector = list(self.knob_index_vector(x))
+            pos = int(movable[int(rng.integers(len(movable)))])
+            size = self.radices[pos]
+            vector[pos] = (vector[pos] + 1 + int(rng.integers(size - 1))) % size
+            step = self.index_of(vector)
+            if self.is_valid(step):
+                return step
+        return x
 
     def __repr__(self) -> str:
         lines = [f"ConfigSpace(size={self.size})"]

@@ -18,7 +18,13 @@ from ..autotune import template
 from ..ir.dtype import as_dtype
 from ..target import Target
 from ..te.tensor import Tensor
-from .gemm_schedule import fallback_rows, schedule_gemm_cpu
+from .gemm_schedule import (
+    cut_tiles,
+    edge_tail,
+    fallback_rows,
+    schedule_gemm_cpu,
+    tile_fits_registers,
+)
 from .microkernel import micro_tile_width, simd_fp32
 
 
@@ -171,6 +177,7 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
     # gemm_schedule.TilePlan.fetch_next). Defined last: older databases keep their
     # indices.
     cfg.define_knob("fetch_next", [False, True])
+    require_gemm_constraints(cfg, target, lanes, M, N)
     if M <= 8:
         # A few rows (a batch of one through a dense layer): B streamed past them in
         # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch
@@ -179,6 +186,86 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
         cfg.fallback_with(stream_b=True, mr=M, nr=4 * lanes, unroll_k=4, block_m=1,
                           kernel="loops", pack="none", pack_panels=1, pack_a=False, kc=0,
                           stream_c=False, pack_prefetch=0)
+
+
+def require_gemm_constraints(cfg, target: Target, lanes: int, M: int, N: int) -> None:
+    """What :func:`~.gemm_schedule.schedule_gemm_cpu` builds, declared on the knobs of
+    :func:`define_gemm_space` for the operands :func:`gemm_compute` makes of them (B
+    packed unless ``pack`` is "none", A in row tiles where ``pack_a``), in the order the
+    schedule checks them."""
+    shape = f"C is {M}x{N}"
+
+    def summed(mr, nr, pack_a, pack):  # the sum's extents: gemm_compute's padding
+        return whole_tiles((M, N), (mr if pack_a else 0, nr if pack != "none" else 0))
+
+    def tiles_whole(kernel, kc, mr, nr, pack_a, pack):
+        rows, cols = summed(mr, nr, pack_a, pack)
+        whole = kernel != "loops" and not kc
+        tails = (edge_tail(M, rows, mr, whole), edge_tail(N, cols, nr, whole))
+        return not cut_tiles((rows, cols), (mr, nr), tails)
+
+    cfg.require(("stream_c", "pack_a", "mr", "pack", "nr"),
+                lambda sc, pack_a, mr, pack, nr: not sc or summed(mr, nr, pack_a, pack) == (M, N),
+                "streaming C's tiles needs C to be the sum itself: no epilogue, no tiles "
+                "past C's edge")
+    cfg.require(("stream_b", "pack", "pack_a", "kernel", "kc", "stream_c", "pack_prefetch"),
+                lambda sb, pack, pack_a, kernel, kc, sc, ahead: not sb or (
+                    pack == "none" and not pack_a and kernel == "loops" and not kc
+                    and not sc and not ahead),
+                "streaming B reads it in place, A too, with the loops kernel and the whole "
+                "k, and stores C as usual")
+    cfg.require(("stream_b", "mr"), lambda sb, mr: not sb or M <= mr,
+                lambda sb, mr: f"streaming B is for rows that one row tile holds: C has {M}, "
+                               f"mr is {mr}")
+    # The rest is the register tile's, which streaming B does not make.
+    cfg.require(("stream_b", "kernel", "pack"),
+                lambda sb, kernel, pack: sb or kernel != "ukr+prefetch" or pack != "panel",
+                "prefetching the next panel needs the data read in place or packed whole, "
+                "not packed panel by panel")
+    cfg.require(("stream_b", "mr", "nr"),
+                lambda sb, mr, nr: sb or tile_fits_registers(mr, -(-nr // lanes), target),
+                lambda sb, mr, nr: f"register tile {mr}x{nr} with its operands needs more "
+                                   f"than {target.vector_registers} vector registers")
+    cfg.require(("stream_b", "pack_panels", "pack", "order"),
+                lambda sb, panels, pack, order: sb or panels == 1 or (
+                    pack == "panel" and order == "ji"),
+                "packing several panels at once needs per-panel packing with columns "
+                "outermost")
+    cfg.require(("stream_b", "kc", "kernel"),
+                lambda sb, kc, kernel: sb or not kc or kernel != "loops",
+                "blocking k (kc) is the micro-kernel's")
+    cfg.require(("stream_b", "stream_c", "kernel", "kc", "mr", "nr", "pack_a", "pack"),
+                lambda sb, sc, kernel, kc, mr, nr, pack_a, pack: sb or not sc
+                or (kernel != "loops" and not kc)
+                or tiles_whole(kernel, kc, mr, nr, pack_a, pack),
+                lambda sb, sc, kernel, kc, mr, nr, pack_a, pack:
+                    f"storing tiles around the cache needs whole {mr}x{nr} tiles; {shape}")
+    cfg.require(("stream_b", "kernel", "mr", "nr"),
+                lambda sb, kernel, mr, nr: sb or kernel == "loops" or (M >= mr and N >= nr),
+                lambda sb, kernel, mr, nr: f"the micro-kernel's {mr}x{nr} tile is larger "
+                                           f"than C's {M}x{N}")
+    cfg.require(("stream_b", "kernel", "kc", "mr", "nr", "pack_a", "pack"),
+                lambda sb, kernel, kc, mr, nr, pack_a, pack: sb or kernel == "loops"
+                or tiles_whole(kernel, kc, mr, nr, pack_a, pack),
+                lambda sb, kernel, kc, mr, nr, pack_a, pack:
+                    f"the micro-kernel needs whole {mr}x{nr} tiles; {shape} (A packed pads "
+                    f"the rows to whole tiles, B packed the columns)")
+    cfg.require(("stream_b", "kernel", "nr", "pack", "pack_panels"),
+                lambda sb, kernel, nr, pack, panels: sb or kernel == "loops"
+                or (summed(1, nr, False, pack)[1] // nr) % panels == 0,
+                lambda sb, kernel, nr, pack, panels:
+                    f"the micro-kernel needs whole groups of {panels} panels; C has "
+                    f"{summed(1, nr, False, pack)[1] // nr}")
+    cfg.require(("stream_b", "kernel", "kc", "mr", "pack_a", "block_m"),
+                lambda sb, kernel, kc, mr, pack_a, block: sb or kernel == "loops" or not kc
+                or (summed(mr, 1, pack_a, "none")[0] // mr) % block == 0,
+                lambda sb, kernel, kc, mr, pack_a, block:
+                    f"blocking k by {kc} needs whole blocks: C has "
+                    f"{summed(mr, 1, pack_a, 'none')[0] // mr} row tiles, in blocks of {block}")
+    cfg.require(("stream_b", "pack_prefetch", "pack"),
+                lambda sb, ahead, pack: sb or not ahead or pack == "panel",
+                "fetching rows ahead is for the copy of B made panel by panel; a whole copy "
+                "reads whole rows, which the hardware prefetcher follows")
 
 
 def gemm_reference(M: int, N: int, K: int, dtype: str = "float32"):

@@ -327,13 +327,14 @@ def edge_tails(acc, axes, tiles, whole: bool) -> tuple[Tail, ...]:
     columns (gemm-512 in 6x64 tiles, the last from row 506: 0.95x PyTorch on one core,
     against 0.89x in the 4x64 tiles that divide it); else bound checks cut it."""
     *_, ci, cj = acc.op.axis
-    tails = []
-    for axis, own, tile in zip(axes, (ci, cj), tiles, strict=True):
-        n = int(axis.domain.extent)
-        padded = int(own.domain.extent) != n
-        tails.append(Tail.SHIFT_INWARDS if whole and not padded and n % tile and n > tile
-                     else Tail.GUARD)
-    return tuple(tails)
+    return tuple(edge_tail(int(axis.domain.extent), int(own.domain.extent), tile, whole)
+                 for axis, own, tile in zip(axes, (ci, cj), tiles, strict=True))
+
+
+def edge_tail(n: int, summed: int, tile: int, whole: bool) -> Tail:
+    """:func:`edge_tails` of one axis: ``n`` values of ``C``, ``summed`` of its sum."""
+    padded = summed != n
+    return Tail.SHIFT_INWARDS if whole and not padded and n % tile and n > tile else Tail.GUARD
 
 
 def cut_tiles(extents, tiles, tails) -> bool:

@@ -11,6 +11,7 @@ import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise.autotune import ConfigSpace, Task
 from tilewise.autotune.constraints import MAX_TABLE
 from tilewise.errors import InvalidConfigError, TuningError
+from tilewise.lower import lower
 
 
 def template(cfg, n_max=3):
@@ -76,14 +77,30 @@ def test_bad_declarations_raise():
         s.require(("a", "big"), lambda a, big: True, "never")
 
 
-@pytest.mark.parametrize("task", [
+TASKS = [
     Task("gemm", (512, 512, 512)), Task("gemm", (100, 70, 33)), Task("gemm", (1, 1000, 1280)),
     Task("dense", (128, 768, 768, "bias+gelu")), Task("dense", (7, 64, 48, "")),
-], ids=str)
-def test_gemm_family_builds_every_config_its_space_offers(task):
-    """The declared constraints are all the gemm schedule refuses: every sampled config
-    instantiates, and the fallback breaks none."""
+    Task("batch_matmul", (12, 128, 128, 64)), Task("batch_matmul", (3, 77, 50, 33)),
+    Task("conv2d_nchw", (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, "float32", "bias+relu")),
+    Task("conv2d_nchw", (1, 3, 30, 30, 16, 7, 7, 2, 3, 2, "float32", "")),
+    Task("conv2d_nchw", (1, 144, 56, 56, 24, 1, 1, 1, 0, 1, "float32", "bias+residual")),
+    Task("conv2d_nchw", (1, 960, 7, 7, 320, 1, 1, 1, 0, 1, "float32", "bias")),
+    Task("conv2d_nchw", (2, 30, 9, 9, 50, 1, 1, 1, 0, 1, "float32", "")),
+    Task("conv2d_nchw_winograd", (1, 64, 14, 14, 64, 3, 3, 1, 1, 1, "float32", "bias")),
+    Task("conv2d_nchw_winograd", (1, 8, 4, 4, 16, 3, 3, 1, 0, 1, "float32", "")),
+    Task("depthwise_conv2d_nchw", (1, 144, 56, 56, 3, 3, 1, 1, 1, "float32", "bias+relu6")),
+    Task("depthwise_conv2d_nchw", (1, 32, 15, 17, 3, 3, 2, 1, 1, "float32", "")),
+    Task("conv2d_nhwc", (1, 14, 14, 64, 64, 3, 3, 1, 1, 1, "float32", "bias+relu")),
+]
+
+
+@pytest.mark.parametrize("task", TASKS, ids=str)
+def test_templates_build_every_config_their_space_offers(task):
+    """The declared constraints are all a template refuses: every sampled config
+    instantiates (a few also lower), and the fallback breaks none."""
     space = task.config_space
-    assert space.constraints and space.is_valid(space.fallback.index)
-    for index in space.sample(60, np.random.default_rng(1)):
-        task.instantiate(space.get(index))
+    assert space.is_valid(space.fallback.index)
+    for n, index in enumerate(space.sample(40, np.random.default_rng(1))):
+        sch, tensors = task.instantiate(space.get(index))
+        if n < 3:
+            lower(sch, list(tensors), "k")

@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import InvalidConfigError
 from ..ir.dtype import as_dtype
 from ..target import Target
 from .epilogue import accumulator
@@ -27,6 +26,7 @@ from .gemm_schedule import (
     reduction_of,
     register_tile,
     schedule_packs,
+    tile_fits_registers,
     unrolled_tile,
 )
 from .microkernel import micro_tile_width, simd_fp32
@@ -125,6 +125,52 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
             # thread, 0.93 -> 0.95x on two; a scratch harness, 11-15 rounds: 0.94 ->
             # 0.98x / 1.01 -> 1.05x, and 12 x 77x64x77 0.90 -> 0.91x on one thread.
             cfg.fallback_with(direct_c=True)
+    require_batch_matmul_constraints(cfg, target, lanes, M, N)
+
+
+def require_batch_matmul_constraints(cfg, target: Target, lanes: int, M: int, N: int) -> None:
+    """What :func:`batch_matmul` builds, declared on the knobs of
+    :func:`define_batch_matmul_space` (B always in panels of ``nr``, padded to whole
+    panels; A in row tiles where ``pack_a``)."""
+    def rows(mr, pack_a):  # the sum's rows
+        return -(-M // mr) * mr if pack_a else M
+
+    def per_batch(kernel, pack):
+        return kernel == "loops" and pack == "at_batch"
+
+    cfg.require(("direct_c", "kernel", "kc", "mr", "nr", "pack_a"),
+                lambda direct, kernel, kc, mr, nr, pack_a: not direct or (
+                    kernel == "ukr" and not kc and rows(mr, pack_a) == M and N % nr == 0),
+                "summing each tile in C itself is for the micro-kernel over the whole k, "
+                "where C is the sum (columns in whole tiles)")
+    cfg.require(("kernel", "pack", "pack_a", "block_m", "order"),
+                lambda kernel, pack, pack_a, block, order: not per_batch(kernel, pack) or (
+                    not pack_a and block == 1 and order == "ij"),
+                "packing B a batch at a time is a schedule of its own: no pack_a, block_m "
+                "or columns-outermost order")
+    cfg.require(("kernel", "kc"), lambda kernel, kc: kernel != "loops" or not kc,
+                "blocking k (kc) is the micro-kernel's")
+    cfg.require(("kernel", "pack", "mr", "nr"),
+                lambda kernel, pack, mr, nr: per_batch(kernel, pack)
+                or tile_fits_registers(mr, -(-nr // lanes), target),
+                lambda kernel, pack, mr, nr: f"register tile {mr}x{nr} with its operands needs "
+                                             f"more than {target.vector_registers} vector "
+                                             "registers")
+    cfg.require(("kernel", "mr", "nr"),
+                lambda kernel, mr, nr: kernel != "ukr" or (M >= mr and N >= nr),
+                lambda kernel, mr, nr: f"the micro-kernel's {mr}x{nr} tile is larger than "
+                                       f"C's {M}x{N}")
+    cfg.require(("kernel", "kc", "mr", "pack_a"),
+                lambda kernel, kc, mr, pack_a: kernel != "ukr" or not kc
+                or rows(mr, pack_a) % mr == 0,
+                lambda kernel, kc, mr, pack_a: f"the micro-kernel needs whole {mr}-row tiles "
+                                               f"where k is blocked; C has {M} rows")
+    cfg.require(("kernel", "kc", "mr", "pack_a", "block_m"),
+                lambda kernel, kc, mr, pack_a, block: kernel != "ukr" or not kc
+                or (rows(mr, pack_a) // mr) % block == 0,
+                lambda kernel, kc, mr, pack_a, block:
+                    f"blocking k by {kc} needs whole blocks: C has {rows(mr, pack_a) // mr} "
+                    f"row tiles, in blocks of {block}")
 
 
 @template("batch_matmul", reference=batch_matmul_reference,
@@ -139,9 +185,6 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
     A, B, C, Bp, Ap = batch_matmul_compute(Bt, M, N, K, dtype, nr,
                                            mr=mr if cfg["pack_a"].val else 0)
     total = reduction_of(C)
-    if cfg["direct_c"].val and (kernel != "ukr" or cfg["kc"].val or total is not C):
-        raise InvalidConfigError("summing each tile in C itself is for the micro-kernel over "
-                                 "the whole k, where C is the sum (columns in whole tiles)")
     if per_batch:
         return _schedule_per_batch(cfg, C, Bp, Ap), [A, B, C]
     s = te.create_schedule(C.op)
@@ -158,11 +201,6 @@ def batch_matmul(cfg, Bt: int, M: int, N: int, K: int, dtype: str = "float32"):
 def _schedule_per_batch(cfg, C, Bp, Ap):
     """Batches across the cores, each packing its panels first, then ``mr x nr`` tiles
     (rows outermost) accumulated in registers, k unrolled by ``unroll_k``."""
-    if Ap is not None or cfg["block_m"].val != 1 or cfg["order"].val != "ij":
-        raise InvalidConfigError("packing B a batch at a time is a schedule of its own: "
-                                 "no pack_a, block_m or columns-outermost order")
-    if cfg["kc"].val:
-        raise InvalidConfigError("blocking k (kc) is the micro-kernel's")
     s = te.create_schedule(C.op)
     CC = accumulator(s, C, reduction_of(C))
     b, i, j = s[C].op.axis

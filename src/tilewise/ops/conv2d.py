@@ -31,7 +31,6 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import InvalidConfigError
 from ..ir.dtype import as_dtype
 from ..target import Target
 from .conv2d_1x1 import conv2d_1x1, is_pointwise
@@ -202,22 +201,36 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     itemsize = np.dtype(dtype).itemsize
     row_reads = itemsize * C * R * (S * fb_oc + in_w)
     cfg.fallback_with(ic_outer=2 * row_reads > target.l2_bytes)
+    require_conv2d_nchwc_constraints(cfg, target, lanes, dilation_w != 1)
 
 
-def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack,
-                          dilated: bool = False):
+def require_conv2d_nchwc_constraints(cfg, target: Target, lanes: int, dilated: bool) -> None:
+    """What :func:`schedule_conv2d_nchwc` builds, declared on the knobs."""
+    regs = target.vector_registers
+    cfg.require(("reg_n", "oc_bn"), lambda reg_n, oc_bn: reg_n * -(-oc_bn // lanes) <= regs,
+                lambda reg_n, oc_bn: f"register tile {reg_n}x{oc_bn} needs more than {regs} "
+                                     "vectors")
+    cfg.require(("kernel", "reg_n", "oc_bn"),
+                lambda kernel, reg_n, oc_bn: kernel != "ukr"
+                or tile_fits_registers(reg_n, -(-oc_bn // lanes), target),
+                lambda kernel, reg_n, oc_bn: f"the micro-kernel's {reg_n}x{oc_bn} tile leaves "
+                                             "no registers for its operands")
+    cfg.require(("ic_outer", "order"), lambda ic_outer, order: not ic_outer or order == "ic_khkw",
+                "with the ic blocks outermost the order is ic_khkw")
+    cfg.require(("fuse_kw", "kernel", "order"),
+                lambda fuse_kw, kernel, order: not fuse_kw or (
+                    kernel == "ukr" and order == "ic_khkw" and not dilated),
+                "fusing kw into the micro-kernel's sum needs the micro-kernel, the ic_khkw "
+                "order and no dilation")
+
+
+def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack):
+    """The schedule of a config that breaks none of the constraints
+    :func:`require_conv2d_nchwc_constraints` declares."""
     lanes = target.vector_lanes(np.dtype(str(conv.dtype)).itemsize)
     oc_bn, reg_n, ic_bn = cfg["oc_bn"].val, cfg["reg_n"].val, cfg["ic_bn"].val
-    vectors, regs = -(-oc_bn // lanes), target.vector_registers
-    if reg_n * vectors > regs:
-        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than {regs} vectors")
     ukr = cfg["kernel"].val == "ukr"
-    if ukr and not tile_fits_registers(reg_n, vectors, target):
-        raise InvalidConfigError(f"the micro-kernel's {reg_n}x{oc_bn} tile leaves no "
-                                 "registers for its operands")
     ic_outer = cfg["ic_outer"].val
-    if ic_outer and cfg["order"].val != "ic_khkw":
-        raise InvalidConfigError("with the ic blocks outermost the order is ic_khkw")
     s = te.create_schedule(out.op)
     # The stage that writes the blocks from the register tile (CC, the sums): a plain
     # copy, or the epilogue's steps on the blocks (the sums then conv itself).
@@ -257,9 +270,6 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     OW = int(out.shape[3])
     edge = OW if OW % reg_n else 0
     if cfg["fuse_kw"].val:
-        if not ukr or cfg["order"].val != "ic_khkw" or dilated:
-            raise InvalidConfigError("fusing kw into the micro-kernel's sum needs the "
-                                     "micro-kernel, the ic_khkw order and no dilation")
         window_row = int(rkw.domain.extent) * ic_bn
         s[CC].tensorize(s[CC].fuse(rkw, ici),
                         gemm_microkernel(reg_n, oc_bn, window_row, lanes, rows=edge))
@@ -332,5 +342,5 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
     inputs, out, conv, dp, kp = conv2d_nchwc_compute(
         N, C, H, W, K, R, S, stride, pad, dilation, dtype,
         cfg["ic_bn"].val, cfg["oc_bn"].val, cfg["reg_n"].val, epilogue)
-    return (schedule_conv2d_nchwc(cfg, target, out, conv, dp, kp, dilated=dw != 1),
+    return (schedule_conv2d_nchwc(cfg, target, out, conv, dp, kp),
             [*inputs, out])

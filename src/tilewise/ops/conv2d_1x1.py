@@ -28,16 +28,18 @@ import math
 import numpy as np
 
 from .. import te
-from ..errors import InvalidConfigError
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue, gelu, parse_epilogue
 from .gemm import whole_tiles
 from .gemm_schedule import (
     TilePlan,
+    cut_tiles,
+    edge_tail,
     fallback_rows,
     next_panel_offset,
     register_tile,
     schedule_packs,
+    tile_fits_registers,
 )
 from .layout_intrin import data_unpack_intrin
 from .microkernel import simd_fp32
@@ -332,25 +334,99 @@ def schedule_nchw_transform(s, out, target: Target) -> None:
     s[out].tensorize(oki, data_unpack_intrin(block, int(f.domain.extent)))
 
 
+def require_conv2d_1x1_constraints(cfg, target: Target, N: int, K: int, HW: int,
+                                   dtype: str) -> None:
+    """What the two schedules build, declared on the knobs of
+    :func:`define_conv2d_1x1_space`: gemm's register tile (:func:`.gemm_schedule.register_tile`)
+    with the output channels as its rows and the positions as its columns ("pixels"),
+    or the other way round ("channels", both operands packed to whole tiles)."""
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    regs = target.vector_registers
+
+    def pixels_tiles_whole(kernel, kc, mr, nr, pack_weights, pack, stream_out):
+        """The tile checks of the pixels GEMM: (K, HW) summed over (K', HW')."""
+        rows, cols = whole_tiles((K, HW), (mr if pack_weights else 0,
+                                           nr if pack != "none" else 0))
+        ukr = kernel == "ukr"
+        tails = (edge_tail(K, rows, mr, ukr and not kc), edge_tail(HW, cols, nr, ukr and not kc))
+        if stream_out and cut_tiles((K, HW), (mr, nr), tails):
+            return False
+        return not ukr or not cut_tiles((rows, cols), (mr, nr), tails)
+
+    def pixels(vectors):
+        return vectors == "pixels"
+
+    cfg.require(("vectors", "mr", "nr"),
+                lambda vectors, mr, nr: tile_fits_registers(mr, -(-nr // lanes), target),
+                lambda vectors, mr, nr: f"register tile {mr}x{nr} with its operands needs "
+                                        f"more than {regs} vector registers")
+    cfg.require(("vectors", "kc", "kernel"), lambda vectors, kc, kernel: not kc or kernel == "ukr",
+                "blocking k (kc) is the micro-kernel's")
+    cfg.require(("vectors", "pack_weights"),
+                lambda vectors, pack_weights: pixels(vectors) or pack_weights,
+                "the tiles over output channels read the weights packed in panels of nr "
+                "channels: pack_weights")
+    # One image and the blocks of row tiles the outermost loop (rows first, or a single
+    # column panel): a last block short of block_m row tiles is left to a guard that
+    # the micro-kernel cannot take (lowering refuses it).
+    cfg.require(("vectors", "kernel", "order", "nr", "mr", "block_m"),
+                lambda vectors, kernel, order, nr, mr, block: pixels(vectors)
+                or kernel != "ukr" or not (order == "fk" or K <= nr) or N != 1
+                or -(-HW // mr) % block == 0,
+                lambda vectors, kernel, order, nr, mr, block:
+                    f"the micro-kernel over one image, row blocks outermost, sums whole blocks "
+                    f"of {block} row tiles; {HW} positions make {-(-HW // mr)} tiles of {mr}")
+    cfg.require(("vectors", "kernel", "mr", "nr"),
+                lambda vectors, kernel, mr, nr: pixels(vectors) or kernel != "ukr"
+                or (HW >= mr and K >= nr),
+                lambda vectors, kernel, mr, nr: f"the micro-kernel's {mr}x{nr} tile is larger "
+                                                f"than the {HW} positions x {K} channels")
+    cfg.require(("vectors", "kernel", "kc", "mr", "block_m"),
+                lambda vectors, kernel, kc, mr, block: pixels(vectors) or kernel != "ukr"
+                or not kc or -(-HW // mr) % block == 0,
+                lambda vectors, kernel, kc, mr, block: f"blocking k by {kc} needs whole blocks "
+                                                       f"of {block} row tiles")
+    cfg.require(("vectors", "prefetch", "pack", "kernel"),
+                lambda vectors, prefetch, pack, kernel: not pixels(vectors) or not prefetch
+                or (pack != "panel" and kernel == "ukr"),
+                "prefetching the next panel is the micro-kernel's, on the data read in place "
+                "or packed whole, not packed panel by panel")
+    cfg.require(("vectors", "pack_panels", "pack", "order"),
+                lambda vectors, panels, pack, order: not pixels(vectors) or panels == 1
+                or (pack == "panel" and order == "fk"),
+                "packing several panels at once needs per-panel packing with columns outermost")
+    cfg.require(("vectors", "kernel", "mr", "nr"),
+                lambda vectors, kernel, mr, nr: not pixels(vectors) or kernel != "ukr"
+                or (K >= mr and HW >= nr),
+                lambda vectors, kernel, mr, nr: f"the micro-kernel's {mr}x{nr} tile is larger "
+                                                f"than out's {K}x{HW}")
+    cfg.require(("vectors", "kernel", "kc", "mr", "nr", "pack_weights", "pack", "stream_out"),
+                lambda vectors, *knobs: not pixels(vectors) or pixels_tiles_whole(*knobs),
+                lambda vectors, kernel, kc, mr, nr, *_:
+                    f"the micro-kernel (or storing around the cache) needs whole {mr}x{nr} "
+                    f"tiles; the output is {K} channels x {HW} positions")
+    cfg.require(("vectors", "kernel", "nr", "pack", "pack_panels"),
+                lambda vectors, kernel, nr, pack, panels: not pixels(vectors)
+                or kernel != "ukr"
+                or (whole_tiles((HW,), (nr if pack != "none" else 0,))[0] // nr) % panels == 0,
+                lambda vectors, kernel, nr, pack, panels:
+                    f"the micro-kernel needs whole groups of {panels} panels")
+    cfg.require(("vectors", "kernel", "kc", "mr", "pack_weights", "block_m"),
+                lambda vectors, kernel, kc, mr, pack_weights, block: not pixels(vectors)
+                or kernel != "ukr" or not kc
+                or (whole_tiles((K,), (mr if pack_weights else 0,))[0] // mr) % block == 0,
+                lambda vectors, kernel, kc, mr, pack_weights, block:
+                    f"blocking k by {kc} needs whole blocks of {block} row tiles")
+
+
 def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = ""):
     """conv2d_nchw's pointwise case, ``(schedule, tensors)``: the space, then the GEMM
     with its vectors over the positions (NCHW) or over the channels (NHWC, transposed
     back) as the ``vectors`` knob says."""
     target = cfg.target
     define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
+    require_conv2d_1x1_constraints(cfg, target, N, K, H * W, dtype)
     if cfg["vectors"].val == "channels":
-        if not cfg["pack_weights"].val:
-            raise InvalidConfigError("the tiles over output channels read the weights "
-                                     "packed in panels of nr channels: pack_weights")
-        # One image and the blocks of row tiles the outermost loop (rows first, or a
-        # single column panel): a last block short of block_m row tiles is left to a
-        # guard that the micro-kernel cannot take (lowering refuses it).
-        tiles, block = -(-H * W // cfg["mr"].val), cfg["block_m"].val
-        rows_outermost = cfg["order"].val == "fk" or K <= cfg["nr"].val
-        if cfg["kernel"].val == "ukr" and rows_outermost and N == 1 and tiles % block:
-            raise InvalidConfigError(f"the micro-kernel over one image, row blocks outermost, "
-                                     f"sums whole blocks of {block} row tiles; {H * W} "
-                                     f"positions make {tiles} tiles of {cfg['mr'].val}")
         inputs, out, result, conv, dp, kp = conv2d_1x1_nhwc_compute(
             N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue)
         return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp),

@@ -96,10 +96,11 @@ def conv2d_nhwc(cfg, N: int, H: int, W: int, C: int, K: int, R: int, S: int,
     # benchmarks/paired.py --template conv2d_nhwc, 5 rounds).
     fb_oc, fb_reg = _nhwc_fallback_tile(oc, regs, lanes, room)
     cfg.fallback_with(oc_bn=fb_oc, reg_n=fb_reg, pad="at_row", unroll_kw=True)
-    oc_bn, reg_n, most = cfg["oc_bn"].val, cfg["reg_n"].val, target.vector_registers
-    if reg_n * -(-oc_bn // lanes) > most:
-        raise InvalidConfigError(f"register tile {reg_n}x{oc_bn} needs more than {most} "
-                                 "vectors")
+    most = target.vector_registers
+    cfg.require(("reg_n", "oc_bn"), lambda reg_n, oc_bn: reg_n * -(-oc_bn // lanes) <= most,
+                lambda reg_n, oc_bn: f"register tile {reg_n}x{oc_bn} needs more than {most} "
+                                     "vectors")
+    oc_bn, reg_n = cfg["oc_bn"].val, cfg["reg_n"].val
 
     inputs, out, conv, padded = conv2d_nhwc_compute(N, H, W, C, K, R, S, stride, pad,
                                                     dilation, dtype, epilogue)

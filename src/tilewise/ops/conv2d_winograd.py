@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import InvalidConfigError, LowerError, TensorError
+from ..errors import LowerError, TensorError
 from ..ir import Const, ExternCall, convert
 from ..ir.dtype import as_dtype
 from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
@@ -297,6 +297,22 @@ def define_winograd_space(cfg, target: Target, N, OH, OW, C, K, dtype: str) -> N
         cfg.fallback_with(weights="panel", nr=lanes, mr=min(4, fits[-1]) if fits else 2,
                           block_m=1)
 
+    def tiles(m: int, nr: int) -> int:  # the GEMM's rows: conv2d_winograd_compute's P
+        nH = -(-OH // m)
+        return N * nH * tiles_per_row(N, nH, -(-OW // m), (C, -(-K // nr) * nr),
+                                      np.dtype(dtype).itemsize)
+
+    # What schedule_winograd and its register tile build, declared on the knobs.
+    cfg.require(("kernel", "mr", "tile", "nr"),
+                lambda kernel, mr, m, nr: kernel != "ukr" or tiles(m, nr) >= mr,
+                lambda kernel, mr, m, nr: f"the micro-kernel's {mr} rows are more than the "
+                                          f"{tiles(m, nr)} tiles")
+    cfg.require(("weights", "order"), lambda weights, order: weights != "panel" or order == "ji",
+                "the weights transformed per panel need the panels outermost (order ji)")
+    cfg.require(("mr", "nr"), lambda mr, nr: tile_fits_registers(mr, -(-nr // lanes), target),
+                lambda mr, nr: f"register tile {mr}x{nr} with its operands needs more than "
+                               f"{target.vector_registers} vector registers")
+
 
 def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     dtype = str(out.dtype)
@@ -338,12 +354,6 @@ def schedule_winograd(cfg, target: Target, out, stages) -> te.Schedule:
     kernel = cfg["kernel"].val
     CC = None if kernel == "ukr" else accumulator(s, Mt, Mt)
     me1, me2, mp, mk = s[Mt].op.axis
-    if kernel == "ukr" and int(mp.domain.extent) < cfg["mr"].val:
-        raise InvalidConfigError(f"the micro-kernel's {cfg['mr'].val} rows are more than "
-                                 f"the {mp.domain.extent} tiles")
-    if per_panel and cfg["order"].val != "ji":
-        raise InvalidConfigError("the weights transformed per panel need the panels "
-                                 "outermost (order ji)")
     register_tile(s, cfg, target, Mt, CC, mp, mk, TilePlan(
         batch=(me1, me2), rows_outer=cfg["order"].val == "ij", micro_kernel=kernel == "ukr",
         panel_stage=s[U] if per_panel else None, batch_inside=per_panel))

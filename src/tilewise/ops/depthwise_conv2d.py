@@ -24,7 +24,6 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import InvalidConfigError
 from ..ir.dtype import as_dtype
 from ..target import Target
 from .depthwise_intrin import depthwise_microkernel
@@ -150,19 +149,29 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     cfg.define_knob("stream", [False, True] if ukr_fits and not epilogue else [False])
     share = N * C * OH * OW * np.dtype(dtype).itemsize / target.cores
     cfg.fallback_with(stream=ukr_fits and not epilogue and share > 2 * target.l2_bytes)
+    itemsize = np.dtype(dtype).itemsize
+    # What the schedule below builds (no epilogue: the micro-kernel writes the output).
+    cfg.require(("stream", "kernel", "w_bn"),
+                lambda stream, kernel, w_bn: not stream or (
+                    kernel == "microkernel" and not epilogue and w_bn * itemsize % 64 == 0),
+                "stream: the micro-kernel's stores of whole cache lines, so its tiles must be "
+                "a multiple of 64 bytes wide")
+    cfg.require(("oh_bn", "reg_h"), lambda oh_bn, reg_h: oh_bn % reg_h == 0,
+                lambda oh_bn, reg_h: f"row block {oh_bn} is not a multiple of reg_h={reg_h}")
+    cfg.require(("kernel", "w_bn", "oh_bn", "reg_h"),
+                lambda kernel, w_bn, oh_bn, reg_h: kernel != "microkernel" or (
+                    w_bn % lanes == 0 and OW % w_bn == 0 and OH % oh_bn == 0),
+                lambda kernel, w_bn, oh_bn, reg_h:
+                    f"the depthwise micro-kernel needs whole {reg_h} x {w_bn} tiles of "
+                    f"{lanes}-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
     inputs, out, conv, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
                                                          dilation, dtype, epilogue)
     s = te.create_schedule(out.op)
     ukr = cfg["kernel"].val == "microkernel"
     direct = ukr and out is conv  # no epilogue: the micro-kernel writes the output rows
-    if cfg["stream"].val and not (direct and cfg["w_bn"].val * np.dtype(dtype).itemsize % 64 == 0):
-        raise InvalidConfigError("stream: the micro-kernel's stores of whole cache lines, "
-                                 "so its tiles must be a multiple of 64 bytes wide")
     CC = out if direct else accumulator(s, out, conv)
     n, c, y, x = s[out].op.axis
     reg_h, oh_bn = cfg["reg_h"].val, cfg["oh_bn"].val
-    if oh_bn % reg_h:
-        raise InvalidConfigError(f"row block {oh_bn} is not a multiple of reg_h={reg_h}")
     yo, yi = s[out].split(y, oh_bn)
     ym, yi = s[out].split(yi, reg_h)
     xo, xi = s[out].split(x, cfg["w_bn"].val)
@@ -176,10 +185,6 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     ry, rx = s[CC].op.reduce_axis
     if ukr:
         w_bn = cfg["w_bn"].val
-        if w_bn % lanes or OW % w_bn or OH % oh_bn:
-            raise InvalidConfigError(
-                f"the depthwise micro-kernel needs whole {reg_h} x {w_bn} "
-                f"tiles of {lanes}-lane vectors in {oh_bn}-row blocks (output {OH} x {OW})")
         # Inlined padding: the kernel reads the input itself, zero outside its plane.
         ukr_intrin = depthwise_microkernel(
             reg_h, w_bn, R, S, lanes, (H, W) if cfg["pad"].val == "inline" else None,

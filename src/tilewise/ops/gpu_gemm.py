@@ -26,7 +26,6 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import InvalidConfigError
 from ..ir.dtype import as_dtype
 from ..runtime.device import CUDA_LIMITS, DeviceLimits
 from ..target import Target
@@ -111,12 +110,17 @@ def gpu_gemm_schedule(cfg, M: int, N: int, K: int, dtype: str = "float32",
     cfg.define_knob("unroll", [False, True])  # the register tile's loops
     cfg.fallback_with(**fallback_choices(M, N, K, dtype, limits))
     cfg.add_flop(2.0 * M * N * K)
+    itemsize = np.dtype(dtype).itemsize
+
+    def why(tile_m, tile_n, kt) -> str:
+        (_, ty, rm), (_, tx, rn) = tile_m.size, tile_n.size
+        return refusal(ty, rm, tx, rn, kt, itemsize, limits)
+
+    cfg.require(("tile_m", "tile_n", "kt"), lambda *knobs: not why(*knobs),
+                lambda *knobs: f"gpu_gemm: {why(*knobs)}")
     _, ty, rm = cfg["tile_m"].size
     _, tx, rn = cfg["tile_n"].size
     kt = cfg["kt"].val
-    why = refusal(ty, rm, tx, rn, kt, np.dtype(dtype).itemsize, limits)
-    if why:
-        raise InvalidConfigError(f"gpu_gemm: {why}")
 
     # the algorithm
     A = te.placeholder((M, K), dtype, name="A")

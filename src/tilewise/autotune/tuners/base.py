@@ -23,9 +23,10 @@ from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 
-#: Template rejections taken per trial asked for. Most of a template's space is knob
-#: combinations it refuses (tiles larger than the output, a knob that needs another):
-#: gemm refuses 95-96% of random configs, each in a millisecond or two.
+#: Template rejections (and twins skipped) taken per trial asked for. Templates declare
+#: the knob combinations they build and the space offers no other, so a rejection is a
+#: template refusing what it declared valid or a twin: this only bounds a run where they
+#: are most of what is left.
 REJECTIONS_PER_TRIAL = 50
 
 #: Called after each measured batch with ``(tuner, inputs, results)``.

@@ -40,6 +40,15 @@ def test_defaults_are_filled_in_however_the_args_are_spelt():
     assert legacy_keys(Task("gemm", GEMM)) == [TaskKey("gemm", GEMM, key.target)]
 
 
+def test_a_pair_of_equal_numbers_keys_as_the_one_number():
+    conv = (1, 8, 10, 10, 16, 3, 3)
+    one = Task("conv2d_nchw", (*conv, 1, 1, 1)).key
+    assert Task("conv2d_nchw", (*conv, (1, 1), [1, 1], (1, 1))).key == one
+    assert Task("conv2d_nchw", (*conv, 1, 1, 1, "float32", "")).key == one
+    uneven = Task("conv2d_nchw", (*conv, (1, 2), 1, 1)).key
+    assert uneven != one and uneven.args[7] == (1, 2)
+
+
 def test_args_that_do_not_fit_the_template_are_one_clear_error():
     takes = r"template 'gemm' takes \(M, N, K, dtype='float32'\): missing"
     with pytest.raises(TuningError, match=takes):

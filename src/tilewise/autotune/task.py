@@ -87,7 +87,7 @@ class Template:
             elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
                 wants_float = p.annotation in (float, "float")
                 is_int = isinstance(value, int) and not isinstance(value, bool)
-                out.append(float(value) if wants_float and is_int else value)
+                out.append(float(value) if wants_float and is_int else _one_if_same(p, value))
             # keyword-only parameters are not part of a task: it calls positionally
         return _freeze_args(out)
 
@@ -148,6 +148,18 @@ def implementations(name: str) -> list[Template]:
     first = get_template(name)
     return [first, *sorted((t for t in _TEMPLATES.values() if t.implements == name),
                            key=lambda t: t.name)]
+
+
+def _one_if_same(param: inspect.Parameter, value: Any) -> Any:
+    """A pair of equal numbers as one, for a parameter whose default is one number (a
+    stride of ``(1, 1)`` is a stride of 1): one key for both spellings."""
+    default = param.default
+    if (isinstance(default, int) and not isinstance(default, bool)
+            and isinstance(value, (tuple, list)) and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v == value[0]
+                    for v in value)):
+        return value[0]
+    return value
 
 
 def _freeze_args(args: Sequence[Any]) -> tuple[Any, ...]:

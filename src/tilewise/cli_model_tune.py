@@ -41,6 +41,10 @@ def cmd_tune(opts: argparse.Namespace) -> int:
           f"(resumed {report.resumed} records, leaders re-measured "
           f"{report.confirmed}); kernels per run: untuned "
           f"{_fmt(report.untuned_s)} -> {_fmt(report.estimate_s)} ms")
+    searched = report.measure_s + report.tuner_s
+    if searched > 0:
+        print(f"building and running candidates {report.measure_s:.0f} s, the tuners' own "
+              f"work {report.tuner_s:.0f} s ({report.tuner_s / searched:.0%})")
     print(f"database: {report.database}; run it: tilewise model bench {opts.model} "
           f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else ""))
     return 0

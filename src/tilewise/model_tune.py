@@ -74,6 +74,10 @@ class TuneModelReport:
     resumed: int = 0
     confirmed: int = 0  # re-measurements of leaders beside their fallbacks (no trials)
     seconds: float = 0.0
+    #: Of the rounds' seconds: building and running candidates, and the tuners' own
+    #: work (planning, features, model fitting, annealing, bookkeeping).
+    measure_s: float = 0.0
+    tuner_s: float = 0.0
     untuned_s: float = math.inf
     estimate_s: float = math.inf
     units: list[UnitReport] = field(default_factory=list)
@@ -85,6 +89,7 @@ class TuneModelReport:
             "trials": self.trials, "rounds": self.rounds, "resumed": self.resumed,
             "confirmed": self.confirmed,
             "seconds": round(self.seconds, 2), "database": self.database,
+            "measure_s": round(self.measure_s, 2), "tuner_s": round(self.tuner_s, 2),
             "untuned_ms": _ms(self.untuned_s), "estimate_ms": _ms(self.estimate_s),
             "tasks": [{"task": u.task, "operator": u.operator, "weight": u.weight,
                        "trials": u.trials, "best_ms": _ms(u.best_s), "share": u.share,
@@ -264,6 +269,8 @@ def _rounds(sched, tuners, database, option, report, start, budget_s, trials,
             per_trial.append(spent / summary.measured)
         report.trials += summary.measured
         report.rounds += 1
+        report.measure_s += summary.measure_s
+        report.tuner_s += summary.tuner_s
         sched.record(unit, _trials(tuner), tuner.best_cost,
                      exhausted=not tuner.has_next() or summary.measured == 0)
         if progress is not None:

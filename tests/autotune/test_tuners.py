@@ -307,3 +307,19 @@ def test_model_tuner_measures_the_fallback_first_once():
     tuner.resume(db)
     tuner.tune(8, option(again), database=db)
     assert fallback not in again.measured and len(again.measured) == 8
+
+
+class _SlowRunner(FakeRunner):
+    """Each measurement takes 2 ms of wall time, as if it built and ran something."""
+
+    def run(self, inputs, builds):
+        import time
+
+        time.sleep(0.002 * len(inputs))
+        return super().run(inputs, builds)
+
+
+def test_the_summary_splits_the_search_time_into_measuring_and_the_tuners_own_work():
+    summary = RandomTuner(task(), 0).tune(16, option(_SlowRunner(bowl_cost)))
+    assert summary.seconds >= summary.measure_s >= 16 * 0.002
+    assert summary.tuner_s == pytest.approx(summary.seconds - summary.measure_s)

@@ -50,6 +50,8 @@ def test_trials_are_spent_exactly_and_every_task_starts_from_its_fallback(small_
     assert sum(u.trials for u in report.units) == 40 + len(tasks)  # and the fallbacks
     assert report.estimate_s <= report.untuned_s
     assert sum(u.share for u in report.units) == pytest.approx(1.0)
+    assert report.measure_s > 0 and report.tuner_s > 0
+    assert report.measure_s + report.tuner_s <= report.seconds
 
 
 def test_a_second_run_resumes_every_task(small_bert, tmp_path):

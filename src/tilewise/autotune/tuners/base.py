@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,15 @@ class TuneSummary:
     rejected: int = 0  # configs the template refused before any build (no trial spent)
     confirmed: int = 0  # re-measurements of the leading configs (no trial spent)
     twins: int = 0  # configs that build a kernel already measured (no trial spent)
+    #: Wall seconds of the search (before any confirmation), and of them those spent
+    #: building and running candidates: the rest is the tuner's own work (planning,
+    #: features, model fitting, annealing, bookkeeping, the database).
+    seconds: float = 0.0
+    measure_s: float = 0.0
+
+    @property
+    def tuner_s(self) -> float:
+        return max(0.0, self.seconds - self.measure_s)
 
 
 class Tuner(ABC):
@@ -160,6 +170,8 @@ class Tuner(ABC):
         the space would; at most ``REJECTIONS_PER_TRIAL * n_trial`` such rejections are
         taken per call, so a template that rejects everything still ends.
         """
+        started = time.perf_counter()
+        measure_s = 0.0
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
         measured = errors = rejected = last_improvement = 0
@@ -183,7 +195,9 @@ class Tuner(ABC):
             if not fresh:
                 break
             inputs = [MeasureInput(self.task, c) for c in fresh]
+            t0 = time.perf_counter()
             results = measure_option.measure(inputs)
+            measure_s += time.perf_counter() - t0
             if database is not None:
                 database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
             before = self.best_cost
@@ -198,13 +212,15 @@ class Tuner(ABC):
                 callback(self, inputs, results)
             if early_stopping is not None and measured - last_improvement >= early_stopping:
                 break
+        seconds = time.perf_counter() - started
         confirmed = 0
         if confirm:
             confirmed = self.confirm(measure_option, confirm, confirm_rounds, database)
         flop = self.task.flop
         best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
         return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
-                           rejected, confirmed, len(self.twins) - twins_before)
+                           rejected, confirmed, len(self.twins) - twins_before, seconds,
+                           measure_s)
 
     def _new_kernels(self, configs: Sequence[ConfigEntity]) -> list[ConfigEntity]:
         """``configs`` less those that build a kernel already measured, or proposed

@@ -21,6 +21,7 @@ from tilewise.autotune import (
 )
 from tilewise.autotune.tuners import AnnealingOptions
 from tilewise.autotune.tuners.base import REJECTIONS_PER_TRIAL
+from tilewise.errors import TuningError
 
 TUNERS = {
     "random": lambda task, seed: RandomTuner(task, seed),
@@ -323,3 +324,26 @@ def test_the_summary_splits_the_search_time_into_measuring_and_the_tuners_own_wo
     summary = RandomTuner(task(), 0).tune(16, option(_SlowRunner(bowl_cost)))
     assert summary.seconds >= summary.measure_s >= 16 * 0.002
     assert summary.tuner_s == pytest.approx(summary.seconds - summary.measure_s)
+
+
+def test_the_model_tuners_planning_stops_at_its_share_of_the_search(monkeypatch):
+    """With ``overhead``, annealing is given a deadline: the plan's share of what
+    measuring the trials it plans for costs at the rate measured so far."""
+    import tilewise.autotune.tuners.model_tuner as mt
+
+    deadlines = []
+    real = mt.anneal
+
+    def spy(*args, deadline=None, **kwargs):
+        deadlines.append(deadline)
+        return real(*args, deadline=deadline, **kwargs)
+
+    monkeypatch.setattr(mt, "anneal", spy)
+    tuner = ModelTuner(task(), 0, plan_size=8, overhead=0.2,
+                       annealing=AnnealingOptions(n_iter=40, parallel_size=32))
+    tuner.tune(24, option(_SlowRunner(bowl_cost)))
+    assert deadlines and all(d is not None for d in deadlines)
+    per_trial = tuner.measure_wall_s / tuner.measure_trials
+    assert per_trial >= 0.002
+    with pytest.raises(TuningError, match="overhead"):
+        ModelTuner(task(), 0, overhead=1.5)

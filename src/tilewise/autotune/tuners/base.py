@@ -81,6 +81,10 @@ class Tuner(ABC):
         self._keys: dict[int, tuple[int, ...] | None] = {}  # memo of _kernel_key
         self.best_config: ConfigEntity | None = None
         self.best_cost = math.inf
+        # Wall seconds spent measuring, and the trials they measured: what a trial
+        # costs, which a tuner may weigh its own work against.
+        self.measure_wall_s = 0.0
+        self.measure_trials = 0
 
     # -- contract -----------------------------------------------------------------
     def has_next(self) -> bool:
@@ -197,7 +201,10 @@ class Tuner(ABC):
             inputs = [MeasureInput(self.task, c) for c in fresh]
             t0 = time.perf_counter()
             results = measure_option.measure(inputs)
-            measure_s += time.perf_counter() - t0
+            spent = time.perf_counter() - t0
+            measure_s += spent
+            self.measure_wall_s += spent
+            self.measure_trials += len(results)
             if database is not None:
                 database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
             before = self.best_cost

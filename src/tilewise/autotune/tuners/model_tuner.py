@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,12 @@ class ModelTuner(Tuner):
     high-scoring unseen configs, and a diversity filter keeps ``plan_size`` of them as
     the plan that batches are drawn from.
     Each pick is random with probability ``epsilon``.
+
+    ``overhead``: the share of the search that planning may take. Annealing then stops
+    once the plan has cost ``overhead / (1 - overhead)`` of what measuring the
+    ``replan_every`` trials it plans for costs at the rate measured so far (loop-IR
+    features lower every config annealing visits). The plans then depend on the
+    machine's speed; None (the default) plans alike on every run of a seed.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class ModelTuner(Tuner):
         annealing: AnnealingOptions | None = None,
         transfer: Database | None = None,
         replan_every: int | None = None,
+        overhead: float | None = None,
     ) -> None:
         super().__init__(task, seed)
         self.extract = make_feature_extractor(feature, task)
@@ -81,6 +89,9 @@ class ModelTuner(Tuner):
             replan_every = max(1, plan_size // 4) if feature == "ir" else 1
         self.replan_every = replan_every
         self._since_plan = 0
+        if overhead is not None and not 0 < overhead < 1:
+            raise TuningError(f"overhead must be a share between 0 and 1, got {overhead!r}")
+        self.overhead = overhead
 
     def _next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
@@ -117,7 +128,18 @@ class ModelTuner(Tuner):
         if ready and due and self.has_next():
             self._refit_and_plan()
 
+    def _plan_deadline(self, started: float) -> float | None:
+        """When annealing stops: the plan's share of the search (``overhead``) against
+        the measurements it plans for (``replan_every`` trials at the cost measured so
+        far), counted from ``started``. None before anything was measured, or without
+        an ``overhead``."""
+        if self.overhead is None or not self.measure_trials:
+            return None
+        per_trial = self.measure_wall_s / self.measure_trials
+        return started + self.overhead / (1 - self.overhead) * per_trial * self.replan_every
+
     def _refit_and_plan(self) -> None:
+        started = time.perf_counter()
         self._since_plan = 0
         x = self.extract(self.xs) if self.xs else np.zeros((0, 0))
         y = np.asarray(self.ys, dtype=np.float64)
@@ -139,6 +161,7 @@ class ModelTuner(Tuner):
             rng=self.rng,
             options=self.annealing,
             init=best_measured,
+            deadline=self._plan_deadline(started),
         )
         # Twins of measured kernels score as those do (the same loop IR): left in, they
         # crowd the plan and are skipped when drawn, and the plan runs out early.

@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -41,8 +42,10 @@ def anneal(
     rng: np.random.Generator,
     options: AnnealingOptions = AnnealingOptions(),
     init: Sequence[int] = (),
+    deadline: float | None = None,
 ) -> list[int]:
-    """The ``num`` best-scoring configs found, best first, none in ``exclude``."""
+    """The ``num`` best-scoring configs found, best first, none in ``exclude``; with
+    ``deadline`` (a ``time.perf_counter()`` reading), no step starts after it."""
     n_chains = min(options.parallel_size, space.size)
     points = list(dict.fromkeys(int(i) for i in init))[:n_chains]
     points += space.sample(n_chains - len(points), rng, exclude=points)
@@ -71,6 +74,8 @@ def anneal(
     quiet = 0
     for temp in temps:
         if quiet >= options.early_stop:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
             break
         proposals = space.random_neighbours(points, rng)
         new_scores = np.asarray(score(proposals), dtype=np.float64)

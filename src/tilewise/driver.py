@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from .codegen import generate_c, generate_cuda, generate_opencl, launch_config
-from .errors import BuildError, TargetError
+from .errors import BuildError
 from .ir import PrimFunc
 from .lower import lower
 from .runtime import ArgSpec, KernelArtifact, Module, compile_shared, harness, load_module
@@ -18,17 +18,9 @@ from .te.tensor import Tensor
 
 def opencl_device(target: str | Target) -> int | None:
     """The device number an ``"opencl"`` or ``"opencl -device=N"`` target names, None
-    for any other target. (Parsed here until :class:`~tilewise.target.Target` has an
-    OpenCL kind.)"""
-    if not isinstance(target, str) or target.split()[:1] != ["opencl"]:
-        return None
-    device = 0
-    for opt in target.split()[1:]:
-        key, _, value = opt.partition("=")
-        if key != "-device" or not value.isdigit():
-            raise TargetError(f"opencl target option {opt!r}: it takes only -device=N")
-        device = int(value)
-    return device
+    for any other target."""
+    tgt = Target.from_str(target)
+    return tgt.device if tgt.kind is TargetKind.OPENCL else None
 
 
 def generate_source(func: PrimFunc, target: str | Target) -> str:
@@ -77,14 +69,15 @@ def build_cuda_artifact(
 
 
 def build_opencl_artifact(
-    sch: Schedule, args: Sequence[Tensor], name: str = "default_function"
+    sch: Schedule, args: Sequence[Tensor], name: str = "default_function", device: int = 0
 ) -> OpenCLArtifact:
-    """Lower and generate OpenCL C with its launch; compiled where it is loaded."""
+    """Lower and generate OpenCL C with its launch; compiled where it is loaded (on
+    OpenCL device number ``device``)."""
     func = lower(sch, args, name)
     launch = launch_config(func)
     specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
     return OpenCLArtifact(name, generate_opencl(func), launch.global_size, launch.block,
-                          specs)
+                          specs, device)
 
 
 def build(
@@ -105,6 +98,6 @@ def build(
         if given:
             raise BuildError("build: given stages are for the 'c' target")
         if device is not None:
-            return OpenCLModule(build_opencl_artifact(sch, args, name), device)
+            return OpenCLModule(build_opencl_artifact(sch, args, name, device), device)
         return CudaModule(build_cuda_artifact(sch, args, target, name))
     return load_module(build_artifact(sch, args, target, name, given=given))

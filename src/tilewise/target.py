@@ -32,6 +32,7 @@ from .errors import TargetError
 class TargetKind(enum.Enum):
     C = "c"
     CUDA = "cuda"
+    OPENCL = "opencl"
 
 
 # ISA levels, lowest first: the features each implies beyond the one before, and its
@@ -105,7 +106,9 @@ def _flag(text: str, option: str) -> bool:
 
 _C_OPTIONS = ("mcpu", "cores", "isa", "vector-bits", "l1", "l2", "line", "fma-per-cycle",
               "libmvec")
-_OPTIONS = {TargetKind.C: _C_OPTIONS, TargetKind.CUDA: ("arch", "cores")}
+_OPTIONS = {TargetKind.C: _C_OPTIONS, TargetKind.CUDA: ("arch", "cores"),
+            TargetKind.OPENCL: ("device", "local-mem", "max-threads")}
+_KINDS = "'c', 'cuda' or 'opencl'"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,12 @@ class Target:
     #: The C library has SIMD variants of expf, erff, tanhf, logf, powf (glibc's
     #: libmvec on x86-64 from 2.35), so loops calling them vectorise.
     vector_math: bool = False
+    #: A GPU's: the OpenCL device's number here, and what a block (work-group) may
+    #: have: bytes of shared (local) memory, threads. CUDA's: what an sm_xx GPU allows
+    #: without opting in.
+    device: int = 0
+    local_mem_bytes: int = 48 * 1024
+    max_threads: int = 1024
 
     @staticmethod
     def from_str(text: str | Target) -> Target:
@@ -135,11 +144,11 @@ class Target:
             return text
         parts = str(text).split()
         if not parts:
-            raise TargetError("empty target string; use 'c' or 'cuda'")
+            raise TargetError(f"empty target string; use {_KINDS}")
         try:
             kind = TargetKind(parts[0])
         except ValueError:
-            raise TargetError(f"unknown target kind {parts[0]!r}; use 'c' or 'cuda'") from None
+            raise TargetError(f"unknown target kind {parts[0]!r}; use {_KINDS}") from None
         opts: dict[str, str] = {}
         for p in parts[1:]:
             if not p.startswith("-") or "=" not in p:
@@ -150,6 +159,8 @@ class Target:
         if unknown:
             raise TargetError(f"unknown target option(s) {sorted(unknown)} for {parts[0]}; "
                               f"it takes {', '.join('-' + o for o in _OPTIONS[kind])}")
+        if kind is TargetKind.OPENCL:
+            return _opencl_target(opts)
         host = host_info()
         level = opts.get("isa", host["isa"])
         features = isa_features(level)
@@ -184,6 +195,9 @@ class Target:
     def __str__(self) -> str:
         if self.kind is TargetKind.CUDA:
             return f"cuda -arch={self.arch}"
+        if self.kind is TargetKind.OPENCL:
+            return (f"opencl -device={self.device} -local-mem={_size_str(self.local_mem_bytes)} "
+                    f"-max-threads={self.max_threads}")
         return (f"c -mcpu={self.mcpu} -cores={self.cores} -isa={self.isa} "
                 f"-vector-bits={self.vector_bits} -l1={_size_str(self.l1_bytes)} "
                 f"-l2={_size_str(self.l2_bytes)} -line={self.line_bytes} "
@@ -222,6 +236,9 @@ class Target:
 
     def describe(self) -> dict[str, object]:
         """A JSON-able description, stored beside every tuning record."""
+        if self.kind is TargetKind.OPENCL:
+            return {"target": str(self), "device": _opencl_name(self.device),
+                    "local_mem_bytes": self.local_mem_bytes, "max_threads": self.max_threads}
         return {
             "target": str(self),
             "machine": platform.machine(),
@@ -331,6 +348,46 @@ def _glibc() -> tuple[int, ...]:
         return tuple(int(x) for x in version.split(".")[:2]) if name == "glibc" else ()
     except (ValueError, OSError, AttributeError):
         return ()
+
+
+def _opencl_target(opts: Mapping[str, str]) -> Target:
+    """An OpenCL device's target: its number, and its limits as given, else as the
+    device here reports them (a device of the farm names its own), else CUDA's."""
+    try:
+        device = int(opts.get("device", "0"))
+    except ValueError:
+        raise TargetError(f"-device must be a device number, got {opts['device']!r}") from None
+    if device < 0:
+        raise TargetError(f"-device must be a device number, got {device}")
+    local = _size(opts["local-mem"], "local-mem") if "local-mem" in opts else None
+    threads = _count(opts["max-threads"], "max-threads") if "max-threads" in opts else None
+    if local is None or threads is None:
+        found = _opencl_limits(device)
+        local = local if local is not None else found[0]
+        threads = threads if threads is not None else found[1]
+    return Target(kind=TargetKind.OPENCL, device=device, local_mem_bytes=local,
+                  max_threads=threads, line_bytes=128)
+
+
+def _opencl_name(device: int) -> str:
+    from .runtime.device import NoDeviceError
+    from .runtime.opencl import device_limits
+
+    try:
+        return device_limits(device).name
+    except NoDeviceError:
+        return "unknown"
+
+
+def _opencl_limits(device: int) -> tuple[int, int]:
+    from .runtime.device import CUDA_LIMITS, NoDeviceError
+    from .runtime.opencl import device_limits
+
+    try:
+        limits = device_limits(device)
+    except NoDeviceError:
+        limits = CUDA_LIMITS
+    return limits.local_mem_bytes, limits.max_threads
 
 
 def as_target(t: str | Target) -> Target:

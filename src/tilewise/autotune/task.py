@@ -41,6 +41,9 @@ class Template:
     computes those arguments (None: any); ``untuned_first(*args)`` whether, untuned,
     its fallback is the one to run rather than the other template's (None: never).
 
+    ``targets`` names the target kinds its schedule is for (``"c"``; a GPU template's
+    ``"cuda"``, ``"opencl"``).
+
     ``weights`` names the template's input tensors that hold weights: constants
     wherever its kernel runs in a model. Its stages that read only them are computed
     ahead, once, where a model is compiled, and the tuner times the kernel without them
@@ -62,6 +65,7 @@ class Template:
     untuned_first: Callable[..., bool] | None = None
     version: int = 1
     weights: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ("c",)
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
              ) -> tuple[Any, ...]:
@@ -111,6 +115,7 @@ def template(
     untuned_first: Callable[..., bool] | None = None,
     version: int = 1,
     weights: Sequence[str] = (),
+    targets: Sequence[str] = ("c",),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``f(cfg, *args) -> (schedule, tensors)`` under ``name``; the keywords
     are :class:`Template`'s."""
@@ -122,7 +127,7 @@ def template(
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         _TEMPLATES[name] = Template(name, func, reference, flop, implements, applies,
-                                    untuned_first, version, tuple(weights))
+                                    untuned_first, version, tuple(weights), tuple(targets))
         return func
 
     return register

@@ -165,7 +165,7 @@ def gpu_gemm_schedule(cfg, M: int, N: int, K: int, dtype: str = "float32",
 
 
 @template("gpu_gemm", reference=gemm_gpu_reference,
-          flop=lambda M, N, K, dtype="float32": 2.0 * M * N * K)
+          flop=lambda M, N, K, dtype="float32": 2.0 * M * N * K, targets=("cuda", "opencl"))
 def gpu_gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     """``C = A @ B`` with A (M, K), B (K, N) on a CUDA or OpenCL device."""
     return gpu_gemm_schedule(cfg, M, N, K, dtype)

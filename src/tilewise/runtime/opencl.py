@@ -35,6 +35,7 @@ class OpenCLArtifact:
     global_size: tuple[int, int, int]
     local_size: tuple[int, int, int]
     arg_specs: tuple[ArgSpec, ...]
+    device: int = 0  # the OpenCL device it is for (its number here)
 
 
 def _pyopencl() -> Any:

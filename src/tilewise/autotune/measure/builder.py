@@ -63,9 +63,14 @@ def compile_candidate(task: Task, schedule: Any, tensors: list[Any], timeout: fl
     packing (the model runs them apart: the packing once)."""
     from tilewise import build_artifact
     from tilewise.autotune.measure.packed import PackedArtifact, tensor_specs, weight_split
+    from tilewise.driver import build_opencl_artifact
     from tilewise.schedule.weights import pack_schedule
+    from tilewise.target import Target, TargetKind
 
     name = kernel_name(task)
+    target = Target.from_str(task.target)
+    if target.kind is TargetKind.OPENCL:  # compiled by the device's driver where it runs
+        return build_opencl_artifact(schedule, tensors, name, target.device)
     split = weight_split(task, schedule, tensors)
     if split is None:
         return build_artifact(schedule, tensors, target=task.target, name=name, timeout=timeout)

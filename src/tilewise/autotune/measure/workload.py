@@ -18,6 +18,7 @@ import numpy as np
 from tilewise.autotune.space import ConfigSpace
 from tilewise.autotune.task import Task
 from tilewise.errors import TuningError
+from tilewise.runtime.device import NoDeviceError
 from tilewise.target import Target, TargetKind
 
 #: A measured workload is held about three times over: its inputs and the reference's
@@ -27,19 +28,31 @@ COPIES = 3
 #: More threads than any machine has; OpenMP crashes when asked for many more.
 MAX_THREADS = 1024
 
-#: The target kinds whose kernels :class:`LocalBuilder` compiles (through
-#: ``build_artifact``) and :class:`LocalRunner` runs: extend both, then this.
-MEASURED_KINDS = frozenset({TargetKind.C})
+#: The target kinds whose kernels :class:`LocalBuilder` builds and :class:`LocalRunner`
+#: runs: C compiled here, OpenCL C on an OpenCL device here.
+MEASURED_KINDS = frozenset({TargetKind.C, TargetKind.OPENCL})
 
 
 def check_measurable(task: Task) -> None:
     """Raise :class:`~tilewise.errors.TuningError` where ``task`` cannot be measured
     here by :class:`LocalBuilder` and :class:`LocalRunner`."""
     target = Target.from_str(task.target)
+    kind = target.kind.value
+    if kind not in task.template.targets:
+        made_for = ", ".join(repr(k) for k in task.template.targets)
+        raise TuningError(f"template {task.name} schedules for {made_for} targets, not "
+                          f"{kind!r} ({task.target})")
     if target.kind not in MEASURED_KINDS:
         kinds = ", ".join(sorted(repr(k.value) for k in MEASURED_KINDS))
         raise TuningError(f"no template of {task.name} is measured here for target "
                           f"{task.target!r}: this machine builds and runs {kinds} targets")
+    if target.kind is TargetKind.OPENCL:
+        from tilewise.runtime.opencl import device_limits
+
+        try:
+            device_limits(target.device)
+        except NoDeviceError as err:
+            raise TuningError(f"cannot measure on {task.target!r}: {err}") from None
     if target.cores > MAX_THREADS:
         raise TuningError(f"-cores={target.cores} is more threads than a machine has "
                           f"(at most {MAX_THREADS})")

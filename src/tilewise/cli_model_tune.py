@@ -16,6 +16,7 @@ import sys
 import time
 
 from .cli_args import number, whole
+from .cli_farm import add_farm_tune_options, close_farm, farm_measure_option, tune_target
 from .errors import ModelError
 
 
@@ -25,14 +26,24 @@ def cmd_tune(opts: argparse.Namespace) -> int:
 
     if opts.time_budget is None and opts.trials is None:
         raise ModelError("give --time-budget SECONDS or --trials N")
+    target = _target(opts) if opts.farm is None else _farm_target(opts)
+    option = farm_measure_option(opts)  # None: measured here
     display = _Display(quiet=opts.json)
-    with display:
-        report = tune_model(_onnx_model(opts.model), opts.db, _target(opts),
-                            budget_s=opts.time_budget, trials=opts.trials, tuner=opts.tuner,
-                            scheduler=opts.scheduler, transfer=not opts.no_transfer,
-                            seed=opts.seed, input_shapes=_shapes(opts.input_shape),
-                            confirm=not opts.no_confirm,
-                            progress=display.update)
+    finished = False
+    try:
+        with display:
+            report = tune_model(_onnx_model(opts.model), opts.db, target,
+                                budget_s=opts.time_budget, trials=opts.trials,
+                                tuner=opts.tuner, scheduler=opts.scheduler,
+                                transfer=not opts.no_transfer, seed=opts.seed,
+                                input_shapes=_shapes(opts.input_shape),
+                                confirm=not opts.no_confirm, measure=option,
+                                progress=display.update)
+        finished = True
+    finally:
+        if option is not None:
+            option.builder.close(wait=finished)
+            close_farm(option)
     if opts.json:
         print(json.dumps(report.to_json()))
         return 0
@@ -48,6 +59,14 @@ def cmd_tune(opts: argparse.Namespace) -> int:
     print(f"database: {report.database}; run it: tilewise model bench {opts.model} "
           f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else ""))
     return 0
+
+
+def _farm_target(opts: argparse.Namespace) -> str:
+    """With ``--farm``: the target the farm's ``--device`` devices describe (their
+    cores included)."""
+    if opts.threads is not None:
+        raise ModelError("with --farm the device describes its own cores; leave --threads out")
+    return tune_target(opts)
 
 
 def _fmt(seconds: float) -> str:
@@ -125,4 +144,6 @@ def add_tune_parser(verbs) -> None:
                    "the end")
     p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.set_defaults(func=cmd_tune)
+    add_farm_tune_options(p)
+    # How the farm's devices time a candidate: as the model tuner does here.
+    p.set_defaults(func=cmd_tune, number=1, repeat=3, min_repeat_ms=10.0, timeout=10.0)

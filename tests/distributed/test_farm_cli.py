@@ -219,6 +219,31 @@ def tune_measures_on_the_farm(capsys, farm, tmp_path):
     assert {r.result.device for r in measured} <= {"dev-a", "dev-b"}  # who measured each
 
 
+def model_tune_measures_on_the_farm(capsys, farm, tmp_path):
+    from tilewise import models
+
+    model = tmp_path / "bert.onnx"
+    model.write_bytes(models.build("bert_layer", seq=16, hidden=64, heads=4, ffn=128)
+                      .SerializeToString())
+    db_path = tmp_path / "model.db"
+    code, out, err = run(
+        capsys, "model", "tune", str(model), "--trials", "8", "--tuner", "random",
+        "--no-transfer", "--no-confirm", "--db", str(db_path), "--json",
+        "--farm", farm.address, "--device", DEVICE, *farm.tls("client"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["trials"] == 8 and report["target"] == str(Target.from_str("c"))
+    db = Database(db_path)
+    measured = [r for key in db.tasks() for r in db.records(key) if not r.result.rejected]
+    assert len(measured) >= 8
+    assert all(r.result.ok for r in measured), {r.result.error_msg[:300] for r in measured
+                                                 if not r.result.ok}
+    assert {r.result.device for r in measured} <= {"dev-a", "dev-b"}
+    code, _, err = run(capsys, "model", "tune", str(model), "--trials", "8", "--threads", "2",
+                       "--farm", farm.address, "--device", DEVICE, *farm.tls("client"))
+    assert code == 2 and "describes its own cores" in err
+
+
 def tune_refuses_a_device_kind_the_farm_lacks(capsys, farm):
     code, _, err = run(capsys, "tune", "gemm", "M=32", "N=32", "K=32", "--farm",
                        farm.address, "--device", "no-such-kind", *farm.tls("client"))
@@ -306,5 +331,6 @@ def test_a_farm_of_two_device_workers(capsys, farm, tmp_path):
     status_lists_the_devices_with_their_own_targets(capsys, farm)
     a_client_without_a_certificate_is_refused(capsys, farm)
     tune_measures_on_the_farm(capsys, farm, tmp_path)
+    model_tune_measures_on_the_farm(capsys, farm, tmp_path)
     tune_refuses_a_device_kind_the_farm_lacks(capsys, farm)
     a_device_killed_mid_measurement(capsys, farm, tmp_path)

@@ -50,6 +50,12 @@ class DeviceJob:
     runner: LocalRunner
     compile_timeout: float
 
+    @property
+    def target(self) -> str:
+        """The target the candidate was generated for."""
+        kernel = self.kernel.kernel if isinstance(self.kernel, PackedArtifact) else self.kernel
+        return kernel.target
+
 
 def measure_on_device(job: DeviceJob) -> MeasureResult:
     """Compile and measure one candidate on this machine; every failure of the candidate

@@ -129,8 +129,9 @@ def check_job_target(worker: Any, job: DeviceJob) -> None:
     if publish is None:
         return  # a plain Dask worker (local_farm): it described nothing
     mine = publish(worker)["target"]
-    if job.kernel.target != mine:
+    built_for = job.target
+    if built_for != mine:
         raise FarmError(
             f"device worker {worker.name!r} describes target {mine!r}, but the candidate "
-            f"was built for {job.kernel.target!r}; tune with the device's own target"
+            f"was built for {built_for!r}; tune with the device's own target"
         )

@@ -118,6 +118,20 @@ def test_weights_are_packed_on_the_device_and_checked(client, builder):
     assert wrong.error is ErrorKind.WRONG_ANSWER
 
 
+def test_an_opencl_task_is_measured_on_the_farm(client, builder):
+    from tilewise.runtime.opencl import OpenCLArtifact, opencl_available
+
+    if not opencl_available():
+        pytest.skip("no OpenCL platform (install pocl-opencl-icd)")
+    task = Task("gpu_gemm", (32, 32, 32), "opencl")
+    inputs = [MeasureInput(task, task.config_space.fallback)]
+    builds = builder.build(inputs)
+    assert isinstance(builds[0].artifact, OpenCLArtifact), builds[0].error_msg
+    runner = DaskRunner(client, device="zen4", number=1, repeat=1, timeout=60)
+    (result,) = runner.run(inputs, builds)
+    assert result.ok, result.error_msg
+
+
 def test_faulty_configs_get_their_error_kind(client, builder, tmp_path):
     task = Task("test_faulty_gemm", (32,))
     db = Database(tmp_path / "farm.db")

@@ -34,8 +34,13 @@ def test_a_device_worker_measures_one_candidate_at_a_time_and_describes_its_targ
     host = device_worker_kwargs(DeviceWorkerOptions("tcp://farm:8786"))
     device = default_device(Target.from_str("c"))
     assert host["resources"] == {f"device-{device}": 1} and host["name"].startswith(device)
-    with pytest.raises(FarmError, match="'c' targets"):
+    with pytest.raises(FarmError, match="'c' and 'opencl' targets"):
         device_worker_kwargs(DeviceWorkerOptions("tcp://farm:8786", target="cuda"))
+    gpu = device_worker_kwargs(DeviceWorkerOptions(
+        "tcp://farm:8786", target="opencl -local-mem=64K -max-threads=256"))
+    info = gpu["startup_information"][INFO_KEY](None)
+    assert info["target"] == "opencl -device=0 -local-mem=64K -max-threads=256"
+    assert info["device"].startswith("opencl") and "device" in info["description"]
 
 
 def job_for(target: str) -> DeviceJob:

@@ -18,7 +18,7 @@ from tilewise.autotune.record import BuildResult
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 from tilewise.distributed.device import KernelSource
-from tilewise.driver import generate_source
+from tilewise.driver import build_opencl_artifact, generate_source
 from tilewise.errors import BuildError
 from tilewise.lower import lower
 from tilewise.runtime import ArgSpec
@@ -34,6 +34,9 @@ def generate_candidate(task: Task, config: ConfigEntity, timeout: float) -> Buil
 
 
 def _generate(task: Task, schedule: Schedule, tensors: list[Tensor], timeout: float):
+    target = Target.from_str(task.target)
+    if target.kind is TargetKind.OPENCL:  # OpenCL C, built by the device's driver there
+        return build_opencl_artifact(schedule, tensors, kernel_name(task), target.device)
     split = weight_split(task, schedule, tensors)
     if split is None:
         return generate_kernel(task, schedule, tensors)

@@ -16,6 +16,7 @@ from tilewise.autotune.measure.runner import LocalRunner
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput, MeasureResult
 from tilewise.errors import BuildError, TilewiseError, TuningError
 from tilewise.runtime import ArgSpec, KernelArtifact, compile_shared, harness
+from tilewise.runtime.opencl import OpenCLArtifact
 
 
 class FarmError(TilewiseError):
@@ -46,15 +47,14 @@ class DeviceJob:
     the LocalRunner whose timing, time limit and correctness check the device applies."""
 
     inp: MeasureInput
-    kernel: KernelSource | PackedArtifact  # of KernelSource
+    kernel: KernelSource | PackedArtifact | OpenCLArtifact  # a PackedArtifact of sources
     runner: LocalRunner
     compile_timeout: float
 
     @property
     def target(self) -> str:
-        """The target the candidate was generated for."""
-        kernel = self.kernel.kernel if isinstance(self.kernel, PackedArtifact) else self.kernel
-        return kernel.target
+        """The target the candidate was generated for (its task's)."""
+        return self.inp.task.target
 
 
 def measure_on_device(job: DeviceJob) -> MeasureResult:
@@ -65,6 +65,8 @@ def measure_on_device(job: DeviceJob) -> MeasureResult:
     try:
         if isinstance(job.kernel, PackedArtifact):
             artifact = job.kernel.with_parts(lambda k: compile_kernel(k, job.compile_timeout))
+        elif isinstance(job.kernel, OpenCLArtifact):
+            artifact = job.kernel  # the OpenCL driver builds it when the runner loads it
         else:
             artifact = compile_kernel(job.kernel, job.compile_timeout)
     except BuildError as err:

@@ -35,6 +35,7 @@ from tilewise.distributed.device import (
 )
 from tilewise.distributed.lazy import import_distributed
 from tilewise.distributed.worker import check_job_target
+from tilewise.runtime.opencl import OpenCLArtifact
 
 #: Seconds a job may take beyond its compile and run limits (child start, transfers).
 JOB_SLACK_S = 10.0
@@ -161,7 +162,7 @@ class DaskRunner:
     def _job(self, inp: MeasureInput, build: BuildResult) -> DeviceJob:
         artifact = build.artifact
         kernel = artifact.kernel if isinstance(artifact, PackedArtifact) else artifact
-        if not isinstance(kernel, KernelSource):
+        if not isinstance(kernel, (KernelSource, OpenCLArtifact)):
             raise TypeError(
                 "DaskRunner measures KernelSource artifacts (use a SourceBuilder), "
                 f"got {type(kernel).__name__}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import re
 import signal
 import socket
 import sys
@@ -33,7 +34,11 @@ INFO_KEY = "tilewise"
 
 
 def default_device(target: Target) -> str:
-    """The device kind a worker offers unless told: machine and ISA (``x86_64-avx512``)."""
+    """The device kind a worker offers unless told: machine and ISA (``x86_64-avx512``),
+    or the OpenCL device's name (``opencl-<name>``)."""
+    if target.kind is TargetKind.OPENCL:
+        name = str(target.describe()["device"])
+        return "opencl-" + "-".join(re.findall(r"[a-z0-9]+", name.lower()))[:40]
     return f"{platform.machine()}-{target.isa}"
 
 
@@ -66,8 +71,8 @@ class DeviceWorkerOptions:
 def device_worker_kwargs(options: DeviceWorkerOptions) -> dict[str, Any]:
     """The ``distributed.Worker`` arguments of a device worker."""
     target = Target.from_str(options.target)
-    if target.kind is not TargetKind.C:
-        raise FarmError(f"a farm device compiles and runs 'c' targets, not {options.target!r}")
+    if target.kind not in (TargetKind.C, TargetKind.OPENCL):
+        raise FarmError(f"a farm device runs 'c' and 'opencl' targets, not {options.target!r}")
     device = options.device or default_device(target)
     info = device_info(device, target)
     name = options.name or f"{device}-{socket.gethostname()}-{os.getpid()}"

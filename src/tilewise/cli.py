@@ -19,7 +19,6 @@ import inspect
 import json
 import sqlite3
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -29,20 +28,12 @@ from .cli_args import (
     EXIT_USAGE,
     OneLineParser,
     Terminated,
-    number,
     one_line,
     stop_on_sigterm,
-    whole,
 )
-from .cli_farm import (
-    add_farm_parser,
-    add_farm_tune_options,
-    close_farm,
-    farm_measure_option,
-    farm_report,
-    tune_target,
-)
+from .cli_farm import add_farm_parser
 from .cli_model import add_model_parser
+from .cli_tune import add_tune_parser
 from .errors import TilewiseError
 
 #: The largest shape or count an operator argument may take: kernels index in 32 bits.
@@ -128,130 +119,6 @@ def _database(path: str | None, create: bool = True):
     if not create and path is not None and not Path(path).exists():
         raise UsageError(f"no tuning database at {path}")
     return Database(path)
-
-
-def _progress(total: int, quiet: bool, label: str = "tuning"):
-    """A Rich progress bar on stderr and the callback that advances it."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]:.1f} GFLOP/s"),
-        TextColumn("errors {task.fields[errors]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet or not console.is_terminal,
-    )
-    bar = progress.add_task("tune", total=total, best=0.0, errors=0)
-    state = {"errors": 0}
-
-    def callback(tuner, inputs, results) -> None:
-        trials = [r for r in results if not r.rejected]
-        state["errors"] += sum(not r.ok for r in trials)
-        best = (tuner.task.flop or 0) / tuner.best_cost / 1e9 if tuner.best_config else 0.0
-        progress.update(bar, advance=len(trials), best=best, errors=state["errors"])
-
-    return progress, callback
-
-
-def cmd_tune(opts: argparse.Namespace) -> int:
-    from . import autotune as at
-    from .autotune.measure.workload import check_measurable
-
-    args = parse_op_args(opts.op, opts.args)
-    task = at.Task(opts.op, args, tune_target(opts))
-    tasks = task.implementations() if opts.implementations else [task]
-    if getattr(opts, "farm", None) is None:  # a farm's devices answer for themselves
-        for t in tasks:
-            check_measurable(t)
-    db = _database(opts.db)
-    tuned = [_tune(t, opts, db) for t in tasks]
-    if opts.implementations:
-        chosen, _ = at.apply_history_best(db).choose(task)
-        for t, report, _ in tuned:
-            report["dispatched"] = t == chosen
-    for t, report, best in tuned:
-        if opts.json:
-            print(json.dumps(report))
-            continue
-        gf = report["best_gflops"]
-        print(
-            f"{t}: measured {report['trials']} (resumed {report['resumed']}, "
-            f"errors {report['errors']}, rejected by the template {report['rejected']}, "
-            f"twins of measured kernels skipped {report['twins']}, "
-            f"leaders re-measured {report['confirmed']}) "
-            f"in {report['seconds']} s; best "
-            + (f"{gf:.1f} GFLOP/s" if gf is not None else "no valid config")
-        )
-        if best is not None:
-            print(f"best config: {best.config}")
-        print(f"database: {db.path} ({report['records_in_db']} records for this task)")
-    if opts.implementations and not opts.json:
-        print(f"dispatch of {opts.op} picks {chosen.name}")
-    return 0
-
-
-def _tune(task, opts: argparse.Namespace, db):
-    """Tune ``task`` into ``db`` as ``opts`` say: ``(task, report, best record)``."""
-    from . import autotune as at
-
-    tuners = {
-        "model": lambda: at.ModelTuner(task, seed=opts.seed, feature=opts.feature),
-        "random": lambda: at.RandomTuner(task, seed=opts.seed),
-        "grid": lambda: at.GridSearchTuner(task, seed=opts.seed),
-        "ga": lambda: at.GATuner(task, seed=opts.seed),
-    }
-    tuner = tuners[opts.tuner]()
-    option = farm_measure_option(opts) or at.measure_option(
-        builder=at.LocalBuilder(timeout=opts.timeout),
-        runner=at.LocalRunner(
-            number=opts.number,
-            repeat=opts.repeat,
-            timeout=opts.timeout,
-            min_repeat_ms=opts.min_repeat_ms,
-        ),
-    )
-    progress, callback = _progress(opts.trials, opts.json, task.name)
-    start = time.perf_counter()
-    finished = False
-    try:
-        with progress:
-            summary = tuner.tune(
-                opts.trials,
-                option,
-                callbacks=[callback],
-                database=db,
-                early_stopping=opts.early_stopping,
-                confirm=opts.confirm,
-            )
-        finished = True
-    finally:
-        # Interrupted, the builds under way are abandoned: their workers end now rather
-        # than keep the command from exiting.
-        option.builder.close(wait=finished)
-        close_farm(option)
-    best = db.best(task)
-    flop = task.flop or 0.0
-    report = {
-        "task": task.key.to_json(),
-        "trials": summary.measured,
-        "resumed": summary.resumed,
-        "errors": summary.errors,
-        "rejected": summary.rejected,
-        "twins": summary.twins,
-        "confirmed": summary.confirmed,
-        "best_gflops": flop / best.result.mean / 1e9 if best is not None and flop else None,
-        "best_config": best.config.to_json() if best is not None else None,
-        "records_in_db": len(db.records(task)),
-        "database": str(db.path),
-        "seconds": round(time.perf_counter() - start, 2),
-        **farm_report(option),
-    }
-    return task, report, best
 
 
 def cmd_best(opts: argparse.Namespace) -> int:
@@ -373,52 +240,7 @@ def cmd_plot(opts: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog="tilewise", description="Auto-tune tensor operators.")
     sub = ap.add_subparsers(dest="command", required=True)
-    tune = sub.add_parser("tune", help="tune an operator on this machine")
-    tune.add_argument("op", help="operator template, e.g. gemm (see 'tilewise ops')")
-    tune.add_argument("args", nargs="*", metavar="ARG=VALUE", help="workload, e.g. M=512")
-    tune.add_argument("--target", default="c", help="target string (default: c, the host)")
-    tune.add_argument("--trials", type=whole(1, 10**6), default=64,
-                      help="configs to measure (default 64)")
-    tune.add_argument("--tuner", choices=["model", "random", "grid", "ga"], default="model")
-    tune.add_argument(
-        "--feature",
-        choices=["ir", "knob"],
-        default="ir",
-        help="cost-model features of the model tuner (default: loop IR)",
-    )
-    tune.add_argument("--db", help="tuning database (default: per-user file)")
-    tune.add_argument("--seed", type=whole(0, 2**31 - 1), default=0)
-    # One run per repeat, raised until the repeat lasts 10 ms: a fast kernel is still
-    # averaged over several calls (gemm-512: 5 on one core, 8 on two; it was a fixed 4),
-    # while a slow config or a large operator is not run over and over (gemm-2048 on
-    # one core, compare.py's tuning at 20 ms: 2.45 -> 1.37 s a measurement).
-    tune.add_argument("--number", type=whole(1, 10**6), default=1,
-                      help="runs per timing repeat, at least (default 1)")
-    tune.add_argument("--repeat", type=whole(1, 10**4), default=3,
-                      help="timing repeats (default 3)")
-    tune.add_argument("--min-repeat-ms", type=number(0, 60_000), default=10.0,
-                      help="runs per repeat raised until a repeat lasts this long (default 10)")
-    tune.add_argument("--timeout", type=number(0, 86_400, above=True), default=10.0,
-                      help="seconds per build or run")
-    tune.add_argument("--early-stopping", type=whole(1, 10**6), default=None)
-    tune.add_argument(
-        "--confirm",
-        type=whole(0, 1000),
-        default=5,
-        metavar="N",
-        help="re-measure the N leading configs three times more after the search and rank "
-        "them by their median (default 5; 0 to skip)",
-    )
-    tune.add_argument(
-        "--implementations",
-        action="store_true",
-        help="also tune every template implementing the operator for these arguments "
-        "(conv2d_nchw: the Winograd template), --trials each, and say which dispatch picks",
-    )
-    tune.add_argument("--json", action="store_true",
-                      help="print one JSON object at the end (one per tuned template)")
-    add_farm_tune_options(tune)
-    tune.set_defaults(func=cmd_tune)
+    add_tune_parser(sub)
     best = sub.add_parser("best", help="best record per task")
     best.add_argument("--db")
     best.add_argument("--json", action="store_true")

@@ -158,9 +158,11 @@ def farm_measure_option(opts: argparse.Namespace) -> Any:
     return measure_option(builder=builder, runner=runner, batch_size=batch)
 
 
-def close_farm(option: Any) -> None:
-    """Close the connection to the farm of an option from :func:`farm_measure_option`
-    (nothing for a local one)."""
+def close_measure(option: Any, finished: bool) -> None:
+    """End an option's build pool (at once where the run was interrupted: the builds
+    under way are abandoned rather than keep the command from exiting) and its
+    connection to the farm (from :func:`farm_measure_option`; none for a local one)."""
+    option.builder.close(wait=finished)
     close = getattr(option.runner, "close", None)
     if close is not None:
         close()

@@ -16,7 +16,7 @@ import sys
 import time
 
 from .cli_args import number, whole
-from .cli_farm import add_farm_tune_options, close_farm, farm_measure_option, tune_target
+from .cli_farm import add_farm_tune_options, close_measure, farm_measure_option, tune_target
 from .errors import ModelError
 
 
@@ -42,8 +42,7 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         finished = True
     finally:
         if option is not None:
-            option.builder.close(wait=finished)
-            close_farm(option)
+            close_measure(option, finished)
     if opts.json:
         print(json.dumps(report.to_json()))
         return 0

@@ -14,7 +14,7 @@ import time
 from .cli_args import number, whole
 from .cli_farm import (
     add_farm_tune_options,
-    close_farm,
+    close_measure,
     farm_measure_option,
     farm_report,
     tune_target,
@@ -172,10 +172,7 @@ def _tune(task, opts: argparse.Namespace, db):
             )
         finished = True
     finally:
-        # Interrupted, the builds under way are abandoned: their workers end now rather
-        # than keep the command from exiting.
-        option.builder.close(wait=finished)
-        close_farm(option)
+        close_measure(option, finished)
     best = db.best(task)
     flop = task.flop or 0.0
     report = {

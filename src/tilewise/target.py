@@ -237,7 +237,7 @@ class Target:
     def describe(self) -> dict[str, object]:
         """A JSON-able description, stored beside every tuning record."""
         if self.kind is TargetKind.OPENCL:
-            return {"target": str(self), "device": _opencl_name(self.device),
+            return {"target": str(self), "device": _opencl_device(self.device).name,
                     "local_mem_bytes": self.local_mem_bytes, "max_threads": self.max_threads}
         return {
             "target": str(self),
@@ -362,32 +362,23 @@ def _opencl_target(opts: Mapping[str, str]) -> Target:
     local = _size(opts["local-mem"], "local-mem") if "local-mem" in opts else None
     threads = _count(opts["max-threads"], "max-threads") if "max-threads" in opts else None
     if local is None or threads is None:
-        found = _opencl_limits(device)
-        local = local if local is not None else found[0]
-        threads = threads if threads is not None else found[1]
+        found = _opencl_device(device)
+        local = local if local is not None else found.local_mem_bytes
+        threads = threads if threads is not None else found.max_threads
     return Target(kind=TargetKind.OPENCL, device=device, local_mem_bytes=local,
                   max_threads=threads, line_bytes=128)
 
 
-def _opencl_name(device: int) -> str:
-    from .runtime.device import NoDeviceError
+def _opencl_device(device: int) -> Any:
+    """OpenCL device ``device``'s name and limits here, or CUDA's limits (named
+    "unknown") where there is no such device."""
+    from .runtime.device import CUDA_LIMITS, DeviceLimits, NoDeviceError
     from .runtime.opencl import device_limits
 
     try:
-        return device_limits(device).name
+        return device_limits(device)
     except NoDeviceError:
-        return "unknown"
-
-
-def _opencl_limits(device: int) -> tuple[int, int]:
-    from .runtime.device import CUDA_LIMITS, NoDeviceError
-    from .runtime.opencl import device_limits
-
-    try:
-        limits = device_limits(device)
-    except NoDeviceError:
-        limits = CUDA_LIMITS
-    return limits.local_mem_bytes, limits.max_threads
+        return DeviceLimits("unknown", CUDA_LIMITS.local_mem_bytes, CUDA_LIMITS.max_threads)
 
 
 def as_target(t: str | Target) -> Target:

@@ -119,7 +119,8 @@ class ReadingConfig:
             self.steps.append((name, self._digits[self._positions[name]]))
         return entity
 
-    def require(self, knobs: Sequence[str], valid: Callable[..., bool], why: str) -> None:
+    def require(self, knobs: Sequence[str], valid: Callable[..., bool],
+                why: str | Callable[..., str]) -> None:
         """As :meth:`ConfigBase.require`: reads the knobs it checks."""
         check(Constraint(tuple(knobs), valid, why), self.__getitem__)
 

@@ -93,11 +93,12 @@ class ConfigBase(ABC):
         """Choose one of ``values``; read it as ``cfg[name].val``."""
         self._define(name, lambda: other_knob(name, values))
 
-    def require(self, knobs: Sequence[str], valid: Callable[..., bool], why: str) -> None:
+    def require(self, knobs: Sequence[str], valid: Callable[..., bool],
+                why: str | Callable[..., str]) -> None:
         """Declare that the template builds only configs where ``valid(*values)`` holds
         for the knobs ``knobs`` (defined before): the space then offers no other
         (:mod:`tilewise.autotune.constraints`), and a config that breaks it is refused
-        here with ``why``."""
+        here with ``why`` (or ``why(*values)``)."""
         check(Constraint(tuple(knobs), valid, why), self.__getitem__)
 
     @abstractmethod
@@ -152,7 +153,8 @@ class ConfigSpace(ConfigBase):
         self._positions = self._radices = self._size = None
         self._constraints.forget_tables()
 
-    def require(self, knobs: Sequence[str], valid: Callable[..., bool], why: str) -> None:
+    def require(self, knobs: Sequence[str], valid: Callable[..., bool],
+                why: str | Callable[..., str]) -> None:
         self._constraints.add(Constraint(tuple(knobs), valid, why), self._knobs)
 
     def __getitem__(self, name: str) -> Entity:
@@ -396,8 +398,11 @@ class ConfigSpace(ConfigBase):
 
     def random_index(self, rng: np.random.Generator) -> int:
         """A random valid config (the fallback where none is found)."""
-        picks = self.sample(1, rng) if self._constraints else self._draw(1, rng)
-        return picks[0] if picks else self.fallback.index
+        for _ in range(_DRAW_ROUNDS):
+            picks = self._draw(64 if self._constraints else 1, rng)
+            if picks:
+                return picks[0]
+        return self.fallback.index
 
     def neighbours(
         self, x: int | ConfigEntity, rng: np.random.Generator | None = None, k: int | None = None

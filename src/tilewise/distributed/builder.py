@@ -13,17 +13,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from tilewise.autotune.measure.builder import LocalBuilder, build_job, kernel_name
-from tilewise.autotune.measure.packed import PackedArtifact, tensor_specs, weight_split
+from tilewise.autotune.measure.packed import candidate_artifact
 from tilewise.autotune.record import BuildResult
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 from tilewise.distributed.device import KernelSource
-from tilewise.driver import build_opencl_artifact, generate_source
+from tilewise.driver import generate_source
 from tilewise.errors import BuildError
 from tilewise.lower import lower
 from tilewise.runtime import ArgSpec
 from tilewise.schedule import Schedule
-from tilewise.schedule.weights import pack_schedule
 from tilewise.target import Target, TargetKind
 from tilewise.te.tensor import Tensor
 
@@ -34,17 +33,9 @@ def generate_candidate(task: Task, config: ConfigEntity, timeout: float) -> Buil
 
 
 def _generate(task: Task, schedule: Schedule, tensors: list[Tensor], timeout: float):
-    target = Target.from_str(task.target)
-    if target.kind is TargetKind.OPENCL:  # OpenCL C, built by the device's driver there
-        return build_opencl_artifact(schedule, tensors, kernel_name(task), target.device)
-    split = weight_split(task, schedule, tensors)
-    if split is None:
-        return generate_kernel(task, schedule, tensors)
-    pack_sch, pack_args = pack_schedule(split)
-    return PackedArtifact(
-        generate_kernel(task, schedule, split.args, given=split.given),
-        generate_kernel(task, pack_sch, pack_args, name=f"{kernel_name(task)}_pack"),
-        split.pack_inputs, split.sources, tensor_specs(tensors))
+    return candidate_artifact(task, schedule, tensors, kernel_name(task),
+                              lambda s, args, name, given: generate_kernel(
+                                  task, s, args, name=name, given=given))
 
 
 def generate_kernel(task: Task, schedule: Schedule, tensors: Sequence[Tensor],

@@ -122,10 +122,10 @@ def conv2d_winograd_compute(N, C, H, W, K, pad, m: int, cb: int, nr: int, ob: in
                           "3x3 window")
     bt, g, at = winograd_matrices(m)
     a = m + 2
-    nH, nW = -(-OH // m), -(-OW // m)
+    nH = -(-OH // m)
     KC = -(-K // nr)
-    nW = tiles_per_row(N, nH, nW, (C, KC * nr), np.dtype(dtype).itemsize)
-    P = N * nH * nW
+    P = winograd_tiles(N, OH, OW, C, K, m, nr, np.dtype(dtype).itemsize)
+    nW = P // (N * nH)
     data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((K, C, 3, 3), dtype, name="kernel")
     data_pack = packed_data(data, cb, nH * m + 2, nW * m + 2, ph, pw)
@@ -161,6 +161,14 @@ def conv2d_winograd_compute(N, C, H, W, K, pad, m: int, cb: int, nr: int, ob: in
     stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "U": U, "V": V, "M": Mt,
               "Y": Y}
     return [data, kernel, *extra], out, stages
+
+
+def winograd_tiles(N: int, OH: int, OW: int, C: int, K: int, m: int, nr: int,
+                   itemsize: int) -> int:
+    """The GEMM's rows (``P``): every image's rows of m x m tiles, each row
+    :func:`tiles_per_row` long."""
+    nH = -(-OH // m)
+    return N * nH * tiles_per_row(N, nH, -(-OW // m), (C, -(-K // nr) * nr), itemsize)
 
 
 def tiles_per_row(N: int, nH: int, nW: int, channels: tuple[int, ...], itemsize: int) -> int:
@@ -275,9 +283,8 @@ def define_winograd_space(cfg, target: Target, N, OH, OW, C, K, dtype: str) -> N
     nr = max((n for n in (wide, 2 * lanes, lanes) if n <= wide and K % n == 0),
              default=lanes)
     rows = 6 if tile_fits_registers(6, nr // lanes, target) else fallback_rows(target, nr // lanes)
-    nH = -(-OH // 2)
-    tiles = N * nH * tiles_per_row(N, nH, -(-OW // 2), (C, -(-K // nr) * nr),
-                                   np.dtype(dtype).itemsize)
+    itemsize = np.dtype(dtype).itemsize
+    tiles = winograd_tiles(N, OH, OW, C, K, 2, nr, itemsize)
     # Fewer tiles than the micro-kernel's rows: as many rows as there are tiles.
     fits = [r for r in (2, 3, 4, 6) if r <= min(rows, tiles)]
     cfg.fallback_with(tile=2, nr=nr, mr=fits[-1] if fits else 2, block_m=4, order="ji",
@@ -297,10 +304,8 @@ def define_winograd_space(cfg, target: Target, N, OH, OW, C, K, dtype: str) -> N
         cfg.fallback_with(weights="panel", nr=lanes, mr=min(4, fits[-1]) if fits else 2,
                           block_m=1)
 
-    def tiles(m: int, nr: int) -> int:  # the GEMM's rows: conv2d_winograd_compute's P
-        nH = -(-OH // m)
-        return N * nH * tiles_per_row(N, nH, -(-OW // m), (C, -(-K // nr) * nr),
-                                      np.dtype(dtype).itemsize)
+    def tiles(m: int, nr: int) -> int:
+        return winograd_tiles(N, OH, OW, C, K, m, nr, itemsize)
 
     # What schedule_winograd and its register tile build, declared on the knobs.
     cfg.require(("kernel", "mr", "tile", "nr"),

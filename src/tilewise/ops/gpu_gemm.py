@@ -27,8 +27,9 @@ import numpy as np
 from .. import te
 from ..autotune import template
 from ..ir.dtype import as_dtype
-from ..runtime.device import CUDA_LIMITS, DeviceLimits
+from ..runtime.device import DeviceLimits
 from ..target import Target
+from .gemm import gemm_reference
 
 _THREADS = (1, 2, 4, 8, 16, 32)
 _REGS = (1, 2, 4, 8)
@@ -38,13 +39,9 @@ _MAX_REG_TILE = 64
 
 
 def limits_of(target: Target) -> DeviceLimits:
-    """The device limits a target describes. (Until :class:`~tilewise.target.Target`
-    describes a GPU's, every target is taken to allow what a CUDA GPU allows without
-    opting in: 48 KiB of shared memory and 1024 threads per block.)"""
-    return DeviceLimits(
-        str(target),
-        getattr(target, "local_mem_bytes", CUDA_LIMITS.local_mem_bytes),
-        getattr(target, "max_threads", CUDA_LIMITS.max_threads))
+    """The device limits a target describes (an OpenCL device's own; a CUDA target's
+    what an sm_xx GPU allows without opting in)."""
+    return DeviceLimits(str(target), target.local_mem_bytes, target.max_threads)
 
 
 def _tile_candidates(extent: int) -> list[list[int]]:
@@ -85,15 +82,6 @@ def fallback_choices(M: int, N: int, K: int, dtype: str, limits: DeviceLimits) -
 
 def _kt_values(K: int) -> list[int]:
     return [kt for kt in _KT if kt <= K] or [_KT[0]]
-
-
-def gemm_gpu_reference(M: int, N: int, K: int, dtype: str = "float32"):
-    def make(rng: np.random.Generator):
-        a = rng.standard_normal((M, K)).astype(dtype)
-        b = rng.standard_normal((K, N)).astype(dtype)
-        return [a, b, np.zeros((M, N), dtype)], [a @ b]
-
-    return make
 
 
 def gpu_gemm_schedule(cfg, M: int, N: int, K: int, dtype: str = "float32",
@@ -164,7 +152,7 @@ def gpu_gemm_schedule(cfg, M: int, N: int, K: int, dtype: str = "float32",
     return s, [A, B, C]
 
 
-@template("gpu_gemm", reference=gemm_gpu_reference,
+@template("gpu_gemm", reference=gemm_reference,
           flop=lambda M, N, K, dtype="float32": 2.0 * M * N * K, targets=("cuda", "opencl"))
 def gpu_gemm(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     """``C = A @ B`` with A (M, K), B (K, N) on a CUDA or OpenCL device."""

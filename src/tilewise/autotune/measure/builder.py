@@ -62,23 +62,11 @@ def compile_candidate(task: Task, schedule: Any, tensors: list[Any], timeout: fl
     :class:`~tilewise.autotune.measure.packed.PackedArtifact` of the kernel and its
     packing (the model runs them apart: the packing once)."""
     from tilewise import build_artifact
-    from tilewise.autotune.measure.packed import PackedArtifact, tensor_specs, weight_split
-    from tilewise.driver import build_opencl_artifact
-    from tilewise.schedule.weights import pack_schedule
-    from tilewise.target import Target, TargetKind
+    from tilewise.autotune.measure.packed import candidate_artifact
 
-    name = kernel_name(task)
-    target = Target.from_str(task.target)
-    if target.kind is TargetKind.OPENCL:  # compiled by the device's driver where it runs
-        return build_opencl_artifact(schedule, tensors, name, target.device)
-    split = weight_split(task, schedule, tensors)
-    if split is None:
-        return build_artifact(schedule, tensors, target=task.target, name=name, timeout=timeout)
-    pack_sch, pack_args = pack_schedule(split)
-    return PackedArtifact(
-        build_artifact(schedule, list(split.args), task.target, name, timeout, split.given),
-        build_artifact(pack_sch, pack_args, task.target, f"{name}_pack", timeout),
-        split.pack_inputs, split.sources, tensor_specs(tensors))
+    return candidate_artifact(task, schedule, tensors, kernel_name(task),
+                              lambda s, args, name, given: build_artifact(
+                                  s, args, task.target, name, timeout, given))
 
 
 def build_candidate(task: Task, config: ConfigEntity, timeout: float) -> BuildResult:

@@ -17,7 +17,7 @@ import numpy as np
 from tilewise.autotune.task import Task
 from tilewise.runtime import ArgSpec, empty
 from tilewise.schedule import Schedule
-from tilewise.schedule.weights import WeightSplit, split_weights
+from tilewise.schedule.weights import WeightSplit, pack_schedule, split_weights
 from tilewise.te.operation import PlaceholderOp
 from tilewise.te.tensor import Tensor
 
@@ -39,6 +39,31 @@ class PackedArtifact:
     def with_parts(self, make: Callable[[Any], Any]) -> PackedArtifact:
         """The same split with ``make`` applied to both kernels (compile a farm's source)."""
         return replace(self, kernel=make(self.kernel), pack=make(self.pack))
+
+
+#: ``make(schedule, args, name, given) -> artifact``: a builder's kernel of ``args``.
+MakeKernel = Callable[[Schedule, list[Tensor], str, frozenset[Tensor]], Any]
+
+
+def candidate_artifact(task: Task, schedule: Schedule, tensors: Sequence[Tensor], name: str,
+                       make: MakeKernel) -> Any:
+    """What a builder hands the runner for one candidate: ``make``'s kernel of
+    ``tensors``, or where the template's weights have stages of their own a
+    :class:`PackedArtifact` of ``make``'s kernel and packing; an OpenCL target's
+    candidate is OpenCL C with its launch, built by the device's driver where it runs."""
+    from tilewise.driver import build_opencl_artifact
+    from tilewise.target import Target, TargetKind
+
+    target = Target.from_str(task.target)
+    if target.kind is TargetKind.OPENCL:
+        return build_opencl_artifact(schedule, tensors, name, target.device)
+    split = weight_split(task, schedule, tensors)
+    if split is None:
+        return make(schedule, list(tensors), name, frozenset())
+    pack_sch, pack_args = pack_schedule(split)
+    return PackedArtifact(make(schedule, list(split.args), name, split.given),
+                          make(pack_sch, pack_args, f"{name}_pack", frozenset()),
+                          split.pack_inputs, split.sources, tensor_specs(tensors))
 
 
 def weight_split(task: Task, schedule: Schedule, tensors: Sequence[Tensor]
@@ -71,4 +96,5 @@ def kernel_arguments(artifact: PackedArtifact, arrays: Sequence[np.ndarray],
     return [arrays[s] if s >= 0 else made[-1 - s] for s in artifact.sources]
 
 
-__all__ = ["PackedArtifact", "kernel_arguments", "tensor_specs", "weight_split"]
+__all__ = ["PackedArtifact", "candidate_artifact", "kernel_arguments", "tensor_specs",
+           "weight_split"]

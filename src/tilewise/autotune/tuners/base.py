@@ -174,8 +174,7 @@ class Tuner(ABC):
         the space would; at most ``REJECTIONS_PER_TRIAL * n_trial`` such rejections are
         taken per call, so a template that rejects everything still ends.
         """
-        started = time.perf_counter()
-        measure_s = 0.0
+        started, measured_before = time.perf_counter(), self.measure_wall_s
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
         measured = errors = rejected = last_improvement = 0
@@ -201,9 +200,7 @@ class Tuner(ABC):
             inputs = [MeasureInput(self.task, c) for c in fresh]
             t0 = time.perf_counter()
             results = measure_option.measure(inputs)
-            spent = time.perf_counter() - t0
-            measure_s += spent
-            self.measure_wall_s += spent
+            self.measure_wall_s += time.perf_counter() - t0
             self.measure_trials += len(results)
             if database is not None:
                 database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
@@ -227,7 +224,7 @@ class Tuner(ABC):
         best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
         return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
                            rejected, confirmed, len(self.twins) - twins_before, seconds,
-                           measure_s)
+                           self.measure_wall_s - measured_before)
 
     def _new_kernels(self, configs: Sequence[ConfigEntity]) -> list[ConfigEntity]:
         """``configs`` less those that build a kernel already measured, or proposed

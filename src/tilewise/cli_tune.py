@@ -124,7 +124,6 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         print(
             f"{t}: measured {report['trials']} (resumed {report['resumed']}, "
             f"errors {report['errors']}, rejected by the template {report['rejected']}, "
-            f"twins of measured kernels skipped {report['twins']}, "
             f"leaders re-measured {report['confirmed']}) "
             f"in {report['seconds']} s; best "
             + (f"{gf:.1f} GFLOP/s" if gf is not None else "no valid config")
@@ -181,7 +180,6 @@ def _tune(task, opts: argparse.Namespace, db):
         "resumed": summary.resumed,
         "errors": summary.errors,
         "rejected": summary.rejected,
-        "twins": summary.twins,
         "confirmed": summary.confirmed,
         "best_gflops": flop / best.result.mean / 1e9 if best is not None and flop else None,
         "best_config": best.config.to_json() if best is not None else None,

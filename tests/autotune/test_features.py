@@ -45,20 +45,23 @@ def test_a_pickled_extractor_carries_neither_pool_nor_cache():
     assert copy._pool is None and copy._cache == {} and copy.workers == 2
 
 
-def test_rows_answered_from_the_read_tree_are_the_rows_lowered_afresh():
-    """Twins of a lowered kernel take its row, configs on a refused path the invalid
-    row, without running the template: the same rows as a fresh task lowers."""
-    task, finder = gemm_task(), gemm_task()
+def test_rows_answered_without_lowering_are_the_rows_lowered_afresh():
+    """A config that differs from its kernel's only in knobs that do not matter takes
+    that config's row, one that breaks a declared constraint the invalid row, without
+    running the template: the same rows as a fresh task lowers."""
+    task = gemm_task()
     space = task.config_space
-    # which knobs a kernel leaves unread depends on the target's vector width (on AVX2
-    # the fallback has twins, on AVX-512 it reads every knob), so the config with twins
-    # is looked for, by another task: this one's tree starts empty
-    sampled = map(space.get, space.sample(3000, np.random.default_rng(3)))
-    accepted = (c for c in [space.fallback, *sampled] if finder.trace(c)[0] is not None)
-    kernel, twins = next((c, t) for c in accepted if (t := space.twins(c, finder.knobs_read(c))))
-    indices = [kernel.index, *twins, *space.sample(40, np.random.default_rng(3))]
+    loops = space.with_choices(space.fallback, kernel="loops", stream_c=False, kc=0,
+                               pack_prefetch=0)
+    assert space.is_offered(loops.index)
+    other_k = [e.val for e in space.knob("unroll_k").entities if e.val != loops["unroll_k"].val]
+    kinds = [e.val for e in space.knob("kernel").entities]
+    twins = [space.with_choices(loops, kernel=kinds[-1], unroll_k=u).index for u in other_k]
+    broken = next(i for i in range(space.size) if not space.is_valid(i))
+    indices = [space.canonical_index(twins[0]), *twins, broken,
+               *space.sample(20, np.random.default_rng(3))]
     extract = IRFeatureExtractor(task, workers=1)
     got = extract(indices)
-    assert twins and all(extract._known(i) is not None for i in twins)
+    assert all(extract._known(i) is not None for i in [*twins, broken])
     for index, row in zip(indices, got, strict=True):
         np.testing.assert_array_equal(row, IRFeatureExtractor(gemm_task(), workers=1)([index])[0])

@@ -13,9 +13,12 @@ from tilewise.autotune import (
     FakeRunner,
     GATuner,
     GridSearchTuner,
+    MeasureInput,
     MeasureOption,
+    MeasureResult,
     ModelTuner,
     RandomTuner,
+    Record,
     ReplayRunner,
     Task,
 )
@@ -59,38 +62,40 @@ def test_exact_count_no_duplicates_reproducible(name):
 
 
 @pytest.mark.parametrize("name", TUNERS)
-def test_twins_of_a_measured_kernel_spend_no_trial(name, tmp_path):
-    """Configs that differ only in a knob their template does not read on their path
-    build the same kernel: each kernel is measured once, the twins are skipped (no
-    trial, no record), here and after a resume from the database."""
+def test_each_kernel_is_measured_once(name, tmp_path):
+    """Configs that differ only in a knob declared not to matter on their path build
+    the same kernel: each kernel is measured once, here and after a resume from the
+    database, and a record of such a config (an older database's) counts as its
+    kernel's."""
     paths = Task("toy_paths", (3,), "c")
-    assert paths.knobs_read(paths.config_space.fallback) == {"path", "size"}
+    space = paths.config_space
     db = Database(tmp_path / "t.db")
+    twin = space.with_choices(space.fallback, path="plain", detail=3, size=6)
+    db.add(Record.of(MeasureInput(paths, twin), MeasureResult((5e-3,))))
     runner = FakeRunner(toy_templates.paths_cost)
-    tuner = TUNERS[name](paths, 1)
-    first = tuner.tune(4, option(runner, batch_size=2), database=db)
+    first = TUNERS[name](paths, 1).tune(4, option(runner, batch_size=2), database=db)
     again = TUNERS[name](paths, 2).tune(16, option(runner, batch_size=2), database=db)
-    kernels = [paths.instantiate(paths.config_space.get(i))[0] for i in runner.measured]
-    assert len(kernels) == len(set(kernels)) == 10  # 2 plain + 2 x 4 detailed
-    assert first.measured + again.measured == 10 == len(db.records(paths))
-    assert again.twins >= 1 and again.resumed == first.measured
+    kernels = [paths.instantiate(space.get(i))[0] for i in runner.measured]
+    assert len(kernels) == len(set(kernels)) == 9  # 2 plain + 2 x 4 detailed, one recorded
+    assert ("plain", 6) not in kernels
+    assert first.resumed == 1 and again.resumed == 1 + first.measured
+    assert first.measured + again.measured == 9 == len(db.records(paths)) - 1
 
 
 @pytest.mark.parametrize("name", TUNERS)
 def test_batches_asked_for_before_any_result_cover_the_space_once(name):
-    """The tuning loop asks again, before measuring, for the places twins left in a
-    batch: a tuner asked with nothing learnt between proposes each config once, then
-    nothing."""
+    """A tuner asked with nothing learnt between proposes each config the space offers
+    once (one per kernel), then nothing."""
     paths = Task("toy_paths", (3,), "c")
+    space = paths.config_space
     tuner = TUNERS[name](paths, 0)
     proposed = [c.index for _ in range(20) for c in tuner.next_batch(3)]
-    assert sorted(proposed) == list(range(paths.config_space.size))
+    offered = [i for i in range(space.size) if space.is_offered(i)]
+    assert sorted(proposed) == offered and len(offered) == 10
     assert tuner.next_batch(3) == []
 
 
-def test_the_model_tuner_plans_no_twins():
-    """Twins of a measured kernel read the same to the cost model; the plan holds none
-    of them, nor two configs of one kernel."""
+def test_the_model_tuner_plans_each_kernel_once():
     paths = Task("toy_paths", (3,), "c")
     tuner = ModelTuner(paths, 0, plan_size=8, n_initial=2, diversity=0,
                        annealing=AnnealingOptions(n_iter=40, parallel_size=8))
@@ -101,10 +106,10 @@ def test_the_model_tuner_plans_no_twins():
     assert len(set(kernels)) == len(kernels) and not measured & set(kernels)
 
 
-def test_the_model_tuners_plans_are_not_emptied_by_twins_found_again():
-    """The twins of the best kernels score best; one left out of a plan must not come
-    back at the top of every later plan, leaving plans empty (the model tuner then only
-    samples at random, and meets the template's refusals at their rate)."""
+def test_the_model_tuners_plans_do_not_run_dry():
+    """Where most of a space is configs of kernels already measured, the plans still
+    hold new kernels (the model tuner otherwise only samples at random, and meets the
+    template's refusals at their rate)."""
     twins = Task("toy_twins", (64,), "c")
     lengths = []
 
@@ -116,31 +121,8 @@ def test_the_model_tuners_plans_are_not_emptied_by_twins_found_again():
     annealing = AnnealingOptions(n_iter=40, parallel_size=32)
     tuner = Recording(twins, 0, plan_size=8, annealing=annealing)
     summary = tuner.tune(60, option(FakeRunner(toy_templates.twins_cost), batch_size=4))
-    assert summary.measured == 60 and summary.twins > 0 and len(lengths) > 10
-    assert np.median(lengths) >= 4, lengths  # 0 when twins came back: 15-17 of ~22 plans empty
-
-
-def test_the_space_names_the_twins_of_a_config():
-    paths = Task("toy_paths", (3,), "c")
-    space = paths.config_space
-    plain = space.with_choices(space.fallback, path="plain", detail=2, size=6)
-    twins = space.twins(plain, paths.knobs_read(plain))
-    assert sorted(space.get(i)["detail"].val for i in twins) == [1, 3, 4]
-    assert {space.get(i)["size"].val for i in twins} == {6}
-    detailed = space.with_choices(plain, path="detailed")
-    assert space.twins(detailed, paths.knobs_read(detailed)) == []
-    assert space.twins(plain, ["path"], limit=4) == []  # 7 twins, more than the limit
-
-
-def test_gemm_reads_unroll_k_only_for_the_loops_kernel():
-    import tilewise.ops  # noqa: F401
-
-    gemm = Task("gemm", (64, 64, 64), "c -cores=1")
-    space = gemm.config_space
-    loops = space.with_choices(space.fallback, kernel="loops", stream_c=False)
-    assert "unroll_k" in gemm.knobs_read(loops)
-    if "ukr" in [e.val for e in space.knob("kernel").entities]:
-        assert "unroll_k" not in gemm.knobs_read(space.with_choices(loops, kernel="ukr"))
+    assert summary.measured == 60 and len(lengths) > 10
+    assert np.median(lengths) >= 4, lengths
 
 
 @pytest.mark.parametrize("name", ["random", "ga", "model"])

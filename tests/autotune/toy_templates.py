@@ -57,11 +57,12 @@ def toy_flops(cfg, n):
 
 @template("toy_paths")
 def toy_paths(cfg, n):
-    """Two paths; ``detail`` is read on the second only, so on the first the four
-    configs that differ in it build one kernel (the template's result)."""
+    """Two paths; ``detail`` is read on the second only, as declared, so on the first
+    the four configs that differ in it build one kernel (the template's result)."""
     cfg.define_knob("path", ["plain", "detailed"])
     cfg.define_knob("detail", [1, 2, 3, 4])
     cfg.define_knob("size", [n, 2 * n])
+    cfg.conditional("detail", ("path",), lambda path: path == "detailed")
     kernel = (cfg["path"].val, cfg["size"].val)
     if cfg["path"].val == "detailed":
         kernel += (cfg["detail"].val,)
@@ -71,11 +72,12 @@ def toy_paths(cfg, n):
 @template("toy_twins")
 def toy_twins(cfg, n):
     """A larger toy_paths with refusals: ``detail`` (eight values) is read on the slow
-    path only, so each fast kernel has eight configs; ``odd=3`` is refused."""
+    path only, so each fast kernel has eight configs; ``odd=3`` is refused, undeclared."""
     cfg.define_knob("path", ["fast", "slow"])
     cfg.define_knob("detail", list(range(8)))
     cfg.define_split("tile", n, num_outputs=2)
     cfg.define_knob("odd", [0, 1, 2, 3])
+    cfg.conditional("detail", ("path",), lambda path: path == "slow")
     if cfg["odd"].val == 3:
         raise InvalidConfigError("odd=3 is refused")
     kernel = (cfg["path"].val, cfg["tile"].size[1], cfg["odd"].val)

@@ -345,9 +345,12 @@ def test_gemm_fetches_the_next_groups_rows_of_b_while_computing():
             assert {(h.buffer.name, h.level) for h in hints} == {("B", 2)}
             _check(task, config)
     task = Task("gemm", (24, 300, 40), TARGET)
+    space = task.config_space
     for choices in (dict(pack="root"), dict(pack="panel", order="ij", pack_panels=1)):
-        read = task.knobs_read(config_with(task, fetch_next=True, pack_prefetch=0, **choices))
-        assert "fetch_next" not in read
+        config = config_with(task, fetch_next=True, pack_prefetch=0, **choices)
+        kernel = space.get(space.canonical_index(config.index))  # fetch_next does not matter
+        assert kernel.as_dict() == {**config.as_dict(), "fetch_next": kernel["fetch_next"]}
+        assert kernel["fetch_next"].val is False
 
 
 def test_batch_matmul_schedules_match_numpy():

@@ -1,4 +1,5 @@
-"""Constraints a template declares on its knobs: which combinations of values it builds.
+"""What a template declares on its knobs: which combinations of values it builds
+(constraints), and which knobs matter only under others (conditions).
 
 A template says, once, in terms of knob values (and the workload's own numbers, which
 its predicate closes over), what it would otherwise refuse while scheduling::
@@ -11,6 +12,15 @@ its knobs' choices, into a table, so that checking a batch of configs is a looku
 constraint (:meth:`Constraints.valid`). Sampling, annealing's steps and the tuners then
 visit valid configs only; a chosen config that breaks one is refused with its reason
 when the template runs it (:func:`check`).
+
+A condition names a knob that the template reads only on some paths::
+
+    cfg.conditional("unroll_k", ("kernel",), lambda kernel: kernel == "loops")
+
+Elsewhere every choice of it builds one kernel. The space then offers each kernel
+once: where a knob does not matter it takes its fallback choice (the config is
+*canonical*), and configs that differ only there are one config
+(:meth:`Conditions.canonical`).
 """
 
 from __future__ import annotations
@@ -124,4 +134,76 @@ class Constraints:
         return None
 
 
-__all__ = ["Constraint", "Constraints", "MAX_TABLE", "check", "knob_value"]
+@dataclass(frozen=True)
+class Condition:
+    """Knob ``knob`` matters only where ``when(*values)`` of the knobs ``on`` holds
+    (where a knob has several conditions, only where all of them hold)."""
+
+    knob: str
+    on: tuple[str, ...]
+    when: Callable[..., bool]
+
+
+class Conditions:
+    """The conditions of one space, with each one's table of where its knob matters."""
+
+    def __init__(self) -> None:
+        self._items: list[Condition] = []
+        self._tables: list[tuple[int, np.ndarray, np.ndarray]] | None = None
+
+    def add(self, condition: Condition, knobs: Mapping[str, Knob]) -> None:
+        named = (condition.knob, *condition.on)
+        missing = [n for n in named if n not in knobs]
+        if missing:
+            raise TuningError(f"a condition names knob(s) {missing} not defined before it")
+        if condition.knob in condition.on:
+            raise TuningError(f"knob {condition.knob!r} cannot be conditional on itself")
+        combos = math.prod(len(knobs[n]) for n in condition.on)
+        if combos > MAX_TABLE:
+            raise TuningError(f"the condition on {condition.on} spans {combos} "
+                              f"combinations (at most {MAX_TABLE})")
+        if condition not in self._items:
+            self._items.append(condition)
+            self._tables = None
+
+    def forget_tables(self) -> None:
+        self._tables = None
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def tables(self, knobs: Sequence[Knob]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Per condition: its knob's position in ``knobs``, the positions of the knobs
+        it depends on, and a boolean table (indexed by their digits) of where it
+        matters."""
+        if self._tables is None:
+            pos = {k.name: i for i, k in enumerate(knobs)}
+            tables = []
+            for c in self._items:
+                involved = [knobs[pos[n]] for n in c.on]
+                table = np.zeros([len(k) for k in involved], dtype=bool)
+                for digits in np.ndindex(*table.shape):
+                    table[digits] = bool(c.when(*(knob_value(k.entities[d]) for k, d in
+                                                  zip(involved, digits, strict=True))))
+                tables.append((pos[c.knob], np.array([pos[n] for n in c.on], dtype=np.int64),
+                               table))
+            self._tables = tables
+        return self._tables
+
+    def canonical(self, digits: np.ndarray, knobs: Sequence[Knob],
+                  rest: Sequence[int]) -> np.ndarray:
+        """``digits`` (configs as knob digits, one row each) with every knob that does
+        not matter set to its digit in ``rest`` (the fallback's). Conditions apply in
+        the order declared, so one may depend on a knob that is itself conditional."""
+        out = np.array(digits, dtype=np.int64, copy=True)
+        for knob, on, table in self.tables(knobs):
+            idle = ~table[tuple(out[:, on].T)]
+            out[idle, knob] = rest[knob]
+        return out
+
+
+__all__ = ["Condition", "Conditions", "Constraint", "Constraints", "MAX_TABLE", "check",
+           "knob_value"]

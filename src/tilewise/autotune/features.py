@@ -42,7 +42,6 @@ from ..ir import (
 )
 from ..ir.simplify import linear_form
 from ..ir.stmt import ExternCall, Prefetch
-from .reads import Trace
 
 #: Innermost loops described one by one (innermost first).
 INNER_LOOPS = 5
@@ -217,10 +216,10 @@ class IRFeatureExtractor:
     Lowering is most of a tuning run's time (annealing visits thousands of configs
     while nothing is measured), so a call with many uncached configs lowers them in
     ``workers`` processes (default: one per core), started on first need and kept
-    while the extractor lives. Configs whose path through the template was walked
-    before (:mod:`.reads`, here or in a worker) are answered without running it: a
-    refused one gets the invalid row, a twin of a kernel lowered before (the same
-    choices on the knobs read) that kernel's row.
+    while the extractor lives. A config that breaks a declared constraint gets the
+    invalid row without running the template; one that differs from its kernel's
+    config only in knobs that do not matter (:meth:`ConfigSpace.canonical`) gets that
+    config's row.
     """
 
     def __init__(self, task, workers: int | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -229,64 +228,46 @@ class IRFeatureExtractor:
         self.task = task
         self._lower = lower
         self._cache: dict[int, np.ndarray] = {}
-        self._kernels: dict[tuple[int, ...], np.ndarray] = {}  # by kernel key
         self.workers = max(1, os.cpu_count() or 1) if workers is None else workers
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def one(self, index: int) -> np.ndarray:
-        row = self._cache.get(index)
+        row = self._known(index)
         if row is None:
-            row = self._known(index)
-            if row is None:
-                row, _ = self._traced_row(index)
-            self._cache[index] = row
+            row = self._row(self.task.config_space.canonical_index(index))
+        self._cache[index] = row
         return row
 
     def _known(self, index: int) -> np.ndarray | None:
-        """The row of config ``index`` if the read tree and the rows so far tell it."""
-        trace = self.task.known_trace(index)
-        if trace is None:
-            return None
-        if trace.refusal is not None:
+        """The row of config ``index`` if it needs no lowering (cached, its kernel's
+        config cached, or a declared constraint broken)."""
+        row = self._cache.get(index)
+        if row is not None:
+            return row
+        space = self.task.config_space
+        if not space.is_valid(index):
             return _invalid_row()
-        return self._kernels.get(self.task.config_space.kernel_key(index, trace.read))
+        return self._cache.get(space.canonical_index(index))
 
-    def _traced_row(self, index: int) -> tuple[np.ndarray, Trace | None]:
-        """Instantiate and lower config ``index``: its row, and the trace of the
-        instantiation (None where the template raised)."""
+    def _row(self, index: int) -> np.ndarray:
+        """Instantiate and lower config ``index``: its row (the invalid row where the
+        template refuses it or lowering fails)."""
         try:
-            made, trace = self.task.trace(self.task.config_space.get(index))
-        except Exception:  # noqa: BLE001 - a broken template is "invalid" too
-            return _invalid_row(), None
-        if made is None:
-            return _invalid_row(), trace
-        try:
-            s, args = made
+            s, args = self.task.instantiate(self.task.config_space.get(index))
             row = np.append(loop_features(self._lower(s, args, optimize_loops=False)), 0.0)
-        except Exception:  # noqa: BLE001 - any lowering failure is "invalid"
+        except Exception:  # noqa: BLE001 - a refusal or a broken template is "invalid" too
             row = _invalid_row()
-        self._remember(index, trace, row)
-        return row, trace
-
-    def _remember(self, index: int, trace: Trace, row: np.ndarray) -> None:
-        if trace.refusal is None:
-            self._kernels[self.task.config_space.kernel_key(index, trace.read)] = row
+        self._cache[index] = row
+        return row
 
     def __call__(self, indices: Sequence[int]) -> np.ndarray:
         if not indices:
             return np.zeros((0, feature_width() + 1))
-        missing = []
-        for i in dict.fromkeys(indices):
-            if i not in self._cache:
-                row = self._known(i)
-                if row is None:
-                    missing.append(i)
-                else:
-                    self._cache[i] = row
+        space = self.task.config_space
+        missing = [c for c in dict.fromkeys(int(space.canonical_index(i)) for i in indices
+                                            if self._known(i) is None)]
         if self.workers > 1 and len(missing) >= _PARALLEL_MIN:
             self._lower_in_pool(missing)
-        # one() asks the tree again: a config lowered earlier in this call may have
-        # walked the path of a later one.
         return np.stack([self.one(i) for i in indices])
 
     def _lower_in_pool(self, indices: list[int]) -> None:
@@ -302,11 +283,8 @@ class IRFeatureExtractor:
             chunk = -(-len(indices) // (4 * self.workers))
             with holding_signals():  # submitting starts the workers
                 rows = self._pool.map(_worker_row, indices, chunksize=chunk)
-            for index, (row, trace) in zip(indices, rows, strict=True):
+            for index, row in zip(indices, rows, strict=True):
                 self._cache[index] = row
-                if trace is not None:
-                    self.task.read_tree.add(trace)
-                    self._remember(index, trace, row)
         except (cf.process.BrokenProcessPool, OSError):
             # A worker died (out of memory, killed): go on lowering here, one by one.
             pool, self._pool, self.workers = self._pool, None, 1
@@ -314,12 +292,12 @@ class IRFeatureExtractor:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": {}, "_kernels": {}, "_pool": None}
+        return {**self.__dict__, "_cache": {}, "_pool": None}
 
 
 #: Unknown configs in one call below which lowering them here beats shipping them out.
-#: Those the read tree answers never go out, so what is left is mostly configs to lower
-#: (7-10 ms for gemm, 25 for a 3x3 convolution): two are worth the workers' round trip.
+#: Each is a kernel to lower (7-10 ms for gemm, 25 for a 3x3 convolution): two are
+#: worth the workers' round trip.
 _PARALLEL_MIN = 2
 
 _worker: IRFeatureExtractor | None = None
@@ -333,14 +311,9 @@ def _start_worker(task, tuner: int) -> None:  # type: ignore[no-untyped-def]
     _worker = IRFeatureExtractor(task, workers=1)
 
 
-def _worker_row(index: int) -> tuple[np.ndarray, Trace | None]:
-    """A worker's row for config ``index`` and, where it ran the template, the trace,
-    for the parent's read tree (None where the worker's own tree answered)."""
+def _worker_row(index: int) -> np.ndarray:
     assert _worker is not None
-    row = _worker._known(index)
-    if row is not None:
-        return row, None
-    return _worker._traced_row(index)
+    return _worker._row(index)
 
 
 def _invalid_row() -> np.ndarray:

@@ -15,7 +15,6 @@ chosen entity. The space is the mixed-radix product of its knobs (knob 0 varies 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tilewise.autotune.constraints import Constraint, Constraints, check
+from tilewise.autotune.constraints import Condition, Conditions, Constraint, Constraints, check
 from tilewise.autotune.knobs import (
     AnnotatePolicy,
     Entity,
@@ -101,6 +100,13 @@ class ConfigBase(ABC):
         here with ``why`` (or ``why(*values)``)."""
         check(Constraint(tuple(knobs), valid, why), self.__getitem__)
 
+    def conditional(self, knob: str, on: Sequence[str], when: Callable[..., bool]) -> None:
+        """Declare that the template reads knob ``knob`` only where ``when(*values)`` of
+        the knobs ``on`` (defined before) holds: elsewhere every choice of it builds
+        one kernel, and the space offers only its fallback choice there
+        (:mod:`tilewise.autotune.constraints`). Nothing to check for a chosen config."""
+        return None  # a chosen config: the template reads the knob or not
+
     @abstractmethod
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None: ...
 
@@ -142,6 +148,8 @@ class ConfigSpace(ConfigBase):
         self._radices: tuple[int, ...] | None = None
         self._size: int | None = None
         self._constraints = Constraints()
+        self._conditions = Conditions()
+        self._rest: np.ndarray | None = None  # the fallback's digits, for idle knobs
 
     # -- recording -----------------------------------------------------------------
     def _define(self, name: str, make_knob: Callable[[], Knob]) -> None:
@@ -150,12 +158,16 @@ class ConfigSpace(ConfigBase):
         if old is not None and old != knob:
             raise TuningError(f"knob {name!r} is defined twice with different choices")
         self._knobs[name] = knob
-        self._positions = self._radices = self._size = None
+        self._positions = self._radices = self._size = self._rest = None
         self._constraints.forget_tables()
+        self._conditions.forget_tables()
 
     def require(self, knobs: Sequence[str], valid: Callable[..., bool],
                 why: str | Callable[..., str]) -> None:
         self._constraints.add(Constraint(tuple(knobs), valid, why), self._knobs)
+
+    def conditional(self, knob: str, on: Sequence[str], when: Callable[..., bool]) -> None:
+        self._conditions.add(Condition(knob, tuple(on), when), self._knobs)
 
     def __getitem__(self, name: str) -> Entity:
         knob = self.knob(name)
@@ -168,6 +180,7 @@ class ConfigSpace(ConfigBase):
 
     def fallback_with(self, **choices: Any) -> None:
         self._fallback.update(choices)
+        self._rest = None
 
     @property
     def flop(self) -> float:
@@ -184,13 +197,6 @@ class ConfigSpace(ConfigBase):
         if self._positions is None:
             self._positions = {name: pos for pos, name in enumerate(self._knobs)}
         return self._positions
-
-    def kernel_key(self, index: int, read: Iterable[str]) -> tuple[int, ...]:
-        """Config ``index``'s choices on the knobs ``read`` (-1 on the rest): configs
-        with one key build one kernel where ``read`` is what their template read."""
-        read = set(read)
-        return tuple(d if name in read else -1
-                     for d, name in zip(self.knob_index_vector(index), self._knobs, strict=True))
 
     def knob(self, name: str) -> Knob:
         try:
@@ -259,27 +265,6 @@ class ConfigSpace(ConfigBase):
         )
         return ConfigEntity(index=int(index), entities=entities, flop_count=self._flop)
 
-    def twins(self, config: ConfigEntity, read: Iterable[str], limit: int = 256) -> list[int]:
-        """The other configs that make the same choices as ``config`` on the knobs
-        ``read`` (those its template instantiation read), whatever they choose for the
-        rest: the template builds the same kernel for each. Empty where there would be
-        more than ``limit``."""
-        read = set(read)
-        vector = self.knob_index_vector(config.index)
-        free = [pos for pos, name in enumerate(self._knobs) if name not in read]
-        sizes = [len(self.knobs[pos]) for pos in free]
-        if not free or math.prod(sizes) > limit:
-            return []
-        out = []
-        for digits in itertools.product(*(range(n) for n in sizes)):
-            twin = list(vector)
-            for pos, digit in zip(free, digits, strict=True):
-                twin[pos] = digit
-            index = self.index_of(twin)
-            if index != config.index:
-                out.append(index)
-        return out
-
     def lookup(self, config: ConfigEntity, at_fallback: Iterable[str] = ()
                ) -> ConfigEntity | None:
         """This space's config with ``config``'s knob values (a config read back from a
@@ -337,10 +322,14 @@ class ConfigSpace(ConfigBase):
                 vector[pos] = knob.index_of(_raw_to_entity(knob, choices[knob.name]))
         return self.get(self.index_of(vector))
 
-    # -- constraints ---------------------------------------------------------------
+    # -- constraints and conditions ------------------------------------------------
     @property
     def constraints(self) -> tuple[Constraint, ...]:
         return tuple(self._constraints)
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        return tuple(self._conditions)
 
     def valid(self, indices: Sequence[int]) -> np.ndarray:
         """Which of ``indices`` break none of the template's declared constraints."""
@@ -357,10 +346,50 @@ class ConfigSpace(ConfigBase):
             return None
         return self._constraints.broken(self.knob_index_vector(int(index)), self.knobs)
 
+    def canonical(self, indices: Sequence[int]) -> np.ndarray:
+        """Each of ``indices`` with the knobs that do not matter there at their
+        fallback choice: the config the space offers for the kernel it builds."""
+        if not self._conditions or not len(indices):
+            return np.array(indices, dtype=self._index_dtype)
+        digits = self._conditions.canonical(self.digit_matrix(indices), self.knobs,
+                                            self._rest_digits())
+        if self.size > _NUMPY_SPACE:
+            return np.array([self.index_of(row) for row in digits.tolist()], dtype=object)
+        return digits @ self._strides(np.array(self.radices, dtype=np.int64))
+
+    def canonical_index(self, index: int) -> int:
+        return int(self.canonical([int(index)])[0])
+
+    def offered(self, indices: Sequence[int]) -> np.ndarray:
+        """Which of ``indices`` the space offers: valid (:meth:`valid`) and canonical
+        (:meth:`canonical`), so no two of them build the same kernel."""
+        ok = self.valid(indices)
+        if self._conditions and len(indices):
+            same = self.canonical(indices) == np.array(indices, dtype=self._index_dtype)
+            ok &= np.asarray(same, dtype=bool)
+        return ok
+
+    def is_offered(self, index: int) -> bool:
+        return bool(self.offered([int(index)])[0])
+
+    def _rest_digits(self) -> np.ndarray:
+        if self._rest is None:
+            self._rest = np.array(self.knob_index_vector(self.fallback.index), dtype=np.int64)
+        return self._rest
+
+    @property
+    def _index_dtype(self) -> type:
+        return np.int64 if self.size <= _NUMPY_SPACE else object
+
+    @property
+    def _declared(self) -> bool:
+        return bool(self._constraints) or bool(self._conditions)
+
     # -- search helpers ------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator, exclude: Iterable[int] = ()) -> list[int]:
-        """Up to ``n`` distinct valid config indices, none in ``exclude``; fewer where
-        the valid configs are exhausted or too rare to find (one in a million)."""
+        """Up to ``n`` distinct configs the space offers (:meth:`offered`), none in
+        ``exclude``; fewer where they are exhausted or too rare to find (one in a
+        million)."""
         excluded = set(exclude)
         size = self.size
         if size <= _SMALL_SPACE:
@@ -368,7 +397,7 @@ class ConfigSpace(ConfigBase):
             order = rng.permutation(size)
             for start in range(0, size, 1 << 14):
                 chunk = order[start:start + (1 << 14)]
-                for i in chunk[self.valid(chunk)].tolist():
+                for i in chunk[self.offered(chunk)].tolist():
                     if len(picks) == n:
                         return picks
                     if i not in excluded:
@@ -384,20 +413,23 @@ class ConfigSpace(ConfigBase):
         return list(chosen)
 
     def _draw(self, count: int, rng: np.random.Generator) -> list[int]:
-        """Up to ``count`` random valid indices (repeats possible), from ``count`` draws."""
+        """Up to ``count`` random offered indices (repeats possible), from ``count``
+        draws."""
         if self.size > _NUMPY_SPACE:
             picks = [self.index_of([int(rng.integers(len(k))) for k in self._knobs.values()])
                      for _ in range(count)]
-            return [i for i in picks if self.is_valid(i)]
+            return [i for i in picks if self.is_offered(i)]
         sizes = np.array(self.radices, dtype=np.int64)
         digits = rng.integers(0, sizes, size=(count, len(sizes)))
+        if self._conditions:  # an idle knob's draw is its fallback choice
+            digits = self._conditions.canonical(digits, self.knobs, self._rest_digits())
         indices = digits @ self._strides(sizes)
         if self._constraints:
             indices = indices[self._constraints.valid(digits, self.knobs)]
         return indices.tolist()
 
     def random_index(self, rng: np.random.Generator) -> int:
-        """A random valid config (the fallback where none is found)."""
+        """A random offered config (the fallback where none is found)."""
         for _ in range(_DRAW_ROUNDS):
             picks = self._draw(64 if self._constraints else 1, rng)
             if picks:
@@ -407,32 +439,36 @@ class ConfigSpace(ConfigBase):
     def neighbours(
         self, x: int | ConfigEntity, rng: np.random.Generator | None = None, k: int | None = None
     ) -> list[int]:
-        """Configs that differ from ``x`` in exactly one knob.
+        """The offered configs that differ from ``x`` in one knob (and in the knobs
+        that change stops or starts to matter).
 
         All of them in a fixed order, or (with ``rng``) shuffled and cut to ``k``.
         """
-        vector = list(self.knob_index_vector(_index(x)))
+        index = _index(x)
+        vector = list(self.knob_index_vector(index))
         out = []
         for pos, knob in enumerate(self._knobs.values()):
             for digit in range(len(knob)):
                 if digit != vector[pos]:
                     out.append(self.index_of(vector[:pos] + [digit] + vector[pos + 1 :]))
-        if self._constraints and out:
+        if self._declared and out:
+            out = [int(i) for i in dict.fromkeys(self.canonical(out).tolist()) if i != index]
             out = [i for i, ok in zip(out, self.valid(out).tolist(), strict=True) if ok]
         if rng is not None:
             out = [out[i] for i in rng.permutation(len(out))]
         return out if k is None else out[:k]
 
     def random_neighbour(self, x: int | ConfigEntity, rng: np.random.Generator) -> int:
-        """One valid config that differs from ``x`` in one knob (``x`` itself if none
+        """One offered config that differs from ``x`` in one knob (``x`` itself if none
         is found)."""
         return self.random_neighbours([_index(x)], rng)[0]
 
     def random_neighbours(self, points: Sequence[int], rng: np.random.Generator) -> list[int]:
         """A random neighbour (:meth:`random_neighbour`) of each of ``points``, drawn
         at once: annealing asks this of every chain at every step, millions of times in
-        a tuning run. Where a step breaks a declared constraint it is drawn again, up
-        to :data:`_NEIGHBOUR_TRIES` times, then the point stays."""
+        a tuning run. Where a step breaks a declared constraint, or changes a knob that
+        does not matter there, it is drawn again, up to :data:`_NEIGHBOUR_TRIES` times,
+        then the point stays."""
         radices = self.radices
         movable = np.array([i for i, n in enumerate(radices) if n > 1], dtype=np.int64)
         if not len(movable) or not len(points):
@@ -444,13 +480,15 @@ class ConfigSpace(ConfigBase):
         todo = np.arange(len(x))
         all_sizes = np.array(radices, dtype=np.int64)
         strides = self._strides(all_sizes)
-        for _ in range(_NEIGHBOUR_TRIES if self._constraints else 1):
+        for _ in range(_NEIGHBOUR_TRIES if self._declared else 1):
             pos = movable[rng.integers(len(movable), size=len(todo))]
             sizes, stride = all_sizes[pos], strides[pos]
             digit = (x[todo] // stride) % sizes
             new = (digit + 1 + rng.integers(sizes - 1)) % sizes
             step = x[todo] + (new - digit) * stride
-            ok = self.valid(step) if self._constraints else np.ones(len(step), dtype=bool)
+            if self._conditions:
+                step = self.canonical(step)
+            ok = self.valid(step) & (step != x[todo])
             out[todo[ok]] = step[ok]
             todo = todo[~ok]
             if not len(todo):
@@ -463,8 +501,8 @@ class ConfigSpace(ConfigBase):
             pos = int(movable[int(rng.integers(len(movable)))])
             size = self.radices[pos]
             vector[pos] = (vector[pos] + 1 + int(rng.integers(size - 1))) % size
-            step = self.index_of(vector)
-            if self.is_valid(step):
+            step = self.canonical_index(self.index_of(vector))
+            if step != x and self.is_valid(step):
                 return step
         return x
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from tilewise.autotune.reads import ReadingConfig, ReadTree, Trace
 from tilewise.autotune.space import ConfigEntity, ConfigSpace
-from tilewise.errors import InvalidConfigError, TuningError, UnknownTemplateError
+from tilewise.errors import TuningError, UnknownTemplateError
 from tilewise.target import Target
 
 #: ``reference(*args)`` returns ``make(rng) -> (arrays, expected)``: ``arrays`` are the
@@ -266,56 +265,6 @@ class Task:
         """
         return self.template.func(config.for_target(Target.from_str(self.target)), *self.args)
 
-    def knobs_read(self, config: ConfigEntity) -> frozenset[str]:
-        """The knobs the template reads when it instantiates ``config``: configs that
-        agree on those build the same kernel (a knob read only on some paths, as a
-        register tile's unrolling where a micro-kernel replaces the tile, is not read on
-        the others). Raises what :meth:`instantiate` raises. Answered without running
-        the template where an earlier :meth:`trace` walked ``config``'s path."""
-        trace = self.known_trace(config)
-        if trace is None:
-            _, trace = self.trace(config)
-        if trace.refusal is not None:
-            raise InvalidConfigError(trace.refusal)
-        return trace.read
-
-    def known_trace(self, config: ConfigEntity | int) -> Trace | None:
-        """The trace of ``config`` (a config of this task's space, or its index) if an
-        earlier :meth:`trace` walked its path, else None."""
-        space = self.config_space
-        index = config.index if isinstance(config, ConfigEntity) else int(config)
-        return self.read_tree.lookup(space.knob_index_vector(index), space.positions)
-
-    def trace(self, config: ConfigEntity) -> tuple[Any, Trace]:
-        """Run the template with ``config``, noting what it reads: ``(made, trace)``,
-        ``made`` None where the template refused the config (``trace.refusal`` says
-        why). Remembered in :attr:`read_tree`. Raises what else the template raises."""
-        space = self.config_space
-        reading = ReadingConfig(config.for_target(Target.from_str(self.target)),
-                                space.knob_index_vector(config.index), space.positions)
-        try:
-            made = self.template.func(reading, *self.args)
-        except InvalidConfigError as e:
-            made, refusal = None, str(e)
-        else:
-            refusal = None
-        # A template that hands the config itself on (one that only stands for a
-        # kernel, in tests) makes all of it part of what it builds.
-        whole = reading.whole or (made is not None and any(p is reading for p in made))
-        steps = tuple(reading.steps)
-        if whole:
-            steps = tuple((name, d) for (name, _), d in
-                          zip(config.entities, space.knob_index_vector(config.index),
-                              strict=True))
-        trace = Trace(steps, refusal, whole)
-        self.read_tree.add(trace)
-        return made, trace
-
-    @cached_property
-    def read_tree(self) -> ReadTree:
-        """The paths of this task's traced instantiations (:mod:`.reads`)."""
-        return ReadTree()
-
     def instantiate_best(self, context: Any = None) -> tuple[Any, Sequence[Any]]:
         """The schedule of the best record in ``context`` (default: the active
         :func:`~tilewise.autotune.dispatch.apply_history_best`), else the fallback."""
@@ -337,9 +286,8 @@ class Task:
         return None if factory is None else factory(*self.args)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Drop the cached space and read tree: a child process rebuilds them if it needs.
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("config_space", "read_tree")}
+        # Drop the cached space: a child process rebuilds it if it needs.
+        return {k: v for k, v in self.__dict__.items() if k != "config_space"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

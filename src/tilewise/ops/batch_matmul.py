@@ -126,6 +126,7 @@ def define_batch_matmul_space(cfg, target: Target, dtype: str, M: int, N: int, K
             # 0.98x / 1.01 -> 1.05x, and 12 x 77x64x77 0.90 -> 0.91x on one thread.
             cfg.fallback_with(direct_c=True)
     require_batch_matmul_constraints(cfg, target, lanes, M, N)
+    cfg.conditional("unroll_k", ("kernel",), lambda kernel: kernel == "loops")
 
 
 def require_batch_matmul_constraints(cfg, target: Target, lanes: int, M: int, N: int) -> None:

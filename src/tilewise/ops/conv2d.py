@@ -202,6 +202,8 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     row_reads = itemsize * C * R * (S * fb_oc + in_w)
     cfg.fallback_with(ic_outer=2 * row_reads > target.l2_bytes)
     require_conv2d_nchwc_constraints(cfg, target, lanes, dilation_w != 1)
+    # With the ic blocks outermost the schedule fixes the order of the sum itself.
+    cfg.conditional("order", ("ic_outer",), lambda ic_outer: not ic_outer)
 
 
 def require_conv2d_nchwc_constraints(cfg, target: Target, lanes: int, dilated: bool) -> None:
@@ -215,8 +217,6 @@ def require_conv2d_nchwc_constraints(cfg, target: Target, lanes: int, dilated: b
                 or tile_fits_registers(reg_n, -(-oc_bn // lanes), target),
                 lambda kernel, reg_n, oc_bn: f"the micro-kernel's {reg_n}x{oc_bn} tile leaves "
                                              "no registers for its operands")
-    cfg.require(("ic_outer", "order"), lambda ic_outer, order: not ic_outer or order == "ic_khkw",
-                "with the ic blocks outermost the order is ic_khkw")
     cfg.require(("fuse_kw", "kernel", "order"),
                 lambda fuse_kw, kernel, order: not fuse_kw or (
                     kernel == "ukr" and order == "ic_khkw" and not dilated),

@@ -198,10 +198,9 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     # (no epilogue) and its rows start on cache lines.
     can_stream = fp32_simd and not epilogue and HW % lanes == 0
     cfg.define_knob("stream_out", [False, True] if can_stream else [False])
-    # Defined last too. "channels": the tile's vectors along the output channels, its
-    # rows over positions (mr, nr: positions and channels), the output computed as NHWC
-    # and transposed back (conv2d_1x1_nhwc_compute); pack, pack_panels, prefetch,
-    # pack_weights and stream_out are then unused (both operands are always packed).
+    # "channels": the tile's vectors along the output channels, its rows over
+    # positions (mr, nr: positions and channels), the output computed as NHWC and
+    # transposed back (conv2d_1x1_nhwc_compute).
     cfg.define_knob("vectors", ["pixels", "channels"] if fp32_simd else ["pixels"])
     rows = fallback_rows(target, 2)
     cfg.fallback_with(nr=2 * lanes, mr=min(rows, K), unroll_k=4,
@@ -334,6 +333,14 @@ def schedule_nchw_transform(s, out, target: Target) -> None:
     s[out].tensorize(oki, data_unpack_intrin(block, int(f.domain.extent)))
 
 
+def declare_conv2d_1x1_conditions(cfg) -> None:
+    """Over the channels both operands are always packed whole, so the knobs of the
+    pixels GEMM's copies do not matter there; the micro-kernel unrolls k itself."""
+    for knob in ("pack", "pack_panels", "prefetch", "pack_weights", "stream_out"):
+        cfg.conditional(knob, ("vectors",), lambda vectors: vectors == "pixels")
+    cfg.conditional("unroll_k", ("kernel",), lambda kernel: kernel == "loops")
+
+
 def require_conv2d_1x1_constraints(cfg, target: Target, N: int, K: int, HW: int,
                                    dtype: str) -> None:
     """What the two schedules build, declared on the knobs of
@@ -362,20 +369,25 @@ def require_conv2d_1x1_constraints(cfg, target: Target, N: int, K: int, HW: int,
                                         f"more than {regs} vector registers")
     cfg.require(("vectors", "kc", "kernel"), lambda vectors, kc, kernel: not kc or kernel == "ukr",
                 "blocking k (kc) is the micro-kernel's")
-    cfg.require(("vectors", "pack_weights"),
-                lambda vectors, pack_weights: pixels(vectors) or pack_weights,
-                "the tiles over output channels read the weights packed in panels of nr "
-                "channels: pack_weights")
     # One image and the blocks of row tiles the outermost loop (rows first, or a single
     # column panel): a last block short of block_m row tiles is left to a guard that
     # the micro-kernel cannot take (lowering refuses it).
-    cfg.require(("vectors", "kernel", "order", "nr", "mr", "block_m"),
-                lambda vectors, kernel, order, nr, mr, block: pixels(vectors)
-                or kernel != "ukr" or not (order == "fk" or K <= nr) or N != 1
-                or -(-HW // mr) % block == 0,
-                lambda vectors, kernel, order, nr, mr, block:
-                    f"the micro-kernel over one image, row blocks outermost, sums whole blocks "
-                    f"of {block} row tiles; {HW} positions make {-(-HW // mr)} tiles of {mr}")
+    def gemm_shape(vectors):  # (rows, their name, columns, rows-first order)
+        return ((K, "output channels", HW, "kf") if pixels(vectors)
+                else (HW, "positions", K, "fk"))
+
+    def blocks_whole(vectors, kernel, order, nr, mr, block):
+        rows, _, cols, rows_first = gemm_shape(vectors)
+        return (kernel != "ukr" or not (order == rows_first or cols <= nr) or N != 1
+                or -(-rows // mr) % block == 0)
+
+    def short_block(vectors, kernel, order, nr, mr, block):
+        rows, name, *_ = gemm_shape(vectors)
+        return (f"the micro-kernel over one image, row blocks outermost, sums whole blocks "
+                f"of {block} row tiles; {rows} {name} make {-(-rows // mr)} tiles of {mr}")
+
+    cfg.require(("vectors", "kernel", "order", "nr", "mr", "block_m"), blocks_whole,
+                short_block)
     cfg.require(("vectors", "kernel", "mr", "nr"),
                 lambda vectors, kernel, mr, nr: pixels(vectors) or kernel != "ukr"
                 or (HW >= mr and K >= nr),
@@ -426,6 +438,7 @@ def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = ""):
     target = cfg.target
     define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
     require_conv2d_1x1_constraints(cfg, target, N, K, H * W, dtype)
+    declare_conv2d_1x1_conditions(cfg)
     if cfg["vectors"].val == "channels":
         inputs, out, result, conv, dp, kp = conv2d_1x1_nhwc_compute(
             N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue)

@@ -312,6 +312,7 @@ def define_winograd_space(cfg, target: Target, N, OH, OW, C, K, dtype: str) -> N
                 lambda kernel, mr, m, nr: kernel != "ukr" or tiles(m, nr) >= mr,
                 lambda kernel, mr, m, nr: f"the micro-kernel's {mr} rows are more than the "
                                           f"{tiles(m, nr)} tiles")
+    cfg.conditional("unroll_k", ("kernel",), lambda kernel: kernel == "loops")
     cfg.require(("weights", "order"), lambda weights, order: weights != "panel" or order == "ji",
                 "the weights transformed per panel need the panels outermost (order ji)")
     cfg.require(("mr", "nr"), lambda mr, nr: tile_fits_registers(mr, -(-nr // lanes), target),

@@ -19,6 +19,7 @@ from ..ir.dtype import as_dtype
 from ..target import Target
 from ..te.tensor import Tensor
 from .gemm_schedule import (
+    STREAM_B_ROWS,
     cut_tiles,
     edge_tail,
     fallback_rows,
@@ -174,10 +175,10 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
             # Fewer groups cost: gemm-512 on one thread 0.95 -> 0.91x.
             cfg.fallback_with(pack_panels=4)
     # The next group's rows of B fetched into L2 while this group computes (see
-    # gemm_schedule.TilePlan.fetch_next). Defined last: older databases keep their
-    # indices.
+    # gemm_schedule.TilePlan.fetch_next).
     cfg.define_knob("fetch_next", [False, True])
     require_gemm_constraints(cfg, target, lanes, M, N)
+    declare_gemm_conditions(cfg)
     if M <= 8:
         # A few rows (a batch of one through a dense layer): B streamed past them in
         # place, not packed for one use. N=4096, K=1024 on one core, beside PyTorch
@@ -186,6 +187,17 @@ def define_gemm_space(cfg, target: Target, dtype: str, M: int, N: int, K: int,
         cfg.fallback_with(stream_b=True, mr=M, nr=4 * lanes, unroll_k=4, block_m=1,
                           kernel="loops", pack="none", pack_panels=1, pack_a=False, kc=0,
                           stream_c=False, pack_prefetch=0)
+
+
+def declare_gemm_conditions(cfg) -> None:
+    """The knobs of :func:`define_gemm_space` that only some schedules read: streaming
+    B makes no register tile, the micro-kernel unrolls k itself, and only B's copy made
+    panel by panel, columns outermost, fetches the next group's rows."""
+    for knob in ("mr", "block_m", "order", "pack_panels"):
+        cfg.conditional(knob, ("stream_b",), lambda sb: not sb)
+    cfg.conditional("unroll_k", ("kernel",), lambda kernel: kernel == "loops")
+    cfg.conditional("fetch_next", ("stream_b", "pack", "order"),
+                    lambda sb, pack, order: not sb and pack == "panel" and order == "ji")
 
 
 def require_gemm_constraints(cfg, target: Target, lanes: int, M: int, N: int) -> None:
@@ -214,9 +226,8 @@ def require_gemm_constraints(cfg, target: Target, lanes: int, M: int, N: int) ->
                     and not sc and not ahead),
                 "streaming B reads it in place, A too, with the loops kernel and the whole "
                 "k, and stores C as usual")
-    cfg.require(("stream_b", "mr"), lambda sb, mr: not sb or M <= mr,
-                lambda sb, mr: f"streaming B is for rows that one row tile holds: C has {M}, "
-                               f"mr is {mr}")
+    cfg.require(("stream_b",), lambda sb: not sb or M <= STREAM_B_ROWS,
+                f"streaming B is for at most {STREAM_B_ROWS} rows: C has {M}")
     # The rest is the register tile's, which streaming B does not make.
     cfg.require(("stream_b", "kernel", "pack"),
                 lambda sb, kernel, pack: sb or kernel != "ukr+prefetch" or pack != "panel",

@@ -19,6 +19,10 @@ from ..te.tensor import Tensor
 from .epilogue import accumulator
 from .microkernel import gemm_microkernel, simd_fp32, stream_tile_intrin
 
+#: The most rows streaming B takes (as many as gemm's largest row tile): it unrolls
+#: them inside its vector loop, as a row tile's are.
+STREAM_B_ROWS = 16
+
 
 def reduction_of(out: Tensor, *packs: Tensor | None) -> Tensor:
     """The sum behind ``out``: walked back through the epilogue or the copy out of
@@ -73,10 +77,10 @@ def stream_b(s, cfg, C, CC, i, j) -> None:
     whole chunk; ``unroll_k`` rows of B are summed in registers inside the vector loop,
     so the buffer is loaded and stored once per ``unroll_k`` of them. A register tile
     would read B one short panel at a time, a row of B apart, and miss on each."""
-    rows, mr = int(i.domain.extent), cfg["mr"].val
-    if rows > mr:
-        raise InvalidConfigError(f"streaming B is for rows that one row tile holds: "
-                                 f"{C.name} has {rows}, mr is {mr}")
+    rows = int(i.domain.extent)
+    if rows > STREAM_B_ROWS:
+        raise InvalidConfigError(f"streaming B is for at most {STREAM_B_ROWS} rows: "
+                                 f"{C.name} has {rows}")
     jo, ji = s[C].split(j, 16 * cfg["nr"].val)
     s[C].reorder(jo, i, ji)
     s[C].parallel(jo)

@@ -24,10 +24,10 @@ from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
 from tilewise.autotune.task import Task
 
-#: Template rejections (and twins skipped) taken per trial asked for. Templates declare
-#: the knob combinations they build and the space offers no other, so a rejection is a
-#: template refusing what it declared valid or a twin: this only bounds a run where they
-#: are most of what is left.
+#: Template rejections taken per trial asked for. Templates declare the knob
+#: combinations they build and the space offers no other, so a rejection is a template
+#: refusing what it declared valid: this only bounds a run where that is most of what
+#: is left.
 REJECTIONS_PER_TRIAL = 50
 
 #: Called after each measured batch with ``(tuner, inputs, results)``.
@@ -46,7 +46,6 @@ class TuneSummary:
     best_flops: float | None  # FLOP/s of the best config, if the task counts FLOPs
     rejected: int = 0  # configs the template refused before any build (no trial spent)
     confirmed: int = 0  # re-measurements of the leading configs (no trial spent)
-    twins: int = 0  # configs that build a kernel already measured (no trial spent)
     #: Wall seconds of the search (before any confirmation), and of them those spent
     #: building and running candidates: the rest is the tuner's own work (planning,
     #: features, model fitting, annealing, bookkeeping, the database).
@@ -74,11 +73,6 @@ class Tuner(ABC):
         self.measured: dict[int, MeasureResult] = {}
         self.costs: dict[int, list[float]] = {}  # every successful reading of a config
         self._confirmed: set[int] = set()  # configs read more than once
-        # Proposed configs by the choices their template instantiation read (-1: a
-        # knob not read); a config that agrees with one builds the same kernel.
-        self._kernels: dict[tuple[int, ...], int] = {}
-        self.twins: dict[int, int] = {}  # config -> the measured config of its kernel
-        self._keys: dict[int, tuple[int, ...] | None] = {}  # memo of _kernel_key
         self.best_config: ConfigEntity | None = None
         self.best_cost = math.inf
         # Wall seconds spent measuring, and the trials they measured: what a trial
@@ -118,12 +112,15 @@ class Tuner(ABC):
 
     # -- helpers for subclasses ------------------------------------------------------
     def _propose(self, indices: Iterable[int]) -> list[ConfigEntity]:
-        out = []
-        for index in indices:
-            if index not in self.seen:
-                self.seen.add(index)
-                out.append(self.space.get(index))
-        return out
+        """``indices`` not proposed before, each once, as configs; those the space does
+        not offer (a crossover that breaks a constraint, or differs from a kernel's
+        config only where a knob does not matter) are dropped and count as seen."""
+        fresh = [i for i in dict.fromkeys(indices) if i not in self.seen]
+        self.seen.update(fresh)
+        if not fresh:
+            return []
+        offered = self.space.offered(fresh).tolist()
+        return [self.space.get(i) for i, ok in zip(fresh, offered, strict=True) if ok]
 
     def throughput(self, result: MeasureResult) -> float:
         """FLOP/s when the task counts FLOPs, else runs per second; 0 for a failure."""
@@ -141,7 +138,9 @@ class Tuner(ABC):
             config = self.space.lookup(record.config)
             if config is None:
                 continue  # recorded against an older version of the template
-            index = config.index
+            index = self.space.canonical_index(config.index)  # its kernel's config
+            if index != config.index:
+                config = self.space.get(index)
             if index in loaded and record.result.ok:
                 again.append((index, record.result.mean))
             if index in self.measured or index in loaded:
@@ -178,23 +177,16 @@ class Tuner(ABC):
         resumed = self.resume(database) if database is not None else 0
         batch_size = measure_option.effective_batch_size
         measured = errors = rejected = last_improvement = 0
-        twins_before = len(self.twins)  # skipped here or left out of a plan
-
-        def within_limit() -> bool:
-            skipped = rejected + len(self.twins) - twins_before
-            return skipped <= REJECTIONS_PER_TRIAL * n_trial
-
-        while measured < n_trial and within_limit() and self.has_next():
-            # A batch is filled with new kernels: twins taken out leave no hole in it
-            # (a smaller batch builds on fewer cores, and the model tuner learns and
-            # replans after each).
-            want = min(batch_size, n_trial - measured)
-            fresh: list[ConfigEntity] = []
-            while len(fresh) < want and within_limit():
-                configs = self.next_batch(want - len(fresh))
-                if not configs:
+        while (measured < n_trial and rejected <= REJECTIONS_PER_TRIAL * n_trial
+               and self.has_next()):
+            # A batch is filled: configs the space does not offer, dropped from a
+            # proposal, leave no hole in it (a smaller batch builds on fewer cores).
+            want, fresh = min(batch_size, n_trial - measured), []
+            while len(fresh) < want and self.has_next():
+                seen = len(self.seen)
+                fresh += self.next_batch(want - len(fresh))
+                if len(self.seen) == seen:
                     break
-                fresh += self._new_kernels(configs)
             if not fresh:
                 break
             inputs = [MeasureInput(self.task, c) for c in fresh]
@@ -223,77 +215,7 @@ class Tuner(ABC):
         flop = self.task.flop
         best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
         return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
-                           rejected, confirmed, len(self.twins) - twins_before, seconds,
-                           self.measure_wall_s - measured_before)
-
-    def _new_kernels(self, configs: Sequence[ConfigEntity]) -> list[ConfigEntity]:
-        """``configs`` less those that build a kernel already measured, or proposed
-        before (noted in :attr:`twins`): configs that differ only in knobs their
-        template does not read on their path (a register tile's ``unroll_k`` where the
-        micro-kernel replaces the tile). In compare.py's gemm runs, before this, 26-56%
-        of the 200 trials measured such a twin again. A config the template refuses is
-        kept: measuring it records why."""
-        fresh = []
-        for config in configs:
-            if self._skip_twin(config.index):
-                continue
-            key = self._kernel_key(config.index)
-            if key is not None:
-                self._kernels[key] = config.index
-            fresh.append(config)
-        return fresh
-
-    def _distinct_kernels(self, indices: Iterable[int]) -> list[int]:
-        """``indices`` less those whose kernel was proposed before or comes earlier in
-        ``indices`` (refused configs kept), for a tuner to plan with."""
-        out, keys = [], set()
-        for index in indices:
-            if self._skip_twin(index):
-                continue
-            key = self._kernel_key(index)
-            if key is None or key not in keys:
-                keys.add(key)
-                out.append(index)
-        return out
-
-    def _skip_twin(self, index: int) -> bool:
-        """Whether config ``index`` builds a kernel proposed before; if so it is noted
-        in :attr:`twins` and as seen, so that no later plan, scoring it as the kernel
-        measured, finds it again."""
-        twin = self._twin_of(index)
-        if twin is None:
-            return False
-        self.seen.add(index)
-        self.twins[index] = twin
-        return True
-
-    def _kernel_key(self, index: int) -> tuple[int, ...] | None:
-        """The choices of config ``index`` on the knobs its template reads (-1 for the
-        rest): configs with the same key build the same kernel. None where the template
-        refuses the config."""
-        if index in self._keys:
-            return self._keys[index]
-        try:
-            read = self.task.knobs_read(self.space.get(index))
-        except Exception:  # noqa: BLE001 - refused or broken: the measurement says
-            key = None
-        else:
-            key = self.space.kernel_key(index, read)
-        self._keys[index] = key
-        return key
-
-    def _twin_of(self, index: int) -> int | None:
-        """The config proposed or measured before that builds the kernel ``index``
-        builds (a twin measured before a resume found through the space), else None."""
-        key = self._kernel_key(index)
-        if key is None:
-            return None
-        twin = self._kernels.get(key)
-        if twin is None:
-            config = self.space.get(index)
-            read = {k.name for k, d in zip(self.space.knobs, key, strict=True) if d >= 0}
-            twin = next((i for i in self.space.twins(config, read) if i in self.measured), None)
-        return None if twin == index else twin
+                           rejected, confirmed, seconds, self.measure_wall_s - measured_before)
 
     def confirm(
         self,
@@ -324,7 +246,6 @@ class Tuner(ABC):
             return 0
         ranked = sorted(self.costs, key=lambda i: (standing(self.costs[i]), i))[:top]
         fallback = self.space.fallback.index
-        fallback = self.twins.get(fallback, fallback)  # its kernel, where measured as a twin
         # On this shared machine a re-measured leader read below the fallback
         # (compare.py, resnet-c4-3x3 on 2 threads: 346.9 against 361.3 GFLOP/s): the
         # fallback is read in every pass, in the same rounds as the leader.

@@ -70,8 +70,9 @@ class GATuner(Tuner):
             for i, size in enumerate(sizes):
                 if self.rng.random() < self.mutation_prob:
                     genes[i] = int(self.rng.integers(size))
-            child = self.space.index_of(genes)
-            if child not in self.seen and child not in children:
+            child = self.space.canonical_index(self.space.index_of(genes))
+            if (child not in self.seen and child not in children
+                    and self.space.is_valid(child)):
                 children.append(child)
         missing = self.pop_size - len(elites) - len(children)
         if missing > 0:  # the neighbourhood is exhausted: fill with fresh random configs

@@ -1,4 +1,5 @@
-"""GridSearchTuner: every config in index order (skipping those already measured)."""
+"""GridSearchTuner: every config the space offers, in index order (skipping those
+already measured)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ class GridSearchTuner(Tuner):
         picks: list[int] = []
         size = self.space.size
         while len(picks) < n and self._cursor < size:
-            if self._cursor not in self.seen:
-                picks.append(self._cursor)
-            self._cursor += 1
+            # In chunks: most of a space may be configs it does not offer.
+            chunk = range(self._cursor, min(size, self._cursor + max(n, 1024)))
+            offered = self.space.offered(chunk).tolist()
+            for index, ok in zip(chunk, offered, strict=True):
+                self._cursor = index + 1
+                if ok and index not in self.seen:
+                    picks.append(index)
+                    if len(picks) == n:
+                        break
         return self._propose(picks)

@@ -163,9 +163,7 @@ class ModelTuner(Tuner):
             init=best_measured,
             deadline=self._plan_deadline(started),
         )
-        # Twins of measured kernels score as those do (the same loop IR): left in, they
-        # crowd the plan and are skipped when drawn, and the plan runs out early.
-        self.plan = self._diverse(self._distinct_kernels(candidates), self.plan_size)
+        self.plan = self._diverse(candidates, self.plan_size)
 
     def _score(self, indices: Sequence[int]) -> np.ndarray:
         return self.model.predict(self.extract(indices))

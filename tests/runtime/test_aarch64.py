@@ -48,7 +48,8 @@ needs_tools = pytest.mark.skipif(_tools_missing() is not None,
                                  reason=f"no aarch64 toolchain: {_tools_missing()}")
 
 
-def test_the_aarch64_target_describes_its_own_machine_not_the_hosts():
+def test_the_aarch64_target_describes_its_own_machine_not_the_hosts(monkeypatch):
+    monkeypatch.delenv("CC_aarch64_linux_gnu", raising=False)
     arm = Target.from_str(ARM)
     assert (arm.machine, arm.isa, arm.vector_bits, arm.cores, arm.mcpu) == (
         "aarch64", "neon", 128, 1, "generic")
@@ -89,6 +90,8 @@ def test_missing_tools_are_one_clear_error(monkeypatch):
     assert Target.from_str(ARM).compiler == "no-such-aarch64-gcc"
     with pytest.raises(BuildError, match="apt-get install qemu-user"):
         require_programs("qemu-no-such-arch")
+    with pytest.raises(BuildError, match="apt-get install gcc-riscv64-linux-gnu"):
+        require_programs("riscv64-linux-gnu-gcc")
 
 
 def _is_aarch64_elf(path: str) -> bool:

@@ -99,9 +99,9 @@ def install_hint(program: str) -> str:
     user-mode emulators in ``qemu-user``."""
     if program.startswith("qemu-"):
         return "apt-get install qemu-user"
-    if program.endswith("-gcc"):
+    if program.endswith("-linux-gnu-gcc"):
         return f"apt-get install gcc-{program[:-len('-gcc')]}"
-    return f"install {program}"
+    return "install it, or put it on the PATH"
 
 
 def require_programs(*programs: str) -> None:

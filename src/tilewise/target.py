@@ -201,7 +201,9 @@ class Target:
         if "emulator" in opts and not triple:
             raise TargetError("-emulator runs another architecture's code; name it with "
                               "-mtriple")
-        host = host_info() if not triple else _cross_defaults(triple)
+        # what the string leaves out: the host's, or for another architecture its own
+        host = ({"mcpu": "native", "emulator": _NO_EMULATOR, **host_info()} if not triple
+                else _cross_defaults(triple))
         level = opts.get("isa", host["isa"])
         features = isa_features(level)
         if triple and level not in CROSS_TRIPLES[triple].levels:
@@ -413,8 +415,6 @@ def host_info() -> dict:
         cores = os.cpu_count() or 1
     level = isa_level(flags)
     return {
-        "mcpu": "native",
-        "emulator": _NO_EMULATOR,
         "isa": level,
         "vector_bits": bits,
         "cores": cores,

@@ -35,6 +35,7 @@ from .cli_farm import add_farm_parser
 from .cli_model import add_model_parser
 from .cli_tune import add_tune_parser
 from .errors import TilewiseError
+from .target import EMULATED_NOTE, is_emulated
 
 #: The largest shape or count an operator argument may take: kernels index in 32 bits.
 _MAX_ARG = 2**31 - 1
@@ -137,11 +138,13 @@ def cmd_best(opts: argparse.Namespace) -> int:
             flop = task.flop or 0.0
         except TilewiseError:
             task, flop = None, 0.0
-        gflops = flop / best.result.mean / 1e9 if flop else None
+        emulated = is_emulated(key.target)
+        gflops = flop / best.result.mean / 1e9 if flop and not emulated else None
         rows.append(
             {
                 "task": key.to_json(),
                 "seconds": best.result.mean,
+                "emulated": emulated,
                 "gflops": gflops,
                 "config": best.config.to_json(),
                 "records": len(db.records(key)),
@@ -160,15 +163,20 @@ def cmd_best(opts: argparse.Namespace) -> int:
     for r in rows:
         t = r["task"]
         gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
+        ms = f"{r['seconds'] * 1e3:.3f}"
+        if r["emulated"]:
+            gf, ms = "emulated", "-"
         table.add_row(
             f"{t['name']}{tuple(t['args'])}",
             t["target"],
             gf,
-            f"{r['seconds'] * 1e3:.3f}",
+            ms,
             str(r["records"]),
             r["dispatched_by"] or "-",
         )
     Console().print(table)
+    if any(r["emulated"] for r in rows):
+        print(f"emulated: checked against NumPy under an emulator; {EMULATED_NOTE}")
     return 0
 
 

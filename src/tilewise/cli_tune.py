@@ -3,6 +3,10 @@ devices, with a progress bar, into a tuning database.
 
     tilewise tune gemm M=512 N=512 K=512 --trials 64
     tilewise tune conv2d_nchw N=1 C=64 H=56 W=56 K=64 R=3 S=3 pad=1 --implementations
+
+A target run under an emulator (``c -mtriple=aarch64-linux-gnu``, here or on a farm
+device) is tuned for correctness: every config is checked against NumPy, and the
+report gives no speed, since the times are the emulator's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .cli_farm import (
     farm_report,
     tune_target,
 )
+from .target import EMULATED_NOTE, is_emulated
 
 
 def add_tune_parser(sub) -> None:
@@ -71,8 +76,9 @@ def add_tune_parser(sub) -> None:
     tune.set_defaults(func=cmd_tune)
 
 
-def _progress(total: int, quiet: bool, label: str = "tuning"):
-    """A Rich progress bar on stderr and the callback that advances it."""
+def _progress(total: int, quiet: bool, label: str = "tuning", emulated: bool = False):
+    """A Rich progress bar on stderr and the callback that advances it (without the
+    best speed where the times are an emulator's)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -81,7 +87,7 @@ def _progress(total: int, quiet: bool, label: str = "tuning"):
         TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]:.1f} GFLOP/s"),
+        TextColumn(EMULATED_NOTE if emulated else "best {task.fields[best]:.1f} GFLOP/s"),
         TextColumn("errors {task.fields[errors]}"),
         TimeElapsedColumn(),
         console=console,
@@ -121,15 +127,20 @@ def cmd_tune(opts: argparse.Namespace) -> int:
             print(json.dumps(report))
             continue
         gf = report["best_gflops"]
+        if report["emulated"]:
+            outcome = (f"every config checked against NumPy under emulation; {EMULATED_NOTE}"
+                       if best is not None else "no valid config")
+        else:
+            outcome = "best " + (f"{gf:.1f} GFLOP/s" if gf is not None else "no valid config")
         print(
             f"{t}: measured {report['trials']} (resumed {report['resumed']}, "
             f"errors {report['errors']}, rejected by the template {report['rejected']}, "
             f"leaders re-measured {report['confirmed']}) "
-            f"in {report['seconds']} s; best "
-            + (f"{gf:.1f} GFLOP/s" if gf is not None else "no valid config")
+            f"in {report['seconds']} s; {outcome}"
         )
         if best is not None:
-            print(f"best config: {best.config}")
+            fastest = " (fastest under emulation, not on the device)" if report["emulated"] else ""
+            print(f"best config{fastest}: {best.config}")
         print(f"database: {db.path} ({report['records_in_db']} records for this task)")
     if opts.implementations and not opts.json:
         print(f"dispatch of {opts.op} picks {chosen.name}")
@@ -156,7 +167,8 @@ def _tune(task, opts: argparse.Namespace, db):
             min_repeat_ms=opts.min_repeat_ms,
         ),
     )
-    progress, callback = _progress(opts.trials, opts.json, task.name)
+    emulated = is_emulated(task.target)
+    progress, callback = _progress(opts.trials, opts.json, task.name, emulated)
     start = time.perf_counter()
     finished = False
     try:
@@ -181,7 +193,10 @@ def _tune(task, opts: argparse.Namespace, db):
         "errors": summary.errors,
         "rejected": summary.rejected,
         "confirmed": summary.confirmed,
-        "best_gflops": flop / best.result.mean / 1e9 if best is not None and flop else None,
+        "best_gflops": (flop / best.result.mean / 1e9
+                        if best is not None and flop and not emulated else None),
+        # the times are the emulator's: the report names no speed, the records keep them
+        "emulated": emulated,
         "best_config": best.config.to_json() if best is not None else None,
         "records_in_db": len(db.records(task)),
         "database": str(db.path),

@@ -8,8 +8,19 @@ from .codegen import generate_c, generate_cuda, generate_opencl, launch_config
 from .errors import BuildError
 from .ir import PrimFunc
 from .lower import lower
-from .runtime import ArgSpec, KernelArtifact, Module, compile_shared, harness, load_module
+from .runtime import (
+    ArgSpec,
+    ExecutableArtifact,
+    ExecutableModule,
+    KernelArtifact,
+    Module,
+    compile_executable,
+    compile_shared,
+    harness,
+    load_module,
+)
 from .runtime.cuda import CudaArtifact, CudaModule, check_compiles
+from .runtime.executable import program_main, require_programs
 from .runtime.opencl import OpenCLArtifact, OpenCLModule
 from .schedule import Schedule
 from .target import Target, TargetKind
@@ -38,7 +49,7 @@ def build_artifact(
     name: str = "default_function",
     timeout: float | None = None,
     given: Collection[Tensor] = (),
-) -> KernelArtifact:
+) -> KernelArtifact | ExecutableArtifact:
     """Lower, generate and compile; the result is picklable (for builder processes).
     ``given``: stages of ``args`` the caller computes (:func:`~tilewise.lower.lower`)."""
     tgt = Target.from_str(target)
@@ -47,12 +58,32 @@ def build_artifact(
             "build_artifact compiles for the 'c' target; for cuda use build_cuda_artifact"
         )
     func = lower(sch, args, name, given=given)
-    source = generate_c(func, tgt)
+    specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
+    return compile_c(name, generate_c(func, tgt), specs, tgt, timeout)
+
+
+def compile_c(
+    name: str,
+    source: str,
+    specs: tuple[ArgSpec, ...],
+    target: Target,
+    timeout: float | None = None,
+    flags: tuple[str, ...] | None = None,
+) -> KernelArtifact | ExecutableArtifact:
+    """Compile generated C with the timing harness (and ``flags``, default the target's):
+    a library loaded here for the host, or for another architecture (``-mtriple``) a
+    program that runs under the target's emulator."""
+    flags = target.cflags if flags is None else flags
+    if target.triple:
+        require_programs(target.compiler, target.emulator)
+        program = source + harness(name) + program_main(name, specs)
+        exe, compile_s = compile_executable(program, flags, target.compiler, timeout)
+        return ExecutableArtifact(name, source, str(exe), specs, str(target), target.emulator,
+                                  compile_s)
     # compile_s is the compiler's time: 0 on a cache hit, so compile-time reports
     # are not polluted by hits
-    so, compile_s = compile_shared(source + harness(name), tgt.cflags, timeout)
-    specs = tuple(ArgSpec(b.name, b.shape, b.dtype.name) for b in func.params)
-    return KernelArtifact(name, source, str(so), specs, str(tgt), compile_s)
+    so, compile_s = compile_shared(source + harness(name), flags, timeout)
+    return KernelArtifact(name, source, str(so), specs, str(target), compile_s)
 
 
 def build_cuda_artifact(
@@ -86,13 +117,15 @@ def build(
     target: str | Target = "c",
     name: str = "default_function",
     given: Collection[Tensor] = (),
-) -> Module | CudaModule | OpenCLModule:
+) -> Module | CudaModule | OpenCLModule | ExecutableModule:
     """Compile and load a kernel: ``mod = tw.build(s, [A, B, C]); mod(a, b, c)``;
     ``given``: stages of ``args`` passed in, not computed (:func:`~tilewise.lower.lower`).
 
     On ``"opencl"`` and ``"cuda -arch=sm_90"`` the module runs on the device; built
     where there is none, it holds the source (checked by nvcc for cuda) and raises
-    :class:`~tilewise.runtime.device.NoDeviceError` when called."""
+    :class:`~tilewise.runtime.device.NoDeviceError` when called. A target of another
+    architecture (``"c -mtriple=aarch64-linux-gnu"``) runs each call as a program of its
+    own, under its emulator."""
     device = opencl_device(target)
     if device is not None or Target.from_str(target).kind is TargetKind.CUDA:
         if given:

@@ -11,6 +11,12 @@ def c_compiler() -> str:
     return os.environ.get("CC", "gcc")
 
 
+def cross_compiler(triple: str) -> str:
+    """The C compiler for another architecture: ``$CC_<triple>`` (dashes as
+    underscores: ``CC_aarch64_linux_gnu``), default ``<triple>-gcc``."""
+    return os.environ.get("CC_" + triple.replace("-", "_"), f"{triple}-gcc")
+
+
 def cache_dir() -> Path:
     """Compiled kernels: ``$TILEWISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/tilewise``."""
     if "TILEWISE_CACHE_DIR" in os.environ:

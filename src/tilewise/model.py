@@ -85,8 +85,9 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
 
 
 def check_target(target: str) -> None:
-    """Refuse, before a model is imported, a target no kernel template builds for and
-    a thread count no machine has (OpenMP crashes when asked for many more).
+    """Refuse, before a model is imported, a target no kernel template builds for, a
+    thread count no machine has (OpenMP crashes when asked for many more), and another
+    architecture (``-mtriple``), whose kernels are programs of their own.
 
     >>> check_target("c -cores=2")
     """
@@ -101,6 +102,9 @@ def check_target(target: str) -> None:
     if tgt.cores > MAX_THREADS:
         raise ModelError(f"-cores={tgt.cores} is more threads than a machine has "
                          f"(at most {MAX_THREADS})")
+    if tgt.triple:
+        raise ModelError(f"models compile into one library loaded here, not for "
+                         f"-mtriple={tgt.triple}; tune its operators with `tilewise tune`")
 
 
 def _check_memory(graph: Any) -> None:

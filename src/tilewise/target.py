@@ -12,6 +12,15 @@ the host, so ``"c"`` is the host's description and a farm device sends its own:
  '-line=64', '-fma-per-cycle=2', '-libmvec=1']
 >>> Target.from_str(str(t)) == t, t.vector_lanes(4), sorted(t.features)[-3:]
 (True, 8, ['sse2', 'sse4_1', 'sse4_2'])
+
+``-mtriple`` names another architecture, compiled for with its cross compiler
+(``aarch64-linux-gnu-gcc``); what the string leaves out is then that architecture's,
+never the host's. Where the host cannot run its code, ``-emulator`` names the program
+that runs it (qemu-user: for correctness only; its times are not the device's speed):
+
+>>> arm = Target.from_str("c -mtriple=aarch64-linux-gnu -emulator=qemu-aarch64")
+>>> arm.machine, arm.isa, arm.vector_lanes(4), arm.compiler, arm.emulated
+('aarch64', 'neon', 4, 'aarch64-linux-gnu-gcc', True)
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from . import env
 from .errors import TargetError
 
 
@@ -104,8 +114,27 @@ def _flag(text: str, option: str) -> bool:
     return text == "1"
 
 
-_C_OPTIONS = ("mcpu", "cores", "isa", "vector-bits", "l1", "l2", "line", "fma-per-cycle",
-              "libmvec")
+_C_OPTIONS = ("mtriple", "emulator", "mcpu", "cores", "isa", "vector-bits", "l1", "l2",
+              "line", "fma-per-cycle", "libmvec")
+
+
+@dataclass(frozen=True)
+class CrossArch:
+    """An architecture that C targets may name with ``-mtriple``: its machine name (as
+    ``uname -m`` says it), its ISA levels (the first is the default), and its
+    emulator under qemu-user."""
+
+    machine: str
+    levels: tuple[str, ...]
+    emulator: str
+
+
+#: The triples a C target may name, each compiled for by ``<triple>-gcc`` (Debian's
+#: ``gcc-<triple>``). NEON (Advanced SIMD) is part of every ARMv8-A core, 128 bits wide.
+CROSS_TRIPLES: dict[str, CrossArch] = {
+    "aarch64-linux-gnu": CrossArch("aarch64", ("neon",), "qemu-aarch64"),
+}
+_NO_EMULATOR = "none"
 _OPTIONS = {TargetKind.C: _C_OPTIONS, TargetKind.CUDA: ("arch", "cores"),
             TargetKind.OPENCL: ("device", "local-mem", "max-threads")}
 _KINDS = "'c', 'cuda' or 'opencl'"
@@ -116,6 +145,10 @@ class Target:
     """An immutable target; ``str(target)`` round-trips through :meth:`from_str`."""
 
     kind: TargetKind
+    #: The triple the code is compiled for ("": this host's own, by ``$CC``).
+    triple: str = ""
+    #: The program that runs the triple's code on this host ("": run natively).
+    emulator: str = ""
     mcpu: str = "native"
     cores: int = 1
     arch: str = "sm_80"
@@ -161,18 +194,48 @@ class Target:
                               f"it takes {', '.join('-' + o for o in _OPTIONS[kind])}")
         if kind is TargetKind.OPENCL:
             return _opencl_target(opts)
-        host = host_info()
+        triple = opts.get("mtriple", "")
+        if triple and triple not in CROSS_TRIPLES:
+            raise TargetError(f"unknown -mtriple={triple}; tilewise compiles for "
+                              f"{', '.join(CROSS_TRIPLES)} (and this host, without -mtriple)")
+        if "emulator" in opts and not triple:
+            raise TargetError("-emulator runs another architecture's code; name it with "
+                              "-mtriple")
+        # what the string leaves out: the host's, or for another architecture its own
+        host = ({"mcpu": "native", "emulator": _NO_EMULATOR, **host_info()} if not triple
+                else _cross_defaults(triple))
         level = opts.get("isa", host["isa"])
         features = isa_features(level)
+        if triple and level not in CROSS_TRIPLES[triple].levels:
+            raise TargetError(f"-isa={level} is not an ISA level of {triple}; it takes "
+                              f"{', '.join(CROSS_TRIPLES[triple].levels)}")
         named = "isa" in opts  # a named level sets the width, not the host's
         bits = _ISA_LEVELS[level][1] if named else host["vector_bits"]
         if "vector-bits" in opts:
             bits = _count(opts["vector-bits"], "vector-bits")
             if bits not in (128, 256, 512):
                 raise TargetError(f"-vector-bits must be 128, 256 or 512, got {bits}")
+            if triple and bits != _ISA_LEVELS[level][1]:
+                raise TargetError(f"{level} vectors of {triple} are "
+                                  f"{_ISA_LEVELS[level][1]} bits, not {bits}")
+        mcpu = opts.get("mcpu", host["mcpu"])
+        if triple and mcpu == "native":
+            raise TargetError(f"-mcpu=native is this host's CPU; name the {triple} core "
+                              "(e.g. -mcpu=cortex-a72) or generic")
+        vector_math = (_flag(opts["libmvec"], "libmvec") if "libmvec" in opts
+                       else host["vector_math"])
+        if triple and vector_math:
+            raise TargetError(f"-libmvec=1: the SIMD math declarations are x86-64 glibc's, "
+                              f"not {triple}'s")
+        emulator = opts.get("emulator", host["emulator"])
+        if not emulator:
+            raise TargetError(f"-emulator must name a program, or be {_NO_EMULATOR} to run "
+                              "natively")
         return Target(
             kind=kind,
-            mcpu=opts.get("mcpu", "native"),
+            triple=triple,
+            emulator="" if emulator == _NO_EMULATOR else emulator,
+            mcpu=mcpu,
             cores=_count(opts["cores"], "cores") if "cores" in opts else host["cores"],
             arch=opts.get("arch", "sm_80"),
             features=features,
@@ -183,8 +246,7 @@ class Target:
                         else host["line"] if kind is TargetKind.C else 128),  # a GPU's L2 line
             fma_per_cycle=(_count(opts["fma-per-cycle"], "fma-per-cycle")
                            if "fma-per-cycle" in opts else host["fma_per_cycle"]),
-            vector_math=(_flag(opts["libmvec"], "libmvec") if "libmvec" in opts
-                         else host["vector_math"]),
+            vector_math=vector_math,
         )
 
     @property
@@ -198,7 +260,9 @@ class Target:
         if self.kind is TargetKind.OPENCL:
             return (f"opencl -device={self.device} -local-mem={_size_str(self.local_mem_bytes)} "
                     f"-max-threads={self.max_threads}")
-        return (f"c -mcpu={self.mcpu} -cores={self.cores} -isa={self.isa} "
+        cross = (f"-mtriple={self.triple} -emulator={self.emulator or _NO_EMULATOR} "
+                 if self.triple else "")
+        return (f"c {cross}-mcpu={self.mcpu} -cores={self.cores} -isa={self.isa} "
                 f"-vector-bits={self.vector_bits} -l1={_size_str(self.l1_bytes)} "
                 f"-l2={_size_str(self.l2_bytes)} -line={self.line_bytes} "
                 f"-fma-per-cycle={self.fma_per_cycle} -libmvec={int(self.vector_math)}")
@@ -216,7 +280,28 @@ class Target:
         return 16
 
     @property
+    def machine(self) -> str:
+        """The machine the code runs on, as ``uname -m`` names it (``aarch64``)."""
+        return CROSS_TRIPLES[self.triple].machine if self.triple else platform.machine()
+
+    @property
+    def emulated(self) -> bool:
+        """Whether this host runs the code under an emulator: right answers, but times
+        that say nothing of the device's speed."""
+        return bool(self.emulator)
+
+    @property
+    def compiler(self) -> str:
+        """The C compiler: ``$CC`` (default ``gcc``), or the triple's cross compiler."""
+        return env.cross_compiler(self.triple) if self.triple else env.c_compiler()
+
+    @property
     def cflags(self) -> tuple[str, ...]:
+        if self.triple:
+            # A program of its own (the kernel and a main() that feeds it), static so
+            # that the emulator needs no copy of the triple's shared libraries.
+            return ("-O3", f"-mcpu={self.mcpu}", "-fopenmp", "-fno-math-errno", "-static",
+                    "-std=gnu11", "-Werror=implicit-function-declaration")
         # gcc tunes Intel AVX-512 cores (skylake-avx512 .. sapphirerapids) for 256-bit
         # vectors unless told otherwise; our loops are sized for the full register width.
         wide = ("-mprefer-vector-width=512",) if self.vector_bits == 512 else ()
@@ -239,10 +324,12 @@ class Target:
         if self.kind is TargetKind.OPENCL:
             return {"target": str(self), "device": _opencl_device(self.device).name,
                     "local_mem_bytes": self.local_mem_bytes, "max_threads": self.max_threads}
+        cross = {"emulator": self.emulator, "emulated": self.emulated} if self.triple else {}
         return {
             "target": str(self),
-            "machine": platform.machine(),
-            "cpu": host_info()["model"],
+            "machine": self.machine,
+            "cpu": self.mcpu if self.triple else host_info()["model"],
+            **cross,
             "isa": self.isa,
             "vector_bits": self.vector_bits,
             "cores": self.cores,
@@ -341,6 +428,25 @@ def host_info() -> dict:
     }
 
 
+def _cross_defaults(triple: str) -> dict:
+    """What a target of ``triple`` is where its string leaves it out: a generic core of
+    the architecture, one thread, run under its emulator unless this host is one."""
+    arch = CROSS_TRIPLES[triple]
+    native = arch.machine == platform.machine()
+    return {
+        "mcpu": "generic",
+        "emulator": _NO_EMULATOR if native else arch.emulator,
+        "isa": arch.levels[0],
+        "vector_bits": _ISA_LEVELS[arch.levels[0]][1],
+        "cores": 1,
+        "l1": 32 * 1024,
+        "l2": 512 * 1024,
+        "line": 64,
+        "fma_per_cycle": 2,
+        "vector_math": False,
+    }
+
+
 def _glibc() -> tuple[int, ...]:
     """The C library's glibc version, () where it is not glibc."""
     try:
@@ -379,6 +485,20 @@ def _opencl_device(device: int) -> Any:
         return device_limits(device)
     except NoDeviceError:
         return DeviceLimits("unknown", CUDA_LIMITS.local_mem_bytes, CUDA_LIMITS.max_threads)
+
+
+def is_emulated(target: str | Target) -> bool:
+    """Whether records keyed by ``target`` were measured under an emulator, so that
+    their times are not the device's speed (False for a string this version cannot
+    read)."""
+    try:
+        return Target.from_str(target).emulated
+    except TargetError:
+        return False
+
+
+#: What every report says in place of speed where the times are an emulator's.
+EMULATED_NOTE = "times under emulation are not speed"
 
 
 def as_target(t: str | Target) -> Target:

@@ -82,3 +82,14 @@ def test_tune_farm_options_are_checked_before_connecting(capsys, argv, message):
     assert main(["tune", "gemm", "M=8", "N=8", "K=8", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_aarch64_device_describes_its_own_machine_or_refuses_to_serve(capsys, monkeypatch):
+    arm = Target.from_str("c -mtriple=aarch64-linux-gnu -emulator=qemu-aarch64")
+    assert default_device(arm) == "aarch64-neon-emulated"
+    monkeypatch.setenv("CC_aarch64_linux_gnu", "no-such-aarch64-gcc")
+    assert main(["farm", "worker", "--scheduler", "tcp://127.0.0.1:9",
+                 "--target", "c -mtriple=aarch64-linux-gnu"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "cannot run aarch64-linux-gnu code: no-such-aarch64-gcc is not installed" in err

@@ -1,5 +1,6 @@
 """Tuning curves: best-so-far GFLOP/s against trial number, one line per task, from
-a tuning database (Matplotlib is an optional extra)."""
+a tuning database (Matplotlib is an optional extra). Tasks measured under an emulator
+have no curve: their times are not speed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from pathlib import Path
 
 from ..errors import TuningError
+from ..target import is_emulated
 from .database import Database
 from .task import Task
 
@@ -37,7 +39,7 @@ def plot_tuning_curves(db: Database, output: str | Path) -> int:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     n = 0
     for key in db.tasks():
-        curve = best_so_far(db, key)
+        curve = [] if is_emulated(key.target) else best_so_far(db, key)
         if curve:
             label = f"{key.name}{tuple(key.args)}"
             ax.plot(range(1, len(curve) + 1), curve, label=label)

@@ -1,5 +1,6 @@
 """The device side of the farm: what one Dask worker does with one candidate. It
-compiles the generated C with its own toolchain, then measures the kernel exactly as a
+compiles the generated C with its own toolchain (a cross compiler, for a device of
+another architecture run under an emulator), then measures the kernel exactly as a
 :class:`~tilewise.autotune.measure.LocalRunner` would: in an isolated child with a time
 limit, checked against the task's reference (so a segfault kills the child, never the
 worker). Nothing here imports Dask.
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from tilewise.autotune.measure.packed import PackedArtifact
 from tilewise.autotune.measure.runner import LocalRunner
 from tilewise.autotune.record import BuildResult, ErrorKind, MeasureInput, MeasureResult
+from tilewise.driver import compile_c
 from tilewise.errors import BuildError, TilewiseError, TuningError
-from tilewise.runtime import ArgSpec, KernelArtifact, compile_shared, harness
+from tilewise.runtime import ArgSpec, ExecutableArtifact, KernelArtifact
 from tilewise.runtime.opencl import OpenCLArtifact
+from tilewise.target import Target
 
 
 class FarmError(TilewiseError):
@@ -78,13 +81,13 @@ def measure_on_device(job: DeviceJob) -> MeasureResult:
     return job.runner.run_one(job.inp, BuildResult(artifact=artifact, build_s=compile_s))
 
 
-def compile_kernel(kernel: KernelSource, timeout: float) -> KernelArtifact:
+def compile_kernel(kernel: KernelSource,
+                   timeout: float) -> KernelArtifact | ExecutableArtifact:
     """Compile with this machine's ``$CC`` (into its own kernel cache) and the device
-    runtime's timing harness."""
-    so, compile_s = compile_shared(kernel.source + harness(kernel.name), kernel.flags, timeout)
-    return KernelArtifact(
-        kernel.name, kernel.source, str(so), kernel.arg_specs, kernel.target, compile_s
-    )
+    runtime's timing harness; for a target of another architecture, with its cross
+    compiler into a program that its emulator runs."""
+    return compile_c(kernel.name, kernel.source, kernel.arg_specs,
+                     Target.from_str(kernel.target), timeout, kernel.flags)
 
 
 def check_device(job: DeviceJob) -> None:

@@ -1,6 +1,8 @@
 """A device worker: one Dask worker for one device, which measures one candidate at a
 time (one thread and one unit of the ``device-<kind>`` resource), compiles with this
-machine's toolchain and describes its own target to the scheduler.
+machine's toolchain and describes its own target to the scheduler. A device may be
+another architecture that this machine emulates (``--target "c
+-mtriple=aarch64-linux-gnu"``: a cross compiler and qemu-user), for correctness only.
 
 The description travels as the worker's *startup information* (Dask's
 ``Worker(startup_information=...)``): the scheduler keeps it beside the worker and hands
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import re
 import signal
 import socket
@@ -27,6 +28,8 @@ from typing import Any
 
 from tilewise.distributed.device import DeviceJob, FarmError, device_resource
 from tilewise.distributed.lazy import import_distributed
+from tilewise.errors import BuildError
+from tilewise.runtime.executable import require_programs
 from tilewise.target import Target, TargetKind
 
 #: The key of a device's description in its worker's entry of ``scheduler_info()``.
@@ -34,12 +37,13 @@ INFO_KEY = "tilewise"
 
 
 def default_device(target: Target) -> str:
-    """The device kind a worker offers unless told: machine and ISA (``x86_64-avx512``),
-    or the OpenCL device's name (``opencl-<name>``)."""
+    """The device kind a worker offers unless told: machine and ISA (``x86_64-avx512``;
+    ``aarch64-neon-emulated`` under an emulator), or the OpenCL device's name
+    (``opencl-<name>``)."""
     if target.kind is TargetKind.OPENCL:
         name = str(target.describe()["device"])
         return "opencl-" + "-".join(re.findall(r"[a-z0-9]+", name.lower()))[:40]
-    return f"{platform.machine()}-{target.isa}"
+    return f"{target.machine}-{target.isa}" + ("-emulated" if target.emulated else "")
 
 
 def device_info(device: str, target: Target) -> dict[str, Any]:
@@ -73,6 +77,11 @@ def device_worker_kwargs(options: DeviceWorkerOptions) -> dict[str, Any]:
     target = Target.from_str(options.target)
     if target.kind not in (TargetKind.C, TargetKind.OPENCL):
         raise FarmError(f"a farm device runs 'c' and 'opencl' targets, not {options.target!r}")
+    if target.triple:
+        try:
+            require_programs(target.compiler, target.emulator)
+        except BuildError as err:
+            raise FarmError(f"this machine cannot run {target.triple} code: {err}") from None
     device = options.device or default_device(target)
     info = device_info(device, target)
     name = options.name or f"{device}-{socket.gethostname()}-{os.getpid()}"

@@ -32,7 +32,9 @@ from ..schedule import BufferView, IntrinImpl, TensorIntrin, decl_tensor_intrin
 from .simd_c import LANES_INSIDE, LANES_INSIDE8, STREAM_STORES
 
 _SOURCE = LANES_INSIDE + LANES_INSIDE8 + r"""
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #if LANES == 8 && defined(__AVX2__) && defined(__FMA__) && (TW % 8 == 0) && (KS <= 9)
 /* The AVX2 tile, specialised on whether every row and column it reads is inside the
    plane (most tiles): then its loads are plain and nothing is checked. Otherwise rows

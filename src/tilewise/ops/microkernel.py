@@ -18,7 +18,9 @@ from ..target import Target
 from .simd_c import STREAM_STORES
 
 _SOURCE = r"""
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 /* ``zero``: the tile starts from 0 in registers (body), else from c (update).
    ``rows``, ``cols``: the tile's first rows and columns that are computed (MR and NR,
    or fewer at the edge of the result; columns in whole vectors; the rest of the tile

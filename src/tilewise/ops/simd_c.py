@@ -1,5 +1,7 @@
 """C helpers shared by the hand-written micro-kernels' sources. Each is guarded, as one
-generated C file may hold several kernels that include it."""
+generated C file may hold several kernels that include it. Their x86 intrinsics are
+used only where the compiler targets the ISA that has them (``__AVX2__``...); on other
+architectures (aarch64) the kernels' plain C runs, and x86's header is not included."""
 
 LANES_INSIDE = r"""
 #include <stdint.h>
@@ -14,7 +16,9 @@ static inline uint32_t tw_lanes_inside(int32_t cs, int32_t w) {
 """
 
 TRANSPOSE16 = r"""
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #if defined(__AVX512F__) && !defined(tw_transpose16_defined)
 #define tw_transpose16_defined
 /* t[j] lane i = r[i] lane j: pairs, quads within 128-bit lanes, then the lanes. */
@@ -47,7 +51,9 @@ static inline void tw_transpose16(__m512* restrict r, __m512* restrict t) {
 """
 
 TRANSPOSE8 = r"""
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #if defined(__AVX2__) && !defined(tw_transpose8_defined)
 #define tw_transpose8_defined
 /* t[j] lane i = r[i] lane j: pairs, quads within 128-bit halves, then the halves. */
@@ -74,7 +80,9 @@ static inline void tw_transpose8(__m256* restrict r, __m256* restrict t) {
 """
 
 LANES_INSIDE8 = r"""
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <stdint.h>
 #if defined(__AVX2__) && !defined(tw_lanes_inside8_defined)
 #define tw_lanes_inside8_defined
@@ -103,7 +111,9 @@ static inline void tw_store_first8(float* p, int32_t n, __m256 v) {
 """
 
 STREAM_STORES = r"""
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <stdint.h>
 #ifndef tw_stream_stores_defined
 #define tw_stream_stores_defined
@@ -114,6 +124,10 @@ static inline int tw_rows_on_lines(const float* p, int32_t ld) {
 }
 /* Makes this thread's non-temporal stores visible to the others: they are weakly
    ordered, and a barrier's atomics need not drain them. */
+#if defined(__x86_64__) || defined(__i386__)
 static inline void tw_store_fence(void) { _mm_sfence(); }
+#else
+static inline void tw_store_fence(void) {}  /* only x86 code stores non-temporally */
+#endif
 #endif
 """

@@ -57,10 +57,22 @@ def compile_shared(
 ) -> tuple[Path, float]:
     """Compile ``source`` to a cached ``.so``; return its path and the seconds spent
     compiling (0 on a cache hit)."""
-    cc = env.c_compiler()
+    return _compile_cached(source, flags, env.c_compiler(), "kernels", ".so", timeout)
+
+
+def compile_executable(
+    source: str, flags: tuple[str, ...], cc: str, timeout: float | None = None
+) -> tuple[Path, float]:
+    """Compile ``source`` (a whole program) with ``cc``, a cross compiler, to a cached
+    executable; its path and the compiler's seconds (0 on a cache hit)."""
+    return _compile_cached(source, flags, cc, "programs", "", timeout)
+
+
+def _compile_cached(source: str, flags: tuple[str, ...], cc: str, folder: str, suffix: str,
+                    timeout: float | None) -> tuple[Path, float]:
     key = hashlib.sha256("\0".join([source, *flags, cc, compiler_id(cc)]).encode()).hexdigest()
-    out_dir = env.cache_dir() / "kernels"
-    out = out_dir / f"{key[:32]}.so"
+    out_dir = env.cache_dir() / folder
+    out = out_dir / f"{key[:32]}{suffix}"
     if out.exists():
         return out, 0.0
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,19 +80,9 @@ def compile_shared(
     with tempfile.TemporaryDirectory(prefix="tw-build-") as tmp:
         src = Path(tmp) / "kernel.c"
         src.write_text(source)
-        lib = Path(tmp) / "kernel.so"
-        try:
-            proc = subprocess.run(
-                [cc, *flags, str(src), "-o", str(lib), "-lm"],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BuildError(f"{cc} timed out after {timeout}s") from exc
-        if proc.returncode != 0:
-            raise BuildError(f"{cc} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-        os.replace(lib, out)  # atomic: concurrent builders of one kernel never see half a file
+        made = Path(tmp) / f"kernel{suffix or '.bin'}"
+        _run_compiler([cc, *flags, str(src), "-o", str(made), "-lm"], timeout, cc)
+        os.replace(made, out)  # atomic: concurrent builders of one kernel never see half a file
     return out, time.perf_counter() - start
 
 

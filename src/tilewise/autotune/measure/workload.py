@@ -17,7 +17,7 @@ import numpy as np
 
 from tilewise.autotune.space import ConfigSpace
 from tilewise.autotune.task import Task
-from tilewise.errors import TuningError
+from tilewise.errors import BuildError, TuningError
 from tilewise.runtime.device import NoDeviceError
 from tilewise.target import Target, TargetKind
 
@@ -29,7 +29,8 @@ COPIES = 3
 MAX_THREADS = 1024
 
 #: The target kinds whose kernels :class:`LocalBuilder` builds and :class:`LocalRunner`
-#: runs: C compiled here, OpenCL C on an OpenCL device here.
+#: runs: C compiled here (for another architecture, run under its emulator), OpenCL C
+#: on an OpenCL device here.
 MEASURED_KINDS = frozenset({TargetKind.C, TargetKind.OPENCL})
 
 
@@ -56,6 +57,13 @@ def check_measurable(task: Task) -> None:
     if target.cores > MAX_THREADS:
         raise TuningError(f"-cores={target.cores} is more threads than a machine has "
                           f"(at most {MAX_THREADS})")
+    if target.triple:
+        from tilewise.runtime.executable import require_programs
+
+        try:
+            require_programs(target.compiler, target.emulator)
+        except BuildError as err:
+            raise TuningError(f"cannot measure on {task.target!r}: {err}") from None
     _, tensors = task.template.func(ConfigSpace(target), *task.args)
     require_memory(task, tensors)
 

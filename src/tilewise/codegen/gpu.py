@@ -6,6 +6,10 @@ A shared buffer is declared at the top of the kernel (OpenCL allows ``__local``
 arrays nowhere else) and filled by the block's threads together: the block waits at
 a barrier after the statements that fill it and again after those that read it, so
 that the next fill (the next tile of a reduction) overwrites nothing still being read.
+A thread's own buffers (a register tile) may be allocated among the shared ones.
+
+A loop bound to an index reads it; only where the loop covers fewer blocks or threads
+than the launch has along that index does a test skip the others.
 """
 
 from __future__ import annotations
@@ -61,6 +65,13 @@ class GPURenderer(Renderer):
     def __init__(self, func: PrimFunc, line_bytes: int = 128) -> None:
         super().__init__(func, line_bytes)
         self.shared_decls: list[str] = []
+        self.launch = launch_config(func)
+
+    def launch_extent(self, tag: str) -> int:
+        """How many blocks or threads the launch has along the index ``tag``."""
+        kind, axis = tag.split(".")
+        launch = self.launch.grid if kind == "blockIdx" else self.launch.block
+        return launch["xyz".index(axis)]
 
     # ---- loops --------------------------------------------------------------
 
@@ -71,6 +82,12 @@ class GPURenderer(Renderer):
                                    f"to one of {', '.join(self.thread_index)}")
             v, it = self.name(s.var), self.index_type
             self.emit(f"const {it} {v} = ({it}){self.thread_index[s.thread_tag]};")
+            if getattr(s.extent, "value", None) == self.launch_extent(s.thread_tag):
+                # Every thread is in range: no branch, so the barriers inside stay
+                # where every thread visibly reaches them (PoCL's compiler corrupts
+                # memory on barriers under branches it cannot prove uniform).
+                self.stmt(s.body)
+                return
             self.emit(f"if ({v} < {self.expr(s.extent)}) {{")
             self.block(s.body)
             self.emit("}")
@@ -89,20 +106,23 @@ class GPURenderer(Renderer):
     # ---- buffers and barriers ----------------------------------------------
 
     def allocate(self, s: Allocate) -> None:
-        chain, body = _shared_chain(s)
+        chain, private, body = _shared_chain(s)
         if not chain:
-            b = s.buffer
-            self.emit("{")
-            self.indent += 1
-            self.emit(f"{self.ctype(b.dtype)} {self.name(b)}[{b.size}];")
-            self.stmt(s.body)
-            self.indent -= 1
-            self.emit("}")
-            return
+            private, body = [s.buffer], s.body
         for b in chain:
             self.shared_decls.append(f"{self.shared_prefix}{self.ctype(b.dtype)} "
                                      f"{self.name(b)}[{b.size}];")
-        self.fill_then_read(body, {id(b) for b in chain})
+        for b in private:
+            self.emit("{")
+            self.indent += 1
+            self.emit(f"{self.ctype(b.dtype)} {self.name(b)}[{b.size}];")
+        if chain:
+            self.fill_then_read(body, {id(b) for b in chain})
+        else:
+            self.stmt(body)
+        for _ in private:
+            self.indent -= 1
+            self.emit("}")
 
     def fill_then_read(self, body: Stmt, shared: set[int]) -> None:
         """``body``'s statements that fill the buffers ``shared``, a barrier, the rest,
@@ -136,15 +156,18 @@ class GPURenderer(Renderer):
         return "\n".join([*(f"  {d}" for d in self.shared_decls), text])
 
 
-def _shared_chain(s: Allocate) -> tuple[list, Stmt]:
-    """The shared buffers allocated one inside the other from ``s``, and the body
-    inside the last: a stage's producers attached at one loop (lower's nest)."""
-    chain = []
+def _shared_chain(s: Allocate) -> tuple[list, list, Stmt]:
+    """The shared buffers allocated one inside the other from ``s``, the thread's own
+    buffers allocated among them, and the body inside the last: a stage's producers
+    attached at one loop (lower's nest), a register tile among them."""
+    chain, private = [], []
     body: Stmt = s
-    while isinstance(body, Allocate) and body.buffer.scope is Scope.SHARED:
-        chain.append(body.buffer)
+    while isinstance(body, Allocate):
+        (chain if body.buffer.scope is Scope.SHARED else private).append(body.buffer)
         body = body.body
-    return chain, body
+    if not chain:
+        return [], [], s
+    return chain, private, body
 
 
 def launch_config(func: PrimFunc) -> LaunchConfig:

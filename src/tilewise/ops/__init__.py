@@ -1,5 +1,6 @@
 """The operator library: compute definitions and CPU templates per operator, and
-GPU templates (CUDA and OpenCL) where there is one: ``gpu_gemm``.
+GPU templates (CUDA and OpenCL) where there is one: ``gpu_gemm``, ``gpu_batch_matmul``,
+``gpu_conv2d_nchw``, ``gpu_depthwise_conv2d_nchw``.
 
 Importing this package registers every template with ``tilewise.autotune``.
 """
@@ -13,6 +14,9 @@ from . import (  # noqa: F401  (importing registers the templates)
     depthwise_conv2d,
     depthwise_nchwc,
     gemm,
+    gpu_batch_matmul,
+    gpu_conv2d,
+    gpu_depthwise_conv2d,
     gpu_gemm,
     layer_norm,
     pool,

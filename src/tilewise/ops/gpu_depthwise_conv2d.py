@@ -1,0 +1,160 @@
+"""Depthwise NCHW convolution on a GPU (CUDA or OpenCL): the template
+``gpu_depthwise_conv2d_nchw`` (weights (C, 1, R, S), channel multiplier 1).
+
+One channel of one image per block row (``blockIdx.y``), one ``(ty * ry) x (tx * rx)``
+tile of its output plane per block (``blockIdx.x``), each of the block's ``ty x tx``
+threads an ``ry x rx`` register tile. The block's threads first copy together the
+input patch its tile reads, zero padding included, and the channel's weights into
+shared memory; then every thread sums its tile over the window from there. Where a
+tile does not divide the plane, the outputs past its edge are skipped
+(:mod:`.gpu_tiles`).
+Any stride, padding and dilation.
+
+The fallback is chosen from the device's limits (:class:`.DeviceLimits`), so it
+builds and runs on any device that can run the template at all:
+
+>>> from tilewise.autotune.space import ConfigSpace
+>>> from tilewise.target import Target
+>>> cfg = ConfigSpace(Target.from_str("cuda -arch=sm_90"))
+>>> s, args = gpu_depthwise_conv2d_nchw_schedule(cfg, 1, 32, 112, 112, 3, 3, 1, 1)
+>>> print(cfg.fallback)  # doctest: +ELLIPSIS
+#...(tile_y=[-1, 8, 2], tile_x=[-1, 16, 1], unroll=True)
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .. import te
+from ..autotune import template
+from ..ir.dtype import as_dtype
+from ..runtime.device import DeviceLimits
+from .depthwise_conv2d import depthwise_conv2d_compute, depthwise_flop, depthwise_reference
+from .gpu_tiles import (
+    MAX_REG_TILE,
+    bind_threads,
+    check_grid,
+    fallback_score,
+    fill_cooperatively,
+    grid_wanted,
+    limits_of,
+    split_axis,
+    tile_candidates,
+    tile_waste,
+)
+from .window import Pair, out_size, pair
+
+# Each weight a thread reads serves this many of its outputs.
+_TILE_OUTPUTS = 4
+
+
+def patch_elements(rows: int, cols: int, R: int, S: int, stride: tuple[int, int],
+                   dilation: tuple[int, int]) -> int:
+    """Input elements a ``rows x cols`` output tile reads."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return ((rows - 1) * sh + (R - 1) * dh + 1) * ((cols - 1) * sw + (S - 1) * dw + 1)
+
+
+def refusal(tile_y, tile_x, R: int, S: int, stride, dilation, itemsize: int,
+            limits: DeviceLimits) -> str:
+    """Why a config cannot run on a device with ``limits``; "" where it can."""
+    (_, ty, ry), (_, tx, rx) = tile_y, tile_x
+    if ty * tx > limits.max_threads:
+        return f"{ty} x {tx} threads, the device allows {limits.max_threads} a block"
+    if ry * rx > MAX_REG_TILE:
+        return f"a {ry} x {rx} register tile (at most {MAX_REG_TILE} accumulators)"
+    shared = (patch_elements(ty * ry, tx * rx, R, S, stride, dilation) + R * S) * itemsize
+    if shared > limits.local_mem_bytes:
+        return f"{shared} bytes of shared tiles, the device has {limits.local_mem_bytes}"
+    return ""
+
+
+def fallback_choices(N: int, C: int, OH: int, OW: int, R: int, S: int, stride, dilation,
+                     dtype: str, limits: DeviceLimits) -> dict:
+    """The config used without tuning records, of those the device can run: ranked as
+    :func:`.gpu_tiles.fallback_score` ranks them, for a register tile of 4 outputs."""
+    itemsize = np.dtype(dtype).itemsize
+    enough = grid_wanted(N * C * OH * OW)
+
+    def score(c):
+        (_, ty, ry), (_, tx, rx) = c
+        blocks = N * C * -(-OH // (ty * ry)) * -(-OW // (tx * rx))
+        waste = tile_waste(OH, ty * ry) * tile_waste(OW, tx * rx)
+        return fallback_score(waste, min(blocks, enough), (ty, tx), (ry, rx), _TILE_OUTPUTS)
+
+    tile_y, tile_x = max((c for c in itertools.product(tile_candidates(OH, whole=False),
+                                                       tile_candidates(OW, whole=False))
+                          if not refusal(*c, R, S, stride, dilation, itemsize, limits)),
+                         key=score)  # one thread, one output fits
+    return {"tile_y": tile_y, "tile_x": tile_x, "unroll": True}
+
+
+def gpu_depthwise_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
+                                       stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
+                                       dtype: str = "float32",
+                                       limits: DeviceLimits | None = None):
+    """The template's body, for a device whose ``limits`` are known (an OpenCL
+    device's, from :func:`tilewise.runtime.opencl.device_limits`)."""
+    as_dtype(dtype)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
+    OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
+    # the algorithm (checks the remaining sizes)
+    (data, kernel), out, _, padded = depthwise_conv2d_compute(N, C, H, W, R, S, stride, pad,
+                                                              dilation, dtype)
+    check_grid("gpu_depthwise_conv2d_nchw", cfg.target, {"y": N * C})
+    limits = limits or limits_of(cfg.target)
+    cfg.define_split("tile_y", OH, num_outputs=3, policy="candidate",
+                     candidate=tile_candidates(OH, whole=False))
+    cfg.define_split("tile_x", OW, num_outputs=3, policy="candidate",
+                     candidate=tile_candidates(OW, whole=False))
+    cfg.define_knob("unroll", [False, True])  # the register tile's loops
+    cfg.fallback_with(**fallback_choices(N, C, OH, OW, R, S, (sh, sw), (dh, dw), dtype,
+                                         limits))
+    cfg.add_flop(depthwise_flop(N, C, H, W, R, S, stride, pad, dilation))
+    itemsize = np.dtype(dtype).itemsize
+
+    def why(tile_y, tile_x) -> str:
+        return refusal(tile_y.size, tile_x.size, R, S, (sh, sw), (dh, dw), itemsize, limits)
+
+    cfg.require(("tile_y", "tile_x"), lambda *knobs: not why(*knobs),
+                lambda *knobs: f"gpu_depthwise_conv2d_nchw: {why(*knobs)}")
+    _, ty, ry = cfg["tile_y"].size
+    _, tx, rx = cfg["tile_x"].size
+
+    # how it is scheduled
+    s = te.create_schedule(out.op)
+    s[padded].compute_inline()  # the patch's copy writes the zeros of the padding
+    OL = s.cache_write(out, "local")  # the register tile
+    Ps = s.cache_read(padded, "shared", [OL])
+    Ws = s.cache_read(kernel, "shared", [OL])
+    n, c, y, x = s[out].op.axis
+    by, ty_, ry_ = split_axis(s[out], y, ty, ry)
+    bx, tx_, rx_ = split_axis(s[out], x, tx, rx)
+    s[out].reorder(n, c, by, bx, ty_, tx_, ry_, rx_)
+    bind_threads(s[out], [s[out].fuse(n, c), s[out].fuse(by, bx), ty_, tx_],
+                 ["blockIdx.y", "blockIdx.x", "threadIdx.y", "threadIdx.x"])
+    s[OL].compute_at(s[out], tx_)
+    _, _, cy, cx = s[OL].op.axis
+    s[OL].reorder(*s[OL].op.reduce_axis, cy, cx)
+    if cfg["unroll"].val:
+        for stage, axes in ((s[OL], (cy, cx)), (s[out], (ry_, rx_))):
+            for ax in axes:
+                stage.unroll(ax)
+    for tile in (Ps, Ws):
+        s[tile].compute_at(s[out], tx_)
+        fill_cooperatively(s, tile, [("threadIdx.y", ty), ("threadIdx.x", tx)])
+    return s, [data, kernel, out]
+
+
+@template("gpu_depthwise_conv2d_nchw", reference=depthwise_reference, flop=depthwise_flop,
+          targets=("cuda", "opencl"))
+def gpu_depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
+                              stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
+                              dtype: str = "float32"):
+    """Depthwise NCHW conv2d, weights (C, 1, R, S), on a CUDA or OpenCL device.
+
+    Any stride, padding, dilation and window."""
+    return gpu_depthwise_conv2d_nchw_schedule(cfg, N, C, H, W, R, S, stride, pad, dilation,
+                                              dtype)

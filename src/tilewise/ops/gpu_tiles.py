@@ -1,0 +1,126 @@
+"""What the GPU templates share: the device limits a target describes, the
+``[-1, threads, registers]`` splits of an output axis and their binding to block and
+thread indices, the copy of a shared tile spread over a block's threads, and the grid
+sizes CUDA allows.
+
+An output axis is cut three ways: blocks of ``threads * regs`` elements, each thread of
+a block ``regs`` consecutive elements held in registers. Where the block tile does not
+divide the axis, the last block's elements past the edge are skipped element by element
+in the register tile's loops (the split's guards), never around a thread's whole
+share: every thread of a block still helps fill the shared tiles and waits at their
+barriers. (Shifting the last block back inside the axis instead would have two blocks
+store the same elements, a race however equal the values.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+from .. import te
+from ..errors import TensorError
+from ..runtime.device import DeviceLimits
+from ..target import Target, TargetKind
+
+THREADS = (1, 2, 4, 8, 16, 32)
+REGS = (1, 2, 4, 8)
+# A register tile of more accumulators than this spills on every GPU we target.
+MAX_REG_TILE = 64
+# The fallbacks aim at a block of this many threads (8 warps: the classic hand-written
+# kernels' block) and a register tile of this many accumulators.
+BLOCK_THREADS = 256
+TILE_ACCUMULATORS = 16
+# ... and a grid of at least this many blocks, about one per SM of a large GPU (an
+# H100 has 132), where the workload has that many tiles.
+GRID_BLOCKS = 128
+# CUDA's grid has at most this many blocks along y and z (x: 2**31 - 1).
+_CUDA_GRID_YZ = 65535
+
+
+def limits_of(target: Target) -> DeviceLimits:
+    """The device limits a target describes (an OpenCL device's own; a CUDA target's
+    what an sm_xx GPU allows without opting in)."""
+    return DeviceLimits(str(target), target.local_mem_bytes, target.max_threads)
+
+
+def tile_candidates(extent: int, whole: bool = True) -> list[list[int]]:
+    """``[-1, threads, regs]`` splits of ``extent``: block tiles that divide it, or
+    (``whole=False``) any no larger than it; those may also be one block of as many
+    threads as an extent of up to 32 (a 7 x 7 plane in one block, no thread idle)."""
+    if whole:
+        return [[-1, t, r] for t, r in itertools.product(THREADS, REGS)
+                if extent % (t * r) == 0]
+    threads = THREADS if extent > THREADS[-1] or extent in THREADS else (*THREADS, extent)
+    return [[-1, t, r] for t, r in itertools.product(threads, REGS) if t * r <= extent]
+
+
+def tile_waste(extent: int, tile: int) -> float:
+    """Elements the blocks of ``tile`` span per element of ``extent`` (those past the
+    edge leave their threads idle)."""
+    return -(-extent // tile) * tile / extent
+
+
+def split_axis(stage, axis, threads: int, regs: int):
+    """``axis`` of ``stage`` as (block, thread, register) loops: ``threads * regs``
+    elements a block, ``regs`` consecutive ones a thread."""
+    block, rest = stage.split(axis, threads * regs)
+    thread, reg = stage.split(rest, regs)
+    return block, thread, reg
+
+
+def bind_threads(stage, loops: Sequence, tags: Sequence[str]) -> None:
+    """Bind each loop to its index (``"blockIdx.x"``, ``"threadIdx.y"``...)."""
+    for loop, tag in zip(loops, tags, strict=True):
+        stage.bind(loop, te.thread_axis(tag))
+
+
+def fill_cooperatively(s, tile, threads: Sequence[tuple[str, int]]) -> None:
+    """Spread the copy into the shared ``tile`` over the block's threads, given
+    outermost first as ``(tag, count)``: its axes fused, the innermost thread index
+    the fastest, so neighbouring threads copy neighbouring elements.
+
+    Call after ``compute_at``: the tile then holds what all the block's threads read
+    (bound inference relaxes threadIdx for shared buffers)."""
+    rest = s[tile].fuse(*s[tile].op.axis) if len(s[tile].op.axis) > 1 else s[tile].op.axis[0]
+    for tag, count in reversed(threads):
+        rest, inner = s[tile].split(rest, count)
+        s[tile].bind(inner, te.thread_axis(tag))
+
+
+def check_grid(name: str, target: Target, blocks: dict[str, int]) -> None:
+    """Raise TensorError where a CUDA grid would need more blocks along y or z than
+    CUDA allows (``blocks``: e.g. ``{"z": batches}``)."""
+    if target.kind is not TargetKind.CUDA:
+        return
+    for axis, count in blocks.items():
+        if axis in "yz" and count > _CUDA_GRID_YZ:
+            raise TensorError(f"{name}: {count} blocks along {axis}, CUDA's grid allows "
+                              f"{_CUDA_GRID_YZ}")
+
+
+def grid_wanted(outputs: int) -> int:
+    """The blocks a fallback's grid should have for ``outputs`` elements: one per SM
+    of a large GPU, fewer where that would leave a block under 128 outputs."""
+    return max(1, min(GRID_BLOCKS, outputs // (BLOCK_THREADS // 2)))
+
+
+def balance(a: int, b: int) -> float:
+    """How far apart two sizes are, by ratio (0 when equal)."""
+    return abs(math.log2(a) - math.log2(b))
+
+
+def fallback_score(waste: float, blocks: int, threads: Sequence[int], regs: Sequence[int],
+                   accumulators: int) -> tuple:
+    """How a convolution's fallback ranks a runnable config (higher is better): fewest
+    threads idle past the edges (``waste``, :func:`tile_waste`), then ``blocks``
+    (capped by the caller at :func:`grid_wanted`), then at least 128 threads, then a
+    register tile nearest ``accumulators``, then nearest 256 threads; then register
+    tiles as square as they come (each loaded value reused most), the most threads
+    along x (neighbouring threads, neighbouring columns) and blocks as square as they
+    come. ``threads`` and ``regs``: per axis, x last."""
+    count = math.prod(threads)
+    squares = [-balance(r, math.prod(regs[i + 1:])) for i, r in enumerate(regs[:-1])]
+    return (-round(waste, 2), blocks, min(count, BLOCK_THREADS // 2),
+            -balance(math.prod(regs), accumulators), -balance(count, BLOCK_THREADS),
+            *squares, threads[-1], -balance(threads[-2], threads[-1]))

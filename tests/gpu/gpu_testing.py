@@ -63,3 +63,33 @@ def check_on_opencl(schedule, args, configs, limits, inputs, expected) -> None:
         out = np.zeros_like(expected)
         tw.build(s, tensors, target="opencl", name="k")(*inputs, out)
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4, err_msg=str(config))
+
+
+def oclgrind_problems(schedule, args, configs) -> list[str]:
+    """What Oclgrind finds running each of ``configs`` (whole launches, every group)."""
+    from tilewise.driver import build_opencl_artifact
+    from tilewise.runtime.oclgrind import oclgrind_check
+
+    problems = []
+    for config in configs:
+        s, tensors = schedule(config, *args)
+        problems += oclgrind_check(build_opencl_artifact(s, tensors, "k"), quick=False)
+    return problems
+
+
+def ptxas_of(schedule, args, config):
+    """ptxas's report on ``config``'s CUDA C for sm_90."""
+    from tilewise.runtime.cuda import ptxas_info
+
+    s, tensors = schedule(config, *args)
+    return ptxas_info(tw.generate_source(tw.lower(s, tensors, "k"), CUDA), "sm_90")
+
+
+def nvcc_compiles(schedule, args, configs) -> None:
+    """Each of ``configs`` rendered as CUDA C and compiled by nvcc for sm_90 (raises
+    BuildError where nvcc refuses one)."""
+    from tilewise.driver import build_cuda_artifact
+
+    for config in configs:
+        s, tensors = schedule(config, *args)
+        build_cuda_artifact(s, tensors, CUDA, "k")

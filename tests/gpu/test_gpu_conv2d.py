@@ -11,11 +11,13 @@ import json
 import numpy as np
 import pytest
 from gpu_testing import (
-    CUDA,
     check_on_opencl,
     needs_nvcc,
     needs_oclgrind,
     needs_opencl,
+    nvcc_compiles,
+    oclgrind_problems,
+    ptxas_of,
     sampled,
     shared_bytes,
     space_of,
@@ -25,12 +27,10 @@ import tilewise as tw
 from tilewise.autotune import get_template
 from tilewise.cli import main
 from tilewise.codegen import launch_config
-from tilewise.driver import build_cuda_artifact, build_opencl_artifact
 from tilewise.errors import InvalidConfigError, TensorError
 from tilewise.ops.conv2d import conv2d_nchw_numpy
 from tilewise.ops.gpu_conv2d import Geometry, gpu_conv2d_nchw_schedule
 from tilewise.runtime.device import DeviceLimits
-from tilewise.runtime.oclgrind import oclgrind_check
 
 # (N, C, H, W, K, R, S, stride, pad, dilation): outputs 7 x 6 and 10 x 11, neither
 # divided by most tiles, 5 and 6 input channels (a partial last step of ct = 4)
@@ -114,18 +114,13 @@ def test_fallback_and_edge_tiles_are_clean_under_oclgrind():
     space = space_of(gpu_conv2d_nchw_schedule, STRIDED)
     edge = space.with_choices(space.fallback, tile_k=[-1, 2, 2], tile_y=[-1, 2, 2],
                               tile_x=[-1, 4, 1], ct=4)
-    for config in (space.fallback, edge):
-        s, args = gpu_conv2d_nchw_schedule(config, *STRIDED)
-        assert oclgrind_check(build_opencl_artifact(s, args, "conv"), quick=False) == []
+    assert oclgrind_problems(gpu_conv2d_nchw_schedule, STRIDED, [space.fallback, edge]) == []
 
 
 @needs_nvcc
 def test_cuda_fallback_compiles_without_spills():
-    from tilewise.runtime.cuda import ptxas_info
-
-    s, args = gpu_conv2d_nchw_schedule(space_of(gpu_conv2d_nchw_schedule, RESNET_C3).fallback,
-                                       *RESNET_C3)
-    info = ptxas_info(tw.generate_source(tw.lower(s, args, "conv"), CUDA), "sm_90")
+    info = ptxas_of(gpu_conv2d_nchw_schedule, RESNET_C3,
+                    space_of(gpu_conv2d_nchw_schedule, RESNET_C3).fallback)
     assert info.spill_stores == 0 and info.spill_loads == 0, info.text
     # 8 channels of a 6 x 6 patch and 32 x 8 3 x 3 weights
     assert info.shared_bytes == (8 * 6 * 6 + 32 * 8 * 9) * 4
@@ -134,9 +129,8 @@ def test_cuda_fallback_compiles_without_spills():
 @needs_nvcc
 def test_cuda_sampled_configs_compile():
     for shape, seed in ((STRIDED, 3), (DILATED, 4)):
-        for config in sampled(space_of(gpu_conv2d_nchw_schedule, shape), 2, seed):
-            s, args = gpu_conv2d_nchw_schedule(config, *shape)
-            build_cuda_artifact(s, args, CUDA, "conv")  # raises BuildError if nvcc refuses
+        nvcc_compiles(gpu_conv2d_nchw_schedule, shape,
+                      sampled(space_of(gpu_conv2d_nchw_schedule, shape), 2, seed))
 
 
 @needs_opencl

@@ -31,23 +31,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import te
 from ..autotune import template
 from ..ir.dtype import as_dtype
 from ..runtime.device import DeviceLimits
 from .conv2d import conv2d_flop, conv2d_nchw_compute, conv2d_reference
 from .gpu_tiles import (
-    MAX_REG_TILE,
     TILE_ACCUMULATORS,
     bind_threads,
     check_grid,
+    define_tiles,
     fallback_score,
     fill_cooperatively,
     grid_wanted,
     limits_of,
+    limits_refusal,
     split_axis,
     tile_candidates,
     tile_waste,
+    unroll_tile,
+    window_stages,
 )
 from .window import Pair, out_size, pair
 
@@ -98,14 +100,9 @@ def refusal(tiles, ct: int, step: str, geo: Geometry, itemsize: int,
     """Why a config cannot run on a device with ``limits``; "" where it can.
     ``tiles``: the ``[-1, threads, regs]`` splits of the channels, rows and columns."""
     (_, tk, rk), (_, ty, ry), (_, tx, rx) = tiles
-    if tk * ty * tx > limits.max_threads:
-        return f"{tk} x {ty} x {tx} threads, the device allows {limits.max_threads} a block"
-    if rk * ry * rx > MAX_REG_TILE:
-        return f"a {rk} x {ry} x {rx} register tile (at most {MAX_REG_TILE} accumulators)"
-    shared = geo.shared_bytes(tk * rk, ty * ry, tx * rx, ct, step, itemsize)
-    if shared > limits.local_mem_bytes:
-        return f"{shared} bytes of shared tiles, the device has {limits.local_mem_bytes}"
-    return ""
+    return limits_refusal((tk, ty, tx), (rk, ry, rx),
+                          geo.shared_bytes(tk * rk, ty * ry, tx * rx, ct, step, itemsize),
+                          limits)
 
 
 def _ct_values(C: int) -> list[int]:
@@ -151,12 +148,7 @@ def gpu_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, K: int, R: int
     data, kernel, padded, out = conv2d_nchw_compute(N, C, H, W, K, R, S, stride, pad,
                                                     dilation, dtype)
     limits = limits or limits_of(cfg.target)
-    cfg.define_split("tile_k", K, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(K, whole=False))
-    cfg.define_split("tile_y", geo.OH, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(geo.OH, whole=False))
-    cfg.define_split("tile_x", geo.OW, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(geo.OW, whole=False))
+    define_tiles(cfg, {"tile_k": K, "tile_y": geo.OH, "tile_x": geo.OW}, whole=False)
     cfg.define_knob("ct", _ct_values(C))
     cfg.define_knob("step", list(_STEPS))
     cfg.define_knob("unroll", [False, True])  # the register tile's loops
@@ -177,11 +169,7 @@ def gpu_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, K: int, R: int
                                                "y": -(-geo.OH // (ty * ry))})
 
     # how it is scheduled
-    s = te.create_schedule(out.op)
-    s[padded].compute_inline()  # the patch's copy writes the zeros of the padding
-    OL = s.cache_write(out, "local")  # the register tile
-    Ps = s.cache_read(padded, "shared", [OL])
-    Ws = s.cache_read(kernel, "shared", [OL])
+    s, OL, shared = window_stages(out, padded, kernel)
     n, k, y, x = s[out].op.axis
     bk, tk_, rk_ = split_axis(s[out], k, tk, rk)
     by, ty_, ry_ = split_axis(s[out], y, ty, ry)
@@ -201,13 +189,9 @@ def gpu_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, K: int, R: int
         s[OL].reorder(rco, rr, rci, rs, ck, cy, cx)
         at = rr
     if cfg["unroll"].val:
-        for stage, axes in ((s[OL], (ck, cy, cx)), (s[out], (rk_, ry_, rx_))):
-            for ax in axes:
-                stage.unroll(ax)
-    for tile in (Ps, Ws):
-        s[tile].compute_at(s[OL], at)
-        fill_cooperatively(s, tile, [("threadIdx.z", tk), ("threadIdx.y", ty),
-                                     ("threadIdx.x", tx)])
+        unroll_tile([(s[OL], (ck, cy, cx)), (s[out], (rk_, ry_, rx_))])
+    fill_cooperatively(s, shared, s[OL], at,
+                       [("threadIdx.z", tk), ("threadIdx.y", ty), ("threadIdx.x", tx)])
     return s, [data, kernel, out]
 
 

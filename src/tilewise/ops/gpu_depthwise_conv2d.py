@@ -27,22 +27,24 @@ import itertools
 
 import numpy as np
 
-from .. import te
 from ..autotune import template
 from ..ir.dtype import as_dtype
 from ..runtime.device import DeviceLimits
 from .depthwise_conv2d import depthwise_conv2d_compute, depthwise_flop, depthwise_reference
 from .gpu_tiles import (
-    MAX_REG_TILE,
     bind_threads,
     check_grid,
+    define_tiles,
     fallback_score,
     fill_cooperatively,
     grid_wanted,
     limits_of,
+    limits_refusal,
     split_axis,
     tile_candidates,
     tile_waste,
+    unroll_tile,
+    window_stages,
 )
 from .window import Pair, out_size, pair
 
@@ -61,14 +63,8 @@ def refusal(tile_y, tile_x, R: int, S: int, stride, dilation, itemsize: int,
             limits: DeviceLimits) -> str:
     """Why a config cannot run on a device with ``limits``; "" where it can."""
     (_, ty, ry), (_, tx, rx) = tile_y, tile_x
-    if ty * tx > limits.max_threads:
-        return f"{ty} x {tx} threads, the device allows {limits.max_threads} a block"
-    if ry * rx > MAX_REG_TILE:
-        return f"a {ry} x {rx} register tile (at most {MAX_REG_TILE} accumulators)"
-    shared = (patch_elements(ty * ry, tx * rx, R, S, stride, dilation) + R * S) * itemsize
-    if shared > limits.local_mem_bytes:
-        return f"{shared} bytes of shared tiles, the device has {limits.local_mem_bytes}"
-    return ""
+    patch = patch_elements(ty * ry, tx * rx, R, S, stride, dilation)
+    return limits_refusal((ty, tx), (ry, rx), (patch + R * S) * itemsize, limits)
 
 
 def fallback_choices(N: int, C: int, OH: int, OW: int, R: int, S: int, stride, dilation,
@@ -105,10 +101,7 @@ def gpu_depthwise_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, R: i
                                                               dilation, dtype)
     check_grid("gpu_depthwise_conv2d_nchw", cfg.target, {"y": N * C})
     limits = limits or limits_of(cfg.target)
-    cfg.define_split("tile_y", OH, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(OH, whole=False))
-    cfg.define_split("tile_x", OW, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(OW, whole=False))
+    define_tiles(cfg, {"tile_y": OH, "tile_x": OW}, whole=False)
     cfg.define_knob("unroll", [False, True])  # the register tile's loops
     cfg.fallback_with(**fallback_choices(N, C, OH, OW, R, S, (sh, sw), (dh, dw), dtype,
                                          limits))
@@ -124,11 +117,7 @@ def gpu_depthwise_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, R: i
     _, tx, rx = cfg["tile_x"].size
 
     # how it is scheduled
-    s = te.create_schedule(out.op)
-    s[padded].compute_inline()  # the patch's copy writes the zeros of the padding
-    OL = s.cache_write(out, "local")  # the register tile
-    Ps = s.cache_read(padded, "shared", [OL])
-    Ws = s.cache_read(kernel, "shared", [OL])
+    s, OL, shared = window_stages(out, padded, kernel)
     n, c, y, x = s[out].op.axis
     by, ty_, ry_ = split_axis(s[out], y, ty, ry)
     bx, tx_, rx_ = split_axis(s[out], x, tx, rx)
@@ -139,12 +128,8 @@ def gpu_depthwise_conv2d_nchw_schedule(cfg, N: int, C: int, H: int, W: int, R: i
     _, _, cy, cx = s[OL].op.axis
     s[OL].reorder(*s[OL].op.reduce_axis, cy, cx)
     if cfg["unroll"].val:
-        for stage, axes in ((s[OL], (cy, cx)), (s[out], (ry_, rx_))):
-            for ax in axes:
-                stage.unroll(ax)
-    for tile in (Ps, Ws):
-        s[tile].compute_at(s[out], tx_)
-        fill_cooperatively(s, tile, [("threadIdx.y", ty), ("threadIdx.x", tx)])
+        unroll_tile([(s[OL], (cy, cx)), (s[out], (ry_, rx_))])
+    fill_cooperatively(s, shared, s[out], tx_, [("threadIdx.y", ty), ("threadIdx.x", tx)])
     return s, [data, kernel, out]
 
 

@@ -31,12 +31,14 @@ from ..ir.dtype import as_dtype
 from ..runtime.device import DeviceLimits
 from .gemm import gemm_reference
 from .gpu_tiles import (
-    MAX_REG_TILE,
     bind_threads,
+    define_tiles,
     fill_cooperatively,
     limits_of,
+    limits_refusal,
     split_axis,
     tile_candidates,
+    unroll_tile,
 )
 
 _KT = (4, 8, 16, 32)
@@ -45,14 +47,7 @@ _KT = (4, 8, 16, 32)
 def refusal(ty: int, rm: int, tx: int, rn: int, kt: int, itemsize: int,
             limits: DeviceLimits) -> str:
     """Why a config cannot run on a device with ``limits``; "" where it can."""
-    if ty * tx > limits.max_threads:
-        return f"{ty} x {tx} threads, the device allows {limits.max_threads} a block"
-    shared = (ty * rm + tx * rn) * kt * itemsize
-    if shared > limits.local_mem_bytes:
-        return f"{shared} bytes of shared tiles, the device has {limits.local_mem_bytes}"
-    if rm * rn > MAX_REG_TILE:
-        return f"a {rm} x {rn} register tile (at most {MAX_REG_TILE} accumulators)"
-    return ""
+    return limits_refusal((ty, tx), (rm, rn), (ty * rm + tx * rn) * kt * itemsize, limits)
 
 
 def fallback_choices(M: int, N: int, K: int, dtype: str, limits: DeviceLimits) -> dict:
@@ -82,10 +77,7 @@ def define_gemm_tiles(cfg, name: str, M: int, N: int, K: int, dtype: str,
     """The knobs of a ``M x N`` product summed over ``K`` (``tile_m``, ``tile_n``,
     ``kt``, ``unroll``), their fallback on ``limits`` and what the device refuses,
     named as template ``name``'s."""
-    cfg.define_split("tile_m", M, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(M))
-    cfg.define_split("tile_n", N, num_outputs=3, policy="candidate",
-                     candidate=tile_candidates(N))
+    define_tiles(cfg, {"tile_m": M, "tile_n": N})
     cfg.define_knob("kt", _kt_values(K))
     cfg.define_knob("unroll", [False, True])  # the register tile's loops
     cfg.fallback_with(**fallback_choices(M, N, K, dtype, limits))
@@ -120,12 +112,8 @@ def schedule_gemm_tiles(cfg, C):
     ko, ki = s[CL].split(s[CL].op.reduce_axis[0], cfg["kt"].val)
     s[CL].reorder(ko, ki, ci, cj)
     if cfg["unroll"].val:
-        for stage, axes in ((s[CL], (ci, cj)), (s[C], (ri, rj))):
-            for ax in axes:
-                stage.unroll(ax)
-    for tile in (As, Bs):
-        s[tile].compute_at(s[CL], ko)
-        fill_cooperatively(s, tile, [("threadIdx.y", ty), ("threadIdx.x", tx)])
+        unroll_tile([(s[CL], (ci, cj)), (s[C], (ri, rj))])
+    fill_cooperatively(s, (As, Bs), s[CL], ko, [("threadIdx.y", ty), ("threadIdx.x", tx)])
     return s
 
 

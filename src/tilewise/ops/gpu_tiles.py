@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from .. import te
 from ..errors import TensorError
@@ -44,6 +45,22 @@ def limits_of(target: Target) -> DeviceLimits:
     return DeviceLimits(str(target), target.local_mem_bytes, target.max_threads)
 
 
+def limits_refusal(threads: Sequence[int], regs: Sequence[int], shared: int,
+            limits: DeviceLimits) -> str:
+    """Why a block of ``threads`` (per axis), each holding a register tile of ``regs``
+    (per axis), with ``shared`` bytes of shared tiles, cannot run on a device with
+    ``limits``; "" where it can."""
+    if math.prod(threads) > limits.max_threads:
+        return (f"{' x '.join(map(str, threads))} threads, the device allows "
+                f"{limits.max_threads} a block")
+    if shared > limits.local_mem_bytes:
+        return f"{shared} bytes of shared tiles, the device has {limits.local_mem_bytes}"
+    if math.prod(regs) > MAX_REG_TILE:
+        return (f"a {' x '.join(map(str, regs))} register tile (at most {MAX_REG_TILE} "
+                "accumulators)")
+    return ""
+
+
 def tile_candidates(extent: int, whole: bool = True) -> list[list[int]]:
     """``[-1, threads, regs]`` splits of ``extent``: block tiles that divide it, or
     (``whole=False``) any no larger than it; those may also be one block of as many
@@ -61,6 +78,14 @@ def tile_waste(extent: int, tile: int) -> float:
     return -(-extent // tile) * tile / extent
 
 
+def define_tiles(cfg, extents: dict[str, int], whole: bool = True) -> None:
+    """A ``[-1, threads, regs]`` split knob per output axis (name: extent), of
+    :func:`tile_candidates`."""
+    for name, extent in extents.items():
+        cfg.define_split(name, extent, num_outputs=3, policy="candidate",
+                         candidate=tile_candidates(extent, whole))
+
+
 def split_axis(stage, axis, threads: int, regs: int):
     """``axis`` of ``stage`` as (block, thread, register) loops: ``threads * regs``
     elements a block, ``regs`` consecutive ones a thread."""
@@ -75,17 +100,40 @@ def bind_threads(stage, loops: Sequence, tags: Sequence[str]) -> None:
         stage.bind(loop, te.thread_axis(tag))
 
 
-def fill_cooperatively(s, tile, threads: Sequence[tuple[str, int]]) -> None:
-    """Spread the copy into the shared ``tile`` over the block's threads, given
-    outermost first as ``(tag, count)``: its axes fused, the innermost thread index
-    the fastest, so neighbouring threads copy neighbouring elements.
+def unroll_tile(loops: Sequence[tuple[Any, Sequence]]) -> None:
+    """Unroll the register tile's loops: ``(stage, axes)`` pairs, the sum's and the
+    copy out's."""
+    for stage, axes in loops:
+        for ax in axes:
+            stage.unroll(ax)
 
-    Call after ``compute_at``: the tile then holds what all the block's threads read
-    (bound inference relaxes threadIdx for shared buffers)."""
-    rest = s[tile].fuse(*s[tile].op.axis) if len(s[tile].op.axis) > 1 else s[tile].op.axis[0]
-    for tag, count in reversed(threads):
-        rest, inner = s[tile].split(rest, count)
-        s[tile].bind(inner, te.thread_axis(tag))
+
+def fill_cooperatively(s, tiles: Sequence, stage, at, threads: Sequence[tuple[str, int]]
+                       ) -> None:
+    """Compute the shared ``tiles`` at ``stage``'s loop ``at`` (they then hold what
+    all the block's threads read there: bound inference relaxes threadIdx for shared
+    buffers), each copy spread over the block's threads, given outermost first as
+    ``(tag, count)``: the tile's axes fused, the innermost thread index the fastest,
+    so neighbouring threads copy neighbouring elements."""
+    for tile in tiles:
+        s[tile].compute_at(stage, at)
+        axes = s[tile].op.axis
+        rest = s[tile].fuse(*axes) if len(axes) > 1 else axes[0]
+        for tag, count in reversed(threads):
+            rest, inner = s[tile].split(rest, count)
+            s[tile].bind(inner, te.thread_axis(tag))
+
+
+def window_stages(out, padded, kernel):
+    """The schedule of a convolution ``out`` with a register tile (``cache_write``)
+    that reads the zero-``padded`` input and the ``kernel`` through shared tiles:
+    ``(schedule, tile, (input tile, weight tile))``. The input tile's copy writes the
+    padding's zeros itself (``padded`` is inlined)."""
+    s = te.create_schedule(out.op)
+    s[padded].compute_inline()
+    local = s.cache_write(out, "local")
+    return s, local, (s.cache_read(padded, "shared", [local]),
+                      s.cache_read(kernel, "shared", [local]))
 
 
 def check_grid(name: str, target: Target, blocks: dict[str, int]) -> None:

@@ -23,7 +23,7 @@ from gpu_testing import (
 import tilewise as tw
 from tilewise.autotune import get_template
 from tilewise.codegen import launch_config
-from tilewise.errors import InvalidConfigError
+from tilewise.errors import InvalidConfigError, TuningError
 from tilewise.ops.depthwise_conv2d import depthwise_reference
 from tilewise.ops.gpu_depthwise_conv2d import (
     gpu_depthwise_conv2d_nchw_schedule,
@@ -61,6 +61,10 @@ def test_configs_past_the_limits_are_refused():
     with pytest.raises(InvalidConfigError, match="gpu_depthwise_conv2d_nchw: .* bytes of "
                                                  "shared tiles, the device has 512"):
         gpu_depthwise_conv2d_nchw_schedule(wide, *MOBILENET, limits=TINY)
+    # a 7 x 7 window dilated by 8 reads a 49 x 49 patch for one output
+    with pytest.raises(TuningError, match="tiny runs no config of this workload; the smallest "
+                                          "needs 9800 bytes of shared tiles"):
+        space_of(gpu_depthwise_conv2d_nchw_schedule, (1, 2, 60, 60, 7, 7, 1, 0, 8), TINY)
 
 
 @needs_opencl

@@ -37,6 +37,7 @@ from ..runtime.device import DeviceLimits
 from .conv2d import conv2d_flop, conv2d_nchw_compute, conv2d_reference
 from .gpu_tiles import (
     TILE_ACCUMULATORS,
+    best_runnable,
     bind_threads,
     check_grid,
     define_tiles,
@@ -123,11 +124,12 @@ def fallback_choices(C: int, geo: Geometry, dtype: str, limits: DeviceLimits) ->
                               (tk, ty, tx), (rk, ry, rx), TILE_ACCUMULATORS)
 
     smallest = _ct_values(C)[0]
-    tiles = max((c for c in itertools.product(tile_candidates(geo.K, whole=False),
-                                              tile_candidates(geo.OH, whole=False),
-                                              tile_candidates(geo.OW, whole=False))
-                 if not refusal(c, smallest, "row", geo, itemsize, limits)), key=score)
-    # one thread, a 1 x 1 x 1 tile and one channel a window row fit
+    tiles = best_runnable("gpu_conv2d_nchw",
+                          itertools.product(tile_candidates(geo.K, whole=False),
+                                            tile_candidates(geo.OH, whole=False),
+                                            tile_candidates(geo.OW, whole=False)),
+                          lambda c: refusal(c, smallest, "row", geo, itemsize, limits), score,
+                          limits)
     steps = [(ct, step) for step in _STEPS for ct in _ct_values(C)
              if not refusal(tiles, ct, step, geo, itemsize, limits)]
     ct, step = min(steps, key=lambda s: (_STEPS.index(s[1]), abs(s[0] - 8)))

@@ -32,6 +32,7 @@ from ..ir.dtype import as_dtype
 from ..runtime.device import DeviceLimits
 from .depthwise_conv2d import depthwise_conv2d_compute, depthwise_flop, depthwise_reference
 from .gpu_tiles import (
+    best_runnable,
     bind_threads,
     check_grid,
     define_tiles,
@@ -80,10 +81,10 @@ def fallback_choices(N: int, C: int, OH: int, OW: int, R: int, S: int, stride, d
         waste = tile_waste(OH, ty * ry) * tile_waste(OW, tx * rx)
         return fallback_score(waste, min(blocks, enough), (ty, tx), (ry, rx), _TILE_OUTPUTS)
 
-    tile_y, tile_x = max((c for c in itertools.product(tile_candidates(OH, whole=False),
-                                                       tile_candidates(OW, whole=False))
-                          if not refusal(*c, R, S, stride, dilation, itemsize, limits)),
-                         key=score)  # one thread, one output fits
+    tile_y, tile_x = best_runnable(
+        "gpu_depthwise_conv2d_nchw",
+        itertools.product(tile_candidates(OH, whole=False), tile_candidates(OW, whole=False)),
+        lambda c: refusal(*c, R, S, stride, dilation, itemsize, limits), score, limits)
     return {"tile_y": tile_y, "tile_x": tile_x, "unroll": True}
 
 

@@ -31,6 +31,7 @@ from ..ir.dtype import as_dtype
 from ..runtime.device import DeviceLimits
 from .gemm import gemm_reference
 from .gpu_tiles import (
+    best_runnable,
     bind_threads,
     define_tiles,
     fill_cooperatively,
@@ -50,7 +51,8 @@ def refusal(ty: int, rm: int, tx: int, rn: int, kt: int, itemsize: int,
     return limits_refusal((ty, tx), (rm, rn), (ty * rm + tx * rn) * kt * itemsize, limits)
 
 
-def fallback_choices(M: int, N: int, K: int, dtype: str, limits: DeviceLimits) -> dict:
+def fallback_choices(M: int, N: int, K: int, dtype: str, limits: DeviceLimits,
+                     name: str = "gpu_gemm") -> dict:
     """The config used without tuning records: of those the device can run, the one
     nearest 256 threads, then a 4 x 4 register tile, then kt = 16 (the shape of the
     classic hand-written SGEMM)."""
@@ -61,10 +63,10 @@ def fallback_choices(M: int, N: int, K: int, dtype: str, limits: DeviceLimits) -
         return (min(ty * tx, 256), -abs(ty - tx), min(rm * rn, 16), -abs(rm - rn),
                 -abs(kt - 16))
 
-    runnable = [c for c in itertools.product(tile_candidates(M), tile_candidates(N),
-                                             _kt_values(K))
-                if not refusal(c[0][1], c[0][2], c[1][1], c[1][2], c[2], itemsize, limits)]
-    tm, tn, kt = max(runnable, key=score)  # one thread, a 1 x 1 tile, kt = 4 fits
+    tm, tn, kt = best_runnable(
+        name, itertools.product(tile_candidates(M), tile_candidates(N), _kt_values(K)),
+        lambda c: refusal(c[0][1], c[0][2], c[1][1], c[1][2], c[2], itemsize, limits),
+        score, limits)
     return {"tile_m": tm, "tile_n": tn, "kt": kt, "unroll": True}
 
 
@@ -80,7 +82,7 @@ def define_gemm_tiles(cfg, name: str, M: int, N: int, K: int, dtype: str,
     define_tiles(cfg, {"tile_m": M, "tile_n": N})
     cfg.define_knob("kt", _kt_values(K))
     cfg.define_knob("unroll", [False, True])  # the register tile's loops
-    cfg.fallback_with(**fallback_choices(M, N, K, dtype, limits))
+    cfg.fallback_with(**fallback_choices(M, N, K, dtype, limits, name))
     itemsize = np.dtype(dtype).itemsize
 
     def why(tile_m, tile_n, kt) -> str:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import te
-from ..errors import TensorError
+from ..errors import TensorError, TuningError
 from ..runtime.device import DeviceLimits
 from ..target import Target, TargetKind
 
@@ -59,6 +59,19 @@ def limits_refusal(threads: Sequence[int], regs: Sequence[int], shared: int,
         return (f"a {' x '.join(map(str, regs))} register tile (at most {MAX_REG_TILE} "
                 "accumulators)")
     return ""
+
+
+def best_runnable(name: str, configs: Iterable, why: Callable[[Any], str],
+                  score: Callable[[Any], Any], limits: DeviceLimits):
+    """Of ``configs`` (the smallest first), the best by ``score`` that the device
+    runs (``why(config)``: its refusal, "" where none). Raises TuningError where it
+    runs none: the workload needs more of the device than its smallest tile."""
+    configs = list(configs)
+    runnable = [c for c in configs if not why(c)]
+    if not runnable:
+        raise TuningError(f"{name}: {limits.name} runs no config of this workload; the "
+                          f"smallest needs {why(configs[0])}")
+    return max(runnable, key=score)
 
 
 def tile_candidates(extent: int, whole: bool = True) -> list[list[int]]:

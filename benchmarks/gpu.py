@@ -7,8 +7,9 @@ NVIDIA GPU, same run.
 Without an NVIDIA GPU, or without what reaches one (CuPy, a CUDA build of PyTorch,
 nvcc), it prints one line saying what is missing and exits 0.
 
-Workloads: gemm 4096 in fp32 and, where ``gpu_gemm`` has tensor cores (fp16 inputs
-and output, fp32 sums), in fp16; every convolution of ``shared/bench/workloads.json``
+Workloads: gemm 4096 in fp32 (``gpu_gemm``) and in fp16 on the tensor cores
+(``gpu_gemm_tensorcore``: fp16 inputs, fp32 sums and output, beside PyTorch's fp16
+matmul); every convolution of ``shared/bench/workloads.json``
 (the ResNet layers, ``gpu_conv2d_nchw``), its depthwise layer
 (``gpu_depthwise_conv2d_nchw``) and batched matmul (``gpu_batch_matmul``); batch 1.
 
@@ -54,19 +55,10 @@ def missing() -> str:
     return cuda_unavailable()
 
 
-def tensor_cores(target: str) -> bool:
-    """Whether ``gpu_gemm`` offers tensor cores for fp16 on ``target``."""
-    from tilewise.autotune import Task
-
-    space = Task("gpu_gemm", (64, 64, 64, "float16"), target).config_space
-    return any(k.name == "tensor_core" for k in space.knobs)
-
-
-def load_workloads(fp16: bool) -> list[dict]:
+def load_workloads() -> list[dict]:
     data = json.loads(WORKLOADS.read_text())
-    out = [{**GEMM_4096, "dtype": "float32"}]
-    if fp16:
-        out.append({**GEMM_4096, "name": "gemm-4096-fp16", "dtype": "float16"})
+    out = [{**GEMM_4096, "dtype": "float32"},
+           {**GEMM_4096, "name": "gemm-4096-fp16", "dtype": "float16"}]
     for kind in ("conv2d", "depthwise_conv2d", "batch_matmul"):
         out += [{**w, "kind": kind, "dtype": "float32"} for w in data.get(kind, [])]
     return out
@@ -75,6 +67,8 @@ def load_workloads(fp16: bool) -> list[dict]:
 def tilewise_task(w: dict) -> tuple[str, tuple]:
     """(GPU template, args) of a workload."""
     k, dtype = w["kind"], w["dtype"]
+    if k == "gemm" and dtype == "float16":  # on the tensor cores, fp32 sums and out
+        return "gpu_gemm_tensorcore", (w["M"], w["N"], w["K"])
     if k == "gemm":
         return "gpu_gemm", (w["M"], w["N"], w["K"], dtype)
     if k == "conv2d":
@@ -240,13 +234,13 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     major, minor = torch.cuda.get_device_capability(0)
     target = f"cuda -arch=sm_{major}{minor}"
-    fp16 = tensor_cores(target)
-    workloads = load_workloads(fp16)
+    workloads = load_workloads()
     known = [w["name"] for w in workloads]
     names = opts.only.split(",") if opts.only else known
     if unknown := sorted(set(names) - set(known)):
         raise SystemExit(f"unknown workload(s) {unknown}; have {known}")
-    notes = [] if fp16 else ["gemm-4096-fp16: gpu_gemm has no tensor-core schedule here"]
+    notes = ["gemm-4096-fp16: tilewise's gpu_gemm_tensorcore writes fp32 sums, PyTorch's "
+             "matmul fp16"] if "gemm-4096-fp16" in names else []
     db = at.Database(opts.db or Path(tempfile.mkdtemp(prefix="tw-gpu-")) / "tuning.db")
     rows = []
     for w in (w for w in workloads if w["name"] in names):

@@ -76,7 +76,7 @@ def test_cuda_fallback_without_spills_and_sampled_configs_compile():
 
 
 @pytest.mark.parametrize("module", ["gpu_gemm", "gpu_batch_matmul", "gpu_conv2d",
-                                    "gpu_depthwise_conv2d"])
+                                    "gpu_depthwise_conv2d", "gpu_gemm_tensorcore"])
 def test_the_templates_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(f"tilewise.ops.{module}"))
     assert result.attempted and not result.failed

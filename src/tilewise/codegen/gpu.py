@@ -6,7 +6,9 @@ A shared buffer is declared at the top of the kernel (OpenCL allows ``__local``
 arrays nowhere else) and filled by the block's threads together: the block waits at
 a barrier after the statements that fill it and again after those that read it, so
 that the next fill (the next tile of a reduction) overwrites nothing still being read.
-A thread's own buffers (a register tile) may be allocated among the shared ones.
+A thread's own buffers (a register tile) may be allocated among the shared ones. A
+micro-kernel call (tensorize) that gets a shared buffer's address fills it as a store
+does; the buffer is then aligned for its wide loads.
 
 A loop bound to an index reads it; only where the loop covers fewer blocks or threads
 than the launch has along that index does a test skip the others.
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 
 from ..errors import CodegenError
 from ..ir import (
+    Address,
     Allocate,
+    ExternCall,
     For,
     ForKind,
     LetStmt,
@@ -61,6 +65,9 @@ class GPURenderer(Renderer):
     shared_prefix = ""
     #: Asks the compiler to unroll the next loop.
     unroll_pragma = "#pragma unroll"
+    #: Aligns a shared buffer whose address a micro-kernel gets (it may load whole
+    #: fragments or vectors from it: CUDA's wmma wants 32 bytes).
+    shared_align = ""
 
     def __init__(self, func: PrimFunc, line_bytes: int = 128) -> None:
         super().__init__(func, line_bytes)
@@ -109,8 +116,10 @@ class GPURenderer(Renderer):
         chain, private, body = _shared_chain(s)
         if not chain:
             private, body = [s.buffer], s.body
+        handed = {id(b) for b in _handed_to_calls(body)}
         for b in chain:
-            self.shared_decls.append(f"{self.shared_prefix}{self.ctype(b.dtype)} "
+            align = self.shared_align if id(b) in handed else ""
+            self.shared_decls.append(f"{self.shared_prefix}{align}{self.ctype(b.dtype)} "
                                      f"{self.name(b)}[{b.size}];")
         for b in private:
             self.emit("{")
@@ -134,7 +143,8 @@ class GPURenderer(Renderer):
             body = body.body
         stmts = list(body.stmts) if isinstance(body, Seq) else [body]
         fills = [i for i, c in enumerate(stmts)
-                 if any(id(st.buffer) in shared for st in collect(c, Store))]
+                 if any(id(st.buffer) in shared for st in collect(c, Store))
+                 or any(id(b) in shared for b in _handed_to_calls(c))]
         cut = fills[-1] + 1 if fills else 0
         for c in stmts[:cut]:
             self.stmt(c)
@@ -154,6 +164,13 @@ class GPURenderer(Renderer):
     def body(self) -> str:
         text = super().body()
         return "\n".join([*(f"  {d}" for d in self.shared_decls), text])
+
+
+def _handed_to_calls(s: Stmt) -> list:
+    """The buffers whose addresses ``s`` hands to micro-kernel calls (which may write
+    them)."""
+    return [a.buffer for call in collect(s, ExternCall) for arg in call.args
+            for a in collect(arg, Address)]
 
 
 def _shared_chain(s: Allocate) -> tuple[list, list, Stmt]:

@@ -93,3 +93,19 @@ def nvcc_compiles(schedule, args, configs) -> None:
     for config in configs:
         s, tensors = schedule(config, *args)
         build_cuda_artifact(s, tensors, CUDA, "k")
+
+
+def tune_on_device(task, trials: int, db_path):
+    """``trials`` random configs of ``task`` built and measured here, into a database at
+    ``db_path``: ``(summary, database)``."""
+    from tilewise.autotune import Database, LocalBuilder, LocalRunner, MeasureOption, RandomTuner
+    from tilewise.autotune.measure.workload import check_measurable
+
+    check_measurable(task)
+    db = Database(db_path)
+    builder = LocalBuilder(n_parallel=2, timeout=60)
+    try:
+        option = MeasureOption(builder, LocalRunner(number=1, repeat=2, timeout=60), 4)
+        return RandomTuner(task, 0).tune(trials, option, database=db), db
+    finally:
+        builder.close()

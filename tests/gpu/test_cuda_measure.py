@@ -5,10 +5,10 @@ anything is built. Tuned end to end only where there is a GPU."""
 from __future__ import annotations
 
 import pytest
-from gpu_testing import needs_nvcc
+from gpu_testing import needs_nvcc, tune_on_device
 
 import tilewise.ops  # noqa: F401  (registers the templates)
-from tilewise.autotune import Database, LocalBuilder, LocalRunner, MeasureOption, RandomTuner, Task
+from tilewise.autotune import Task
 from tilewise.autotune.measure.builder import build_candidate
 from tilewise.autotune.measure.workload import check_measurable
 from tilewise.errors import TuningError
@@ -37,13 +37,6 @@ def test_a_candidate_is_cuda_c_checked_by_nvcc_with_its_launch():
 
 @needs_gpu
 def test_the_tuner_end_to_end_on_the_gpu(tmp_path):
-    task = Task("gpu_conv2d_nchw", CONV, "cuda -arch=sm_90")
-    check_measurable(task)
-    db = Database(tmp_path / "t.db")
-    builder = LocalBuilder(n_parallel=2, timeout=60)
-    try:
-        option = MeasureOption(builder, LocalRunner(number=1, repeat=2, timeout=60), 4)
-        summary = RandomTuner(task, 0).tune(4, option, database=db)
-    finally:
-        builder.close()
+    summary, _ = tune_on_device(Task("gpu_conv2d_nchw", CONV, "cuda -arch=sm_90"), 4,
+                                tmp_path / "t.db")
     assert summary.measured == 4 and summary.errors == 0

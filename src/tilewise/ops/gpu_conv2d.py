@@ -26,7 +26,6 @@ builds and runs on any device that can run the template at all:
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,18 +36,14 @@ from ..runtime.device import DeviceLimits
 from .conv2d import conv2d_flop, conv2d_nchw_compute, conv2d_reference
 from .gpu_tiles import (
     TILE_ACCUMULATORS,
-    best_runnable,
     bind_threads,
     check_grid,
     define_tiles,
-    fallback_score,
+    fallback_tiles,
     fill_cooperatively,
-    grid_wanted,
     limits_of,
     limits_refusal,
     split_axis,
-    tile_candidates,
-    tile_waste,
     unroll_tile,
     window_stages,
 )
@@ -83,11 +78,6 @@ class Geometry:
         return (self.N * -(-self.K // channels) * -(-self.OH // rows)
                 * -(-self.OW // cols))
 
-    def waste(self, channels: int, rows: int, cols: int) -> float:
-        """Outputs the tiles span per output (:func:`.gpu_tiles.tile_waste`)."""
-        return (tile_waste(self.K, channels) * tile_waste(self.OH, rows)
-                * tile_waste(self.OW, cols))
-
     def shared_bytes(self, channels: int, rows: int, cols: int, ct: int, step: str,
                      itemsize: int) -> int:
         """The shared tiles of a step: the patch of ``ct`` input channels and the
@@ -111,25 +101,14 @@ def _ct_values(C: int) -> list[int]:
 
 
 def fallback_choices(C: int, geo: Geometry, dtype: str, limits: DeviceLimits) -> dict:
-    """The config used without tuning records, of those the device can run: ranked as
-    :func:`.gpu_tiles.fallback_score` ranks them, for a register tile of 16 outputs;
+    """The config used without tuning records, of those the device can run: the tiles
+    :func:`.gpu_tiles.fallback_tiles` ranks first for a register tile of 16 outputs;
     then the whole window a step, ``ct`` nearest 8."""
     itemsize = np.dtype(dtype).itemsize
-    enough = grid_wanted(geo.N * geo.K * geo.OH * geo.OW)
-
-    def score(c):
-        (_, tk, rk), (_, ty, ry), (_, tx, rx) = c
-        blocks = geo.blocks(tk * rk, ty * ry, tx * rx)
-        return fallback_score(geo.waste(tk * rk, ty * ry, tx * rx), min(blocks, enough),
-                              (tk, ty, tx), (rk, ry, rx), TILE_ACCUMULATORS)
-
     smallest = _ct_values(C)[0]
-    tiles = best_runnable("gpu_conv2d_nchw",
-                          itertools.product(tile_candidates(geo.K, whole=False),
-                                            tile_candidates(geo.OH, whole=False),
-                                            tile_candidates(geo.OW, whole=False)),
-                          lambda c: refusal(c, smallest, "row", geo, itemsize, limits), score,
-                          limits)
+    tiles = fallback_tiles("gpu_conv2d_nchw", (geo.K, geo.OH, geo.OW), geo.N,
+                           lambda c: refusal(c, smallest, "row", geo, itemsize, limits),
+                           TILE_ACCUMULATORS, limits)
     steps = [(ct, step) for step in _STEPS for ct in _ct_values(C)
              if not refusal(tiles, ct, step, geo, itemsize, limits)]
     ct, step = min(steps, key=lambda s: (_STEPS.index(s[1]), abs(s[0] - 8)))

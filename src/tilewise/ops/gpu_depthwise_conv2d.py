@@ -23,8 +23,6 @@ builds and runs on any device that can run the template at all:
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from ..autotune import template
@@ -32,18 +30,14 @@ from ..ir.dtype import as_dtype
 from ..runtime.device import DeviceLimits
 from .depthwise_conv2d import depthwise_conv2d_compute, depthwise_flop, depthwise_reference
 from .gpu_tiles import (
-    best_runnable,
     bind_threads,
     check_grid,
     define_tiles,
-    fallback_score,
+    fallback_tiles,
     fill_cooperatively,
-    grid_wanted,
     limits_of,
     limits_refusal,
     split_axis,
-    tile_candidates,
-    tile_waste,
     unroll_tile,
     window_stages,
 )
@@ -70,21 +64,12 @@ def refusal(tile_y, tile_x, R: int, S: int, stride, dilation, itemsize: int,
 
 def fallback_choices(N: int, C: int, OH: int, OW: int, R: int, S: int, stride, dilation,
                      dtype: str, limits: DeviceLimits) -> dict:
-    """The config used without tuning records, of those the device can run: ranked as
-    :func:`.gpu_tiles.fallback_score` ranks them, for a register tile of 4 outputs."""
+    """The config used without tuning records, of those the device can run: the tiles
+    :func:`.gpu_tiles.fallback_tiles` ranks first for a register tile of 4 outputs."""
     itemsize = np.dtype(dtype).itemsize
-    enough = grid_wanted(N * C * OH * OW)
-
-    def score(c):
-        (_, ty, ry), (_, tx, rx) = c
-        blocks = N * C * -(-OH // (ty * ry)) * -(-OW // (tx * rx))
-        waste = tile_waste(OH, ty * ry) * tile_waste(OW, tx * rx)
-        return fallback_score(waste, min(blocks, enough), (ty, tx), (ry, rx), _TILE_OUTPUTS)
-
-    tile_y, tile_x = best_runnable(
-        "gpu_depthwise_conv2d_nchw",
-        itertools.product(tile_candidates(OH, whole=False), tile_candidates(OW, whole=False)),
-        lambda c: refusal(*c, R, S, stride, dilation, itemsize, limits), score, limits)
+    tile_y, tile_x = fallback_tiles(
+        "gpu_depthwise_conv2d_nchw", (OH, OW), N * C,
+        lambda c: refusal(*c, R, S, stride, dilation, itemsize, limits), _TILE_OUTPUTS, limits)
     return {"tile_y": tile_y, "tile_x": tile_x, "unroll": True}
 
 

@@ -171,17 +171,30 @@ def balance(a: int, b: int) -> float:
     return abs(math.log2(a) - math.log2(b))
 
 
-def fallback_score(waste: float, blocks: int, threads: Sequence[int], regs: Sequence[int],
-                   accumulators: int) -> tuple:
-    """How a convolution's fallback ranks a runnable config (higher is better): fewest
-    threads idle past the edges (``waste``, :func:`tile_waste`), then ``blocks``
-    (capped by the caller at :func:`grid_wanted`), then at least 128 threads, then a
-    register tile nearest ``accumulators``, then nearest 256 threads; then register
-    tiles as square as they come (each loaded value reused most), the most threads
-    along x (neighbouring threads, neighbouring columns) and blocks as square as they
-    come. ``threads`` and ``regs``: per axis, x last."""
-    count = math.prod(threads)
-    squares = [-balance(r, math.prod(regs[i + 1:])) for i, r in enumerate(regs[:-1])]
-    return (-round(waste, 2), blocks, min(count, BLOCK_THREADS // 2),
-            -balance(math.prod(regs), accumulators), -balance(count, BLOCK_THREADS),
-            *squares, threads[-1], -balance(threads[-2], threads[-1]))
+def fallback_tiles(name: str, extents: Sequence[int], blocks_around: int,
+                   why: Callable[[Any], str], accumulators: int, limits: DeviceLimits):
+    """A convolution's fallback tiles: a ``[-1, threads, regs]`` split of each output
+    axis of ``extents`` (x last; tiles need not divide them), the grid ``blocks_around``
+    times their blocks, of those the device runs (``why``: a config's refusal). Ranked
+    by fewest threads idle past the edges (:func:`tile_waste`), then blocks up to
+    :func:`grid_wanted`, then at least 128 threads, then a register tile nearest
+    ``accumulators``, then nearest 256 threads; then register tiles as square as they
+    come (each loaded value reused most), the most threads along x (neighbouring
+    threads, neighbouring columns) and blocks as square as they come."""
+    enough = grid_wanted(blocks_around * math.prod(extents))
+
+    def score(tiles) -> tuple:
+        threads = [t for _, t, _ in tiles]
+        regs = [r for _, _, r in tiles]
+        sizes = [t * r for _, t, r in tiles]
+        waste = math.prod(tile_waste(e, s) for e, s in zip(extents, sizes, strict=True))
+        blocks = blocks_around * math.prod(-(-e // s) for e, s in zip(extents, sizes,
+                                                                     strict=True))
+        count = math.prod(threads)
+        squares = [-balance(r, math.prod(regs[i + 1:])) for i, r in enumerate(regs[:-1])]
+        return (-round(waste, 2), min(blocks, enough), min(count, BLOCK_THREADS // 2),
+                -balance(math.prod(regs), accumulators), -balance(count, BLOCK_THREADS),
+                *squares, threads[-1], -balance(threads[-2], threads[-1]))
+
+    candidates = itertools.product(*(tile_candidates(e, whole=False) for e in extents))
+    return best_runnable(name, candidates, why, score, limits)

@@ -22,6 +22,7 @@ from ..errors import CodegenError
 from ..ir import (
     Address,
     Allocate,
+    Buffer,
     ExternCall,
     For,
     ForKind,
@@ -166,18 +167,19 @@ class GPURenderer(Renderer):
         return "\n".join([*(f"  {d}" for d in self.shared_decls), text])
 
 
-def _handed_to_calls(s: Stmt) -> list:
+def _handed_to_calls(s: Stmt) -> list[Buffer]:
     """The buffers whose addresses ``s`` hands to micro-kernel calls (which may write
     them)."""
     return [a.buffer for call in collect(s, ExternCall) for arg in call.args
             for a in collect(arg, Address)]
 
 
-def _shared_chain(s: Allocate) -> tuple[list, list, Stmt]:
+def _shared_chain(s: Allocate) -> tuple[list[Buffer], list[Buffer], Stmt]:
     """The shared buffers allocated one inside the other from ``s``, the thread's own
     buffers allocated among them, and the body inside the last: a stage's producers
     attached at one loop (lower's nest), a register tile among them."""
-    chain, private = [], []
+    chain: list[Buffer] = []
+    private: list[Buffer] = []
     body: Stmt = s
     while isinstance(body, Allocate):
         (chain if body.buffer.scope is Scope.SHARED else private).append(body.buffer)

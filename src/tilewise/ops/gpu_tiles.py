@@ -1,7 +1,7 @@
-"""What the GPU templates share: the device limits a target describes, the
-``[-1, threads, registers]`` splits of an output axis and their binding to block and
-thread indices, the copy of a shared tile spread over a block's threads, and the grid
-sizes CUDA allows.
+"""What the GPU templates share: the device limits a target describes and what a
+config needs of them, the ``[-1, threads, registers]`` splits of an output axis and
+their binding to block and thread indices, the copy of a shared tile spread over a
+block's threads, the grid sizes CUDA allows, and how a fallback is ranked.
 
 An output axis is cut three ways: blocks of ``threads * regs`` elements, each thread of
 a block ``regs`` consecutive elements held in registers. Where the block tile does not
@@ -46,7 +46,7 @@ def limits_of(target: Target) -> DeviceLimits:
 
 
 def limits_refusal(threads: Sequence[int], regs: Sequence[int], shared: int,
-            limits: DeviceLimits) -> str:
+                   limits: DeviceLimits) -> str:
     """Why a block of ``threads`` (per axis), each holding a register tile of ``regs``
     (per axis), with ``shared`` bytes of shared tiles, cannot run on a device with
     ``limits``; "" where it can."""

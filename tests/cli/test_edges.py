@@ -40,8 +40,6 @@ CONV = ["conv2d_nchw", "N=1", "C=4", "H=4", "W=4", "K=4"]
     (["tune", *GEMM, "--early-stopping", "0"], "argument --early-stopping"),
     (["tune", *GEMM, "--seed", "-1"], "argument --seed"),
     (["tune", *GEMM, "--target", "cuda"], "template gemm schedules for 'c' targets, not 'cuda'"),
-    (["tune", "gpu_gemm", "M=64", "N=64", "K=64", "--target", "cuda"],
-     "no template of gpu_gemm is measured here for target"),
     (["tune", *GEMM, "--target", "c -cores=100000"], "more threads than a machine has"),
     (["tune", *GEMM, "--db", "/proc/no/such/dir/t.db"], "cannot open the tuning database"),
     (["best", "--db", "/proc/no/such/t.db"], "no tuning database at /proc/no/such/t.db"),
@@ -59,6 +57,16 @@ def test_each_mistake_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert message in err and err.count("\n") == 1 and not out, err
+
+
+def test_a_gpu_target_without_its_gpu_is_one_line_and_exit_2(capsys):
+    from tilewise.runtime.cuda import cuda_unavailable
+
+    if not cuda_unavailable():
+        pytest.skip("CUDA kernels run here")
+    assert main(["tune", "gpu_gemm", "M=64", "N=64", "K=64", "--target", "cuda"]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot measure on 'cuda -arch=sm_80': " in err and err.count("\n") == 1, err
 
 
 def test_a_workload_larger_than_memory_is_refused_before_allocating(monkeypatch):

@@ -58,6 +58,38 @@ def test_barrier_after_every_fill():
     assert loop.index("B_shared[") < loop.index("barrier(") < loop.index("for (int k_c_inner")
 
 
+
+def test_a_register_tile_among_the_shared_tiles_still_waits_for_their_fill():
+    """Shared tiles and a register tile attached at one loop (the depthwise template):
+    the barrier falls between the fills and the sum that reads them."""
+    from tilewise.autotune.space import ConfigSpace
+    from tilewise.ops.gpu_depthwise_conv2d import gpu_depthwise_conv2d_nchw_schedule
+    from tilewise.target import Target
+
+    args = (1, 2, 10, 10, 3, 3, 1, 1)
+    cfg = ConfigSpace(Target.from_str("cuda -arch=sm_90"))
+    gpu_depthwise_conv2d_nchw_schedule(cfg, *args)
+    s, tensors = gpu_depthwise_conv2d_nchw_schedule(cfg.fallback, *args)
+    src = tw.generate_source(tw.lower(s, tensors, "dw"), "opencl")
+    assert "float out_local[" in src and src.count("barrier(") == 2
+    fill, read = src.index("kernel_shared[("), src.index("out_local[0] = (out_local")
+    assert fill < src.index("barrier(") < read
+
+
+def test_no_test_where_a_loop_covers_its_launch_dimension():
+    """A loop over all the launch's blocks or threads along its index reads the index
+    and needs no test; a copy spread over fewer threads keeps one."""
+    A = te.placeholder((64,), name="A")
+    B = te.compute((64,), lambda i: A[i] + 1, name="B")
+    C = te.compute((32,), lambda i: A[i] * 2, name="C")
+    s = te.create_schedule([B.op, C.op])
+    for T in (B, C):
+        bx, tx = s[T].split(s[T].op.axis[0], 16)
+        s[T].bind(bx, te.thread_axis("blockIdx.x"))
+        s[T].bind(tx, te.thread_axis("threadIdx.x"))
+    src = tw.generate_source(tw.lower(s, [A, B, C], "f"), "cuda -arch=sm_90")
+    assert src.count("if (") == 1 and "if (i_outer_1 < 2) {" in src
+
 def test_math_types_and_literals():
     A = te.placeholder((8,), "float32", name="A")
     L = te.placeholder((8,), "int64", name="L")

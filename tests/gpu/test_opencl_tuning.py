@@ -5,10 +5,10 @@ device (PoCL in CI), checked against NumPy, into the same database as the CPU's.
 from __future__ import annotations
 
 import pytest
-from gpu_testing import needs_opencl
+from gpu_testing import needs_opencl, tune_on_device
 
 import tilewise.ops  # noqa: F401  (registers the templates)
-from tilewise.autotune import Database, LocalBuilder, LocalRunner, MeasureOption, RandomTuner, Task
+from tilewise.autotune import Task
 from tilewise.autotune.measure.workload import check_measurable
 from tilewise.errors import TargetError, TuningError
 from tilewise.target import Target, TargetKind
@@ -38,14 +38,7 @@ def test_a_template_is_measured_only_for_the_targets_it_schedules_for():
 @pytest.mark.compiles
 def test_the_tuner_end_to_end_on_the_opencl_device(tmp_path):
     task = Task("gpu_gemm", (64, 96, 40), "opencl")
-    check_measurable(task)
-    db = Database(tmp_path / "t.db")
-    builder = LocalBuilder(n_parallel=2, timeout=60)
-    try:
-        option = MeasureOption(builder, LocalRunner(number=1, repeat=2, timeout=60), 4)
-        summary = RandomTuner(task, 0).tune(6, option, database=db)
-    finally:
-        builder.close()
+    summary, db = tune_on_device(task, 6, tmp_path / "t.db")
     records = db.records(task)
     assert summary.measured == 6 == len(records)
     assert summary.errors == 0, [r.result.error_msg for r in records if not r.result.ok]

@@ -19,6 +19,7 @@ class CUDARenderer(GPURenderer):
     thread_index = {f"{k}.{a}": f"{k}.{a}" for k in ("blockIdx", "threadIdx") for a in "xyz"}
     barrier_stmt = "__syncthreads();"
     shared_prefix = "__shared__ "
+    shared_align = "__align__(32) "
 
     def __init__(self, func: PrimFunc, target: Target) -> None:
         super().__init__(func, target.line_bytes)

@@ -6,6 +6,12 @@ A shared buffer is declared at the top of the kernel (OpenCL allows ``__local``
 arrays nowhere else) and filled by the block's threads together: the block waits at
 a barrier after the statements that fill it and again after those that read it, so
 that the next fill (the next tile of a reduction) overwrites nothing still being read.
+A thread's own buffers (a register tile) may be allocated among the shared ones. A
+micro-kernel call (tensorize) that gets a shared buffer's address fills it as a store
+does; the buffer is then aligned for its wide loads.
+
+A loop bound to an index reads it; only where the loop covers fewer blocks or threads
+than the launch has along that index does a test skip the others.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from dataclasses import dataclass
 
 from ..errors import CodegenError
 from ..ir import (
+    Address,
     Allocate,
+    Buffer,
+    ExternCall,
     For,
     ForKind,
     LetStmt,
@@ -57,10 +66,20 @@ class GPURenderer(Renderer):
     shared_prefix = ""
     #: Asks the compiler to unroll the next loop.
     unroll_pragma = "#pragma unroll"
+    #: Aligns a shared buffer whose address a micro-kernel gets (it may load whole
+    #: fragments or vectors from it: CUDA's wmma wants 32 bytes).
+    shared_align = ""
 
     def __init__(self, func: PrimFunc, line_bytes: int = 128) -> None:
         super().__init__(func, line_bytes)
         self.shared_decls: list[str] = []
+        self.launch = launch_config(func)
+
+    def launch_extent(self, tag: str) -> int:
+        """How many blocks or threads the launch has along the index ``tag``."""
+        kind, axis = tag.split(".")
+        launch = self.launch.grid if kind == "blockIdx" else self.launch.block
+        return launch["xyz".index(axis)]
 
     # ---- loops --------------------------------------------------------------
 
@@ -71,6 +90,12 @@ class GPURenderer(Renderer):
                                    f"to one of {', '.join(self.thread_index)}")
             v, it = self.name(s.var), self.index_type
             self.emit(f"const {it} {v} = ({it}){self.thread_index[s.thread_tag]};")
+            if getattr(s.extent, "value", None) == self.launch_extent(s.thread_tag):
+                # Every thread is in range: no branch, so the barriers inside stay
+                # where every thread visibly reaches them (PoCL's compiler corrupts
+                # memory on barriers under branches it cannot prove uniform).
+                self.stmt(s.body)
+                return
             self.emit(f"if ({v} < {self.expr(s.extent)}) {{")
             self.block(s.body)
             self.emit("}")
@@ -89,20 +114,25 @@ class GPURenderer(Renderer):
     # ---- buffers and barriers ----------------------------------------------
 
     def allocate(self, s: Allocate) -> None:
-        chain, body = _shared_chain(s)
+        chain, private, body = _shared_chain(s)
         if not chain:
-            b = s.buffer
+            private, body = [s.buffer], s.body
+        handed = {id(b) for b in _handed_to_calls(body)}
+        for b in chain:
+            align = self.shared_align if id(b) in handed else ""
+            self.shared_decls.append(f"{self.shared_prefix}{align}{self.ctype(b.dtype)} "
+                                     f"{self.name(b)}[{b.size}];")
+        for b in private:
             self.emit("{")
             self.indent += 1
             self.emit(f"{self.ctype(b.dtype)} {self.name(b)}[{b.size}];")
-            self.stmt(s.body)
+        if chain:
+            self.fill_then_read(body, {id(b) for b in chain})
+        else:
+            self.stmt(body)
+        for _ in private:
             self.indent -= 1
             self.emit("}")
-            return
-        for b in chain:
-            self.shared_decls.append(f"{self.shared_prefix}{self.ctype(b.dtype)} "
-                                     f"{self.name(b)}[{b.size}];")
-        self.fill_then_read(body, {id(b) for b in chain})
 
     def fill_then_read(self, body: Stmt, shared: set[int]) -> None:
         """``body``'s statements that fill the buffers ``shared``, a barrier, the rest,
@@ -114,7 +144,8 @@ class GPURenderer(Renderer):
             body = body.body
         stmts = list(body.stmts) if isinstance(body, Seq) else [body]
         fills = [i for i, c in enumerate(stmts)
-                 if any(id(st.buffer) in shared for st in collect(c, Store))]
+                 if any(id(st.buffer) in shared for st in collect(c, Store))
+                 or any(id(b) in shared for b in _handed_to_calls(c))]
         cut = fills[-1] + 1 if fills else 0
         for c in stmts[:cut]:
             self.stmt(c)
@@ -136,15 +167,26 @@ class GPURenderer(Renderer):
         return "\n".join([*(f"  {d}" for d in self.shared_decls), text])
 
 
-def _shared_chain(s: Allocate) -> tuple[list, Stmt]:
-    """The shared buffers allocated one inside the other from ``s``, and the body
-    inside the last: a stage's producers attached at one loop (lower's nest)."""
-    chain = []
+def _handed_to_calls(s: Stmt) -> list[Buffer]:
+    """The buffers whose addresses ``s`` hands to micro-kernel calls (which may write
+    them)."""
+    return [a.buffer for call in collect(s, ExternCall) for arg in call.args
+            for a in collect(arg, Address)]
+
+
+def _shared_chain(s: Allocate) -> tuple[list[Buffer], list[Buffer], Stmt]:
+    """The shared buffers allocated one inside the other from ``s``, the thread's own
+    buffers allocated among them, and the body inside the last: a stage's producers
+    attached at one loop (lower's nest), a register tile among them."""
+    chain: list[Buffer] = []
+    private: list[Buffer] = []
     body: Stmt = s
-    while isinstance(body, Allocate) and body.buffer.scope is Scope.SHARED:
-        chain.append(body.buffer)
+    while isinstance(body, Allocate):
+        (chain if body.buffer.scope is Scope.SHARED else private).append(body.buffer)
         body = body.body
-    return chain, body
+    if not chain:
+        return [], [], s
+    return chain, private, body
 
 
 def launch_config(func: PrimFunc) -> LaunchConfig:

@@ -1,5 +1,7 @@
 """The operator library: compute definitions and CPU templates per operator, and
-GPU templates (CUDA and OpenCL) where there is one: ``gpu_gemm``.
+GPU templates (CUDA and OpenCL) where there is one: ``gpu_gemm``, ``gpu_batch_matmul``,
+``gpu_conv2d_nchw``, ``gpu_depthwise_conv2d_nchw``; on CUDA's tensor cores
+``gpu_gemm_tensorcore``.
 
 Importing this package registers every template with ``tilewise.autotune``.
 """
@@ -13,7 +15,11 @@ from . import (  # noqa: F401  (importing registers the templates)
     depthwise_conv2d,
     depthwise_nchwc,
     gemm,
+    gpu_batch_matmul,
+    gpu_conv2d,
+    gpu_depthwise_conv2d,
     gpu_gemm,
+    gpu_gemm_tensorcore,
     layer_norm,
     pool,
     softmax,

@@ -79,6 +79,14 @@ def ptxas_info(source: str, arch: str, timeout: float = 120) -> PtxasInfo:
                      number(r"(\d+) bytes spill loads"), number(r"(\d+) bytes smem"), text)
 
 
+def cuda_unavailable() -> str:
+    """Why CUDA kernels cannot be built and run here ("" where they can): nvcc checks
+    and compiles them, CuPy runs them on a GPU."""
+    if not nvcc_available():
+        return "nvcc is not on PATH; install the CUDA toolkit"
+    return _no_gpu()
+
+
 def _no_gpu() -> str:
     """Why CUDA kernels cannot run here, "" where they can."""
     try:

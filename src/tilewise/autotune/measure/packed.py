@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tilewise.autotune.task import Task
+from tilewise.errors import BuildError
 from tilewise.runtime import ArgSpec, empty
 from tilewise.schedule import Schedule
 from tilewise.schedule.weights import WeightSplit, pack_schedule, split_weights
@@ -50,13 +51,21 @@ def candidate_artifact(task: Task, schedule: Schedule, tensors: Sequence[Tensor]
     """What a builder hands the runner for one candidate: ``make``'s kernel of
     ``tensors``, or where the template's weights have stages of their own a
     :class:`PackedArtifact` of ``make``'s kernel and packing; an OpenCL target's
-    candidate is OpenCL C with its launch, built by the device's driver where it runs."""
-    from tilewise.driver import build_opencl_artifact
+    candidate is OpenCL C with its launch, built by the device's driver where it runs;
+    a CUDA target's is CUDA C checked by nvcc, with its launch. A target of a kind the
+    template does not schedule for is a BuildError."""
+    from tilewise.driver import build_cuda_artifact, build_opencl_artifact
     from tilewise.target import Target, TargetKind
 
     target = Target.from_str(task.target)
+    if target.kind.value not in task.template.targets:
+        made_for = ", ".join(repr(k) for k in task.template.targets)
+        raise BuildError(f"template {task.name} schedules for {made_for} targets, not "
+                         f"{target.kind.value!r} ({task.target})")
     if target.kind is TargetKind.OPENCL:
         return build_opencl_artifact(schedule, tensors, name, target.device)
+    if target.kind is TargetKind.CUDA:
+        return build_cuda_artifact(schedule, tensors, target, name)
     split = weight_split(task, schedule, tensors)
     if split is None:
         return make(schedule, list(tensors), name, frozenset())

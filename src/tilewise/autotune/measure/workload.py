@@ -30,8 +30,8 @@ MAX_THREADS = 1024
 
 #: The target kinds whose kernels :class:`LocalBuilder` builds and :class:`LocalRunner`
 #: runs: C compiled here (for another architecture, run under its emulator), OpenCL C
-#: on an OpenCL device here.
-MEASURED_KINDS = frozenset({TargetKind.C, TargetKind.OPENCL})
+#: on an OpenCL device here, CUDA C on a GPU here.
+MEASURED_KINDS = frozenset({TargetKind.C, TargetKind.OPENCL, TargetKind.CUDA})
 
 
 def check_measurable(task: Task) -> None:
@@ -54,6 +54,11 @@ def check_measurable(task: Task) -> None:
             device_limits(target.device)
         except NoDeviceError as err:
             raise TuningError(f"cannot measure on {task.target!r}: {err}") from None
+    if target.kind is TargetKind.CUDA:
+        from tilewise.runtime.cuda import cuda_unavailable
+
+        if why := cuda_unavailable():
+            raise TuningError(f"cannot measure on {task.target!r}: {why}")
     if target.cores > MAX_THREADS:
         raise TuningError(f"-cores={target.cores} is more threads than a machine has "
                           f"(at most {MAX_THREADS})")

@@ -47,7 +47,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
         return 0
     print(_table(report))
-    print(f"{report.trials} trials in {report.rounds} rounds, {report.seconds:.0f} s "
+    flight = f", up to {report.in_flight} tasks in flight" if report.in_flight > 1 else ""
+    print(f"{report.trials} trials in {report.rounds} rounds{flight}, {report.seconds:.0f} s "
           f"(resumed {report.resumed} records, leaders re-measured "
           f"{report.confirmed}); kernels per run: untuned "
           f"{_fmt(report.untuned_s)} -> {_fmt(report.estimate_s)} ms")

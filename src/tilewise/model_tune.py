@@ -6,10 +6,16 @@ rounds of trials where the model's latency should fall most.
     report = tw.tune_model("resnet50", "tuning.db", target="c -cores=2", budget_s=900)
     compiled = tw.compile_model("resnet50", db="tuning.db", target="c -cores=2")
 
-Every measurement is stored in the database as its round ends, so a killed run loses at
-most the round in flight, and a second run resumes each task from its records (its
+Every measurement is stored in the database as its batch lands, so a killed run loses at
+most the batches in flight, and a second run resumes each task from its records (its
 trials and best) and spends its own budget. Each task's template fallback is measured
 first (the untuned model's estimate), then the scheduler's rounds.
+
+On a farm of several devices (a runner with ``device_count()``), up to that many
+tasks' rounds are in flight at once (:mod:`tilewise.autotune.rounds_in_flight`): the
+scheduler picks the next task among those not in flight while earlier rounds measure,
+and each round's results reach its tuner and the database as they land. Measured here,
+one round at a time, as ever.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .autotune import (
 )
 from .autotune import tuners as tuner_classes
 from .autotune.measure.options import MeasureOption
+from .autotune.rounds_in_flight import RoundsInFlight
 from .autotune.task_scheduler import STRATEGIES, TaskScheduler, Unit
 from .errors import TuningError
 
@@ -77,6 +84,7 @@ class TuneModelReport:
     rounds: int = 0
     resumed: int = 0
     confirmed: int = 0  # re-measurements of leaders beside their fallbacks (no trials)
+    in_flight: int = 1  # the most tasks' rounds measured at once (a farm's devices)
     seconds: float = 0.0
     #: Of the rounds' seconds: building and running candidates, and the tuners' own
     #: work (planning, features, model fitting, annealing, bookkeeping).
@@ -91,7 +99,7 @@ class TuneModelReport:
         return {
             "target": self.target, "scheduler": self.scheduler, "tuner": self.tuner,
             "trials": self.trials, "rounds": self.rounds, "resumed": self.resumed,
-            "confirmed": self.confirmed,
+            "confirmed": self.confirmed, "in_flight": self.in_flight,
             "seconds": round(self.seconds, 2), "database": self.database,
             "measure_s": round(self.measure_s, 2), "tuner_s": round(self.tuner_s, 2),
             "untuned_ms": _ms(self.untuned_s), "estimate_ms": _ms(self.estimate_s),
@@ -157,8 +165,10 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
         report.untuned_s = _untuned(sched, tuners)
         per_trial = [] if first is None else [first]
         rounds_s = budget_s * (1 - CONFIRM_SHARE) if confirm and budget_s else budget_s
-        _rounds(sched, tuners, database, option, report, start, rounds_s, trials,
-                round_trials, progress, per_trial)
+        slots = _devices(option)
+        rounds = _rounds if slots == 1 else _rounds_in_flight
+        rounds(sched, tuners, database, option, report, start, rounds_s, trials,
+               round_trials, progress, per_trial, slots)
         if confirm:
             _confirm(sched, tuners, database, option, report, start, budget_s, per_trial)
     finally:
@@ -252,8 +262,23 @@ def _untuned(sched: TaskScheduler, tuners: dict) -> float:
     return sum(weight[g] * best[g] for g in best)
 
 
+def _devices(option: MeasureOption) -> int:
+    """How many candidates the option's runner measures at once: a farm's devices of
+    its kind (``device_count()``), else one."""
+    count = getattr(option.runner, "device_count", None)
+    return 1 if count is None else max(1, int(count()))
+
+
+def _fits(n: int, start: float, budget_s: float | None, per_trial: list[float]) -> bool:
+    """Whether a round of ``n`` trials is expected to end within the budget."""
+    if budget_s is None:
+        return True
+    guess = n * (sum(per_trial) / len(per_trial) if per_trial else 1.0)
+    return time.perf_counter() - start + guess <= budget_s
+
+
 def _rounds(sched, tuners, database, option, report, start, budget_s, trials,
-            round_trials, progress, per_trial: list[float]) -> None:
+            round_trials, progress, per_trial: list[float], slots: int = 1) -> None:
     """Rounds until the budget or the trials are spent; ``per_trial``: seconds a trial
     took, round by round, which predict whether the next round fits the budget."""
     while trials is None or report.trials < trials:
@@ -261,27 +286,67 @@ def _rounds(sched, tuners, database, option, report, start, budget_s, trials,
         if unit is None:
             break
         n = round_trials if trials is None else min(round_trials, trials - report.trials)
-        elapsed = time.perf_counter() - start
-        if budget_s is not None:
-            guess = n * (sum(per_trial) / len(per_trial) if per_trial else 1.0)
-            if elapsed + guess > budget_s:
-                break
+        if not _fits(n, start, budget_s, per_trial):
+            break
         tuner = tuners[id(unit)]
         t0 = time.perf_counter()
         summary = tuner.tune(n, option, database=database)
-        spent = time.perf_counter() - t0
-        if summary.measured:
-            per_trial.append(spent / summary.measured)
-        report.trials += summary.measured
-        report.rounds += 1
         report.measure_s += summary.measure_s
         report.tuner_s += summary.tuner_s
-        sched.record(unit, _trials(tuner), tuner.best_cost,
-                     exhausted=not tuner.has_next() or summary.measured == 0)
-        if progress is not None:
-            _fill(report, sched, start)
-            left = None if budget_s is None else max(0.0, budget_s - report.seconds)
-            progress(report, left)
+        _landed(sched, unit, tuner, summary, time.perf_counter() - t0, report, start,
+                budget_s, progress, per_trial)
+
+
+def _rounds_in_flight(sched, tuners, database, option, report, start, budget_s, trials,
+                      round_trials, progress, per_trial: list[float], slots: int) -> None:
+    """As :func:`_rounds`, with up to ``slots`` tasks' rounds in flight at once: the
+    scheduler picks among the tasks not in flight, and a round that lands is recorded
+    before the next pick. The trials of the rounds in flight are counted against the
+    trials budget as they start; a round starts only where it is expected to end within
+    the time budget, and those in flight are waited for."""
+    rounds = RoundsInFlight(option, database, slots)
+    units = {id(u): u for u in sched.units}
+    reserved: dict[int, int] = {}  # trials each round in flight may spend
+    t_phase, stop = time.perf_counter(), False
+    while True:
+        while not stop and len(rounds) < rounds.slots:
+            left = None if trials is None else trials - report.trials - sum(reserved.values())
+            if left is not None and left <= 0:
+                break
+            unit = sched.pick(busy=[units[k] for k in reserved])
+            if unit is None:
+                break
+            n = round_trials if left is None else min(round_trials, left)
+            if not _fits(n, start, budget_s, per_trial):
+                stop = True
+                break
+            reserved[id(unit)] = n
+            rounds.start(id(unit), tuners[id(unit)], n)
+        if not len(rounds):
+            break
+        key, summary, spent = rounds.wait()
+        del reserved[key]
+        _landed(sched, units[key], tuners[key], summary, spent, report, start, budget_s,
+                progress, per_trial)
+        rounds.slots = _devices(option)  # devices may have joined or left the farm
+    report.in_flight = max(report.in_flight, rounds.most)
+    report.tuner_s += rounds.tuner_s
+    report.measure_s += max(0.0, time.perf_counter() - t_phase - rounds.tuner_s)
+
+
+def _landed(sched, unit, tuner, summary, spent, report, start, budget_s, progress,
+            per_trial: list[float]) -> None:
+    """A round is over: count it, tell the scheduler, show the progress."""
+    if summary.measured:
+        per_trial.append(spent / summary.measured)
+    report.trials += summary.measured
+    report.rounds += 1
+    sched.record(unit, _trials(tuner), tuner.best_cost,
+                 exhausted=not tuner.has_next() or summary.measured == 0)
+    if progress is not None:
+        _fill(report, sched, start)
+        left = None if budget_s is None else max(0.0, budget_s - report.seconds)
+        progress(report, left)
 
 
 def _confirm(sched, tuners, database, option, report, start, budget_s,

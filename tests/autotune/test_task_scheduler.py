@@ -95,3 +95,21 @@ def test_bad_options_are_one_clear_error(kwargs, message):
         TaskScheduler(units(("a", 0, 1)), **kwargs)
     with pytest.raises(TuningError, match="no tasks"):
         TaskScheduler([])
+
+
+@pytest.mark.parametrize("strategy", ["gradient", "round-robin"])
+def test_a_unit_in_flight_gets_no_second_round(strategy):
+    """With rounds in flight (a farm), the pick is the scheduler's among the others,
+    and None while every unit left is in flight."""
+    sched = TaskScheduler(units(("heavy", 0, 1), ("flat", 1, 1), ("mid", 2, 1)),
+                          strategy, eps=0)
+    drive(sched, CURVES, 3)  # every unit measured once
+    first = sched.pick()
+    second = sched.pick(busy=[first])
+    assert second is not None and second is not first
+    third = sched.pick(busy=[first, second])
+    assert third not in (None, first, second)
+    assert sched.pick(busy=[first, second, third]) is None
+    if strategy == "gradient":  # the same order as one round at a time
+        ranked = sorted(sched.units, key=sched.gradient)
+        assert [first, second, third] == ranked

@@ -1,8 +1,9 @@
 """The device farm on a local Dask cluster: two worker processes, each one device
 (``device-zen4=1``) with two threads, so only the resource keeps a device to one
 measurement at a time. A small gemm is tuned end to end through SourceBuilder and
-DaskRunner; kernels that crash, hang or compute wrongly become error records; a worker
-that dies while measuring becomes an error record too."""
+DaskRunner, and a small model with two tasks' rounds in flight at once; kernels that
+crash, hang or compute wrongly become error records; a worker that dies while measuring
+becomes an error record too."""
 
 import importlib
 import os
@@ -214,3 +215,52 @@ def test_a_device_that_never_answers_becomes_a_timeout(client, builder):
     (result,) = runner.run(inputs, builder.build(inputs))
     assert result.error is ErrorKind.TIMEOUT and "within 1.5 s of starting" in result.error_msg
     assert time.monotonic() - start < 3
+
+
+class RecordingRunner(DaskRunner):
+    """A DaskRunner that notes each call's tasks and (start, end): the whole-model
+    tuner calls it from several threads at once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def run(self, inputs, builds):
+        start = time.monotonic()
+        try:
+            return super().run(inputs, builds)
+        finally:
+            self.calls.append(({i.task.key for i in inputs}, start, time.monotonic()))
+
+
+def test_a_model_keeps_two_tasks_in_flight_on_two_devices(client, builder, tmp_path):
+    import tilewise as tw
+    from tilewise import models
+
+    model = models.build("bert_layer", seq=16, hidden=64, heads=4, ffn=128)
+    runner = RecordingRunner(client, device="zen4", number=1, repeat=2, timeout=30)
+    runner.job = logging_spans(tmp_path)
+    db = Database(tmp_path / "model.db")
+    report = tw.tune_model(model, db, "c -cores=1", trials=16, tuner="random",
+                           generated=False, confirm=False,
+                           measure=MeasureOption(builder, runner, 2))
+    # two tasks' batches were out at once (the first call holds every task's fallback)
+    single = [c for c in runner.calls[1:] if len(c[0]) == 1]
+    assert any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2]
+               for i, a in enumerate(single) for b in single[i + 1:]), runner.calls
+    assert report.in_flight == 2
+    # the budget, exactly; every record measured once, right, on one of the devices
+    assert report.trials == 16
+    records = [r for key in db.tasks() for r in db.records(key) if not r.result.rejected]
+    assert len(records) == 16 + len(report.units)
+    assert all(r.result.ok for r in records), {r.result.error_msg[:200] for r in records
+                                               if not r.result.ok}
+    workers = {w["name"] for w in client.scheduler_info()["workers"].values()}
+    assert {r.result.device for r in records} <= {str(w) for w in workers}
+    for key in db.tasks():
+        indices = [r.config.index for r in db.records(key)]
+        assert len(indices) == len(set(indices))
+    spans = spans_per_device(tmp_path)
+    assert len(spans) == 2 and sum(map(len, spans.values())) == len(records)
+    for runs in spans.values():  # each device measured one candidate at a time
+        assert all(b[0] >= a[1] for a, b in zip(runs, runs[1:], strict=False)), runs

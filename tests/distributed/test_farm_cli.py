@@ -227,15 +227,16 @@ def model_tune_measures_on_the_farm(capsys, farm, tmp_path):
                       .SerializeToString())
     db_path = tmp_path / "model.db"
     code, out, err = run(
-        capsys, "model", "tune", str(model), "--trials", "8", "--tuner", "random",
+        capsys, "model", "tune", str(model), "--trials", "16", "--tuner", "random",
         "--no-transfer", "--no-confirm", "--db", str(db_path), "--json",
         "--farm", farm.address, "--device", DEVICE, *farm.tls("client"))
     assert code == 0, err
     report = json.loads(out)
-    assert report["trials"] == 8 and report["target"] == str(Target.from_str("c"))
+    assert report["trials"] == 16 and report["target"] == str(Target.from_str("c"))
+    assert report["in_flight"] == 2  # two tasks' rounds of 8 out at once, two devices
     db = Database(db_path)
     measured = [r for key in db.tasks() for r in db.records(key) if not r.result.rejected]
-    assert len(measured) >= 8
+    assert len(measured) >= 16
     assert all(r.result.ok for r in measured), {r.result.error_msg[:300] for r in measured
                                                  if not r.result.ok}
     assert {r.result.device for r in measured} <= {"dev-a", "dev-b"}

@@ -16,12 +16,21 @@ from tilewise.errors import TilewiseError
 SMALL_BERT = dict(seq=16, hidden=64, heads=4, ffn=128)
 
 
-def fake(seconds_per_trial: float = 0.0) -> at.MeasureOption:
+def fake(seconds_per_trial: float = 0.0, devices: int | None = None) -> at.MeasureOption:
+    """Fake measurements here, or (``devices``) on a fake farm of that many devices."""
+
     def cost(config):
         time.sleep(seconds_per_trial)
         return 1e-4 * (1 + config.index % 13)
 
-    return at.measure_option(at.FakeBuilder(), at.FakeRunner(cost))
+    runner = at.FakeRunner(cost) if devices is None else at.FakeFarmRunner(cost, devices)
+    return at.measure_option(at.FakeBuilder(), runner)
+
+
+def overlapping_tasks(calls) -> bool:
+    """Whether two calls of a FakeFarmRunner, for different tasks, were out at once."""
+    return any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2]
+               for i, a in enumerate(calls) for b in calls[i + 1:])
 
 
 def trials_in(path) -> int:
@@ -101,6 +110,64 @@ def test_the_time_budget_is_honoured(small_bert, tmp_path):
     assert report.seconds <= 3.0 * 1.1
 
 
+def test_on_a_farm_several_tasks_are_in_flight_at_once(small_bert, tmp_path):
+    """Two devices: two tasks' rounds measure at once, every trial is stored once, and
+    the trials budget is spent exactly, as one round at a time would spend it."""
+    option = fake(0.01, devices=2)
+    db = at.Database(tmp_path / "t.db")
+    report = tw.tune_model(small_bert, db, "c -cores=1", trials=40, tuner="random",
+                           measure=option, generated=False, confirm=False)
+    runner = option.runner
+    assert report.in_flight == 2 and runner.most_calls == 2
+    assert overlapping_tasks([c for c in runner.calls if len(c[0]) == 1])
+    assert report.trials == 40 and report.rounds == 5
+    tasks = tw.extract_tasks(small_bert, "c -cores=1")
+    assert sum(u.trials for u in report.units) == 40 + len(tasks)  # and the fallbacks
+    assert trials_in(db.path) == 40 + len(tasks)
+    for task, _ in tasks:  # no config of a task measured twice
+        indices = [r.config.index for r in db.records(task)]
+        assert len(indices) == len(set(indices))
+    assert report.measure_s > 0 and report.tuner_s > 0
+    assert report.measure_s + report.tuner_s <= report.seconds
+    assert report.to_json()["in_flight"] == 2
+
+
+def test_on_a_farm_the_rounds_end_within_the_time_budget(small_bert, tmp_path):
+    report = tw.tune_model(small_bert, tmp_path / "t.db", "c -cores=1", budget_s=3.0,
+                           tuner="random", measure=fake(0.02, devices=2), generated=False)
+    assert report.trials > 16 and report.in_flight == 2
+    assert report.seconds <= 3.0 * 1.1
+
+
+def test_on_a_farm_a_second_run_resumes_every_task(small_bert, tmp_path):
+    path = tmp_path / "t.db"
+    first = tw.tune_model(small_bert, path, "c -cores=1", trials=24, tuner="random",
+                          measure=fake(devices=2), confirm=False)
+    again = tw.tune_model(small_bert, path, "c -cores=1", trials=16, tuner="random",
+                          measure=fake(devices=3), confirm=False)
+    assert again.resumed == sum(u.trials for u in first.units)
+    assert sum(u.trials for u in again.units) == sum(u.trials for u in first.units) + 16
+    assert trials_in(path) == sum(u.trials for u in again.units)
+
+
+def test_on_a_farm_a_runner_that_raises_stops_the_run(small_bert, tmp_path):
+    """What a runner raises on its thread (a farm whose devices all left) reaches the
+    caller, and what landed before it stays stored."""
+    calls = []
+
+    def cost(config):
+        calls.append(config.index)
+        if len(calls) > 30:
+            raise TilewiseError("every device left the farm")
+        return 1e-4
+
+    option = at.measure_option(at.FakeBuilder(), at.FakeFarmRunner(cost, devices=2))
+    with pytest.raises(TilewiseError, match="every device left"):
+        tw.tune_model(small_bert, tmp_path / "t.db", "c -cores=1", trials=100,
+                      tuner="random", measure=option, generated=False, confirm=False)
+    assert 0 < trials_in(tmp_path / "t.db") <= 30
+
+
 def test_the_tuned_records_reach_the_compiled_model(small_bert, tmp_path):
     path = tmp_path / "t.db"
     tw.tune_model(small_bert, path, "c -cores=1", trials=8, tuner="random", measure=fake())
@@ -122,8 +189,10 @@ def test_mistakes_are_one_clear_error(small_bert, tmp_path, kwargs, message):
         tw.tune_model(small_bert, tmp_path / "t.db", measure=fake(), **kwargs)
 
 
-def test_a_killed_run_loses_no_finished_round(tmp_path):
-    """SIGKILL in the middle of a model: every round stored before it is resumed."""
+@pytest.mark.parametrize("runner", ["FakeRunner(cost)", "FakeFarmRunner(cost, devices=2)"])
+def test_a_killed_run_loses_no_finished_round(tmp_path, runner):
+    """SIGKILL in the middle of a model (here, or with two tasks' rounds in flight on a
+    farm): every batch stored before it is resumed."""
     path = tmp_path / "t.db"
     script = textwrap.dedent(f"""
         import time, tilewise as tw
@@ -131,7 +200,7 @@ def test_a_killed_run_loses_no_finished_round(tmp_path):
         def cost(config):
             time.sleep(0.05)
             return 1e-4 * (1 + config.index % 13)
-        option = at.measure_option(at.FakeBuilder(), at.FakeRunner(cost))
+        option = at.measure_option(at.FakeBuilder(), at.{runner})
         tw.tune_model(models.build("bert_layer", **{SMALL_BERT!r}), {str(path)!r},
                       "c -cores=1", trials=10_000, tuner="random", measure=option,
                       progress=lambda report, left: print(report.trials, flush=True))

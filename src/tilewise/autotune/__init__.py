@@ -23,6 +23,7 @@ from tilewise.autotune.knobs import (
 )
 from tilewise.autotune.measure import (
     FakeBuilder,
+    FakeFarmRunner,
     FakeRunner,
     LocalBuilder,
     LocalRunner,
@@ -67,6 +68,7 @@ __all__ = [
     "Database",
     "ErrorKind",
     "FakeBuilder",
+    "FakeFarmRunner",
     "FakeRunner",
     "FallbackConfigWarning",
     "FeatureExtractor",

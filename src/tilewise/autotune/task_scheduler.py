@@ -18,7 +18,8 @@ unit's latency falls by as much again as its average trial bought (Ansor's ``-g/
 shrunk by the rounds in a row that found nothing faster (``stale``). A unit behind
 another template of its operator counts only what it could win below that one. With
 probability ``eps`` a random unit gets the round (exploration).
-A unit whose space is exhausted gets none. The arithmetic is pure: the driver
+A unit whose space is exhausted gets none, nor one whose round is still being measured
+(a farm measures several units' rounds at once). The arithmetic is pure: the driver
 (``tilewise.model_tune``) measures and reports back with :meth:`TaskScheduler.record`.
 
 >>> s = TaskScheduler([Unit("a", group=0, weight=2), Unit("b", group=1, weight=1)])
@@ -28,7 +29,7 @@ A unit whose space is exhausted gets none. The arithmetic is pure: the driver
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,9 +91,12 @@ class TaskScheduler:
         return unit.weight * unit.best / total
 
     # -- allocation ------------------------------------------------------------------
-    def pick(self) -> Unit | None:
-        """The unit that gets the next round; None when every space is exhausted."""
-        live = [u for u in self.units if not u.exhausted]
+    def pick(self, busy: Collection[Unit] = ()) -> Unit | None:
+        """The unit that gets the next round; None when every space is exhausted or
+        every other unit is ``busy`` (its round still in flight, so what it bought is not
+        known yet: a driver with several rounds in flight asks again as one lands)."""
+        busy_ids = {id(u) for u in busy}
+        live = [u for u in self.units if not u.exhausted and id(u) not in busy_ids]
         if not live:
             return None
         fresh = [u for u in live if not u.history]
@@ -102,7 +106,7 @@ class TaskScheduler:
             for _ in range(len(self.units)):
                 unit = self.units[self._next % len(self.units)]
                 self._next += 1
-                if not unit.exhausted:
+                if not unit.exhausted and id(unit) not in busy_ids:
                     return unit
         if self.eps and self.rng.random() < self.eps:
             return live[int(self.rng.integers(len(live)))]

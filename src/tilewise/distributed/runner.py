@@ -6,6 +6,9 @@ rescheduling of work from a worker that left.
 A candidate's time limit starts when a device starts it (the device says so through a
 Dask event), never while it waits in the queue behind other tuners' candidates.
 
+Several threads may call :meth:`DaskRunner.run` at once (the whole-model tuner keeps
+several tasks' batches in flight): each call has its own futures and event topic.
+
 Example::
 
     option = MeasureOption(SourceBuilder(n_parallel=4),
@@ -71,8 +74,8 @@ class DaskRunner:
     ``scheduler`` is a scheduler address (the runner opens and owns a Client, with
     ``security``: a ``distributed.security.Security`` for a TLS farm) or a
     ``distributed.Client``. After each :meth:`run`, :attr:`measured_on` names the
-    worker that measured each result ("" where none did) and :attr:`devices_used`
-    counts the results per worker.
+    worker that measured each result ("" where none did; the last call's, where
+    several run at once) and :attr:`devices_used` counts the results per worker.
     """
 
     #: The device side of one candidate: ``job(DeviceJob) -> MeasureResult``.
@@ -107,8 +110,9 @@ class DaskRunner:
         self.security = security
         self._scheduler = scheduler if isinstance(scheduler, str) else None
         self._client = None if isinstance(scheduler, str) else scheduler
-        # one event topic per runner: a client may serve several runners at once
+        # one event topic per call: a client may serve several runners and calls at once
         self._topic = f"tilewise-started-{uuid.uuid4().hex}"
+        self._lock = threading.Lock()  # the client, devices_used
         self.measured_on: list[str] = []
         self.devices_used: Counter[str] = Counter()
 
@@ -119,12 +123,13 @@ class DaskRunner:
     @property
     def client(self) -> Any:
         """The Dask client, connected on first use when the runner was given an address."""
-        if self._client is None:
-            distributed = import_distributed()
-            self._client = distributed.Client(
-                self._scheduler, security=self.security, set_as_default=False
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                distributed = import_distributed()
+                self._client = distributed.Client(
+                    self._scheduler, security=self.security, set_as_default=False
+                )
+            return self._client
 
     @property
     def job_limit_s(self) -> float:
@@ -139,24 +144,24 @@ class DaskRunner:
         ready = [i for i, build in enumerate(builds) if build.ok]
         jobs = [self._job(inputs[i], builds[i]) for i in ready]
         measured = dict(zip(ready, self._measure(jobs) if jobs else [], strict=True))
-        out = []
-        self.measured_on = []
+        out, measured_on = [], []
         for i, build in enumerate(builds):
             if i in measured:
                 # build time = source generation here + compilation on the device
                 worker, result = measured[i]
                 out.append(replace(result, build_s=build.build_s + result.build_s,
                                    device=worker))
-                self.measured_on.append(worker)
-                if worker:
-                    self.devices_used[worker] += 1
+                measured_on.append(worker)
             else:
                 out.append(
                     MeasureResult(
                         error=build.error, error_msg=build.error_msg, build_s=build.build_s
                     )
                 )
-                self.measured_on.append("")
+                measured_on.append("")
+        with self._lock:
+            self.measured_on = measured_on
+            self.devices_used.update(w for w in measured_on if w)
         return out
 
     def _job(self, inp: MeasureInput, build: BuildResult) -> DeviceJob:
@@ -180,10 +185,11 @@ class DaskRunner:
             started[event[1]["key"]] = (time.monotonic(), event[1]["worker"])
             wake.set()
 
-        client.subscribe_topic(self._topic, on_start)
+        topic = f"{self._topic}-{uuid.uuid4().hex[:12]}"
+        client.subscribe_topic(topic, on_start)
         n = len(jobs)
         futures = client.map(
-            on_device, [self.job] * n, jobs, [self._topic] * n,
+            on_device, [self.job] * n, jobs, [topic] * n,
             resources={self.resource: 1}, pure=False,
         )
         for future in futures:
@@ -191,7 +197,7 @@ class DaskRunner:
         try:
             return self._collect(futures, started, wake)
         finally:
-            client.unsubscribe_topic(self._topic)
+            client.unsubscribe_topic(topic)
             client.cancel([f for f in futures if not f.done()])
 
     def _collect(

@@ -6,6 +6,8 @@ are tested with fixed seeds and exact counts.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from tilewise.autotune.measure.options import MeasureOption  # noqa: F401  (doctest)
@@ -67,6 +69,40 @@ class FakeRunner:
             else:
                 out.append(MeasureResult(costs=(float(cost),)))
         return out
+
+
+class FakeFarmRunner(FakeRunner):
+    """A :class:`FakeRunner` that stands for a farm of ``devices`` devices: it says how
+    many (``device_count()``, as :class:`~tilewise.distributed.DaskRunner` does), so the
+    whole-model tuner keeps that many tasks' rounds in flight, and it may be called from
+    several threads at once. :attr:`most_calls` is the most calls it served at once, and
+    :attr:`calls` each call's tasks and (start, end) on the monotonic clock."""
+
+    def __init__(self, cost_fn: CostFunction, devices: int = 2) -> None:
+        super().__init__(cost_fn)
+        self.devices = devices
+        self.most_calls = 0
+        self.calls: list[tuple[frozenset[object], float, float]] = []
+        self._out = 0
+        self._lock = threading.Lock()
+
+    def device_count(self) -> int:
+        return self.devices
+
+    def run(
+        self, inputs: Sequence[MeasureInput], builds: Sequence[BuildResult]
+    ) -> list[MeasureResult]:
+        with self._lock:
+            self._out += 1
+            self.most_calls = max(self.most_calls, self._out)
+        start = time.monotonic()
+        try:
+            return super().run(inputs, builds)
+        finally:
+            with self._lock:
+                self._out -= 1
+                tasks = frozenset(inp.task.key for inp in inputs)
+                self.calls.append((tasks, start, time.monotonic()))
 
 
 class ReplayRunner:

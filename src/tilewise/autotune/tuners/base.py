@@ -1,5 +1,7 @@
 """The tuner contract (``has_next / next_batch / update``) and the tuning loop that every
-tuner shares: resume from the database, measure a batch, store it, learn from it.
+tuner shares: resume from the database, measure a batch, store it, learn from it. The
+loop's steps are a :class:`TuneRound`, so that a driver may measure several tasks'
+rounds at once (the whole-model tuner on a farm).
 
 Example::
 
@@ -173,49 +175,17 @@ class Tuner(ABC):
         the space would; at most ``REJECTIONS_PER_TRIAL * n_trial`` such rejections are
         taken per call, so a template that rejects everything still ends.
         """
-        started, measured_before = time.perf_counter(), self.measure_wall_s
-        resumed = self.resume(database) if database is not None else 0
-        batch_size = measure_option.effective_batch_size
-        measured = errors = rejected = last_improvement = 0
-        while (measured < n_trial and rejected <= REJECTIONS_PER_TRIAL * n_trial
-               and self.has_next()):
-            # A batch is filled: configs the space does not offer, dropped from a
-            # proposal, leave no hole in it (a smaller batch builds on fewer cores).
-            want, fresh = min(batch_size, n_trial - measured), []
-            while len(fresh) < want and self.has_next():
-                seen = len(self.seen)
-                fresh += self.next_batch(want - len(fresh))
-                if len(self.seen) == seen:
-                    break
-            if not fresh:
-                break
-            inputs = [MeasureInput(self.task, c) for c in fresh]
+        rnd = TuneRound(self, n_trial, measure_option.effective_batch_size, database,
+                        early_stopping, callbacks)
+        while inputs := rnd.next_inputs():
             t0 = time.perf_counter()
             results = measure_option.measure(inputs)
-            self.measure_wall_s += time.perf_counter() - t0
-            self.measure_trials += len(results)
-            if database is not None:
-                database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
-            before = self.best_cost
-            self.update(inputs, results)
-            refused = sum(r.rejected for r in results)
-            rejected += refused
-            measured += len(results) - refused
-            errors += sum(not r.ok for r in results) - refused
-            if self.best_cost < before:
-                last_improvement = measured
-            for callback in callbacks:
-                callback(self, inputs, results)
-            if early_stopping is not None and measured - last_improvement >= early_stopping:
-                break
-        seconds = time.perf_counter() - started
+            rnd.land(inputs, results, time.perf_counter() - t0)
+        seconds = time.perf_counter() - rnd.started
         confirmed = 0
         if confirm:
             confirmed = self.confirm(measure_option, confirm, confirm_rounds, database)
-        flop = self.task.flop
-        best_flops = flop / self.best_cost if flop and math.isfinite(self.best_cost) else None
-        return TuneSummary(measured, resumed, errors, self.best_config, self.best_cost, best_flops,
-                           rejected, confirmed, seconds, self.measure_wall_s - measured_before)
+        return rnd.summary(confirmed, seconds)
 
     def confirm(
         self,
@@ -284,3 +254,81 @@ class Tuner(ABC):
                 if res.ok:  # as in Database.best, only successful readings rank a config
                     self._add_reading(inp.config.index, res.mean)
         return count
+
+
+class TuneRound:
+    """One :meth:`Tuner.tune` call (before its confirmation) as steps that a driver
+    runs: :meth:`next_inputs` proposes a batch, the driver measures it, :meth:`land`
+    stores its records and teaches the tuner. ``Tuner.tune`` measures each batch as it
+    is proposed; the whole-model tuner on a farm measures several tasks' batches at once
+    (:mod:`tilewise.autotune.rounds_in_flight`). The tuner resumes from ``database``
+    as the round starts.
+
+    Example::
+
+        rnd = TuneRound(RandomTuner(task), 8, batch_size=4, database=db)
+        while inputs := rnd.next_inputs():
+            rnd.land(inputs, option.measure(inputs), measure_s=0.1)
+    """
+
+    def __init__(self, tuner: Tuner, n_trial: int, batch_size: int,
+                 database: Database | None = None, early_stopping: int | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        self.started = time.perf_counter()
+        self.tuner, self.n_trial, self.batch_size = tuner, n_trial, max(1, batch_size)
+        self.database, self.early_stopping, self.callbacks = database, early_stopping, callbacks
+        self.measured_before = tuner.measure_wall_s
+        self.resumed = tuner.resume(database) if database is not None else 0
+        self.measured = self.errors = self.rejected = self.last_improvement = 0
+        self.stopped = False
+
+    def next_inputs(self) -> list[MeasureInput]:
+        """The next batch to measure; empty once the round is over."""
+        tuner = self.tuner
+        if (self.stopped or self.measured >= self.n_trial
+                or self.rejected > REJECTIONS_PER_TRIAL * self.n_trial or not tuner.has_next()):
+            return []
+        # A batch is filled: configs the space does not offer, dropped from a proposal,
+        # leave no hole in it (a smaller batch builds on fewer cores).
+        want, fresh = min(self.batch_size, self.n_trial - self.measured), []
+        while len(fresh) < want and tuner.has_next():
+            seen = len(tuner.seen)
+            fresh += tuner.next_batch(want - len(fresh))
+            if len(tuner.seen) == seen:
+                break
+        return [MeasureInput(tuner.task, c) for c in fresh]
+
+    def land(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult],
+             measure_s: float) -> None:
+        """Store a measured batch (one transaction) and learn from it; ``measure_s``:
+        the wall seconds its measurement took."""
+        tuner = self.tuner
+        tuner.measure_wall_s += measure_s
+        tuner.measure_trials += len(results)
+        if self.database is not None:
+            self.database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
+        before = tuner.best_cost
+        tuner.update(inputs, results)
+        refused = sum(r.rejected for r in results)
+        self.rejected += refused
+        self.measured += len(results) - refused
+        self.errors += sum(not r.ok for r in results) - refused
+        if tuner.best_cost < before:
+            self.last_improvement = self.measured
+        for callback in self.callbacks:
+            callback(tuner, inputs, results)
+        if (self.early_stopping is not None
+                and self.measured - self.last_improvement >= self.early_stopping):
+            self.stopped = True
+
+    def summary(self, confirmed: int = 0, seconds: float | None = None) -> TuneSummary:
+        """What the round did; ``seconds``: its search's wall time (default: until now)."""
+        tuner = self.tuner
+        if seconds is None:
+            seconds = time.perf_counter() - self.started
+        flop = tuner.task.flop
+        best = tuner.best_cost
+        best_flops = flop / best if flop and math.isfinite(best) else None
+        return TuneSummary(self.measured, self.resumed, self.errors, tuner.best_config, best,
+                           best_flops, self.rejected, confirmed, seconds,
+                           tuner.measure_wall_s - self.measured_before)

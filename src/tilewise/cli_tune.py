@@ -6,7 +6,9 @@ devices, with a progress bar, into a tuning database.
 
 A target run under an emulator (``c -mtriple=aarch64-linux-gnu``, here or on a farm
 device) is tuned for correctness: every config is checked against NumPy, and the
-report gives no speed, since the times are the emulator's.
+report gives no speed, since the times are the emulator's; nor are its leaders
+re-measured unless ``--confirm N`` asks (ranking them by the emulator's times again
+would confirm nothing about the device).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from .cli_farm import (
     tune_target,
 )
 from .target import EMULATED_NOTE, is_emulated
+
+#: Leaders re-measured after the search, unless ``--confirm`` says otherwise; none for
+#: an emulated target, whose times rank nothing on the device.
+CONFIRM_TOP = 5
 
 
 def add_tune_parser(sub) -> None:
@@ -59,10 +65,11 @@ def add_tune_parser(sub) -> None:
     tune.add_argument(
         "--confirm",
         type=whole(0, 1000),
-        default=5,
+        default=None,
         metavar="N",
-        help="re-measure the N leading configs three times more after the search and rank "
-        "them by their median (default 5; 0 to skip)",
+        help=f"re-measure the N leading configs three times more after the search and rank "
+        f"them by their median (default {CONFIRM_TOP}, or 0 for a target run under an "
+        "emulator, whose times are not the device's; 0 to skip)",
     )
     tune.add_argument(
         "--implementations",
@@ -132,11 +139,13 @@ def cmd_tune(opts: argparse.Namespace) -> int:
                        if best is not None else "no valid config")
         else:
             outcome = "best " + (f"{gf:.1f} GFLOP/s" if gf is not None else "no valid config")
+        confirmed = (f"leaders re-measured {report['confirmed']}"
+                     if report["confirm"] or not report["emulated"]
+                     else "leaders not re-measured under emulation")
         print(
             f"{t}: measured {report['trials']} (resumed {report['resumed']}, "
             f"errors {report['errors']}, rejected by the template {report['rejected']}, "
-            f"leaders re-measured {report['confirmed']}) "
-            f"in {report['seconds']} s; {outcome}"
+            f"{confirmed}) in {report['seconds']} s; {outcome}"
         )
         if best is not None:
             fastest = " (fastest under emulation, not on the device)" if report["emulated"] else ""
@@ -168,6 +177,7 @@ def _tune(task, opts: argparse.Namespace, db):
         ),
     )
     emulated = is_emulated(task.target)
+    confirm = opts.confirm if opts.confirm is not None else 0 if emulated else CONFIRM_TOP
     progress, callback = _progress(opts.trials, opts.json, task.name, emulated)
     start = time.perf_counter()
     finished = False
@@ -179,7 +189,7 @@ def _tune(task, opts: argparse.Namespace, db):
                 callbacks=[callback],
                 database=db,
                 early_stopping=opts.early_stopping,
-                confirm=opts.confirm,
+                confirm=confirm,
             )
         finished = True
     finally:
@@ -192,6 +202,7 @@ def _tune(task, opts: argparse.Namespace, db):
         "resumed": summary.resumed,
         "errors": summary.errors,
         "rejected": summary.rejected,
+        "confirm": confirm,  # leaders asked to be re-measured
         "confirmed": summary.confirmed,
         "best_gflops": (flop / best.result.mean / 1e9
                         if best is not None and flop and not emulated else None),

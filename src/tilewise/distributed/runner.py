@@ -271,7 +271,8 @@ class DaskRunner:
 
     def device_count(self) -> int:
         """How many devices of this kind the farm has, waiting for a first one (a tuner
-        keeps at least this many candidates in flight)."""
+        keeps at least this many candidates in flight, the whole-model tuner this many
+        tasks' rounds)."""
         return self._wait_for_devices()
 
     def _wait_for_devices(self) -> int:

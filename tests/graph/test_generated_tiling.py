@@ -22,6 +22,7 @@ from tilewise.autotune.tiling import (
     contractions,
     fallback_tiles,
     is_contraction,
+    last_axis_tiles,
     tile_fits,
 )
 from tilewise.codegen import generate_c
@@ -57,9 +58,10 @@ def batch_matmul_graph():
 
 
 def conv_graph():
-    """A strided, padded 3x3 convolution with a bias and ReLU."""
+    """A strided, padded 3x3 convolution with a bias and ReLU; 21 columns, so that
+    tiles of whole vectors shift their last tile back inside."""
     b = GraphBuilder("conv")
-    x = b.input("x", 1, 8, 13, 11)
+    x = b.input("x", 1, 8, 13, 41)
     w = b.const("w", np.random.default_rng(1).standard_normal((16, 8, 3, 3)))
     bias = b.const("bias", np.linspace(-1, 1, 16))
     y = b.op("conv2d", x, w, bias, strides=(2, 2), pads=(1, 1, 1, 1), dilations=(1, 1),
@@ -69,7 +71,7 @@ def conv_graph():
 
 def depthwise_graph():
     b = GraphBuilder("depthwise")
-    x = b.input("x", 1, 16, 12, 12)
+    x = b.input("x", 1, 16, 12, 20)
     w = b.const("w", np.random.default_rng(2).standard_normal((16, 1, 3, 3)))
     return b.build(b.op("conv2d", x, w, strides=(1, 1), pads=(1, 1, 1, 1),
                         dilations=(1, 1), groups=16))
@@ -124,20 +126,29 @@ def test_the_fallback_tile_follows_the_vectors_and_the_reuse():
     assert c.reuse == (0,) and c.lanes == 16
     tc = fallback_tiles(c, tgt)
     assert tc.spatial == ((1, 8), (1, 32)) and tc.reduce == (4,)  # 8 rows x 2 vectors
-    x = te.placeholder((1, 64, 58, 58))
-    (c,) = contractions([nn.conv2d(x, te.placeholder((64, 64, 3, 3)))], tgt)
+    assert not tc.inputs_at_root and c.producers == 0
+    x = te.placeholder((1, 64, 56, 56))
+    (c,) = contractions([nn.conv2d(x, te.placeholder((64, 64, 3, 3)), pads=(1, 1, 1, 1))],
+                        tgt)
     tc = fallback_tiles(c, tgt)
-    # rows along the filters (the input's values reused across them), 56 = 2 x 28 columns
-    assert c.reuse == (1,) and tc.spatial == ((1, 1), (1, 8), (1, 1), (1, 28))
-    assert tile_fits(8, 28, 16, 32) and not tile_fits(16, 32, 16, 32)
+    # rows along the filters (the input's values reused across them); two whole vectors
+    # of columns, the last tile of 56 shifted back inside; the padding computed first
+    assert c.reuse == (1,) and tc.spatial == ((1, 1), (1, 8), (1, 1), (1, 32))
+    assert c.producers == 1 and tc.inputs_at_root
+    assert tile_fits(8, 32, 16, 32) and not tile_fits(16, 32, 16, 32)
+    assert (1, 48) in last_axis_tiles(56, 16) and (2, 16) in last_axis_tiles(56, 16)
+    assert (3, 16) not in last_axis_tiles(56, 16) and (1, 7) in last_axis_tiles(7, 16)
 
 
 def test_wrong_tiles_are_one_schedule_error():
     a, b = te.placeholder((8, 6), name="a"), te.placeholder((6, 4), name="b")
     c = nn.matmul(a, b)
-    with pytest.raises(ScheduleError, match="does not divide"):
+    with pytest.raises(ScheduleError, match="does not fit"):
         generated_schedule([c], AVX512, ScheduleChoices(
-            tiles=(TileChoices(((1, 3), (1, 4)), (1,)),)))
+            tiles=(TileChoices(((3, 3), (1, 4)), (1,)),)))
+    with pytest.raises(ScheduleError, match="does not divide a reduction"):
+        generated_schedule([c], AVX512, ScheduleChoices(
+            tiles=(TileChoices(((1, 3), (1, 4)), (4,)),)))
     with pytest.raises(ScheduleError, match="tiles for 2 contractions"):
         tc = TileChoices(((1, 1), (1, 4)), (1,))
         generated_schedule([c], AVX512, ScheduleChoices(tiles=(tc, tc)))
@@ -177,7 +188,7 @@ def test_random_tiles_build_and_match_numpy(name):
     task = the_task(CONTRACTIONS[name](), HOST)
     space = task.config_space
     rng = np.random.default_rng(11)
-    picks = [space.fallback.index, *space.sample(3, rng, exclude=[space.fallback.index])]
+    picks = [space.fallback.index, *space.sample(4, rng, exclude=[space.fallback.index])]
     make = task.reference()
     for index in picks:
         config = space.get(index)

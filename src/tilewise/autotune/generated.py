@@ -84,7 +84,15 @@ from ..target import Target
 from ..te.operation import ComputeOp, Operation
 from ..te.tensor import IterVar, Tensor, TensorRead
 from .lane_reduce import LaneGraph, Layout, lane_rewrite, loop_layout, vector_lanes, widest
-from .tiling import TileChoices, Tiled, fallback_tiles, plan_tiles, readers, schedule_tiles
+from .tiling import (
+    TileChoices,
+    Tiled,
+    fallback_tiles,
+    plan_tiles,
+    producers,
+    readers,
+    schedule_tiles,
+)
 
 #: Bytes of work (elements touched, times their size) that make one parallel
 #: iteration worth its share of an OpenMP fork; below it a kernel stays serial.
@@ -175,6 +183,11 @@ def _schedule(s: Schedule, graph: LaneGraph, tgt: Target, ch: ScheduleChoices,
                 and st.op not in graph.trees):
             st.compute_inline()
     tiled = plan_tiles(s, tgt)
+    tiles = _tile_choices(tiled, tgt, ch.tiles)
+    for t, tc in zip(tiled, tiles, strict=True):
+        if tc.inputs_at_root:
+            for p in producers(s, t.acc):
+                p.compute_root()
     epilogues = {e.op for t in tiled for e in t.chain}
     rows = (_row_buffers(s, effective_bodies(s), graph.trees, refused | epilogues)
             if ch.row_buffers and ch.attach_reductions else [])
@@ -218,19 +231,20 @@ def _schedule(s: Schedule, graph: LaneGraph, tgt: Target, ch: ScheduleChoices,
             while inner and bounds[r].extent[inner[0]] == 1:
                 inner.pop(0)
         _vectorize(r, inner, vector_lanes(tgt, r, bodies[r]), ch)
-    _schedule_tiles(tiled, tgt, ch.tiles)
+    for t, tc in zip(tiled, tiles, strict=True):
+        work = math.prod(t.info.data) * math.prod(t.info.reduce) * t.info.bytes
+        schedule_tiles(t, tc, parallel=tgt.cores > 1 and work >= CHUNK_BYTES)
     return set()
 
 
-def _schedule_tiles(tiled: list[Tiled], tgt: Target, given: tuple[TileChoices, ...]) -> None:
-    """Rule 7 on each contraction: the tiles given, else the rule's."""
+def _tile_choices(tiled: list[Tiled], tgt: Target, given: tuple[TileChoices, ...]
+                  ) -> list[TileChoices]:
+    """Rule 7's tiles of each contraction: those given, else the rule's."""
     if len(given) > len(tiled):
         raise ScheduleError(f"tiles for {len(given)} contractions; the compute has "
                             f"{len(tiled)}")
-    for n, t in enumerate(tiled):
-        tc = given[n] if n < len(given) else fallback_tiles(t.info, tgt)
-        work = math.prod(t.info.data) * math.prod(t.info.reduce) * t.info.bytes
-        schedule_tiles(t, tc, parallel=tgt.cores > 1 and work >= CHUNK_BYTES)
+    return [given[n] if n < len(given) else fallback_tiles(t.info, tgt)
+            for n, t in enumerate(tiled)]
 
 
 # ---- rule 1: lane-wise accumulation ---------------------------------------------------

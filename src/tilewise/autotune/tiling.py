@@ -47,6 +47,9 @@ UNROLL_LIMIT = 128
 FALLBACK_ROWS = 8
 #: Reduction steps the fallback unrolls at most.
 FALLBACK_UNROLL = 4
+#: Whole vectors along the last axis that its split offers at most, beside the
+#: divisors of its extent (a part of a vector makes gcc shuffle lanes between vectors).
+LAST_VECTORS = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,9 @@ class TileChoices:
     """How one contraction is tiled.
 
     - ``spatial``: per data axis (in the output's order), the extents of its middle and
-      inner (register tile) loops; the outer loop takes the rest. Each divides the axis.
+      inner (register tile) loops; the outer loop takes the rest. Where their product
+      does not divide the axis, its last outer tile is shifted back inside it (a few
+      elements computed twice, every tile whole).
     - ``reduce``: per reduction axis, the extent of its inner loop.
     - ``at_outer``: the accumulator holds the whole middle tile, computed at the
       parallel loop (else the register tile alone, at the last middle loop).
@@ -62,6 +67,8 @@ class TileChoices:
       middle tile's loops (each slice of the operands read once per middle tile),
       else inside them.
     - ``unroll``: unroll the register tile's rows and the inner reduction loops.
+    - ``inputs_at_root``: the element-wise stages computing its factors (a padding)
+      are computed whole first, rather than inlined into the register tile's loads.
     """
 
     spatial: tuple[tuple[int, int], ...]
@@ -69,14 +76,16 @@ class TileChoices:
     at_outer: bool = False
     reduce_outer: bool = True
     unroll: bool = True
+    inputs_at_root: bool = False
 
 
 @dataclass(frozen=True)
 class Contraction:
     """What the rule reads of a contraction: its name, the extents of its data and
     reduction axes, the lanes of a vector of its widest element, the bytes of its
-    element, and the data axes that the factor read along the contiguous (last) axis
-    does not vary along (where values are reused across a register tile's rows)."""
+    element, the data axes that the factor read along the contiguous (last) axis
+    does not vary along (where values are reused across a register tile's rows), and
+    how many element-wise stages compute its factors (inlined into it by rule 2)."""
 
     name: str
     data: tuple[int, ...]
@@ -84,6 +93,7 @@ class Contraction:
     lanes: int
     bytes: int
     reuse: tuple[int, ...]
+    producers: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,8 @@ def _vars_read(e: Expr) -> set[Var]:
     return {v for rd in collect(e, TensorRead) for ix in rd.indices for v in collect(ix, Var)}
 
 
-def describe(st: Stage, body: Reduce, target: Target) -> Contraction:
-    """The :class:`Contraction` of a stage that :func:`is_contraction`."""
+def describe(s: Schedule, st: Stage, body: Reduce, target: Target) -> Contraction:
+    """The :class:`Contraction` of a stage of ``s`` that :func:`is_contraction`."""
     axes = st.op.axis
     width = max([st.op.dtype.bytes] + [rd.dtype.bytes for rd in collect(body, TensorRead)])
     last = axes[-1].var
@@ -139,7 +149,20 @@ def describe(st: Stage, body: Reduce, target: Target) -> Contraction:
     reuse = tuple(d for d, a in enumerate(axes[:-1]) if a.var not in along)
     return Contraction(st.op.name, tuple(a.domain.extent for a in axes),
                        tuple(k.domain.extent for k in body.axis), target.vector_lanes(width),
-                       st.op.dtype.bytes, reuse)
+                       st.op.dtype.bytes, reuse, len(producers(s, st)))
+
+
+def producers(s: Schedule, st: Stage) -> list[Stage]:
+    """The inlined stages that ``st`` reads, through inlined stages."""
+    out: list[Stage] = []
+    todo = [st]
+    while todo:
+        for t in todo.pop().op.input_tensors:
+            p = s[t]
+            if p.is_compute and p.attach_kind is AttachKind.INLINE and p not in out:
+                out.append(p)
+                todo.append(p)
+    return out
 
 
 def contractions(outputs: Sequence[Tensor], target: Target) -> list[Contraction]:
@@ -148,7 +171,7 @@ def contractions(outputs: Sequence[Tensor], target: Target) -> list[Contraction]
     s = create_schedule([t.op for t in outputs])
     inline_elementwise(s)
     bodies = effective_bodies(s)
-    return [describe(st, bodies[st], target) for st in s.stages
+    return [describe(s, st, bodies[st], target) for st in s.stages
             if st.is_compute and is_contraction(st, bodies[st])]
 
 
@@ -197,16 +220,36 @@ def unroll_fits(rows: int, reduce_inner: Sequence[int]) -> bool:
     return rows * math.prod(reduce_inner) <= UNROLL_LIMIT
 
 
+def last_axis_tiles(n: int, lanes: int, cap: int | None = None) -> list[tuple[int, int]]:
+    """The (middle, inner) extents that a split of the last axis (``n`` long, vectors
+    of ``lanes``) offers: inner tiles of whole vectors, up to :data:`LAST_VECTORS`, and
+    of the divisors of ``n``; middle tiles that divide what is left, or powers of two;
+    no extent above ``cap``."""
+    inner = {k * lanes for k in range(1, LAST_VECTORS + 1) if k * lanes <= n}
+    out = []
+    for i in sorted(inner | set(divisors(n))):
+        if cap is not None and i > cap:
+            continue
+        for m in range(1, n // i + 1):
+            if cap is not None and m > cap:
+                break
+            if n % (m * i) == 0 or m & (m - 1) == 0:
+                out.append((m, i))
+    return out
+
+
 def fallback_tiles(c: Contraction, target: Target) -> TileChoices:
-    """The rule's tile: along the last axis the divisor of up to two vectors that fills
-    its vectors best; rows along an axis whose values the last axis's factor reuses
-    (else the nearest axis before it), as many as fit the registers, up to
-    :data:`FALLBACK_ROWS`; the innermost reduction axis unrolled by up to
-    :data:`FALLBACK_UNROLL`; every middle loop of one iteration (the register tiles
-    themselves spread over the cores)."""
+    """The rule's tile: along the last axis two whole vectors (one where the axis is
+    shorter; the whole axis where it is shorter than a vector); rows along an axis
+    whose values the last axis's factor reuses (else the nearest axis before it), as
+    many as fit the registers, up to :data:`FALLBACK_ROWS`; the innermost reduction
+    axis unrolled by up to :data:`FALLBACK_UNROLL`; every middle loop of one iteration
+    (the register tiles themselves spread over the cores); the element-wise stages
+    computing the factors (a padding) computed first, which keeps their conditions out
+    of the register tile's loads."""
     n, lanes, regs = len(c.data), c.lanes, target.vector_registers
-    last = max((d for d in divisors(c.data[-1]) if d <= 2 * lanes and tile_fits(1, d, lanes, regs)),
-               key=lambda d: (d / (-(-d // lanes) * lanes), d))
+    width = c.data[-1]
+    last = 2 * lanes if width >= 2 * lanes else lanes if width >= lanes else width
     inner = [1] * n
     inner[-1] = last
     wide = [d for d in range(n - 1) if c.data[d] > 1]
@@ -219,17 +262,20 @@ def fallback_tiles(c: Contraction, target: Target) -> TileChoices:
     if c.reduce:
         k = max(d for d in divisors(c.reduce[-1]) if d <= FALLBACK_UNROLL)
         reduce[-1] = k if unroll_fits(rows, [k]) else 1
-    return TileChoices(tuple((1, i) for i in inner), tuple(reduce))
+    return TileChoices(tuple((1, i) for i in inner), tuple(reduce),
+                       inputs_at_root=c.producers > 0)
 
 
 def knob_names(t: int, c: Contraction) -> dict[str, list[str | None]]:
     """The knobs of contraction number ``t``: a split per data and reduction axis (None
     for an axis of one iteration, which has nothing to split), the placement, the
-    order and the unrolling."""
+    order, the unrolling and (None where it has none) where its factors' element-wise
+    stages are computed."""
     return {
         "spatial": [f"tile{t}_s{d}" if e > 1 else None for d, e in enumerate(c.data)],
         "reduce": [f"tile{t}_r{d}" if e > 1 else None for d, e in enumerate(c.reduce)],
         "at": [f"tile{t}_at"], "order": [f"tile{t}_order"], "unroll": [f"tile{t}_unroll"],
+        "inputs": [f"tile{t}_inputs" if c.producers else None],
     }
 
 
@@ -254,8 +300,13 @@ def _declare(cfg, names: dict[str, list[str | None]], c: Contraction, target: Ta
     reduce = [n for n in names["reduce"] if n]
     fallback = fallback_tiles(c, target)
     caps = _caps(c, [max(mi) for mi in fallback.spatial] + list(fallback.reduce))
-    for name, extent, cap in zip(names["spatial"], c.data, caps[:len(c.data)], strict=True):
-        if name:
+    for d, (name, extent, cap) in enumerate(zip(names["spatial"], c.data, caps[:len(c.data)],
+                                                strict=True)):
+        if name and d == len(c.data) - 1:
+            tiles = last_axis_tiles(extent, c.lanes, cap)
+            cfg.define_split(name, extent, num_outputs=3, policy="candidate",
+                             candidate=[[-1, m, i] for m, i in tiles])
+        elif name:
             cfg.define_split(name, extent, num_outputs=3, max_factor=cap)
     for name, extent, cap in zip(names["reduce"], c.reduce, caps[len(c.data):], strict=True):
         if name:
@@ -264,6 +315,8 @@ def _declare(cfg, names: dict[str, list[str | None]], c: Contraction, target: Ta
     cfg.define_knob(at, ["inner", "outer"])
     cfg.define_knob(order, ["reduce_outer", "reduce_inner"])
     cfg.define_knob(unroll, [True, False])
+    if names["inputs"][0]:
+        cfg.define_knob(names["inputs"][0], ["inline", "root"])
     cfg.fallback_with(**_raw(names, fallback))
     rows_of = _rows_reader(names["spatial"])
     ns = len(spatial)
@@ -316,8 +369,12 @@ def _caps(c: Contraction, floors: Sequence[int]) -> list[int | None]:
     caps: list[int | None] = [None] * len(extents)
 
     def counts() -> list[int]:
-        return [split_count(n, lv, cap) if n > 1 else 1
-                for n, lv, cap in zip(extents, levels, caps, strict=True)]
+        sizes = [split_count(n, lv, cap) if n > 1 else 1
+                 for n, lv, cap in zip(extents, levels, caps, strict=True)]
+        if c.data[-1] > 1:
+            sizes[len(c.data) - 1] = len(last_axis_tiles(c.data[-1], c.lanes,
+                                                         caps[len(c.data) - 1]))
+        return sizes
 
     while True:
         sizes = counts()
@@ -330,7 +387,8 @@ def _caps(c: Contraction, floors: Sequence[int]) -> list[int | None]:
             return caps
         widest = max(cut, key=lambda a: sizes[a])
         largest = caps[widest] or extents[widest]
-        caps[widest] = max(d for d in divisors(extents[widest]) if d < largest)
+        caps[widest] = max(max(d for d in divisors(extents[widest]) if d < largest),
+                           floors[widest])
 
 
 def _rows_reader(spatial_names: Sequence[str | None]):
@@ -357,6 +415,8 @@ def _raw(names: dict[str, list[str | None]], tc: TileChoices) -> dict[str, objec
     raw[names["at"][0]] = "outer" if tc.at_outer else "inner"
     raw[names["order"][0]] = "reduce_outer" if tc.reduce_outer else "reduce_inner"
     raw[names["unroll"][0]] = tc.unroll
+    if names["inputs"][0]:
+        raw[names["inputs"][0]] = "root" if tc.inputs_at_root else "inline"
     return raw
 
 
@@ -376,9 +436,11 @@ def tile_choices(cfg, cons: Sequence[Contraction], known: set[str] | None = None
         spatial = tuple((1, 1) if n is None else tuple(cfg[n].size[1:])
                         for n in names["spatial"])
         reduce = tuple(1 if n is None else cfg[n].size[1] for n in names["reduce"])
+        inputs = names["inputs"][0]
         out.append(TileChoices(spatial, reduce, cfg[names["at"][0]].val == "outer",
                                cfg[names["order"][0]].val == "reduce_outer",
-                               bool(cfg[names["unroll"][0]].val)))
+                               bool(cfg[names["unroll"][0]].val),
+                               inputs is not None and cfg[inputs].val == "root"))
     return tuple(out)
 
 
@@ -394,7 +456,7 @@ def plan_tiles(s: Schedule, target: Target) -> list[Tiled]:
     found = [st for st in s.stages if st.is_compute and is_contraction(st, bodies[st])]
     plans = []
     for st in found:
-        info = describe(st, bodies[st], target)
+        info = describe(s, st, bodies[st], target)
         host = _epilogue_host(s, st, bodies)
         if host is None:
             t = s.cache_write(st.op.output(0), "local")
@@ -444,8 +506,8 @@ def schedule_tiles(plan: Tiled, tc: TileChoices, parallel: bool) -> None:
     c, host, acc = plan.info, plan.host, plan.acc
     _check(c, tc)
     outer, middle, inner = [], [], []
-    for a, (m, i) in zip(host.op.axis, tc.spatial, strict=True):
-        ao, rest = host.split(a, factor=m * i)
+    for a, (m, i), n in zip(host.op.axis, tc.spatial, c.data, strict=True):
+        ao, rest = host.split(a, factor=m * i, tail="shift_inwards" if n % (m * i) else "guard")
         am, ai = host.split(rest, factor=i)
         outer.append(ao)
         middle.append(am)
@@ -501,8 +563,8 @@ def _check(c: Contraction, tc: TileChoices) -> None:
                             f"{len(tc.reduce)} reduction axes given, it has {len(c.data)} "
                             f"and {len(c.reduce)}")
     for n, (m, i) in zip(c.data, tc.spatial, strict=True):
-        if m < 1 or i < 1 or n % (m * i):
-            raise ScheduleError(f"tiles of {c.name}: {m} x {i} does not divide an axis of {n}")
+        if m < 1 or i < 1 or m * i > n:
+            raise ScheduleError(f"tiles of {c.name}: {m} x {i} does not fit an axis of {n}")
     for n, i in zip(c.reduce, tc.reduce, strict=True):
         if i < 1 or n % i:
             raise ScheduleError(f"tiles of {c.name}: {i} does not divide a reduction of {n}")

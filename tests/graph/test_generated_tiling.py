@@ -17,12 +17,12 @@ from tilewise import autotune as at
 from tilewise import te
 from tilewise.autotune.generated import ScheduleChoices, generated_schedule
 from tilewise.autotune.measure.runner import check_outputs
+from tilewise.autotune.tile_space import last_axis_tiles
 from tilewise.autotune.tiling import (
     TileChoices,
     contractions,
     fallback_tiles,
     is_contraction,
-    last_axis_tiles,
     tile_fits,
 )
 from tilewise.codegen import generate_c
@@ -319,3 +319,25 @@ def test_tune_model_without_templates_then_compile_matches_onnxruntime(tiny_mode
     got = compiled.run(feeds)
     want = ort_outputs(tiny_model, feeds)
     np.testing.assert_allclose(got["output"], want["output"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_command_passes_ignore_templates_to_the_model_tuner(tiny_model, monkeypatch,
+                                                                tmp_path):
+    from tilewise import model_tune
+    from tilewise.cli import main
+
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(tiny_model.SerializeToString())
+    asked = {}
+
+    def tune_model(model, db, target, **kwargs):
+        asked.update(kwargs)
+        return model_tune.TuneModelReport(target, "gradient", "model")
+
+    monkeypatch.setattr(model_tune, "tune_model", tune_model)
+    command = ["model", "tune", str(path), "--db", str(tmp_path / "t.db"), "--trials", "8",
+               "--json"]
+    assert main([*command, "--ignore-templates"]) == 0
+    assert asked["templates"] is False
+    assert main(command) == 0
+    assert asked["templates"] is True

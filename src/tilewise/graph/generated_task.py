@@ -20,7 +20,7 @@ schedule, and a value is offered only where it schedules the compute differently
 every value offered before it (no reduction: no knob about reductions; no vector loop
 longer than a vector: no unrolling). Each contraction (a matrix product, a convolution:
 an anchor's group where the operator templates are ignored) adds its tiling's knobs
-(:func:`~tilewise.autotune.tiling.define_tiles`). The fallback is the rules' pick, so
+(:func:`~tilewise.autotune.tile_space.define_tiles`). The fallback is the rules' pick, so
 an untuned kernel is the one compiled without a database. Nothing reads an operator's
 name. :func:`generated_space` gives any te compute this space, in a template of one's
 own.
@@ -42,7 +42,8 @@ import numpy as np
 from .. import te
 from ..autotune.generated import ScheduleChoices, generated_schedule
 from ..autotune.task import template
-from ..autotune.tiling import Contraction, contractions, define_tiles, tile_choices
+from ..autotune.tile_space import define_tiles, tile_choices
+from ..autotune.tiling import Contraction, contractions
 from ..errors import TilewiseError
 from ..ir.stmt import ForKind
 from ..schedule import Schedule

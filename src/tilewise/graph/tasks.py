@@ -13,20 +13,24 @@ from .ir import Graph
 from .library import _is_view
 
 
-def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False
-                  ) -> list[tuple[Task, int]]:
+def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False,
+                  templates: bool = True) -> list[tuple[Task, int]]:
     """``[(task, times it runs)]`` over the graph's anchor kernels, in first-run order;
     with ``generated``, over every kernel: the groups that no operator template covers
     (element-wise chains, reductions, transposes) as tasks of the ``generated`` template
-    (:mod:`.generated_task`), whose space is derived from their compute.
+    (:mod:`.generated_task`), whose space is derived from their compute. Without
+    ``templates``, every kernel is a ``generated`` task, the anchors' (convolutions,
+    matrix products, pooling, with their epilogues) too, whatever ``generated`` says.
 
     Dispatch may run a template implementing a task's own (Winograd for a 3x3
     convolution), whose task has the same arguments."""
     tgt = str(Target.from_str(target))
     counts: dict[Task, int] = {}
     for group in partition(graph):
-        if group.anchor is None or group.epilogue is None:
-            if not generated or group.anchor is not None or _is_view(graph, group):
+        if _is_view(graph, group):
+            continue
+        if not templates or group.anchor is None or group.epilogue is None:
+            if templates and (not generated or group.anchor is not None):
                 continue
             task = Task(GENERATED, group_args(graph, group), tgt)
         else:

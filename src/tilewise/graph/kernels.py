@@ -23,7 +23,7 @@ from ..codegen import generate_c
 from ..errors import ModelError, TilewiseError
 from ..lower import lower
 from ..target import Target
-from .anchors import template_call
+from .anchors import template_call, template_covers
 from .compute import node_compute
 from .fuse import Group
 from .generated_task import GENERATED, choices_of, group_args
@@ -81,7 +81,8 @@ def group_kernel(graph: Graph, group: Group, index: int, target: Target,
     Without ``templates`` an anchor group is generated as any other."""
     name = kernel_name(index, group)
     try:
-        if group.anchor is not None and templates:
+        if (templates and group.anchor is not None and group.epilogue is not None
+                and template_covers(graph, group.anchor, group.epilogue)):
             return _template_kernel(graph, group, name, target, context, pack_weights)
         return _generated_kernel(graph, group, name, target, context)
     except ModelError:

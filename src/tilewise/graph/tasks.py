@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..autotune.task import Task
 from ..target import Target
-from .anchors import template_call
+from .anchors import template_call, template_covers
 from .fuse import partition
 from .generated_task import GENERATED, group_args
 from .ir import Graph
@@ -20,7 +20,8 @@ def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = Fa
     (element-wise chains, reductions, transposes) as tasks of the ``generated`` template
     (:mod:`.generated_task`), whose space is derived from their compute. Without
     ``templates``, every kernel is a ``generated`` task, the anchors' (convolutions,
-    matrix products, pooling, with their epilogues) too, whatever ``generated`` says.
+    matrix products, pooling, with their epilogues) too, whatever ``generated`` says;
+    so is, always, an anchor that no template covers (:func:`.anchors.template_covers`).
 
     Dispatch may run a template implementing a task's own (Winograd for a 3x3
     convolution), whose task has the same arguments."""
@@ -29,12 +30,13 @@ def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = Fa
     for group in partition(graph):
         if _is_view(graph, group):
             continue
-        if not templates or group.anchor is None or group.epilogue is None:
-            if templates and (not generated or group.anchor is not None):
-                continue
-            task = Task(GENERATED, group_args(graph, group), tgt)
-        else:
+        anchored = group.anchor is not None and group.epilogue is not None
+        if templates and anchored and template_covers(graph, group.anchor, group.epilogue):
             call = template_call(graph, group.anchor, group.epilogue)
             task = Task(call.template, call.args, tgt)
+        elif templates and not generated and not anchored:
+            continue
+        else:  # no template covers the group, or the templates are ignored
+            task = Task(GENERATED, group_args(graph, group), tgt)
         counts[task] = counts.get(task, 0) + 1
     return list(counts.items())

@@ -5,9 +5,11 @@ template builds every config its space offers.
     python benchmarks/space_constraints.py --draws 300
 
 For each task: the configs of the space, the share that breaks no declared constraint
-(from 200,000 uniform draws), how many of ``--draws`` sampled configs the template
-instantiates (refusals by reason), and the cost of sampling a config and of one
-annealing step per chain (the constraint tables built before). Nothing is compiled;
+and the share the space offers (valid, and one config per kernel where a declared
+condition says a knob does not matter; from 200,000 uniform draws), how many of
+``--draws`` sampled configs the template instantiates (refusals by reason), and the
+cost of sampling a config and of one annealing step per chain (the constraint tables
+built before). Nothing is compiled;
 only the Python work is timed.
 """
 
@@ -49,7 +51,9 @@ def main() -> None:
         task = Task(name, args, opts.target)
         space = task.config_space
         rng = np.random.default_rng(0)
-        share = float(np.mean(space.valid(rng.integers(len(space), size=200_000))))
+        draws = rng.integers(len(space), size=200_000)
+        share = float(np.mean(space.valid(draws)))
+        offered = float(np.mean(space.offered(draws)))
         start = time.perf_counter()
         picks = space.sample(opts.draws, rng)
         sample_us = (time.perf_counter() - start) / max(len(picks), 1) * 1e6
@@ -66,7 +70,8 @@ def main() -> None:
                 refused[str(err)[:70]] += 1
         built = len(picks) - sum(refused.values())
         print(f"{task}\n  {len(space):,} configs, {len(space.constraints)} constraints, "
-              f"{share:.2%} valid; built {built} of {len(picks)} drawn; sample "
+              f"{len(space.conditions)} conditions, {share:.2%} valid, {offered:.2%} offered "
+              f"(one per kernel); built {built} of {len(picks)} drawn; sample "
               f"{sample_us:.1f} us/config, annealing step {step_us:.2f} us/chain")
         for why, n in refused.most_common(3):
             print(f"    {n:4d} refused: {why}")

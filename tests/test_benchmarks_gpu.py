@@ -30,6 +30,8 @@ def test_without_a_gpu_one_line_and_exit_0(gpu):
 
 
 def test_every_workload_is_a_gpu_task(gpu):
+    if not gpu.WORKLOADS.exists():
+        pytest.skip("the shared workloads file lies beside the checkout, not in it")
     import tilewise as tw
     import tilewise.ops  # noqa: F401  (registers the templates)
     from tilewise.autotune import Task

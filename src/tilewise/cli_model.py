@@ -76,7 +76,8 @@ def cmd_compile(opts: argparse.Namespace) -> int:
     from .model import compile_model
 
     compiled = compile_model(opts.model, db=opts.db, target=_target(opts),
-                             input_shapes=_shapes(opts.input_shape))
+                             input_shapes=_shapes(opts.input_shape),
+                             templates=not opts.ignore_templates)
     out = compiled.export(opts.output)
     print(_summary(compiled))
     print(f"wrote {out}")
@@ -100,7 +101,8 @@ def cmd_bench(opts: argparse.Namespace) -> int:
         compiled = load_model(opts.model)
     else:
         proto = _onnx_model(opts.model)
-        compiled = compile_model(proto, db=opts.db, target=_target(opts), input_shapes=shapes)
+        compiled = compile_model(proto, db=opts.db, target=_target(opts), input_shapes=shapes,
+                                 templates=not opts.ignore_templates)
     threads = Target.from_str(compiled.manifest["target"]).cores
     feeds = random_feeds(compiled.inputs, seed=opts.seed)
     session = None
@@ -160,7 +162,7 @@ def cmd_bench(opts: argparse.Namespace) -> int:
 def model_arguments(p: argparse.ArgumentParser, db_help: str, directory: bool = False
                     ) -> None:
     """The arguments every ``tilewise model`` verb takes: the model, its database,
-    target, threads and input shapes."""
+    target, threads, input shapes and whether to ignore the operator templates."""
     p.add_argument("model", help="an .onnx file, a zoo model (resnet18, resnet50, "
                    "mobilenet_v2, bert_layer)" + (", or a compiled directory"
                                                   if directory else ""))
@@ -170,6 +172,9 @@ def model_arguments(p: argparse.ArgumentParser, db_help: str, directory: bool = 
                    help="cores to run on (the target's -cores=)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="fix an input's symbolic dimensions")
+    p.add_argument("--ignore-templates", action="store_true",
+                   help="generate every kernel (convolutions, matrix products and pooling "
+                   "too) instead of running the operator templates")
 
 
 def add_model_parser(sub) -> None:

@@ -2,6 +2,7 @@
 
     tilewise model tune resnet50 --db tuning.db --threads 2 --time-budget 900
     tilewise model tune model.onnx --db tuning.db --trials 400 --scheduler round-robin
+    tilewise model tune resnet18 --db gen.db --trials 400 --ignore-templates  # generated
     tilewise model bench resnet50 --db tuning.db --threads 2       # the tuned model
 
 Killed and run again, it resumes every task from the database.
@@ -38,7 +39,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
                                 transfer=not opts.no_transfer, seed=opts.seed,
                                 input_shapes=_shapes(opts.input_shape),
                                 confirm=not opts.no_confirm, measure=option,
-                                progress=display.update)
+                                progress=display.update,
+                                templates=not opts.ignore_templates)
         finished = True
     finally:
         if option is not None:
@@ -57,7 +59,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
         print(f"building and running candidates {report.measure_s:.0f} s, the tuners' own "
               f"work {report.tuner_s:.0f} s ({report.tuner_s / searched:.0%})")
     print(f"database: {report.database}; run it: tilewise model bench {opts.model} "
-          f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else ""))
+          f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else "")
+          + (" --ignore-templates" if opts.ignore_templates else ""))
     return 0
 
 

@@ -139,9 +139,33 @@ def test_uneven_padding_is_a_pad_node_and_matches_onnxruntime():
     _assert_close(got, _ort(model, feeds), rtol=1e-5)
 
 
-def test_uneven_average_pooling_is_still_one_clear_error():
-    with pytest.raises(ModelError, match="asymmetric padding"):
-        tw.compile_model(_asymmetric_model("AveragePool"), target=TARGET)
+def test_what_no_template_covers_runs_by_the_generated_schedule():
+    """Uneven average pooling, dilated pooling, ceil-mode pooling that counts its pads:
+    no operator template runs them, the generated schedule does (the grouped
+    convolution is split into convolutions the template runs)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = _asymmetric_model("AveragePool")
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 3, 17, 16), np.float32)}
+    _assert_close(tw.compile_model(model, target=TARGET).run(feeds), _ort(model, feeds),
+                  rtol=1e-5)
+    w = np.random.default_rng(2).standard_normal((8, 2, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=2, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], dilations=[2, 2]),
+             helper.make_node("AveragePool", ["m"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1)]
+    graph = helper.make_graph(
+        nodes, "uncovered", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                           [1, 4, 11, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    feeds = {"x": np.random.default_rng(3).standard_normal((1, 4, 11, 12), np.float32)}
+    compiled = tw.compile_model(model, target=TARGET)
+    _assert_close(compiled.run(feeds), _ort(model, feeds), rtol=1e-5)
+    tasks = tw.model.extract_tasks(model, target=TARGET)
+    assert {t.name for t, _ in tasks} == {"conv2d_nchw", "generated"}
 
 
 @pytest.mark.parametrize("size, kernel, strides, pads", [

@@ -71,24 +71,28 @@ def check(constraint: Constraint, read: Callable[[str], Entity]) -> None:
         raise InvalidConfigError(constraint.reason(entities))
 
 
-class Constraints:
-    """The constraints of one space, with each one's table of valid digit combinations."""
+class _Tabled:
+    """Declarations on a space's knobs, each evaluated once per combination of the
+    choices of the knobs it reads (:meth:`_read`) into a boolean table."""
+
+    what = "declaration"
 
     def __init__(self) -> None:
-        self._items: list[Constraint] = []
+        self._items: list[Any] = []
         self._tables: list[tuple[np.ndarray, np.ndarray]] | None = None
 
-    def add(self, constraint: Constraint, knobs: Mapping[str, Knob]) -> None:
-        missing = [n for n in constraint.knobs if n not in knobs]
+    def add(self, item: Any, knobs: Mapping[str, Knob]) -> None:
+        named = self._named(item)
+        missing = [n for n in named if n not in knobs]
         if missing:
-            raise TuningError(f"a constraint names knob(s) {missing} not defined before it")
-        combos = math.prod(len(knobs[n]) for n in constraint.knobs)
+            raise TuningError(f"a {self.what} names knob(s) {missing} not defined before it")
+        combos = math.prod(len(knobs[n]) for n in self._read(item))
         if combos > MAX_TABLE:
-            raise TuningError(f"the constraint on {constraint.knobs} spans {combos} "
+            raise TuningError(f"the {self.what} on {self._read(item)} spans {combos} "
                               f"combinations (at most {MAX_TABLE})")
-        if constraint not in self._items:
-            self._items.append(constraint)
-            self._tables = None
+        if item not in self._items:
+            self._items.append(item)
+            self.forget_tables()
 
     def forget_tables(self) -> None:
         """A knob was (re)defined: the tables are rebuilt when next asked for."""
@@ -101,20 +105,42 @@ class Constraints:
         return iter(self._items)
 
     def tables(self, knobs: Sequence[Knob]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per constraint: the positions of its knobs in ``knobs`` and a boolean table
-        indexed by their digits."""
+        """Per declaration: the positions in ``knobs`` of the knobs it reads, and its
+        table, indexed by their digits."""
         if self._tables is None:
             pos = {k.name: i for i, k in enumerate(knobs)}
             tables = []
-            for c in self._items:
-                involved = [knobs[pos[n]] for n in c.knobs]
+            for item in self._items:
+                involved = [knobs[pos[n]] for n in self._read(item)]
                 table = np.zeros([len(k) for k in involved], dtype=bool)
                 for digits in np.ndindex(*table.shape):
-                    table[digits] = c.holds([k.entities[d] for k, d in zip(involved, digits,
-                                                                           strict=True)])
-                tables.append((np.array([pos[n] for n in c.knobs], dtype=np.int64), table))
+                    table[digits] = self._holds(item, [k.entities[d] for k, d in
+                                                       zip(involved, digits, strict=True)])
+                tables.append((np.array([pos[n] for n in self._read(item)], dtype=np.int64),
+                               table))
             self._tables = tables
         return self._tables
+
+    def _named(self, item: Any) -> tuple[str, ...]:
+        return self._read(item)
+
+    def _read(self, item: Any) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _holds(self, item: Any, entities: Sequence[Entity]) -> bool:
+        raise NotImplementedError
+
+
+class Constraints(_Tabled):
+    """The constraints of one space, with each one's table of valid digit combinations."""
+
+    what = "constraint"
+
+    def _read(self, item: Constraint) -> tuple[str, ...]:
+        return item.knobs
+
+    def _holds(self, item: Constraint, entities: Sequence[Entity]) -> bool:
+        return item.holds(entities)
 
     def valid(self, digits: np.ndarray, knobs: Sequence[Knob]) -> np.ndarray:
         """Which rows of ``digits`` (configs as knob digits, one row each) break no
@@ -144,54 +170,32 @@ class Condition:
     when: Callable[..., bool]
 
 
-class Conditions:
+class Conditions(_Tabled):
     """The conditions of one space, with each one's table of where its knob matters."""
 
-    def __init__(self) -> None:
-        self._items: list[Condition] = []
-        self._tables: list[tuple[int, np.ndarray, np.ndarray]] | None = None
+    what = "condition"
 
-    def add(self, condition: Condition, knobs: Mapping[str, Knob]) -> None:
-        named = (condition.knob, *condition.on)
-        missing = [n for n in named if n not in knobs]
-        if missing:
-            raise TuningError(f"a condition names knob(s) {missing} not defined before it")
-        if condition.knob in condition.on:
-            raise TuningError(f"knob {condition.knob!r} cannot be conditional on itself")
-        combos = math.prod(len(knobs[n]) for n in condition.on)
-        if combos > MAX_TABLE:
-            raise TuningError(f"the condition on {condition.on} spans {combos} "
-                              f"combinations (at most {MAX_TABLE})")
-        if condition not in self._items:
-            self._items.append(condition)
-            self._tables = None
+    def __init__(self) -> None:
+        super().__init__()
+        self._positions: list[int] | None = None  # each condition's knob, in the space
 
     def forget_tables(self) -> None:
-        self._tables = None
+        super().forget_tables()
+        self._positions = None
 
-    def __bool__(self) -> bool:
-        return bool(self._items)
+    def add(self, item: Condition, knobs: Mapping[str, Knob]) -> None:
+        if item.knob in item.on:
+            raise TuningError(f"knob {item.knob!r} cannot be conditional on itself")
+        super().add(item, knobs)
 
-    def __iter__(self):
-        return iter(self._items)
+    def _named(self, item: Condition) -> tuple[str, ...]:
+        return (item.knob, *item.on)
 
-    def tables(self, knobs: Sequence[Knob]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """Per condition: its knob's position in ``knobs``, the positions of the knobs
-        it depends on, and a boolean table (indexed by their digits) of where it
-        matters."""
-        if self._tables is None:
-            pos = {k.name: i for i, k in enumerate(knobs)}
-            tables = []
-            for c in self._items:
-                involved = [knobs[pos[n]] for n in c.on]
-                table = np.zeros([len(k) for k in involved], dtype=bool)
-                for digits in np.ndindex(*table.shape):
-                    table[digits] = bool(c.when(*(knob_value(k.entities[d]) for k, d in
-                                                  zip(involved, digits, strict=True))))
-                tables.append((pos[c.knob], np.array([pos[n] for n in c.on], dtype=np.int64),
-                               table))
-            self._tables = tables
-        return self._tables
+    def _read(self, item: Condition) -> tuple[str, ...]:
+        return item.on
+
+    def _holds(self, item: Condition, entities: Sequence[Entity]) -> bool:
+        return bool(item.when(*(knob_value(e) for e in entities)))
 
     def canonical(self, digits: np.ndarray, knobs: Sequence[Knob],
                   rest: Sequence[int]) -> np.ndarray:
@@ -199,7 +203,11 @@ class Conditions:
         not matter set to its digit in ``rest`` (the fallback's). Conditions apply in
         the order declared, so one may depend on a knob that is itself conditional."""
         out = np.array(digits, dtype=np.int64, copy=True)
-        for knob, on, table in self.tables(knobs):
+        tables = self.tables(knobs)
+        if self._positions is None:
+            pos = {k.name: i for i, k in enumerate(knobs)}
+            self._positions = [pos[item.knob] for item in self._items]
+        for knob, (on, table) in zip(self._positions, tables, strict=True):
             idle = ~table[tuple(out[:, on].T)]
             out[idle, knob] = rest[knob]
         return out

@@ -32,7 +32,11 @@ groups). The rules read the stages, never an operator's name (Ansor's way):
 6. vectorise the innermost data loop (fused with the loops before it while shorter
    than a vector), split by the target's vector width, the last step shifted back
    inside the loop (a reduction's loop whole: an element must not be added twice);
-   a row buffer's row and a reduction's lanes likewise.
+   a row buffer's row and a reduction's lanes likewise;
+7. tile a contraction (a sum of products whose factors vary along different data
+   axes: a matrix product, a convolution) in levels, its element-wise epilogue
+   computed at the tile (:mod:`.tiling`); rules 1 and 3 to 6 leave it alone, and a
+   stage it reads is computed at the root.
 
 :class:`ScheduleChoices` overrides the rules' picks one knob at a time: it is the
 search space a tuner will walk.
@@ -80,6 +84,15 @@ from ..target import Target
 from ..te.operation import ComputeOp, Operation
 from ..te.tensor import IterVar, Tensor, TensorRead
 from .lane_reduce import LaneGraph, Layout, lane_rewrite, loop_layout, vector_lanes, widest
+from .tiling import (
+    TileChoices,
+    Tiled,
+    fallback_tiles,
+    plan_tiles,
+    producers,
+    readers,
+    schedule_tiles,
+)
 
 #: Bytes of work (elements touched, times their size) that make one parallel
 #: iteration worth its share of an OpenMP fork; below it a kernel stays serial.
@@ -108,6 +121,9 @@ class ScheduleChoices:
       under a vector).
     - ``row_buffers``: compute an element-wise stage read by several passes over a row
       once per row (rule 2) rather than inline it into each.
+    - ``tiles``: the tiles of each contraction (rule 7), in the order the schedule
+      lists them; those not given (all, by default) take the rule's
+      (:func:`.tiling.fallback_tiles`).
     """
 
     parallel_axes: int | None = None
@@ -119,6 +135,7 @@ class ScheduleChoices:
     lane_reduce: bool = True
     accumulators: int | None = None
     row_buffers: bool = True
+    tiles: tuple[TileChoices, ...] = ()
 
     def __post_init__(self) -> None:
         if self.parallel_axes is not None and self.parallel_axes < 0:
@@ -159,18 +176,29 @@ def generated_schedule(
 
 def _schedule(s: Schedule, graph: LaneGraph, tgt: Target, ch: ScheduleChoices,
               refused: set[Operation]) -> set[Operation]:
-    """Schedule ``s`` by rules 2 to 6; the ops of the row buffers it could not place
+    """Schedule ``s`` by rules 2 to 7; the ops of the row buffers it could not place
     (the schedule is then unfinished)."""
     for st in s.stages:
         if (st.is_compute and not st.is_output and not st.op.reduce_axis
                 and st.op not in graph.trees):
             st.compute_inline()
-    rows = (_row_buffers(s, effective_bodies(s), graph.trees, refused)
+    tiled = plan_tiles(s, tgt)
+    tiles = _tile_choices(tiled, tgt, ch.tiles)
+    for t, tc in zip(tiled, tiles, strict=True):
+        if tc.inputs_at_root:
+            for p in producers(s, t.acc):
+                p.compute_root()
+    epilogues = {e.op for t in tiled for e in t.chain}
+    rows = (_row_buffers(s, effective_bodies(s), graph.trees, refused | epilogues)
             if ch.row_buffers and ch.attach_reductions else [])
     bodies = effective_bodies(s)
-    live = [st for st in s.stages if st.is_compute and st.attach_kind is not AttachKind.INLINE]
+    own = {st for t in tiled for st in (t.host, t.acc)}
+    live = [st for st in s.stages if st.is_compute and st.attach_kind is not AttachKind.INLINE
+            and st not in own]
     layout = {st: graph.layouts.get(st.op) or loop_layout(st, bodies[st]) for st in live}
-    place = _placements(live, bodies, layout, ch)
+    pinned = {rd.tensor.op for st in own for rd in collect(bodies[st], TensorRead)}
+    place = _placements([st for st in live if st.op not in pinned], bodies, layout, ch,
+                        live)
     lost = {e.op for e in rows if e not in place}
     if lost:
         return lost
@@ -203,7 +231,20 @@ def _schedule(s: Schedule, graph: LaneGraph, tgt: Target, ch: ScheduleChoices,
             while inner and bounds[r].extent[inner[0]] == 1:
                 inner.pop(0)
         _vectorize(r, inner, vector_lanes(tgt, r, bodies[r]), ch)
+    for t, tc in zip(tiled, tiles, strict=True):
+        work = math.prod(t.info.data) * math.prod(t.info.reduce) * t.info.bytes
+        schedule_tiles(t, tc, parallel=tgt.cores > 1 and work >= CHUNK_BYTES)
     return set()
+
+
+def _tile_choices(tiled: list[Tiled], tgt: Target, given: tuple[TileChoices, ...]
+                  ) -> list[TileChoices]:
+    """Rule 7's tiles of each contraction: those given, else the rule's."""
+    if len(given) > len(tiled):
+        raise ScheduleError(f"tiles for {len(given)} contractions; the compute has "
+                            f"{len(tiled)}")
+    return [given[n] if n < len(given) else fallback_tiles(t.info, tgt)
+            for n, t in enumerate(tiled)]
 
 
 # ---- rule 1: lane-wise accumulation ---------------------------------------------------
@@ -217,11 +258,11 @@ def _row_buffers(s: Schedule, bodies: dict, trees: frozenset[Operation],
     for e in reversed(s.stages):
         if e.attach_kind is not AttachKind.INLINE or e.op in refused:
             continue
-        readers = _readers(s, e)
+        users = readers(s, e)
         costly = _costly(bodies[e])
-        shared = costly and len(readers) > 1 and any(r.op.reduce_axis for r in readers)
+        shared = costly and len(users) > 1 and any(r.op.reduce_axis for r in users)
         per_row = costly and _of_rows(s, bodies[e], trees)
-        clamp = _clamps(bodies[e]) and any(r in kept and _calls_on(r, e) for r in readers)
+        clamp = _clamps(bodies[e]) and any(r in kept and _calls_on(r, e) for r in users)
         if shared or per_row or clamp:
             e.compute_root()
             kept.append(e)
@@ -237,19 +278,6 @@ def _of_rows(s: Schedule, body: Expr, trees: frozenset[Operation]) -> bool:
     return bool(reads) and all(
         (st := s[rd.tensor]).is_compute and st.attach_kind is not AttachKind.INLINE
         and (bool(st.op.reduce_axis) or st.op in trees) for rd in reads)
-
-
-def _readers(s: Schedule, e: Stage) -> list[Stage]:
-    """The stages with loops of their own that read ``e``, through inlined stages."""
-    out: list[Stage] = []
-    todo = [e]
-    while todo:
-        for c in s.consumers(todo.pop()):
-            if c.attach_kind is AttachKind.INLINE:
-                todo.append(c)
-            elif c not in out:
-                out.append(c)
-    return out
 
 
 def _clamps(body: Expr) -> bool:
@@ -279,15 +307,15 @@ def _costly(body: Expr) -> bool:
 # ---- rule 4: where reductions, lane trees and row buffers are computed -------------
 
 
-def _placements(live: list[Stage], bodies: dict, layout: dict[Stage, Layout],
-                ch: ScheduleChoices) -> dict[Stage, tuple[Stage, int]]:
-    """stage -> (root stage, depth): each non-output stage (a reduction, a lane tree, a
-    row buffer) computed at the loop over the first ``depth`` outer data axes of that
-    stage. Those not listed are computed at the root."""
+def _placements(movable: list[Stage], bodies: dict, layout: dict[Stage, Layout],
+                ch: ScheduleChoices, live: list[Stage]) -> dict[Stage, tuple[Stage, int]]:
+    """stage -> (root stage, depth): each non-output stage of ``movable`` (a reduction,
+    a lane tree, a row buffer) computed at the loop over the first ``depth`` outer data
+    axes of that stage of ``live``. Those not listed are computed at the root."""
     place: dict[Stage, tuple[Stage, int]] = {}
     if not ch.attach_reductions:
         return place
-    for r in reversed(live):  # consumers first
+    for r in reversed(movable):  # consumers first
         if r.is_output:
             continue
         t = r.op.output(0)

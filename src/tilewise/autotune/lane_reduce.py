@@ -24,6 +24,7 @@ from ..schedule import Stage, create_schedule
 from ..target import Target
 from ..te.operation import ComputeOp, Operation
 from ..te.tensor import IterKind, IterVar, Range, Reduce, ReduceKind, Tensor, TensorRead
+from .tiling import is_contraction
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def _lane_splits(outputs: list[Tensor], tgt: Target,
     for st in s.stages:
         if not st.is_compute or not st.op.reduce_axis or not st.op.dtype.is_float:
             continue
+        if is_contraction(st, bodies[st]):
+            continue  # tiled instead (rule 7)
         lay = loop_layout(st, bodies[st])
         k = lay.reduce[-1]
         if lay.inner or not _unit_stride(k, bodies[st]):

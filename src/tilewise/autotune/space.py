@@ -480,15 +480,19 @@ class ConfigSpace(ConfigBase):
         todo = np.arange(len(x))
         all_sizes = np.array(radices, dtype=np.int64)
         strides = self._strides(all_sizes)
+        digits = self.digit_matrix(x)
         for _ in range(_NEIGHBOUR_TRIES if self._declared else 1):
             pos = movable[rng.integers(len(movable), size=len(todo))]
-            sizes, stride = all_sizes[pos], strides[pos]
-            digit = (x[todo] // stride) % sizes
-            new = (digit + 1 + rng.integers(sizes - 1)) % sizes
-            step = x[todo] + (new - digit) * stride
+            rows = digits[todo]
+            moved = np.arange(len(todo))
+            rows[moved, pos] = (rows[moved, pos] + 1 + rng.integers(all_sizes[pos] - 1)
+                                ) % all_sizes[pos]
             if self._conditions:
-                step = self.canonical(step)
-            ok = self.valid(step) & (step != x[todo])
+                rows = self._conditions.canonical(rows, self.knobs, self._rest_digits())
+            step = rows @ strides
+            ok = step != x[todo]
+            if self._constraints:
+                ok &= self._constraints.valid(rows, self.knobs)
             out[todo[ok]] = step[ok]
             todo = todo[~ok]
             if not len(todo):

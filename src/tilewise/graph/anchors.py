@@ -149,6 +149,17 @@ def template_call(graph: Graph, anchor: Node, epi: Epilogue) -> TemplateCall:
     raise ModelError(f"node {anchor.name!r}: {anchor.op} has no operator template")
 
 
+def template_covers(graph: Graph, anchor: Node, epi: Epilogue) -> bool:
+    """Whether an operator template runs ``anchor`` with its epilogue. Where none does
+    (pooling padded unevenly, dilated, or counting its pads), the generated schedule
+    runs it, as it runs a group no template covers."""
+    try:
+        template_call(graph, anchor, epi)
+    except ModelError:
+        return False
+    return True
+
+
 def _extras(epi: Epilogue) -> list[str]:
     """The epilogue's extra tensors in the template's order (bias, residual as the
     steps name them)."""

@@ -1,8 +1,9 @@
 """The te compute of each graph operator: a node and its input tensors -> its output
 tensors, by the functions of :mod:`tilewise.ops.nn` with the node's attributes.
 
-Every operator of docs/graph-ops.md has one but the anchors (``conv2d``, ``matmul``,
-``max_pool2d``, ``avg_pool2d``), which run operator templates.
+Every operator of docs/graph-ops.md has one. The anchors' (``conv2d``, ``matmul``,
+``max_pool2d``, ``avg_pool2d``) serve where the operator templates are ignored: a model
+compiled or tuned with ``templates=False`` runs them by the generated schedule.
 
 >>> x = te.placeholder((2, 3), name="x")
 >>> (y,) = node_compute(Node("relu", ("x",), ("y",), name="r0"), [x])
@@ -18,7 +19,7 @@ from ..ops import nn
 from ..te import Tensor
 from .ir import Node
 
-#: Operators computed by an operator template, not here.
+#: Operators that an operator template computes, unless the templates are ignored.
 ANCHORS = frozenset({"conv2d", "matmul", "max_pool2d", "avg_pool2d"})
 
 Compute = Callable[[Node, list[Tensor | None]], list[Tensor]]
@@ -154,6 +155,28 @@ def _expand(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
     return [nn.expand(x, _need(n, "shape"), name=_name(n))]
 
 
+def _conv2d(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
+    x, w = _inputs(n, xs, 2)
+    bias = xs[2] if len(xs) > 2 else None
+    return [nn.conv2d(x, w, bias, _need(n, "strides"), _need(n, "pads"),
+                      _need(n, "dilations"), _need(n, "groups"), name=_name(n))]
+
+
+def _matmul(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
+    a, b = _inputs(n, xs, 2)
+    return [nn.matmul(a, b, name=_name(n))]
+
+
+def _pool(kind: str) -> Compute:
+    def compute(n: Node, xs: list[Tensor | None]) -> list[Tensor]:
+        (x,) = _inputs(n, xs, 1)
+        return [nn.pool2d(kind, x, _need(n, "kernel"), _need(n, "strides"), _need(n, "pads"),
+                          _need(n, "dilations"), bool(n.attr("ceil_mode", False)),
+                          bool(n.attr("count_include_pad", False)), name=_name(n))]
+
+    return compute
+
+
 COMPUTES: dict[str, Compute] = {
     **{kind: _unary(kind) for kind in nn.UNARY},
     "clip": _clip,
@@ -176,6 +199,10 @@ COMPUTES: dict[str, Compute] = {
     "gather": _gather,
     "expand": _expand,
     "pad": _pad,
+    "conv2d": _conv2d,
+    "matmul": _matmul,
+    "max_pool2d": _pool("max"),
+    "avg_pool2d": _pool("avg"),
 }
 
 
@@ -183,14 +210,12 @@ def node_compute(node: Node, inputs: Sequence[Tensor | None]) -> list[Tensor]:
     """The output tensors of ``node`` over ``inputs``, one te tensor per node input
     (None, or left out at the end, for an omitted optional input).
 
-    Raises :class:`ModelError` for an operator without a compute (an anchor or an
-    unknown one) and for attributes or inputs the operator refuses.
+    Raises :class:`ModelError` for an unknown operator and for attributes or inputs the
+    operator refuses.
     """
     fn = COMPUTES.get(node.op)
     if fn is None:
-        why = ("it is an anchor, computed by an operator template" if node.op in ANCHORS
-               else "unknown operator")
-        raise ModelError(f"{_label(node)}: no te compute ({why})")
+        raise ModelError(f"{_label(node)}: no te compute (unknown operator)")
     try:
         outs = fn(node, list(inputs))
     except TensorError as e:

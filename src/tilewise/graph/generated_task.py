@@ -18,8 +18,12 @@ The space is :class:`~tilewise.autotune.generated.ScheduleChoices`, cut to the k
 that change this compute's schedule: each knob's values are probed against the rules'
 schedule, and a value is offered only where it schedules the compute differently from
 every value offered before it (no reduction: no knob about reductions; no vector loop
-longer than a vector: no unrolling). The fallback is the rules' pick, so an untuned
-kernel is the one compiled without a database. Nothing reads an operator's name.
+longer than a vector: no unrolling). Each contraction (a matrix product, a convolution:
+an anchor's group where the operator templates are ignored) adds its tiling's knobs
+(:func:`~tilewise.autotune.tile_space.define_tiles`). The fallback is the rules' pick, so
+an untuned kernel is the one compiled without a database. Nothing reads an operator's
+name. :func:`generated_space` gives any te compute this space, in a template of one's
+own.
 
 >>> args = group_args(graph, group)                               # doctest: +SKIP
 >>> task = Task(GENERATED, args, "c -cores=2")                    # doctest: +SKIP
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +42,8 @@ import numpy as np
 from .. import te
 from ..autotune.generated import ScheduleChoices, generated_schedule
 from ..autotune.task import template
+from ..autotune.tile_space import define_tiles, tile_choices
+from ..autotune.tiling import Contraction, contractions
 from ..errors import TilewiseError
 from ..ir.stmt import ForKind
 from ..schedule import Schedule
@@ -264,19 +271,26 @@ def schedule_fingerprint(s: Schedule) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def _knobs_of(args: tuple[Any, ...], target: str) -> dict[str, KnobChoice]:
-    """:func:`space_knobs` of a task's compute, once per process: the probes schedule
-    the compute some twenty times, and every instantiation asks."""
+def _knobs_of(args: tuple[Any, ...], target: str
+              ) -> tuple[dict[str, KnobChoice], tuple[Contraction, ...]]:
+    """:func:`space_knobs` and the contractions of a task's compute, once per process:
+    the probes schedule the compute some twenty times, and every instantiation asks."""
     _, outs = group_compute(*args)
-    return space_knobs(outs, Target.from_str(target))
+    tgt = Target.from_str(target)
+    return space_knobs(outs, tgt), tuple(contractions(outs, tgt))
 
 
-def choices_of(cfg: Any, knobs: Collection[str]) -> ScheduleChoices:
+def choices_of(cfg: Any, knobs: Collection[str], cons: Sequence[Contraction] = (),
+               target: Target | None = None) -> ScheduleChoices:
     """The :class:`ScheduleChoices` a config makes, reading only the knobs that matter
     given those read before (no unrolling without a split vector loop, no accumulators
     without lane-wise reduction): configs that agree on what is read build one kernel.
-    ``knobs``: the names the config's space defines; the rest keep the rules' picks."""
+    ``knobs``: the names the config's space defines; the rest keep the rules' picks.
+    ``cons``: the compute's contractions, whose tiles the config chooses (those whose
+    knobs it lacks: the rule's tiles for ``target``)."""
     chosen: dict[str, Any] = {}
+    if cons:
+        chosen["tiles"] = tile_choices(cfg, cons, set(knobs), target)
 
     def read(name: str) -> Any:
         if name in knobs:
@@ -339,16 +353,37 @@ def _draw(rng: np.random.Generator, t: TensorType, positive: bool) -> np.ndarray
 @template(GENERATED, reference=generated_reference)
 def generated(cfg, inputs: tuple, nodes: tuple, outputs: tuple):
     """A fused group by the generated schedule, its knobs those of :func:`space_knobs`
-    (the rules' picks as the fallback)."""
+    and of each contraction's tiles (the rules' picks as the fallback)."""
     params, outs = group_compute(inputs, nodes, outputs)
-    knobs = _knobs_of((inputs, nodes, outputs), str(cfg.target))
+    knobs, cons = _knobs_of((inputs, nodes, outputs), str(cfg.target))
+    return generated_space(cfg, outs, (knobs, cons)), [*params, *outs]
+
+
+def generated_space(cfg: Any, outputs: Sequence[te.Tensor],
+                    known: tuple[dict[str, KnobChoice], Sequence[Contraction]] | None = None
+                    ) -> Schedule:
+    """Declare on ``cfg`` the generated space of the compute of ``outputs`` (the knobs
+    of :func:`space_knobs`, each contraction's tiles, the rules' picks as the fallback),
+    count its contractions' multiply-adds, and return the schedule ``cfg`` chooses.
+    ``known``: the knobs and contractions, where already derived.
+
+    >>> @at.template("attention_scores")                  # doctest: +SKIP
+    ... def scores(cfg, heads, n, d):
+    ...     q, k, p = attention_te(heads, n, d)
+    ...     return generated_space(cfg, [p]), [q, k, p]
+    """
+    knobs, cons = known or (space_knobs(outputs, cfg.target),
+                            contractions(outputs, cfg.target))
     for name, knob in knobs.items():
         cfg.define_knob(name, list(knob.values))
     cfg.fallback_with(**{name: knob.fallback for name, knob in knobs.items()})
-    s = generated_schedule(outs, cfg.target, choices_of(cfg, knobs))
-    return s, [*params, *outs]
+    tiles = define_tiles(cfg, cons, cfg.target)
+    for c in cons:
+        cfg.add_flop(2.0 * math.prod(c.data) * math.prod(c.reduce))
+    choices = dataclasses.replace(choices_of(cfg, knobs), tiles=tiles)
+    return generated_schedule(outputs, cfg.target, choices)
 
 
 __all__ = ["GENERATED", "KnobChoice", "choices_of", "generated", "generated_reference",
-           "group_args", "group_compute", "group_graph", "schedule_fingerprint",
-           "space_knobs"]
+           "generated_space", "group_args", "group_compute", "group_graph",
+           "schedule_fingerprint", "space_knobs"]

@@ -1,7 +1,8 @@
 """Kernels of fused groups: an anchor group runs its operator template (the database's
 best config through dispatch, else the fallback), any other group a te compute of its
 nodes under the generated schedule (the choices of its ``generated`` task's best record,
-else the rules'). Each becomes the C source of one function."""
+else the rules'); with the templates ignored, an anchor group too. Each becomes the C
+source of one function."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from .. import te
 from ..autotune.dispatch import FallbackConfigWarning, HistoryBest, best_implementation
 from ..autotune.generated import ScheduleChoices, generated_schedule
 from ..autotune.task import Task
+from ..autotune.tiling import contractions
 from ..codegen import generate_c
 from ..errors import ModelError, TilewiseError
 from ..lower import lower
 from ..target import Target
-from .anchors import template_call
+from .anchors import template_call, template_covers
 from .compute import node_compute
 from .fuse import Group
 from .generated_task import GENERATED, choices_of, group_args
@@ -72,12 +74,15 @@ def kernel_name(index: int, group: Group) -> str:
 
 
 def group_kernel(graph: Graph, group: Group, index: int, target: Target,
-                 context: HistoryBest | None, pack_weights: bool = True) -> Kernel:
+                 context: HistoryBest | None, pack_weights: bool = True,
+                 templates: bool = True) -> Kernel:
     """Lower ``group`` to the C source of one function; with ``pack_weights``, a
-    template's weight-only stages (packing, Winograd's transform) run here, once."""
+    template's weight-only stages (packing, Winograd's transform) run here, once.
+    Without ``templates`` an anchor group is generated as any other."""
     name = kernel_name(index, group)
     try:
-        if group.anchor is not None:
+        if (templates and group.anchor is not None and group.epilogue is not None
+                and template_covers(graph, group.anchor, group.epilogue)):
             return _template_kernel(graph, group, name, target, context, pack_weights)
         return _generated_kernel(graph, group, name, target, context)
     except ModelError:
@@ -144,7 +149,7 @@ def _generated_kernel(graph: Graph, group: Group, name: str, target: Target,
         for v, t in zip(node.outputs, outs, strict=True):
             tensors[v] = t
     outs = [tensors[v] for v in group.outputs]
-    task, choices = _generated_choice(graph, group, target, context)
+    task, choices = _generated_choice(graph, group, outs, target, context)
     sch = generated_schedule(outs, target, choices)
     func = lower(sch, [*params, *outs], name, workspace=True)
     label = "+".join(n.op for n in group.nodes)
@@ -153,7 +158,7 @@ def _generated_kernel(graph: Graph, group: Group, name: str, target: Target,
                   workspace=_workspace(func, len(params) + len(outs)))
 
 
-def _generated_choice(graph: Graph, group: Group, target: Target,
+def _generated_choice(graph: Graph, group: Group, outs: list[te.Tensor], target: Target,
                       context: HistoryBest | None
                       ) -> tuple[Task | None, ScheduleChoices | None]:
     """The group's ``generated`` task (with a database to look it up in) and the
@@ -167,7 +172,8 @@ def _generated_choice(graph: Graph, group: Group, target: Target,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FallbackConfigWarning)
         chosen, config = best_implementation(task, context)
-    return chosen, choices_of(config, {n for n, _ in config.entities})
+    return chosen, choices_of(config, {n for n, _ in config.entities},
+                              contractions(outs, target), target)
 
 
 def _workspace(func, n_args: int) -> tuple[tuple[str, int], ...]:

@@ -39,12 +39,13 @@ def _is_view(graph: Graph, group: Group) -> bool:
 
 
 def build_model(graph: Graph, target: str | Target = "c",
-                context: HistoryBest | None = None, pack_weights: bool = True
-                ) -> ModelLibrary:
+                context: HistoryBest | None = None, pack_weights: bool = True,
+                templates: bool = True) -> ModelLibrary:
     """Compile ``graph`` (optimised: see :func:`tilewise.graph.passes.optimize`) into a
     loaded :class:`ModelLibrary`. With ``pack_weights`` the weights are packed (and
     Winograd-transformed) once, here, and stored so: faster runs, and for Winograd's
-    F(4x4) four times the weights' memory."""
+    F(4x4) four times the weights' memory. Without ``templates`` every kernel, the
+    anchors' too, is generated (:mod:`.generated_task`)."""
     tgt = Target.from_str(target)
     groups = partition(graph)
     alias: dict[str, str] = {}
@@ -55,7 +56,8 @@ def build_model(graph: Graph, target: str | Target = "c",
             src = group.inputs[0]
             alias[group.outputs[0]] = alias.get(src, src)
             continue
-        kernels.append(group_kernel(graph, group, len(kernels), tgt, context, pack_weights))
+        kernels.append(group_kernel(graph, group, len(kernels), tgt, context, pack_weights,
+                                    templates))
     lower_s = time.perf_counter() - start
     root = lambda v: alias.get(v, v)  # noqa: E731
     refs, weights, plan = _layout(graph, kernels, root)
@@ -76,6 +78,7 @@ def build_model(graph: Graph, target: str | Target = "c",
         "tilewise": __version__,
         "name": graph.name,
         "target": str(tgt),
+        "templates": templates,
         "inputs": [_spec(graph, v) for v in graph.inputs],
         "outputs": [_output_spec(graph, i, v, refs, root) for i, v in enumerate(graph.outputs)],
         "kernels": [{"name": k.name, "label": k.label, "tuned": k.tuned, "flop": k.flop,

@@ -6,31 +6,37 @@ from __future__ import annotations
 
 from ..autotune.task import Task
 from ..target import Target
-from .anchors import template_call
+from .anchors import template_call, template_covers
 from .fuse import partition
 from .generated_task import GENERATED, group_args
 from .ir import Graph
 from .library import _is_view
 
 
-def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False
-                  ) -> list[tuple[Task, int]]:
+def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False,
+                  templates: bool = True) -> list[tuple[Task, int]]:
     """``[(task, times it runs)]`` over the graph's anchor kernels, in first-run order;
     with ``generated``, over every kernel: the groups that no operator template covers
     (element-wise chains, reductions, transposes) as tasks of the ``generated`` template
-    (:mod:`.generated_task`), whose space is derived from their compute.
+    (:mod:`.generated_task`), whose space is derived from their compute. Without
+    ``templates``, every kernel is a ``generated`` task, the anchors' (convolutions,
+    matrix products, pooling, with their epilogues) too, whatever ``generated`` says;
+    so is, always, an anchor that no template covers (:func:`.anchors.template_covers`).
 
     Dispatch may run a template implementing a task's own (Winograd for a 3x3
     convolution), whose task has the same arguments."""
     tgt = str(Target.from_str(target))
     counts: dict[Task, int] = {}
     for group in partition(graph):
-        if group.anchor is None or group.epilogue is None:
-            if not generated or group.anchor is not None or _is_view(graph, group):
-                continue
-            task = Task(GENERATED, group_args(graph, group), tgt)
-        else:
+        if _is_view(graph, group):
+            continue
+        anchored = group.anchor is not None and group.epilogue is not None
+        if templates and anchored and template_covers(graph, group.anchor, group.epilogue):
             call = template_call(graph, group.anchor, group.epilogue)
             task = Task(call.template, call.args, tgt)
+        elif templates and not generated and not anchored:
+            continue
+        else:  # no template covers the group, or the templates are ignored
+            task = Task(GENERATED, group_args(graph, group), tgt)
         counts[task] = counts.get(task, 0) + 1
     return list(counts.items())

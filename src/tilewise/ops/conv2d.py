@@ -217,11 +217,11 @@ def require_conv2d_nchwc_constraints(cfg, target: Target, lanes: int, dilated: b
                 or tile_fits_registers(reg_n, -(-oc_bn // lanes), target),
                 lambda kernel, reg_n, oc_bn: f"the micro-kernel's {reg_n}x{oc_bn} tile leaves "
                                              "no registers for its operands")
-    cfg.require(("fuse_kw", "kernel", "order"),
-                lambda fuse_kw, kernel, order: not fuse_kw or (
-                    kernel == "ukr" and order == "ic_khkw" and not dilated),
+    cfg.require(("fuse_kw", "kernel", "order", "ic_outer"),
+                lambda fuse_kw, kernel, order, ic_outer: not fuse_kw or (
+                    kernel == "ukr" and (ic_outer or order == "ic_khkw") and not dilated),
                 "fusing kw into the micro-kernel's sum needs the micro-kernel, the ic_khkw "
-                "order and no dilation")
+                "order (or the ic blocks outermost) and no dilation")
 
 
 def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack):

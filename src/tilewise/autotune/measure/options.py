@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from tilewise.autotune.record import BuildResult, MeasureInput, MeasureResult
 
@@ -35,15 +37,31 @@ class MeasureOption:
     builder: Builder
     runner: Runner
     batch_size: int | None = None
+    #: The result of each kernel run by :meth:`measure`, by :func:`kernel_identity`.
+    runs: dict[str, MeasureResult] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def effective_batch_size(self) -> int:
         return max(1, self.batch_size or getattr(self.builder, "n_parallel", 1) or 1)
 
     def measure(self, inputs: Sequence[MeasureInput]) -> list[MeasureResult]:
-        """Build every candidate, then run them (never a run beside a compile)."""
+        """Build every candidate, then run them (never a run beside a compile). A
+        candidate that builds a kernel this option ran before, or that an earlier one
+        of the batch builds (configs whose choices differ where the schedule does not
+        tell them apart: a row tile as tall as a matrix of few rows, whatever its
+        knob), is not run again: it takes that run's result."""
         builds = self.builder.build(inputs)
-        return self.runner.run(inputs, builds)
+        keys = [kernel_identity(b.artifact) if b.ok else None for b in builds]
+        first: dict[str, int] = {}
+        fresh = [i for i, key in enumerate(keys)
+                 if key is None or (key not in self.runs and first.setdefault(key, i) == i)]
+        ran = self.runner.run([inputs[i] for i in fresh], [builds[i] for i in fresh])
+        out: dict[int, MeasureResult] = dict(zip(fresh, ran, strict=True))
+        for i in fresh:
+            if keys[i] is not None:
+                self.runs[keys[i]] = out[i]
+        return [out[i] if i in out else dataclasses.replace(self.runs[keys[i]], run_s=0.0)
+                for i in range(len(inputs))]
 
     def measure_rounds(
         self, inputs: Sequence[MeasureInput], rounds: int
@@ -87,3 +105,19 @@ def measure_option(
 
         runner = LocalRunner()
     return MeasureOption(builder, runner, batch_size)
+
+
+def kernel_identity(artifact: Any) -> str | None:
+    """What makes a built candidate the kernel it is: its fields (its source, launch and
+    target), less where its files lie and what building it took; None for what is not
+    a dataclass."""
+    if not dataclasses.is_dataclass(artifact) or isinstance(artifact, type):
+        return None
+    parts = [type(artifact).__name__]
+    for f in dataclasses.fields(artifact):
+        if f.name.endswith(("_path", "_s")):
+            continue
+        value = getattr(artifact, f.name)
+        nested = kernel_identity(value)
+        parts.append(nested if nested is not None else repr(value))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -41,7 +41,7 @@ class GATuner(Tuner):
         batch: list[int] = []
         while len(batch) < n and len(self.seen) + len(batch) < self.space.size:
             if not self._queue:
-                self._next_generation()
+                self._next_generation(self.seen | set(batch))
                 if not self._queue:
                     break
             index = self._queue.pop(0)
@@ -49,10 +49,12 @@ class GATuner(Tuner):
                 batch.append(index)
         return self._propose(batch)
 
-    def _next_generation(self) -> None:
+    def _next_generation(self, taken: set[int]) -> None:
+        """Breed the next population; its children (the queue) are none of ``taken``
+        (proposed before, or in the batch being filled)."""
         parents = self._parents()
         if len(parents) < 2:
-            self.population = self.space.sample(self.pop_size, self.rng, exclude=self.seen)
+            self.population = self.space.sample(self.pop_size, self.rng, exclude=taken)
             self._queue = list(self.population)
             return
         weights = np.array([self.fitness.get(p, 0.0) for p in parents]) + 1e-12
@@ -71,12 +73,11 @@ class GATuner(Tuner):
                 if self.rng.random() < self.mutation_prob:
                     genes[i] = int(self.rng.integers(size))
             child = self.space.canonical_index(self.space.index_of(genes))
-            if (child not in self.seen and child not in children
-                    and self.space.is_valid(child)):
+            if child not in taken and child not in children and self.space.is_valid(child):
                 children.append(child)
         missing = self.pop_size - len(elites) - len(children)
         if missing > 0:  # the neighbourhood is exhausted: fill with fresh random configs
-            children += self.space.sample(missing, self.rng, exclude=self.seen | set(children))
+            children += self.space.sample(missing, self.rng, exclude=taken | set(children))
         self.population = elites + children
         self._queue = list(children)
 

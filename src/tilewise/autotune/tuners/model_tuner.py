@@ -101,7 +101,10 @@ class ModelTuner(Tuner):
             from_plan = self.model.trained and self.rng.random() >= self.epsilon
             index = self._from_plan(batch) if from_plan else None
             if index is None:
-                index = self.space.sample(1, self.rng, exclude=self.seen | set(batch))[0]
+                picks = self.space.sample(1, self.rng, exclude=self.seen | set(batch))
+                if not picks:  # every config the space offers was proposed
+                    break
+                index = picks[0]
             batch.append(index)
         return self._propose(batch)
 

@@ -17,13 +17,16 @@ dimensions do not (te needs positive extents).
 """
 
 from .broadcast import BINARY, binary, broadcast_shape, expand, where
+from .contraction import conv2d, matmul
 from .elementwise import UNARY, cast, clip, gelu, unary
 from .normalization import batch_norm, layer_norm
+from .pooling import pool2d
 from .reduction import REDUCE, global_avg_pool, reduce, softmax
 from .transform import concat, pad, reshape, split, strided_slice, take, transpose
 
 __all__ = [
     "BINARY", "REDUCE", "UNARY", "batch_norm", "binary", "broadcast_shape", "cast", "clip",
-    "concat", "expand", "gelu", "global_avg_pool", "layer_norm", "pad", "reduce", "reshape",
-    "softmax", "split", "strided_slice", "take", "transpose", "unary", "where",
+    "concat", "conv2d", "expand", "gelu", "global_avg_pool", "layer_norm", "matmul", "pad",
+    "pool2d", "reduce", "reshape", "softmax", "split", "strided_slice", "take", "transpose",
+    "unary", "where",
 ]

@@ -5,8 +5,9 @@ candidate runs on one device.
 
 The tuners, the database and the builder stay on the calling thread: each round is a
 :class:`~tilewise.autotune.tuners.base.TuneRound` whose batches are built here, then
-run by ``runner.run`` on a thread of its own (the runner must allow calls from several
-threads at once, as :class:`~tilewise.distributed.DaskRunner` does). A batch's records
+run by ``MeasureOption.run_built`` (each kernel once) on a thread of its own: the
+runner must allow calls from several threads at once, as
+:class:`~tilewise.distributed.DaskRunner` does. A batch's records
 are stored, and its tuner taught, as the batch lands, whatever other rounds are still
 out; a killed run loses the batches in flight, never one that landed.
 
@@ -122,7 +123,7 @@ class RoundsInFlight:
     def _run(self, entry: _Round, inputs: list[MeasureInput], builds: list[BuildResult],
              t0: float) -> None:
         try:
-            results = self.option.runner.run(inputs, builds)
+            results = self.option.run_built(inputs, builds)
         except BaseException as err:  # handed to the tuner's thread, raised there
             self._landed.put(_Landing(entry, inputs, None, 0.0, err))
             return

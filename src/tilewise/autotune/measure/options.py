@@ -50,7 +50,13 @@ class MeasureOption:
         of the batch builds (configs whose choices differ where the schedule does not
         tell them apart: a row tile as tall as a matrix of few rows, whatever its
         knob), is not run again: it takes that run's result."""
-        builds = self.builder.build(inputs)
+        return self.run_built(inputs, self.builder.build(inputs))
+
+    def run_built(self, inputs: Sequence[MeasureInput],
+                  builds: Sequence[BuildResult]) -> list[MeasureResult]:
+        """The second half of :meth:`measure`: run what was built, each kernel once.
+        Several threads may call it at once where the runner allows it (the
+        whole-model tuner's rounds in flight on a farm: their tasks' kernels differ)."""
         keys = [kernel_identity(b.artifact) if b.ok else None for b in builds]
         first: dict[str, int] = {}
         fresh = [i for i, key in enumerate(keys)

@@ -234,20 +234,36 @@ class IRFeatureExtractor:
     def one(self, index: int) -> np.ndarray:
         row = self._known(index)
         if row is None:
-            row = self._row(self.task.config_space.canonical_index(index))
-        self._cache[index] = row
+            self._settle([index])
+            row = self._known(index)
+            if row is None:
+                space = self.task.config_space
+                row = self._cache[index] = self._row(space.canonical_index(index))
         return row
 
     def _known(self, index: int) -> np.ndarray | None:
-        """The row of config ``index`` if it needs no lowering (cached, its kernel's
-        config cached, or a declared constraint broken)."""
-        row = self._cache.get(index)
-        if row is not None:
-            return row
+        """The row of config ``index`` where one was made or settled (:meth:`_settle`)."""
+        return self._cache.get(index)
+
+    def _settle(self, indices: Sequence[int]) -> list[int]:
+        """Cache the rows of ``indices`` that need no lowering (a declared constraint
+        broken: the invalid row; their kernel's config lowered before: its row), in one
+        pass over the space's tables; return the kernels' configs left to lower."""
+        fresh = [i for i in dict.fromkeys(indices) if i not in self._cache]
+        if not fresh:
+            return []
         space = self.task.config_space
-        if not space.is_valid(index):
-            return _invalid_row()
-        return self._cache.get(space.canonical_index(index))
+        valid = space.valid(fresh).tolist()
+        kernels = [int(c) for c in space.canonical(fresh).tolist()]
+        missing: dict[int, None] = {}
+        for index, ok, kernel in zip(fresh, valid, kernels, strict=True):
+            if not ok:
+                self._cache[index] = _invalid_row()
+            elif kernel in self._cache:
+                self._cache[index] = self._cache[kernel]
+            else:
+                missing[kernel] = None
+        return list(missing)
 
     def _row(self, index: int) -> np.ndarray:
         """Instantiate and lower config ``index``: its row (the invalid row where the
@@ -263,9 +279,7 @@ class IRFeatureExtractor:
     def __call__(self, indices: Sequence[int]) -> np.ndarray:
         if not indices:
             return np.zeros((0, feature_width() + 1))
-        space = self.task.config_space
-        missing = [c for c in dict.fromkeys(int(space.canonical_index(i)) for i in indices
-                                            if self._known(i) is None)]
+        missing = self._settle(indices)
         if self.workers > 1 and len(missing) >= _PARALLEL_MIN:
             self._lower_in_pool(missing)
         return np.stack([self.one(i) for i in indices])

@@ -363,10 +363,13 @@ class ConfigSpace(ConfigBase):
     def offered(self, indices: Sequence[int]) -> np.ndarray:
         """Which of ``indices`` the space offers: valid (:meth:`valid`) and canonical
         (:meth:`canonical`), so no two of them build the same kernel."""
-        ok = self.valid(indices)
-        if self._conditions and len(indices):
-            same = self.canonical(indices) == np.array(indices, dtype=self._index_dtype)
-            ok &= np.asarray(same, dtype=bool)
+        if not self._conditions or not len(indices):
+            return self.valid(indices)
+        digits = self.digit_matrix(indices)
+        ok = (self._conditions.canonical(digits, self.knobs, self._rest_digits())
+              == digits).all(axis=1)
+        if self._constraints:
+            ok &= self._constraints.valid(digits, self.knobs)
         return ok
 
     def is_offered(self, index: int) -> bool:

@@ -21,7 +21,7 @@ def test_tasks_count_repeated_layers():
     tasks = tw.extract_tasks(models.build("resnet18", image=64), target=TARGET)
     counts = {t.args: c for t, c in tasks}
     assert sum(counts.values()) == 22  # 20 convolutions, the max pool, the dense layer
-    assert counts[(1, 64, 16, 16, 64, 3, 3, 1, 1, 1, "float32", "bias+relu")] == 2
+    assert counts[(1, 64, 16, 16, 64, 3, 3, 1, 1, 1, "float32", "bias+relu", 0, 0)] == 2
     assert {t.name for t, _ in tasks} == {"conv2d_nchw", "max_pool2d", "dense"}
 
 

@@ -31,8 +31,10 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
+from ..errors import TensorError
 from ..ir.dtype import as_dtype
 from ..target import Target
+from .blocks import check_blocks, to_blocks
 from .conv2d_1x1 import conv2d_1x1, is_pointwise
 from .epilogue import (
     accumulator,
@@ -296,14 +298,16 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
 
 
 def conv2d_reference(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype="float32",
-                     epilogue=""):
+                     epilogue="", in_block=0, out_block=0):
     def make(rng: np.random.Generator):
         d = rng.standard_normal((N, C, H, W)).astype(dtype)
         k = rng.standard_normal((K, C, R, S)).astype(dtype)
         y = conv2d_nchw_numpy(d, k, stride, pad, dilation)
         extra = epilogue_inputs(epilogue, y.shape, 1, rng, dtype)
         y = epilogue_reference(y, epilogue, extra, 1)
-        return [d, k, *extra, np.zeros(y.shape, dtype)], [y]
+        extra = [to_blocks(e, out_block) if e.ndim == 4 else e for e in extra]
+        y = to_blocks(y, out_block)
+        return [to_blocks(d, in_block), k, *extra, np.zeros(y.shape, dtype)], [y]
 
     return make
 
@@ -328,11 +332,16 @@ def conv2d_nchw_numpy(d: np.ndarray, k: np.ndarray, stride=1, pad=0, dilation=1)
           weights=("kernel", "bias"))
 def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                 stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
-                epilogue: str = ""):
+                epilogue: str = "", in_block: int = 0, out_block: int = 0):
     """NCHW conv2d (OIHW weights) through the packed NCHW[x]c layout, any stride,
     padding, dilation and kernel size (pointwise 1x1 convolutions as a GEMM per image,
-    see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``."""
+    see :mod:`.conv2d_1x1`); ``epilogue`` e.g. ``"bias+relu"``. ``in_block`` and
+    ``out_block``: the data's and the output's (and residual's) layout, 0 for NCHW,
+    else NCHW[x]c in blocks of that many channels (:mod:`.blocks`)."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
+    check_blocks("conv2d_nchw", {"in": C, "out": K}, {"in": in_block, "out": out_block})
+    if in_block or out_block:
+        raise TensorError("conv2d_nchw: channel blocks at the edges are not built yet")
     target = cfg.target
     if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image
         return conv2d_1x1(cfg, N, C, H, W, K, dtype, epilogue)

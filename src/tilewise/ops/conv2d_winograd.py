@@ -399,9 +399,11 @@ def _refusal(R: int, S: int, stride: Pair, dilation: Pair, dtype: str) -> str | 
 
 def winograd_applies(N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                      stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
-                     dtype: str = "float32", epilogue: str = "") -> bool:
-    """Whether the template computes ``conv2d_nchw`` of these arguments."""
-    return _refusal(R, S, stride, dilation, dtype) is None
+                     dtype: str = "float32", epilogue: str = "", in_block: int = 0,
+                     out_block: int = 0) -> bool:
+    """Whether the template computes ``conv2d_nchw`` of these arguments: NCHW at both
+    edges."""
+    return _refusal(R, S, stride, dilation, dtype) is None and not (in_block or out_block)
 
 
 def winograd_untuned_first(N: int, C: int, H: int, W: int, K: int, *rest) -> bool:
@@ -421,7 +423,8 @@ def winograd_untuned_first(N: int, C: int, H: int, W: int, K: int, *rest) -> boo
           untuned_first=winograd_untuned_first, weights=("kernel", "bias"))
 def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                          stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
-                         dtype: str = "float32", epilogue: str = ""):
+                         dtype: str = "float32", epilogue: str = "", in_block: int = 0,
+                         out_block: int = 0):
     """NCHW conv2d (OIHW weights) of a 3x3 window at stride 1 and dilation 1, any
     padding, by Winograd's F(m x m, 3 x 3); the same arguments as ``conv2d_nchw``, whose
     FLOP count (the direct sum's) its GFLOP/s are quoted in. It implements
@@ -429,6 +432,8 @@ def conv2d_nchw_winograd(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S:
     (:func:`~tilewise.autotune.dispatch.dispatch`)."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     refusal = _refusal(R, S, stride, dilation, dtype)
+    if in_block or out_block:
+        refusal = "conv2d_nchw_winograd: NCHW in and out, not channel blocks"
     if refusal is not None:
         raise TensorError(refusal)
     target = cfg.target

@@ -24,8 +24,10 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
+from ..errors import TensorError
 from ..ir.dtype import as_dtype
 from ..target import Target
+from .blocks import check_blocks, to_blocks
 from .depthwise_intrin import depthwise_microkernel
 from .epilogue import accumulator, apply_epilogue, epilogue_inputs, epilogue_reference
 from .microkernel import simd_fp32
@@ -56,7 +58,7 @@ def depthwise_flop(N, C, H, W, R, S, stride=1, pad=0, dilation=1, *_rest) -> flo
 
 
 def depthwise_reference(N, C, H, W, R, S, stride=1, pad=0, dilation=1, dtype="float32",
-                        epilogue=""):
+                        epilogue="", in_block=0, out_block=0):
     def make(rng: np.random.Generator):
         d = rng.standard_normal((N, C, H, W)).astype(dtype)
         k = rng.standard_normal((C, 1, R, S)).astype(dtype)
@@ -72,7 +74,9 @@ def depthwise_reference(N, C, H, W, R, S, stride=1, pad=0, dilation=1, dtype="fl
         y = y.astype(dtype)
         extra = epilogue_inputs(epilogue, y.shape, 1, rng, dtype)
         y = epilogue_reference(y, epilogue, extra, 1)
-        return [d, k, *extra, np.zeros(y.shape, dtype)], [y]
+        extra = [to_blocks(e, out_block) if e.ndim == 4 else e for e in extra]
+        y = to_blocks(y, out_block)
+        return [to_blocks(d, in_block), k, *extra, np.zeros(y.shape, dtype)], [y]
 
     return make
 
@@ -124,9 +128,16 @@ def define_depthwise_space(cfg, target: Target, OH: int, OW: int, dtype: str,
           weights=("kernel", "bias"))
 def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                           stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
-                          dtype: str = "float32", epilogue: str = ""):
-    """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g. ``"bias+relu"``."""
+                          dtype: str = "float32", epilogue: str = "", in_block: int = 0,
+                          out_block: int = 0):
+    """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g.
+    ``"bias+relu"``. ``in_block`` and ``out_block``: the data's and the output's
+    layout, 0 for NCHW, else NCHW[x]c in blocks of that many channels (:mod:`.blocks`)."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
+    check_blocks("depthwise_conv2d_nchw", {"in": C, "out": C},
+                 {"in": in_block, "out": out_block})
+    if in_block or out_block:
+        raise TensorError("depthwise_conv2d_nchw: channel blocks at the edges are not built yet")
     target = cfg.target
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)

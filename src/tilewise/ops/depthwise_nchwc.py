@@ -231,7 +231,7 @@ def _refusal(dtype: str) -> str | None:
 
 def nchwc_applies(N: int, C: int, H: int, W: int, R: int, S: int, stride: Pair = 1,
                   pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
-                  epilogue: str = "") -> bool:
+                  epilogue: str = "", in_block: int = 0, out_block: int = 0) -> bool:
     """Whether the template computes ``depthwise_conv2d_nchw`` of these arguments: any
     in float32 or float64."""
     return _refusal(dtype) is None
@@ -239,7 +239,7 @@ def nchwc_applies(N: int, C: int, H: int, W: int, R: int, S: int, stride: Pair =
 
 def nchwc_untuned_first(N: int, C: int, H: int, W: int, R: int, S: int, stride: Pair = 1,
                         pad: Pair = 0, dilation: Pair = 1, dtype: str = "float32",
-                        epilogue: str = "") -> bool:
+                        epilogue: str = "", in_block: int = 0, out_block: int = 0) -> bool:
     """Whether, untuned, this template's fallback runs rather than the row template's:
     fp32, except where the row template's micro-kernel applies on AVX-512 (stride 1,
     output rows of whole 16-lane vectors) or where each input plane is whole 4 KiB
@@ -264,7 +264,8 @@ def nchwc_untuned_first(N: int, C: int, H: int, W: int, R: int, S: int, stride: 
           untuned_first=nchwc_untuned_first, weights=("kernel", "bias"))
 def depthwise_conv2d_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                            stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
-                           dtype: str = "float32", epilogue: str = ""):
+                           dtype: str = "float32", epilogue: str = "", in_block: int = 0,
+                           out_block: int = 0):
     """Depthwise NCHW conv2d computed in NCHW[x]c, vectorised across channels; the same
     arguments and tensors as ``depthwise_conv2d_nchw``, which it implements: dispatch
     of that name runs this one where its record is the faster, or untuned where
@@ -276,6 +277,8 @@ def depthwise_conv2d_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     """
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     refusal = _refusal(dtype)
+    if in_block or out_block:
+        refusal = "depthwise_conv2d_nchwc: channel blocks at the edges are not built yet"
     if refusal is not None:
         raise TensorError(refusal)
     target = cfg.target

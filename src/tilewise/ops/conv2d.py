@@ -340,11 +340,11 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
     else NCHW[x]c in blocks of that many channels (:mod:`.blocks`)."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     check_blocks("conv2d_nchw", {"in": C, "out": K}, {"in": in_block, "out": out_block})
-    if in_block or out_block:
-        raise TensorError("conv2d_nchw: channel blocks at the edges are not built yet")
     target = cfg.target
     if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image
-        return conv2d_1x1(cfg, N, C, H, W, K, dtype, epilogue)
+        return conv2d_1x1(cfg, N, C, H, W, K, dtype, epilogue, in_block, out_block)
+    if in_block or out_block:
+        raise TensorError("conv2d_nchw: channel blocks at the edges are not built yet")
     (_, sw), (_, pw), (_, dw) = pair(stride), pair(pad), pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
     define_conv2d_nchw_space(cfg, target, C, K, R, S, OW, dtype, dw, W + 2 * pw)

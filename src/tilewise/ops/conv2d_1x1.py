@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from .. import te
+from ..errors import TensorError
 from ..target import Target
 from .epilogue import accumulator, apply_epilogue, gelu, parse_epilogue
 from .gemm import whole_tiles
@@ -431,10 +432,13 @@ def require_conv2d_1x1_constraints(cfg, target: Target, N: int, K: int, HW: int,
                     f"blocking k by {kc} needs whole blocks of {block} row tiles")
 
 
-def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = ""):
+def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = "",
+               in_block: int = 0, out_block: int = 0):
     """conv2d_nchw's pointwise case, ``(schedule, tensors)``: the space, then the GEMM
     with its vectors over the positions (NCHW) or over the channels (NHWC, transposed
     back) as the ``vectors`` knob says."""
+    if in_block or out_block:
+        raise TensorError("conv2d_nchw (1x1): channel blocks at the edges are not built yet")
     target = cfg.target
     define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
     require_conv2d_1x1_constraints(cfg, target, N, K, H * W, dtype)

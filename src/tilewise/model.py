@@ -60,14 +60,17 @@ def _is_torch(model: Any) -> bool:
 def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: str = "c",
                   input_shapes: dict[str, tuple[int, ...]] | None = None,
                   pack_weights: bool = True, example_inputs: tuple | None = None,
-                  templates: bool = True) -> ModelLibrary:
+                  templates: bool = True, layouts: bool = False) -> ModelLibrary:
     """Compile ``model`` (see :func:`import_model`) for ``target``: every kernel runs the
     best config of database ``db`` where it has one and its template's fallback
     elsewhere. Weights are packed once at compile time unless ``pack_weights`` is False
     (which keeps Winograd's transformed weights, up to 4x the originals, out of
     memory at some speed). A PyTorch module needs ``example_inputs``. Without
     ``templates`` the operator templates are ignored: every kernel is generated
-    (``tune_model(..., templates=False)`` tunes those). Returns the loaded library;
+    (``tune_model(..., templates=False)`` tunes those). With ``layouts`` (the default)
+    activations stay in channel blocks from one convolution to the next where the
+    layout planning's rule keeps them (:mod:`tilewise.graph.layouts`); without, every
+    convolution reads and writes NCHW. Returns the loaded library;
     ``.export(directory)`` writes it out.
 
     >>> compiled = tw.compile_model(module, example_inputs=(torch.randn(1, 3, 64, 64),))
@@ -83,7 +86,7 @@ def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: 
     graph = import_model(model, input_shapes, example_inputs)
     _check_memory(graph)
     context = None if db is None else apply_history_best(Database(Path(db)))
-    return build_model(graph, target, context, pack_weights, templates)
+    return build_model(graph, target, context, pack_weights, templates, layouts)
 
 
 def check_target(target: str) -> None:
@@ -134,11 +137,12 @@ def _check_memory(graph: Any) -> None:
 def extract_tasks(model: Any, target: str = "c",
                   input_shapes: dict[str, tuple[int, ...]] | None = None,
                   example_inputs: tuple | None = None, generated: bool = False,
-                  templates: bool = True) -> list:
+                  templates: bool = True, layouts: bool = False) -> list:
     """The template tasks of ``model`` (see :func:`import_model`) with how many times
     each runs: ``[(Task, count)]``, keyed as ``tilewise tune`` keys them; with
     ``generated``, the kernels no operator template covers too (``generated`` tasks);
-    without ``templates``, every kernel as a ``generated`` task.
+    without ``templates``, every kernel as a ``generated`` task; ``layouts`` as
+    :func:`compile_model` takes it (the tasks are those it compiles).
 
     >>> for task, count in tw.extract_tasks("resnet18", target="c -cores=2"):
     ...     print(count, task)
@@ -146,7 +150,7 @@ def extract_tasks(model: Any, target: str = "c",
     from .graph.tasks import extract_tasks as graph_tasks
 
     return graph_tasks(import_model(model, input_shapes, example_inputs), target,
-                       generated, templates)
+                       generated, templates, layouts)
 
 
 __all__ = ["CompiledModel", "compile_model", "extract_tasks", "import_model", "load_model"]

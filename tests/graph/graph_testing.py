@@ -55,9 +55,10 @@ def feeds_for(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def check_golden(name: str, graph: Graph) -> None:
-    """``str(graph)`` against tests/golden/graph/<name>.txt; regenerate with
-    ``TILEWISE_REGEN_GOLDEN=1 pytest tests/graph`` and review the diff."""
+def check_golden(name: str, graph: Graph | str) -> None:
+    """``str(graph)`` (a graph's dump, or a listing) against
+    tests/golden/graph/<name>.txt; regenerate with ``TILEWISE_REGEN_GOLDEN=1 pytest
+    tests/graph`` and review the diff."""
     path = GOLDEN / f"{name}.txt"
     text = str(graph) + "\n"
     if REGEN:

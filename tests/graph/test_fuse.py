@@ -7,21 +7,11 @@ import pytest
 
 from tilewise.graph.fuse import partition
 from tilewise.graph.ir import Graph, Node, TensorType
+from tilewise.graph.layouts import listing
 from tilewise.graph.passes import optimize
 from tilewise.model import import_model
 
 models = pytest.importorskip("tilewise.models")
-
-
-def listing(groups) -> str:
-    lines = []
-    for g in groups:
-        if g.anchor is not None:
-            what = f"{g.anchor.op}[{g.epilogue.spelling}]"
-        else:
-            what = "+".join(n.op for n in g.nodes)
-        lines.append(f"{what}: {', '.join(g.inputs)} -> {', '.join(g.outputs)}")
-    return "\n".join(lines)
 
 
 RESNET18_HEAD = """\

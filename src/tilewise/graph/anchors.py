@@ -12,6 +12,7 @@ way serve both.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ModelError
@@ -138,10 +139,12 @@ def _step(graph: Graph, c: Node, y: str, channels: int, anchor_op: str
     return None, None
 
 
-def template_call(graph: Graph, anchor: Node, epi: Epilogue) -> TemplateCall:
-    """What ``anchor`` (with its epilogue) runs."""
+def template_call(graph: Graph, anchor: Node, epi: Epilogue,
+                  layouts: Mapping[str, int] | None = None) -> TemplateCall:
+    """What ``anchor`` (with its epilogue) runs; ``layouts``: the values kept in
+    channel blocks, and their blocks (:mod:`.layouts`)."""
     if anchor.op == "conv2d":
-        return _conv_call(graph, anchor, epi)
+        return _conv_call(graph, anchor, epi, layouts or {})
     if anchor.op == "matmul":
         return _matmul_call(graph, anchor, epi)
     if anchor.op in ("max_pool2d", "avg_pool2d"):
@@ -172,7 +175,8 @@ def _extras(epi: Epilogue) -> list[str]:
     return out
 
 
-def _conv_call(graph: Graph, node: Node, epi: Epilogue) -> TemplateCall:
+def _conv_call(graph: Graph, node: Node, epi: Epilogue,
+               layouts: Mapping[str, int]) -> TemplateCall:
     x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
     N, C, H, W = x.shape
     K, _, R, S = w.shape
@@ -180,10 +184,11 @@ def _conv_call(graph: Graph, node: Node, epi: Epilogue) -> TemplateCall:
     dilation = _sym(tuple(node.attr("dilations", (1, 1))))
     pad = _sym(_conv_pads(node))
     values = (node.inputs[0], node.inputs[1], *_extras(epi), epi.output)
+    blocks = (layouts.get(node.inputs[0], 0), layouts.get(epi.output, 0))
     if _conv_kind(graph, node) == "depthwise_conv2d_nchw":
-        args = (N, C, H, W, R, S, stride, pad, dilation, x.dtype, epi.spelling)
+        args = (N, C, H, W, R, S, stride, pad, dilation, x.dtype, epi.spelling, *blocks)
         return TemplateCall("depthwise_conv2d_nchw", args, values)
-    args = (N, C, H, W, K, R, S, stride, pad, dilation, x.dtype, epi.spelling)
+    args = (N, C, H, W, K, R, S, stride, pad, dilation, x.dtype, epi.spelling, *blocks)
     return TemplateCall("conv2d_nchw", args, values)
 
 

@@ -28,6 +28,7 @@ from .compute import node_compute
 from .fuse import Group
 from .generated_task import GENERATED, choices_of, group_args
 from .ir import Graph
+from .layouts import Layouts
 from .prepack import prepack
 
 
@@ -75,15 +76,17 @@ def kernel_name(index: int, group: Group) -> str:
 
 def group_kernel(graph: Graph, group: Group, index: int, target: Target,
                  context: HistoryBest | None, pack_weights: bool = True,
-                 templates: bool = True) -> Kernel:
+                 templates: bool = True, layouts: Layouts | None = None) -> Kernel:
     """Lower ``group`` to the C source of one function; with ``pack_weights``, a
     template's weight-only stages (packing, Winograd's transform) run here, once.
-    Without ``templates`` an anchor group is generated as any other."""
+    Without ``templates`` an anchor group is generated as any other. ``layouts``: the
+    values passed in channel blocks (:mod:`.layouts`)."""
     name = kernel_name(index, group)
     try:
         if (templates and group.anchor is not None and group.epilogue is not None
                 and template_covers(graph, group.anchor, group.epilogue)):
-            return _template_kernel(graph, group, name, target, context, pack_weights)
+            return _template_kernel(graph, group, name, target, context, pack_weights,
+                                    layouts or {})
         return _generated_kernel(graph, group, name, target, context)
     except ModelError:
         raise
@@ -93,9 +96,10 @@ def group_kernel(graph: Graph, group: Group, index: int, target: Target,
 
 
 def _template_kernel(graph: Graph, group: Group, name: str, target: Target,
-                     context: HistoryBest | None, pack_weights: bool) -> Kernel:
+                     context: HistoryBest | None, pack_weights: bool,
+                     layouts: Layouts) -> Kernel:
     assert group.anchor is not None and group.epilogue is not None
-    call = template_call(graph, group.anchor, group.epilogue)
+    call = template_call(graph, group.anchor, group.epilogue, layouts)
     task = Task(call.template, call.args, str(target))
     with warnings.catch_warnings():  # untuned is the expected case, said per kernel
         warnings.simplefilter("ignore", FallbackConfigWarning)

@@ -23,9 +23,10 @@ from ..runtime.aligned import empty
 from ..runtime.compiler import compile_object, link_shared
 from ..runtime.model_library import FORMAT, ModelLibrary
 from ..target import Target
-from .fuse import Group, partition
+from .fuse import Group
 from .ir import Graph
 from .kernels import Kernel, group_kernel
+from .layouts import fused
 from .memory import LINE, plan_memory
 
 INPUT, OUTPUT, WEIGHT, ARENA = 0, 1, 2, 3
@@ -40,14 +41,15 @@ def _is_view(graph: Graph, group: Group) -> bool:
 
 def build_model(graph: Graph, target: str | Target = "c",
                 context: HistoryBest | None = None, pack_weights: bool = True,
-                templates: bool = True) -> ModelLibrary:
+                templates: bool = True, layouts: bool = False) -> ModelLibrary:
     """Compile ``graph`` (optimised: see :func:`tilewise.graph.passes.optimize`) into a
     loaded :class:`ModelLibrary`. With ``pack_weights`` the weights are packed (and
     Winograd-transformed) once, here, and stored so: faster runs, and for Winograd's
     F(4x4) four times the weights' memory. Without ``templates`` every kernel, the
-    anchors' too, is generated (:mod:`.generated_task`)."""
+    anchors' too, is generated (:mod:`.generated_task`). With ``layouts``, values
+    between convolutions stay in channel blocks where :mod:`.layouts` plans so."""
     tgt = Target.from_str(target)
-    groups = partition(graph)
+    groups, blocks = fused(graph, tgt, templates, layouts)
     alias: dict[str, str] = {}
     kernels: list[Kernel] = []
     start = time.perf_counter()
@@ -57,7 +59,7 @@ def build_model(graph: Graph, target: str | Target = "c",
             alias[group.outputs[0]] = alias.get(src, src)
             continue
         kernels.append(group_kernel(graph, group, len(kernels), tgt, context, pack_weights,
-                                    templates))
+                                    templates, blocks))
     lower_s = time.perf_counter() - start
     root = lambda v: alias.get(v, v)  # noqa: E731
     refs, weights, plan = _layout(graph, kernels, root)
@@ -79,6 +81,7 @@ def build_model(graph: Graph, target: str | Target = "c",
         "name": graph.name,
         "target": str(tgt),
         "templates": templates,
+        "blocked_values": len(blocks),
         "inputs": [_spec(graph, v) for v in graph.inputs],
         "outputs": [_output_spec(graph, i, v, refs, root) for i, v in enumerate(graph.outputs)],
         "kernels": [{"name": k.name, "label": k.label, "tuned": k.tuned, "flop": k.flop,

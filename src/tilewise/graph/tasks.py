@@ -7,14 +7,14 @@ from __future__ import annotations
 from ..autotune.task import Task
 from ..target import Target
 from .anchors import template_call, template_covers
-from .fuse import partition
 from .generated_task import GENERATED, group_args
 from .ir import Graph
+from .layouts import fused
 from .library import _is_view
 
 
 def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False,
-                  templates: bool = True) -> list[tuple[Task, int]]:
+                  templates: bool = True, layouts: bool = False) -> list[tuple[Task, int]]:
     """``[(task, times it runs)]`` over the graph's anchor kernels, in first-run order;
     with ``generated``, over every kernel: the groups that no operator template covers
     (element-wise chains, reductions, transposes) as tasks of the ``generated`` template
@@ -24,15 +24,18 @@ def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = Fa
     so is, always, an anchor that no template covers (:func:`.anchors.template_covers`).
 
     Dispatch may run a template implementing a task's own (Winograd for a 3x3
-    convolution), whose task has the same arguments."""
+    convolution), whose task has the same arguments. With ``layouts``, convolutions
+    pass the values that layout planning keeps in channel blocks so (:mod:`.layouts`),
+    as a compiled model runs them."""
     tgt = str(Target.from_str(target))
     counts: dict[Task, int] = {}
-    for group in partition(graph):
+    groups, blocks = fused(graph, tgt, templates, layouts)
+    for group in groups:
         if _is_view(graph, group):
             continue
         anchored = group.anchor is not None and group.epilogue is not None
         if templates and anchored and template_covers(graph, group.anchor, group.epilogue):
-            call = template_call(graph, group.anchor, group.epilogue)
+            call = template_call(graph, group.anchor, group.epilogue, blocks)
             task = Task(call.template, call.args, tgt)
         elif templates and not generated and not anchored:
             continue

@@ -1,0 +1,128 @@
+"""Layout planning: which values between kernels stay in channel blocks (NCHW[x]c).
+
+A convolution template computes in NCHW[x]c. Given NCHW, it packs its input into
+blocks and transposes its result back. Where a value runs from one convolution only to
+other convolutions (as their data or their residual), the fixed rule here keeps it in
+blocks of the target's vector lanes: the producer writes blocks, its readers read them,
+and both transposes go (the templates' ``in_block`` and ``out_block``,
+:mod:`tilewise.ops.blocks`).
+
+A value stays NCHW where it is a model input or output; where a reader is anything but
+a convolution (pooling, a reshape, an element-wise kernel); where its channels are not
+whole blocks; and where a convolution on either side runs, untuned, an implementation
+that computes NCHW (Winograd's). Untuned, so that a model's tasks are the same with or
+without a database: a 3x3 layer that Winograd would run stays NCHW, and tuning still
+weighs Winograd against the direct template there. A convolution that adds a residual
+writes its output in the residual's layout, so a residual stays in blocks only where
+its reader's output does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .. import ops  # noqa: F401  (registers the templates whose choices the rule asks)
+from ..autotune.dispatch import untuned_choice
+from ..autotune.task import Task
+from ..target import Target
+from .anchors import template_call, template_covers
+from .fuse import Group, partition
+from .ir import Graph
+
+#: The layout of each value kept in channel blocks: its block (values absent are NCHW).
+Layouts = Mapping[str, int]
+
+
+def fused(graph: Graph, target: str | Target, templates: bool = True,
+          layouts: bool = True) -> tuple[list[Group], dict[str, int]]:
+    """The kernels of ``graph`` (:func:`.fuse.partition`) and the values they pass in
+    channel blocks: none without ``layouts``, or where every kernel is generated (no
+    ``templates``)."""
+    groups = partition(graph)
+    return groups, plan_layouts(graph, groups, target) if templates and layouts else {}
+
+
+def plan_layouts(graph: Graph, groups: list[Group], target: str | Target) -> dict[str, int]:
+    """The values of ``graph`` (fused into ``groups``) kept in channel blocks, with
+    their block, by the fixed rule of this module."""
+    tgt = Target.from_str(target)
+    block = tgt.vector_lanes(4)
+    if block < 4:  # no vectors to fill: the templates compute NCHW as well either way
+        return {}
+    convs = {id(g): g for g in groups if _takes_blocks(graph, g, tgt, block)}
+    readers: dict[str, list[Group]] = {}
+    for g in groups:
+        for v in g.inputs:
+            readers.setdefault(v, []).append(g)
+    chosen: dict[str, int] = {}
+    for g in convs.values():
+        v = g.epilogue.output
+        t = graph.type_of(v)
+        if (v in graph.outputs or g.outputs != [v] or len(t.shape) != 4
+                or t.shape[1] % block or not readers.get(v)):
+            continue
+        if all(id(r) in convs and _reads_as_activation(r, v) for r in readers[v]):
+            chosen[v] = block
+    # A residual is read in its reader's output layout: drop the blocks of one whose
+    # reader writes NCHW, until none is left (dropping one may drop another).
+    changed = True
+    while changed:
+        changed = False
+        for v in list(chosen):
+            if any(r.epilogue.residual == v and r.epilogue.output not in chosen
+                   for r in readers[v]):
+                del chosen[v]
+                changed = True
+    return chosen
+
+
+def conv_blocks(group: Group, layouts: Layouts) -> tuple[int, int]:
+    """``(in_block, out_block)`` of a convolution group under ``layouts``."""
+    assert group.anchor is not None and group.epilogue is not None
+    return layouts.get(group.anchor.inputs[0], 0), layouts.get(group.epilogue.output, 0)
+
+
+def _takes_blocks(graph: Graph, group: Group, target: Target, block: int) -> bool:
+    """Whether ``group`` is a float32 convolution whose untuned implementation computes
+    in channel blocks of ``block`` at its edges."""
+    anchor, epi = group.anchor, group.epilogue
+    if anchor is None or epi is None or anchor.op != "conv2d":
+        return False
+    if graph.type_of(anchor.inputs[0]).dtype != "float32":
+        return False
+    if not template_covers(graph, anchor, epi):
+        return False
+    call = template_call(graph, anchor, epi)
+    chosen = untuned_choice(Task(call.template, call.args, str(target)).implementations())
+    applies = chosen.template.applies
+    blocked = (*chosen.args[:-2], block, block)
+    return applies is None or applies(*blocked)
+
+
+def _reads_as_activation(group: Group, value: str) -> bool:
+    """Whether the convolution ``group`` reads ``value`` only as its data or residual."""
+    assert group.anchor is not None and group.epilogue is not None
+    roles = [group.anchor.inputs[0], group.epilogue.residual]
+    others = [*group.anchor.inputs[1:], group.epilogue.bias]
+    return value in roles and value not in others
+
+
+def listing(groups: list[Group], layouts: Layouts | None = None) -> str:
+    """The kernels, one a line, in run order: an anchor with its epilogue's steps
+    (``conv2d[bias+relu]``) or a generated group's operators, what it reads and what
+    it writes, a value kept in channel blocks marked with its layout
+    (``@NCHW16c``): the golden form fusion and layout planning are checked by."""
+    layouts = layouts or {}
+
+    def value(v: str) -> str:
+        return f"{v}@NCHW{layouts[v]}c" if v in layouts else v
+
+    lines = []
+    for g in groups:
+        if g.anchor is not None and g.epilogue is not None:
+            what = f"{g.anchor.op}[{g.epilogue.spelling}]"
+        else:
+            what = "+".join(n.op for n in g.nodes)
+        lines.append(f"{what}: {', '.join(map(value, g.inputs))} -> "
+                     f"{', '.join(map(value, g.outputs))}")
+    return "\n".join(lines)

@@ -151,7 +151,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
                   | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28)}
                   | set(range(2, min(OW, room // 2) + 1)))
     if out_block:  # the blocks are the output, exactly OW wide: no padded row
-        regs = [d for d in divisors(OW) if 2 <= d <= 28] or [1]
+        regs = [d for d in divisors(OW) if d <= 28]
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("unroll_kw", [True, False])
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
@@ -175,6 +175,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # columns inside the row (the micro-kernel's ``rows``), and the least padding
     # still wins: tiles 5, 5, 4 read 1.08x PyTorch, 6, 6, 2 0.96x, 4, 4, 4, 2 0.94x
     # (7 rounds); against 5 over a padded 15, 1.03x faster (one process, 9 rounds).
+    # (With the output in blocks every tile divides the row: the widest that fits.)
     widest = max(fits)
     if whole and 2 * max(whole) > widest:
         reg_n = max(whole)

@@ -1,9 +1,11 @@
-"""2-D convolution, NCHW in and out, computed in the packed NCHW[x]c layout (NHWC:
-:mod:`.conv2d_nhwc`).
+"""2-D convolution, NCHW or NCHW[x]c in and out, computed in the packed NCHW[x]c layout
+(NHWC: :mod:`.conv2d_nhwc`).
 
 NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kernels:
 
-- ``data_pack``   (N, C/ic_bn, Hp, Wp, ic_bn): the input, zero padding folded in;
+- ``data_pack``   (N, C/ic_bn, Hp, Wp, ic_bn): the input, zero padding folded in; with
+  the data in blocks (``in_block``, then ``ic_bn``) a plain copy of its rows, a vector
+  per column, or no stage at all where no padding is read (conv reads the data);
 - ``kernel_pack`` (OC/oc_bn, C/ic_bn, KH, KW, ic_bn, oc_bn): the weights;
 - ``conv``        (N, OC/oc_bn, OH, OWp, oc_bn): the convolution, accumulated in a
   ``reg_n x oc_bn`` register tile (``cache_write``), ``oc_bn`` vectorised to the
@@ -20,6 +22,11 @@ NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kern
   transpose; where the channels do not fill the blocks (or a residual's planes
   alias in L1) the epilogue is inlined into it instead, over a strided read of the
   blocks.
+
+With the output in blocks (``out_block``, then ``oc_bn``) there is no transform back:
+the output is ``conv`` itself, or the epilogue's ``result`` on it (any dtype, a
+residual in blocks like the output), and its rows are exactly OW wide (``reg_n`` only
+tiles that divide OW).
 
 Each layout transform is its own stage, so a network could keep the packed layout
 between layers; in fp32 each is a transpose micro-kernel (:mod:`.layout_intrin`).

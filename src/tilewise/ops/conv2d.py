@@ -1,9 +1,11 @@
-"""2-D convolution, NCHW in and out, computed in the packed NCHW[x]c layout (NHWC:
-:mod:`.conv2d_nhwc`).
+"""2-D convolution, NCHW or NCHW[x]c in and out, computed in the packed NCHW[x]c layout
+(NHWC: :mod:`.conv2d_nhwc`).
 
 NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kernels:
 
-- ``data_pack``   (N, C/ic_bn, Hp, Wp, ic_bn): the input, zero padding folded in;
+- ``data_pack``   (N, C/ic_bn, Hp, Wp, ic_bn): the input, zero padding folded in; with
+  the data in blocks (``in_block``, then ``ic_bn``) a plain copy of its rows, a vector
+  per column, or no stage at all where no padding is read (conv reads the data);
 - ``kernel_pack`` (OC/oc_bn, C/ic_bn, KH, KW, ic_bn, oc_bn): the weights;
 - ``conv``        (N, OC/oc_bn, OH, OWp, oc_bn): the convolution, accumulated in a
   ``reg_n x oc_bn`` register tile (``cache_write``), ``oc_bn`` vectorised to the
@@ -20,6 +22,11 @@ NCHW template (``conv2d_nchw``), the structure of the fast hand-written CPU kern
   transpose; where the channels do not fill the blocks (or a residual's planes
   alias in L1) the epilogue is inlined into it instead, over a strided read of the
   blocks.
+
+With the output in blocks (``out_block``, then ``oc_bn``) there is no transform back:
+the output is ``conv`` itself, or the epilogue's ``result`` on it (any dtype, a
+residual in blocks like the output), and its rows are exactly OW wide (``reg_n`` only
+tiles that divide OW).
 
 Each layout transform is its own stage, so a network could keep the packed layout
 between layers; in fp32 each is a transpose micro-kernel (:mod:`.layout_intrin`).
@@ -45,9 +52,11 @@ from .epilogue import (
 from .gemm_schedule import tile_fits_registers
 from .microkernel import gemm_microkernel, simd_fp32
 from .nchwc_layout import (
+    blocked_output,
     layout_stage,
     packed_data,
     packed_weights,
+    padded_blocks,
     schedule_data_pack,
     schedule_unpack,
     schedule_weight_blocks,
@@ -86,20 +95,30 @@ def conv2d_nchw_compute(N, C, H, W, K, R, S, stride=1, pad=0, dilation=1, dtype=
 # -- NCHW through the packed NCHW[x]c layout ------------------------------------------
 
 def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
-                         ic_bn: int, oc_bn: int, reg_n: int, epilogue: str = ""):
+                         ic_bn: int, oc_bn: int, reg_n: int, epilogue: str = "",
+                         in_block: int = 0, out_block: int = 0):
     """``(inputs, out, conv, data_pack, kernel_pack)``; conv's width is padded up to a
     multiple of ``reg_n`` and its channels up to a multiple of ``oc_bn``. ``out`` reads
     the blocks alone (``conv``, or the epilogue's ``result`` on them) or, where the
-    epilogue does not run on the blocks, is the end of its chain over the transform."""
+    epilogue does not run on the blocks, is the end of its chain over the transform.
+
+    ``in_block`` (= ``ic_bn``): the data is in those blocks, ``data_pack`` its padded
+    copy, or the data itself where no padding is read. ``out_block`` (= ``oc_bn``, with
+    ``reg_n`` dividing the row): ``out`` is the blocks, ``conv`` or its ``result``."""
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     OWp = -(-OW // reg_n) * reg_n
     KC = -(-K // oc_bn)
     Hp = (OH - 1) * sh + (R - 1) * dh + 1
     Wp = (OWp - 1) * sw + (S - 1) * dw + 1
-    data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((K, C, R, S), dtype, name="kernel")
-    data_pack = packed_data(data, ic_bn, Hp, Wp, ph, pw)
+    if in_block:
+        data = te.placeholder((N, C // in_block, H, W, in_block), dtype, name="data")
+        inside = ph == pw == 0 and Hp <= H and Wp <= W
+        data_pack = data if inside else padded_blocks(data, Hp, Wp, ph, pw)
+    else:
+        data = te.placeholder((N, C, H, W), dtype, name="data")
+        data_pack = packed_data(data, ic_bn, Hp, Wp, ph, pw)
     kernel_pack = packed_weights(kernel, ic_bn, oc_bn)
     ic = te.reduce_axis((0, C), name="ic")
     kh = te.reduce_axis((0, R), name="kh")
@@ -111,17 +130,25 @@ def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
             * kernel_pack[o, ic // ic_bn, kh, kw, ic % ic_bn, ob],
             axis=[ic, kh, kw]),
         name="conv")
-    out, extra = unpacked_output(conv, (N, K, OH, OW), epilogue)
+    if out_block:
+        out, extra = blocked_output(conv, epilogue)
+    else:
+        out, extra = unpacked_output(conv, (N, K, OH, OW), epilogue)
     return [data, kernel, *extra], out, conv, data_pack, kernel_pack
 
 
 def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
-                             dilation_w: int, in_w: int) -> None:
-    """The knobs and fallback; ``in_w``: the width of the padded input rows."""
+                             dilation_w: int, in_w: int, in_block: int = 0,
+                             out_block: int = 0) -> None:
+    """The knobs and fallback; ``in_w``: the width of the padded input rows. Channel
+    blocks at the edges fix ``ic_bn`` (``in_block``) and ``oc_bn`` (``out_block``), and
+    an output in blocks takes only row tiles that divide its width."""
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    ic = [d for d in divisors(C) if d <= 64 and d >= min(4, C)] or [C]
+    ic = ([in_block] if in_block
+          else [d for d in divisors(C) if d <= 64 and d >= min(4, C)] or [C])
     cfg.define_knob("ic_bn", ic)
-    cfg.define_knob("oc_bn", [lanes, 2 * lanes] if K > lanes else [lanes])
+    cfg.define_knob("oc_bn", [out_block] if out_block
+                    else [lanes, 2 * lanes] if K > lanes else [lanes])
     # Beside the divisors, every row tile of two vectors of channels that the
     # registers hold with their operands (up to 14 on AVX-512, 6 on AVX2), so that
     # a row the wide tiles do not divide has one that pads it little (resnet-c4-3x3,
@@ -130,6 +157,8 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     regs = sorted({d for d in divisors(OW) if 2 <= d <= 28}
                   | {n for n in (4, 8, 12, 16) if n < OW} | {min(OW, 28)}
                   | set(range(2, min(OW, room // 2) + 1)))
+    if out_block:  # the blocks are the output, exactly OW wide: no padded row
+        regs = [d for d in divisors(OW) if d <= 28]
     cfg.define_knob("reg_n", regs)
     cfg.define_knob("unroll_kw", [True, False])
     cfg.define_knob("order", ["ic_khkw", "khkw_ic"])
@@ -142,7 +171,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # for the operands (28 accumulators on AVX-512, 12 on AVX2);
     # weights larger than L2 packed chunk by chunk (resnet-c4/c5: 2-7% faster).
     fb_ic = max([d for d in ic if d <= 16] or ic[:1])
-    fb_oc = 2 * lanes if K >= 2 * lanes else lanes
+    fb_oc = out_block or (2 * lanes if K >= 2 * lanes else lanes)
     fits = [r for r in regs if r * (fb_oc // lanes) <= room] or regs[:1]
     whole = [r for r in fits if OW % r == 0]
     # A tile that divides the row, unless it is less than half the widest that fits;
@@ -153,6 +182,7 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # columns inside the row (the micro-kernel's ``rows``), and the least padding
     # still wins: tiles 5, 5, 4 read 1.08x PyTorch, 6, 6, 2 0.96x, 4, 4, 4, 2 0.94x
     # (7 rounds); against 5 over a padded 15, 1.03x faster (one process, 9 rounds).
+    # (With the output in blocks every tile divides the row: the widest that fits.)
     widest = max(fits)
     if whole and 2 * max(whole) > widest:
         reg_n = max(whole)
@@ -174,7 +204,8 @@ def define_conv2d_nchw_space(cfg, target: Target, C, K, R, S, OW, dtype,
     # register per row of the tile and spills them; the kernel's rows are constant
     # offsets from one (one core: resnet-c2-3x3 158 -> 169 GFLOP/s, c5 120 -> 128,
     # c3-down 143 -> 155).
-    cfg.fallback_with(ic_bn=fb_ic, oc_bn=lanes if target.fma_per_cycle < 2 else fb_oc,
+    one_vector = target.fma_per_cycle < 2 and not out_block
+    cfg.fallback_with(ic_bn=fb_ic, oc_bn=lanes if one_vector else fb_oc,
                       reg_n=reg_n, unroll_kw=True,
                       order="ic_khkw", oh_tile=1, kernel_pack="per_chunk" if big else "root",
                       kernel="ukr" if fp32_simd else "loops")
@@ -235,8 +266,10 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     ic_outer = cfg["ic_outer"].val
     s = te.create_schedule(out.op)
     # The stage that writes the blocks from the register tile (CC, the sums): a plain
-    # copy, or the epilogue's steps on the blocks (the sums then conv itself).
-    blocks = unpacked_blocks(out)
+    # copy, or the epilogue's steps on the blocks (the sums then conv itself); the
+    # output itself where it is in blocks.
+    in_blocks = len(out.shape) == 5
+    blocks = out if in_blocks else unpacked_blocks(out)
     if blocks is None:  # an epilogue follows the layout transform: both inside out's loops
         unpacked = layout_stage(out, conv)
         inline_chain(s, out, unpacked)
@@ -269,7 +302,7 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[CC].unroll(rkw)
     # A row that the tiles do not divide is padded to whole tiles; the last tile of
     # each row computes only the columns inside it.
-    OW = int(out.shape[3])
+    OW = int(out.shape[3])  # (N, K, OH, OW) or (N, K/cb, OH, OW, cb)
     edge = OW if OW % reg_n else 0
     if cfg["fuse_kw"].val:
         window_row = int(rkw.domain.extent) * ic_bn
@@ -282,7 +315,8 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
         s[CC].vectorize(cob)
     # Layout transforms: parallel outer; a row at a time by the transpose micro-kernels
     # of layout_intrin where fp32, else vector inner where the inner axis is contiguous.
-    schedule_data_pack(s, data_pack)
+    if data_pack.op.input_tensors:  # not the data itself, read in blocks
+        schedule_data_pack(s, data_pack)
     ko, kc, *_ = s[kernel_pack].op.axis
     if per_chunk and ic_outer:  # each block of weights just before the tiles read it
         s[kernel_pack].compute_at(s[CC], ico)
@@ -293,7 +327,8 @@ def schedule_conv2d_nchwc(cfg, target: Target, out, conv, data_pack, kernel_pack
     else:
         s[kernel_pack].parallel(s[kernel_pack].fuse(ko, kc))
     schedule_weight_blocks(s, kernel_pack, target)
-    schedule_unpack(s, out, oc_bn, unpacked_blocks(out) is not None)
+    if not in_blocks:
+        schedule_unpack(s, out, oc_bn, unpacked_blocks(out) is not None)
     return s
 
 
@@ -343,13 +378,18 @@ def conv2d_nchw(cfg, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
     target = cfg.target
     if is_pointwise(R, S, stride, pad, dilation):  # a GEMM per image
         return conv2d_1x1(cfg, N, C, H, W, K, dtype, epilogue, in_block, out_block)
-    if in_block or out_block:
-        raise TensorError("conv2d_nchw: channel blocks at the edges are not built yet")
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    if out_block not in (0, lanes, 2 * lanes):
+        raise TensorError(f"conv2d_nchw: out_block {out_block} is not built; the direct "
+                          f"convolution writes blocks of {lanes} or {2 * lanes} {dtype} "
+                          f"channels (one or two {target.vector_bits}-bit vectors)")
     (_, sw), (_, pw), (_, dw) = pair(stride), pair(pad), pair(dilation)
     OW = out_size(W, S, sw, pw, dw)
-    define_conv2d_nchw_space(cfg, target, C, K, R, S, OW, dtype, dw, W + 2 * pw)
+    define_conv2d_nchw_space(cfg, target, C, K, R, S, OW, dtype, dw, W + 2 * pw,
+                             in_block, out_block)
     inputs, out, conv, dp, kp = conv2d_nchwc_compute(
         N, C, H, W, K, R, S, stride, pad, dilation, dtype,
-        cfg["ic_bn"].val, cfg["oc_bn"].val, cfg["reg_n"].val, epilogue)
+        cfg["ic_bn"].val, cfg["oc_bn"].val, cfg["reg_n"].val, epilogue,
+        in_block, out_block)
     return (schedule_conv2d_nchwc(cfg, target, out, conv, dp, kp),
             [*inputs, out])

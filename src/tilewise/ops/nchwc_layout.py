@@ -1,7 +1,7 @@
 """The packed NCHW[x]c layout that the convolution templates compute in: the data
-and weights packed into channel blocks, the blocked result back to NCHW (with or
-without an epilogue on the blocks), and the schedules of those copies (transpose
-micro-kernels where fp32)."""
+and weights packed into channel blocks (or data already in blocks, zero-padded), the
+blocked result back to NCHW (with or without an epilogue on the blocks) or kept in
+blocks, and the schedules of those copies (transpose micro-kernels where fp32)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from .. import te
 from ..target import Target
 from .epilogue import (
     apply_epilogue,
+    block_step,
     blocked_epilogue,
     epilogue_on_blocks,
+    parse_epilogue,
 )
 from .layout_intrin import data_pack_intrin, data_unpack_intrin, weight_pack_intrin
 from .microkernel import simd_fp32
@@ -47,6 +49,35 @@ def unpacked_output(blocks, shape, epilogue: str):
     return out, extra + more
 
 
+def blocked_output(blocks, epilogue: str):
+    """``(out, extra_inputs)``: the output kept in the NCHW[x]c ``blocks`` (N, K/cb, OH,
+    OW, cb), ``blocks`` itself or the epilogue's ``result`` on them (inner steps
+    ``result_<step>``, to be inlined), any dtype. The extra inputs are
+    :func:`.epilogue.apply_epilogue`'s, in its order: the bias (K,), a residual in
+    blocks like the output and read as blocks."""
+    shape, dtype = tuple(blocks.shape), str(blocks.dtype)
+    cb = int(shape[-1])
+    steps = parse_epilogue(epilogue)
+    extra, out = [], blocks
+    for i, step in enumerate(steps):
+        name = "result" if i == len(steps) - 1 else f"result_{step}"
+        if step == "residual":
+            r = te.placeholder(shape, dtype, name="residual")
+            extra.append(r)
+            out = te.compute(shape, _plus(out, r), name=name)
+            continue
+        operand = None
+        if step == "bias":
+            operand = te.placeholder((int(shape[1]) * cb,), dtype, name="bias")
+            extra.append(operand)
+        out = te.compute(shape, block_step(step, out, operand, cb), name=name)
+    return out, extra
+
+
+def _plus(blocks, residual):
+    return lambda n, c, y, x, ci: blocks[n, c, y, x, ci] + residual[n, c, y, x, ci]
+
+
 def unpacked_blocks(out):
     """The NCHW[x]c tensor of which ``out`` is the plain transform (``conv``, or the
     epilogue's ``result`` on its blocks), or None where an epilogue is inlined into
@@ -66,6 +97,20 @@ def packed_data(data, ic_bn: int, Hp: int, Wp: int, ph: int, pw: int):
         lambda n, c, h, w, cb: te.if_then_else(
             te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
             data[n, c * ic_bn + cb, h - ph, w - pw], zero),
+        name="data_pack")
+
+
+def padded_blocks(data, Hp: int, Wp: int, ph: int, pw: int):
+    """``data`` already in NCHW[x]c (N, C / cb, H, W, cb), with ``ph`` rows and ``pw``
+    columns of zeros before each plane and zeros after it up to (Hp, Wp): the stage
+    ``data_pack``, a plain copy of rows."""
+    N, CB, H, W, cb = (int(d) for d in data.shape)
+    zero = te.const(0.0, str(data.dtype))
+    return te.compute(
+        (N, CB, Hp, Wp, cb),
+        lambda n, c, h, w, ci: te.if_then_else(
+            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
+            data[n, c, h - ph, w - pw, ci], zero),
         name="data_pack")
 
 
@@ -102,10 +147,14 @@ def schedule_weight_blocks(s, kernel_pack, target: Target) -> None:
 
 def schedule_data_pack(s, data_pack) -> None:
     """The NCHW -> NCHW[x]c copy (:func:`packed_data`): parallel over its rows, each row
-    one transpose micro-kernel where fp32."""
+    one transpose micro-kernel where fp32. The copy of data already in blocks
+    (:func:`padded_blocks`): parallel over its rows, a vector per column."""
     dn, dc, dy, dx, dcb = s[data_pack].op.axis
     s[data_pack].parallel(s[data_pack].fuse(dn, dc, dy))
     data = data_pack.op.input_tensors[0]
+    if len(data.shape) == 5:
+        s[data_pack].vectorize(dcb)
+        return
     if str(data.dtype) == "float32":
         plane = (int(data.shape[2]), int(data.shape[3]))
         s[data_pack].tensorize(dx, data_pack_intrin(int(dcb.domain.extent),

@@ -75,12 +75,12 @@ def test_tiles_wider_than_a_block_store_it_whole():
     assert wide.config_space.fallback["nr"].val % 32 == 0
 
 
-def test_blocks_that_do_not_fit_are_refused_in_one_line():
-    with pytest.raises(TensorError, match="out_block 16 must be 0") as info:
-        _task((1, 16, 7, 7, 24), "", 0, 16).config_space
-    assert "\n" not in str(info.value)
-    with pytest.raises(TensorError, match="in_block 12 must be 0") as info:
-        _task((1, 16, 7, 7, 24), "", 12, 0).config_space
-    with pytest.raises(TensorError, match="out_block 5 must divide a tile") as info:
-        _task((1, 16, 7, 7, 40), "", 0, 5).config_space
+@pytest.mark.parametrize("shape,blocks,message", [
+    ((1, 16, 7, 7, 24), (0, 16), "out_block 16 must be 0"),
+    ((1, 16, 7, 7, 24), (12, 0), "in_block 12 must be 0"),
+    ((1, 16, 7, 7, 40), (0, 5), "out_block 5 must divide a tile"),
+], ids=["out-not-dividing", "in-not-dividing", "out-no-tile"])
+def test_blocks_that_do_not_fit_are_refused_in_one_line(shape, blocks, message):
+    with pytest.raises(TensorError, match=message) as info:
+        assert _task(shape, "", *blocks).config_space
     assert "\n" not in str(info.value)

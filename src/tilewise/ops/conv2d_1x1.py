@@ -334,7 +334,7 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=N
 
 
 def schedule_conv2d_1x1_nhwc(cfg, target: Target, out, result, conv, data_pack,
-                             kernel_pack, out_block: int = 0):
+                             kernel_pack, in_block: int = 0, out_block: int = 0):
     """The transposed GEMM's schedule: gemm's register tiles over (positions, output
     channels) into ``result``, the epilogue inlined there; the data and the weights
     packed first (parallel over tiles and panels; the weights by the NCHW[x]c transpose
@@ -356,14 +356,30 @@ def schedule_conv2d_1x1_nhwc(cfg, target: Target, out, result, conv, data_pack,
         batch=(n,), rows_outer=cfg["order"].val == "fk",
         micro_kernel=cfg["kernel"].val == "ukr", kc=cfg["kc"].val, a_packed=True,
         store_runs=out_block))
-    dn, tile, *_ = s[data_pack].op.axis
-    s[data_pack].parallel(s[data_pack].fuse(dn, tile))
+    schedule_tile_pack(s, data_pack, in_block)
     panel, *_ = s[kernel_pack].op.axis
     s[kernel_pack].parallel(panel)
     schedule_weight_blocks(s, kernel_pack, target)
     if not out_block:
         schedule_nchw_transform(s, out, target)
     return s
+
+
+def schedule_tile_pack(s, data_pack, in_block: int) -> None:
+    """The data's tile packing, parallel over the tiles. From NCHW[x]c data
+    (``in_block``), each block's ``mr`` positions are an ``mr x in_block`` row-major
+    matrix: in fp32, where the tiles divide the positions, one transpose micro-kernel
+    each (:func:`.layout_intrin.data_unpack_intrin`)."""
+    dn, tile, c, fi = s[data_pack].op.axis
+    s[data_pack].parallel(s[data_pack].fuse(dn, tile))
+    if not in_block:
+        return
+    co, ci = s[data_pack].split(c, in_block)
+    data = data_pack.op.input_tensors[0]
+    HW = int(data.shape[2]) * int(data.shape[3])
+    mr = int(fi.domain.extent)
+    if str(data.dtype) == "float32" and HW % mr == 0:
+        s[data_pack].tensorize(ci, data_unpack_intrin(in_block, mr))
 
 
 def schedule_nchw_transform(s, out, target: Target) -> None:
@@ -500,7 +516,8 @@ def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = "",
         inputs, out, result, conv, dp, kp = conv2d_1x1_nhwc_compute(
             N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue, in_block,
             out_block)
-        return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp, out_block),
+        return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp, in_block,
+                                         out_block),
                 [*inputs, out])
     inputs, out, conv, dp, kp = conv2d_1x1_compute(
         N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,

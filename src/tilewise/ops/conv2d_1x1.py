@@ -19,6 +19,16 @@ weights in ``nr``-wide panels (a model packs them once); the epilogue applied as
 tile leaves the accumulator, then the (H*W, K) result transposed back to NCHW, ``lanes``
 channels at a time. For the small maps of deep layers, where H*W is not whole vectors:
 7x7 = 49 positions fill 4 vectors of 16 lanes to 77%, 7 rows of 16 channels whole.
+
+Channel blocks at the edges (``in_block``, ``out_block``: NCHW[x]c, :mod:`.blocks`) are
+the channels GEMM's alone (the ``vectors`` knob then offers nothing else): a tile's
+``mr`` rows of ``nr`` channels land in blocks ``k // out_block`` as rows of contiguous
+channels, so with ``out_block`` the tiles write the output's blocks themselves (``nr``
+whole blocks, each row stored a block at a time), the epilogue and a residual (blocked
+like the output) applied on the way, and nothing is transposed back; with ``in_block``
+the tile packing reads the blocks, each block of a tile's positions one ``mr x
+in_block`` transpose. The pixels GEMM would read or write each channel's positions a
+block apart, one lane at a time.
 """
 
 from __future__ import annotations
@@ -506,7 +516,8 @@ def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = "",
                in_block: int = 0, out_block: int = 0):
     """conv2d_nchw's pointwise case, ``(schedule, tensors)``: the space, then the GEMM
     with its vectors over the positions (NCHW) or over the channels (NHWC, transposed
-    back) as the ``vectors`` knob says."""
+    back, or written into ``out_block`` blocks) as the ``vectors`` knob says; data in
+    ``in_block`` blocks and any output block take the channels GEMM."""
     target = cfg.target
     define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue), in_block,
                             out_block)

@@ -19,6 +19,16 @@ weights in ``nr``-wide panels (a model packs them once); the epilogue applied as
 tile leaves the accumulator, then the (H*W, K) result transposed back to NCHW, ``lanes``
 channels at a time. For the small maps of deep layers, where H*W is not whole vectors:
 7x7 = 49 positions fill 4 vectors of 16 lanes to 77%, 7 rows of 16 channels whole.
+
+Channel blocks at the edges (``in_block``, ``out_block``: NCHW[x]c, :mod:`.blocks`) are
+the channels GEMM's alone (the ``vectors`` knob then offers nothing else): a tile's
+``mr`` rows of ``nr`` channels land in blocks ``k // out_block`` as rows of contiguous
+channels, so with ``out_block`` the tiles write the output's blocks themselves (``nr``
+whole blocks, each row stored a block at a time), the epilogue and a residual (blocked
+like the output) applied on the way, and nothing is transposed back; with ``in_block``
+the tile packing reads the blocks, each block of a tile's positions one ``mr x
+in_block`` transpose. The pixels GEMM would read or write each channel's positions a
+block apart, one lane at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import numpy as np
 from .. import te
 from ..errors import TensorError
 from ..target import Target
+from .blocks import blocked_shape
 from .epilogue import accumulator, apply_epilogue, gelu, parse_epilogue
 from .gemm import whole_tiles
 from .gemm_schedule import (
@@ -102,23 +113,26 @@ def conv2d_1x1_compute(N, C, H, W, K, dtype, nr: int, pack: bool, epilogue: str 
     return [data, kernel, *extra], out, conv, data_pack, kernel_pack
 
 
-def conv2d_1x1_nhwc_compute(N, C, H, W, K, dtype, mr: int, nr: int, epilogue: str = ""):
+def conv2d_1x1_nhwc_compute(N, C, H, W, K, dtype, mr: int, nr: int, epilogue: str = "",
+                            in_block: int = 0, out_block: int = 0):
     """``(inputs, out, result, conv, data_pack, kernel_pack)`` of the transposed GEMM
     (vectors over the channels): ``conv`` (N, H*W, K) summed over whole ``mr x nr`` tiles,
     ``result`` its (N, H*W, K) corner with the epilogue, ``out`` the NCHW transform of
-    ``result``. ``data_pack`` (N, ceil(H*W / mr), C, mr): each tile's positions side by
-    side; ``kernel_pack``: the weights in ``nr``-wide panels of output channels (the
-    NCHW[x]c blocks with the whole C as one input block, zeros past K)."""
+    ``result``, or with ``out_block`` the NCHW[x]c output read straight from it (``out``
+    then the stage that the tiles write, ``result`` inlined into it). ``data_pack``
+    (N, ceil(H*W / mr), C, mr): each tile's positions side by side, read from NCHW or
+    (``in_block``) NCHW[x]c data; ``kernel_pack``: the weights in ``nr``-wide panels of
+    output channels (the NCHW[x]c blocks with the whole C as one input block, zeros
+    past K)."""
     HW = H * W
-    data = te.placeholder((N, C, H, W), dtype, name="data")
+    data = te.placeholder(blocked_shape((N, C, H, W), in_block), dtype, name="data")
     kernel = te.placeholder((K, C, 1, 1), dtype, name="kernel")
     zero = te.const(0.0, dtype)
 
     def positions(n, fo, c, fi):
         f = fo * mr + fi
-        if HW % mr == 0:
-            return data[n, c, f // W, f % W]
-        return te.if_then_else(f < HW, data[n, c, f // W, f % W], zero)
+        value = _at(data, in_block, n, c, f // W, f % W)
+        return value if HW % mr == 0 else te.if_then_else(f < HW, value, zero)
 
     data_pack = dp = te.compute((N, -(-HW // mr), C, mr), positions, name="data_pack")
     kernel_pack = kp = packed_weights(kernel, C, nr)
@@ -137,23 +151,34 @@ def conv2d_1x1_nhwc_compute(N, C, H, W, K, dtype, mr: int, nr: int, epilogue: st
         if step == "bias":
             operand = te.placeholder((K,), dtype, name="bias")
         elif step == "residual":
-            operand = te.placeholder((N, K, H, W), dtype, name="residual")
+            operand = te.placeholder(blocked_shape((N, K, H, W), out_block), dtype,
+                                     name="residual")
         extra += [operand] if operand is not None else []
-        result = te.compute((N, HW, K), _nhwc_step(step, result, operand, W),
+        result = te.compute((N, HW, K), _nhwc_step(step, result, operand, W, out_block),
                             name="result" if i == len(steps) - 1 else f"result_{step}")
-    out = te.compute((N, K, H, W), lambda n, k, h, w: result[n, h * W + w, k], name="out")
+    if out_block:
+        b = out_block
+        out = te.compute(blocked_shape((N, K, H, W), b),
+                         lambda n, kb, h, w, ki: result[n, h * W + w, kb * b + ki], name="out")
+    else:
+        out = te.compute((N, K, H, W), lambda n, k, h, w: result[n, h * W + w, k], name="out")
     return [data, kernel, *extra], out, result, conv, data_pack, kernel_pack
 
 
-def _nhwc_step(step: str, prev, operand, W: int):
+def _at(t, block: int, n, c, h, w):
+    """Element (n, c, h, w) of ``t``, NCHW or (``block``) NCHW[x]c."""
+    return t[n, c // block, h, w, c % block] if block else t[n, c, h, w]
+
+
+def _nhwc_step(step: str, prev, operand, W: int, block: int = 0):
     """One epilogue step on the (N, H*W, K) result; ``operand``: the bias, or the NCHW
-    residual (read across its channel planes)."""
+    residual (read across its channel planes; NCHW[x]c with ``block``)."""
     dtype = str(prev.dtype)
     zero, six = te.const(0.0, dtype), te.const(6.0, dtype)
     if step == "bias":
         return lambda n, f, k: prev[n, f, k] + operand[k]
     if step == "residual":
-        return lambda n, f, k: prev[n, f, k] + operand[n, k, f // W, f % W]
+        return lambda n, f, k: prev[n, f, k] + _at(operand, block, n, k, f // W, f % W)
     if step == "relu":
         return lambda n, f, k: te.max(prev[n, f, k], zero)
     if step == "relu6":
@@ -162,9 +187,18 @@ def _nhwc_step(step: str, prev, operand, W: int):
 
 
 def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype: str,
-                            epilogue: bool = False) -> None:
+                            epilogue: bool = False, in_block: int = 0,
+                            out_block: int = 0) -> None:
+    """The knobs and fallback; ``in_block``, ``out_block``: the data or the output in
+    channel blocks, which only the tiles over output channels read and write (the
+    "channels" GEMM)."""
+    blocked = bool(in_block or out_block)
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    cfg.define_knob("nr", [lanes, 2 * lanes, 3 * lanes, 4 * lanes])
+    widths = [lanes, 2 * lanes, 3 * lanes, 4 * lanes]
+    if out_block and not any(nr % out_block == 0 for nr in widths):
+        raise TensorError(f"conv2d_nchw (1x1): out_block {out_block} must divide a tile "
+                          f"of {lanes}, {2 * lanes}, {3 * lanes} or {4 * lanes} channels")
+    cfg.define_knob("nr", widths)
     cfg.define_knob("mr", [d for d in (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16) if d <= K])
     cfg.define_knob("unroll_k", [1, 2, 4, 8])
     cfg.define_knob("block_m", [1, 2, 4, 8])
@@ -202,7 +236,13 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
     # "channels": the tile's vectors along the output channels, its rows over
     # positions (mr, nr: positions and channels), the output computed as NHWC and
     # transposed back (conv2d_1x1_nhwc_compute).
-    cfg.define_knob("vectors", ["pixels", "channels"] if fp32_simd else ["pixels"])
+    # In channel blocks, the pixels' tiles would read each c's positions (or write each
+    # k's) a block apart, one lane at a time: the channels' tiles take the blocks
+    # whole, as rows of the tile (out) and of its packed data (in).
+    if blocked:
+        cfg.define_knob("vectors", ["channels"])
+    else:
+        cfg.define_knob("vectors", ["pixels", "channels"] if fp32_simd else ["pixels"])
     rows = fallback_rows(target, 2)
     cfg.fallback_with(nr=2 * lanes, mr=min(rows, K), unroll_k=4,
                       block_m=1, order="fk", pack="panel", pack_panels=1, kernel="loops",
@@ -228,8 +268,10 @@ def define_conv2d_1x1_space(cfg, target: Target, C: int, K: int, HW: int, dtype:
             cfg.fallback_with(stream_out=True)
     elif fp32_simd and K % rows == 0:
         _ragged_columns_fallback(cfg, target, HW, lanes)
-    if fp32_simd and target.vector_registers >= 32:
-        _channel_tiles_fallback(cfg, target, C, K, HW, lanes)
+    if blocked:
+        _channel_tiles_fallback(cfg, target, C, K, HW, dtype, True, out_block)
+    elif fp32_simd and target.vector_registers >= 32:
+        _channel_tiles_fallback(cfg, target, C, K, HW, dtype)
 
 
 def _ragged_columns_fallback(cfg, target: Target, HW: int, lanes: int) -> None:
@@ -248,8 +290,8 @@ def _ragged_columns_fallback(cfg, target: Target, HW: int, lanes: int) -> None:
                           pack_weights=True)
 
 
-def _channel_tiles_fallback(cfg, target: Target, C: int, K: int, HW: int,
-                            lanes: int) -> None:
+def _channel_tiles_fallback(cfg, target: Target, C: int, K: int, HW: int, dtype: str,
+                            always: bool = False, out_block: int = 0) -> None:
     """Tiles over output channels (``vectors``) where the pixels' tiles would compute
     more lanes in vain than the two copies cost: the data's tile packing and the
     transpose back each move a value in about half a cycle, against C / (lanes x
@@ -258,17 +300,23 @@ def _channel_tiles_fallback(cfg, target: Target, C: int, K: int, HW: int,
     positions least, of at most 8. Small maps gain most (7x7: 49 positions in 64
     lanes); at 14x14 (196 in 208) only where C and K are large enough to pay for the
     copies (ResNet-50's, not MobileNetV2's). Measured in
-    benchmarks/results/2026-12-07-zen4/pointwise-fallbacks.md."""
-    fmas = target.fma_per_cycle
-    wide = lanes if fmas < 2 else 2 * lanes
+    benchmarks/results/2026-12-07-zen4/pointwise-fallbacks.md. ``always``: the data or
+    output in channel blocks, which only these tiles take (one vector of channels
+    where K is narrower than two; whole ``out_block`` blocks of them)."""
+    fmas, lanes = target.fma_per_cycle, target.vector_lanes(np.dtype(dtype).itemsize)
+    wide = lanes if fmas < 2 or (always and K < 2 * lanes) else 2 * lanes
+    if out_block:  # a whole number of blocks
+        wide = -(-wide // out_block) * out_block
     px = cfg["nr"].val if cfg["kernel"].val == "ukr" else 2 * lanes
     copies = lanes * fmas * (1 / C + 1 / K) / 2
-    if K < wide or _wasted(HW, px) - _wasted(K, wide) <= copies:
+    if not always and (K < wide or _wasted(HW, px) - _wasted(K, wide) <= copies):
         return
     most = min(HW, fallback_rows(target, wide // lanes))
     mr = min(range(1, most + 1), key=lambda r: (-(-HW // r) * r, -r))
-    cfg.fallback_with(vectors="channels", mr=mr, nr=wide, kernel="ukr", order="fk",
-                      block_m=1, kc=0, pack_weights=True)
+    ukr = simd_fp32(target, dtype)
+    cfg.fallback_with(vectors="channels", mr=mr, nr=wide, order="fk", block_m=1, kc=0,
+                      pack_weights=True,
+                      kernel="ukr" if ukr and K >= wide and HW >= mr else "loops")
 
 
 def _wasted(n: int, width: int) -> float:
@@ -296,24 +344,52 @@ def schedule_conv2d_1x1(cfg, target: Target, out, conv, data_pack, kernel_pack=N
 
 
 def schedule_conv2d_1x1_nhwc(cfg, target: Target, out, result, conv, data_pack,
-                             kernel_pack):
+                             kernel_pack, in_block: int = 0, out_block: int = 0):
     """The transposed GEMM's schedule: gemm's register tiles over (positions, output
     channels) into ``result``, the epilogue inlined there; the data and the weights
     packed first (parallel over tiles and panels; the weights by the NCHW[x]c transpose
-    micro-kernel); then ``out`` transposed back, a block of channels at a time."""
+    micro-kernel); then ``out`` transposed back, a block of channels at a time. With
+    ``out_block`` the tiles write ``out``'s blocks themselves: its (h, w) fused back
+    into the positions and its (block, lane) into the channels, each tile's row
+    stored a block's run at a time."""
     s = te.create_schedule(out.op)
-    CC = accumulator(s, result, conv)
-    n, f, k = s[result].op.axis
-    register_tile(s, cfg, target, result, CC, f, k, TilePlan(
+    tiled = out if out_block else result
+    CC = accumulator(s, tiled, conv)
+    if out_block:
+        n, kb, h, w, ki = s[out].op.axis
+        f = s[out].fuse(h, w)
+        s[out].reorder(n, f, kb, ki)
+        k = s[out].fuse(kb, ki)
+    else:
+        n, f, k = s[result].op.axis
+    register_tile(s, cfg, target, tiled, CC, f, k, TilePlan(
         batch=(n,), rows_outer=cfg["order"].val == "fk",
-        micro_kernel=cfg["kernel"].val == "ukr", kc=cfg["kc"].val, a_packed=True))
-    dn, tile, *_ = s[data_pack].op.axis
-    s[data_pack].parallel(s[data_pack].fuse(dn, tile))
+        micro_kernel=cfg["kernel"].val == "ukr", kc=cfg["kc"].val, a_packed=True,
+        store_runs=out_block))
+    schedule_tile_pack(s, data_pack, in_block)
     panel, *_ = s[kernel_pack].op.axis
     s[kernel_pack].parallel(panel)
     schedule_weight_blocks(s, kernel_pack, target)
-    schedule_nchw_transform(s, out, target)
+    if not out_block:
+        schedule_nchw_transform(s, out, target)
     return s
+
+
+def schedule_tile_pack(s, data_pack, in_block: int) -> None:
+    """The data's tile packing, parallel over the tiles. From NCHW[x]c data
+    (``in_block``), each block's ``mr`` positions are an ``mr x in_block`` row-major
+    matrix: in fp32, where the tiles divide the positions, one transpose micro-kernel
+    each (:func:`.layout_intrin.data_unpack_intrin`)."""
+    dn, tile, c, fi = s[data_pack].op.axis
+    s[data_pack].parallel(s[data_pack].fuse(dn, tile))
+    if not in_block:
+        return
+    co, ci = s[data_pack].split(c, in_block)
+    data = data_pack.op.input_tensors[0]
+    HW = int(data.shape[2]) * int(data.shape[3])
+    mr = int(fi.domain.extent)
+    if str(data.dtype) == "float32" and HW % mr == 0:
+        s[data_pack].tensorize(ci, data_unpack_intrin(in_block, mr))
 
 
 def schedule_nchw_transform(s, out, target: Target) -> None:
@@ -343,13 +419,17 @@ def declare_conv2d_1x1_conditions(cfg) -> None:
 
 
 def require_conv2d_1x1_constraints(cfg, target: Target, N: int, K: int, HW: int,
-                                   dtype: str) -> None:
+                                   dtype: str, out_block: int = 0) -> None:
     """What the two schedules build, declared on the knobs of
     :func:`define_conv2d_1x1_space`: gemm's register tile (:func:`.gemm_schedule.register_tile`)
     with the output channels as its rows and the positions as its columns ("pixels"),
-    or the other way round ("channels", both operands packed to whole tiles)."""
+    or the other way round ("channels", both operands packed to whole tiles). With
+    ``out_block`` the channels' tiles are whole blocks wide."""
     lanes = target.vector_lanes(np.dtype(dtype).itemsize)
     regs = target.vector_registers
+    if out_block:
+        cfg.require(("nr",), lambda nr: nr % out_block == 0,
+                    lambda nr: f"a tile of {nr} channels is not whole blocks of {out_block}")
 
     def pixels_tiles_whole(kernel, kc, mr, nr, pack_weights, pack, stream_out):
         """The tile checks of the pixels GEMM: (K, HW) summed over (K', HW')."""
@@ -436,17 +516,19 @@ def conv2d_1x1(cfg, N, C, H, W, K, dtype: str = "float32", epilogue: str = "",
                in_block: int = 0, out_block: int = 0):
     """conv2d_nchw's pointwise case, ``(schedule, tensors)``: the space, then the GEMM
     with its vectors over the positions (NCHW) or over the channels (NHWC, transposed
-    back) as the ``vectors`` knob says."""
-    if in_block or out_block:
-        raise TensorError("conv2d_nchw (1x1): channel blocks at the edges are not built yet")
+    back, or written into ``out_block`` blocks) as the ``vectors`` knob says; data in
+    ``in_block`` blocks and any output block take the channels GEMM."""
     target = cfg.target
-    define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue))
-    require_conv2d_1x1_constraints(cfg, target, N, K, H * W, dtype)
+    define_conv2d_1x1_space(cfg, target, C, K, H * W, dtype, bool(epilogue), in_block,
+                            out_block)
+    require_conv2d_1x1_constraints(cfg, target, N, K, H * W, dtype, out_block)
     declare_conv2d_1x1_conditions(cfg)
     if cfg["vectors"].val == "channels":
         inputs, out, result, conv, dp, kp = conv2d_1x1_nhwc_compute(
-            N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue)
-        return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp),
+            N, C, H, W, K, dtype, cfg["mr"].val, cfg["nr"].val, epilogue, in_block,
+            out_block)
+        return (schedule_conv2d_1x1_nhwc(cfg, target, out, result, conv, dp, kp, in_block,
+                                         out_block),
                 [*inputs, out])
     inputs, out, conv, dp, kp = conv2d_1x1_compute(
         N, C, H, W, K, dtype, cfg["nr"].val, cfg["pack"].val != "none", epilogue,

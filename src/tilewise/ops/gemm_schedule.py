@@ -175,6 +175,10 @@ class TilePlan:
       105-106 (hand-edited C, 7 rounds); as the knob, beside PyTorch (paired.py, 7
       rounds) 107.4 -> 108.3, the fallback 102.0 -> 104.1, and no change on gemm-512,
       -1024 and -2048, whose copies are a smaller share.
+    - ``store_runs``: the tile's rows stored in runs of this many columns, each run
+      one vector loop (0: the whole ``nr``). For a ``C`` whose columns lie in blocks
+      of that many (NCHW[x]c output channels): a row of a tile wider than a block
+      lands in several blocks, each run contiguous in its own.
     """
 
     batch: tuple = ()
@@ -188,6 +192,7 @@ class TilePlan:
     stream_out: bool = False
     batch_inside: bool = False
     fetch_next: bool = False
+    store_runs: int = 0
 
 
 def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan()) -> None:
@@ -256,6 +261,8 @@ def register_tile(s, cfg, target: Target, C, CC, i, j, plan: TilePlan = TilePlan
                 f"whole AVX vectors; {C.name} is {rows}x{cols} {C.dtype}, {lanes} lanes")
         s[C].tensorize(ii, stream_tile_intrin(mr, nr))
     elif CC is not None:
+        if plan.store_runs and plan.store_runs < nr:
+            _, ji = s[C].split(ji, plan.store_runs)
         s[C].vectorize(ji)
     if not ukr:
         s[CC].compute_at(s[C], ioi)

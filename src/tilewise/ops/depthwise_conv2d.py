@@ -24,7 +24,6 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import TensorError
 from ..ir.dtype import as_dtype
 from ..target import Target
 from .blocks import check_blocks, to_blocks
@@ -136,8 +135,11 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     check_blocks("depthwise_conv2d_nchw", {"in": C, "out": C},
                  {"in": in_block, "out": out_block})
-    if in_block or out_block:
-        raise TensorError("depthwise_conv2d_nchw: channel blocks at the edges are not built yet")
+    if in_block or out_block:  # the rows would be transposed: computed in the blocks
+        from .depthwise_nchwc import depthwise_nchwc  # it imports this module
+
+        return depthwise_nchwc(cfg, N, C, H, W, R, S, stride, pad, dilation, dtype,
+                               epilogue, in_block, out_block, name="depthwise_conv2d_nchw")
     target = cfg.target
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)

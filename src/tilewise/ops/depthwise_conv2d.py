@@ -16,6 +16,9 @@ tensorize the tile with a hand-written micro-kernel (:mod:`.depthwise_intrin`) t
 loads each input row once and shifts it in registers; with ``pad="inline"`` it
 reads the input itself, masking the border lanes and skipping rows outside, so no
 padded copy is made (74 GFLOP/s with the copy, ~95 without it).
+
+Blocked edges (``in_block`` or ``out_block``, NCHW[x]c: :mod:`.blocks`) are computed by
+``depthwise_conv2d_nchwc``'s body (:mod:`.depthwise_nchwc`), which works in those blocks.
 """
 
 from __future__ import annotations
@@ -131,7 +134,9 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                           out_block: int = 0):
     """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g.
     ``"bias+relu"``. ``in_block`` and ``out_block``: the data's and the output's
-    layout, 0 for NCHW, else NCHW[x]c in blocks of that many channels (:mod:`.blocks`)."""
+    layout, 0 for NCHW, else NCHW[x]c in blocks of that many channels (:mod:`.blocks`),
+    the target's lanes (16 fp32 on AVX-512): computed by ``depthwise_conv2d_nchwc``'s
+    body, whose knobs they take."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     check_blocks("depthwise_conv2d_nchw", {"in": C, "out": C},
                  {"in": in_block, "out": out_block})

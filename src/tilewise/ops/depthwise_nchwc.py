@@ -1,20 +1,26 @@
-"""Depthwise 2-D convolution, NCHW in and out, computed across channels: template
+"""Depthwise 2-D convolution computed across channels: template
 ``depthwise_conv2d_nchwc``, an implementation of ``depthwise_conv2d_nchw`` (the same
 arguments and tensors), vectorised along cb channels (the target's lanes) whatever the
-map's width or the stride, as ONNX Runtime's NCHW16c kernels are.
+map's width or the stride, as ONNX Runtime's NCHW16c kernels are. Its data and output
+are NCHW, or NCHW[cb]c where ``in_block`` / ``out_block`` is cb (:mod:`.blocks`); the
+row template computes those blocked edges by this template's body.
 
 Stages, per (image, block of cb channels, block of ``oh_bn`` output rows), the
 parallel loop:
 
 - ``data_pack``   (N, C/cb, Hp, Wp, cb): the rows the block reads (or, ``pack=whole``,
   all of it first) in NCHW[x]c, zero padded, each row one transpose micro-kernel
-  (:mod:`.layout_intrin`); channels past C zero where cb does not divide C;
+  (:mod:`.layout_intrin`); channels past C zero where cb does not divide C. Blocked
+  data: a zero-padded copy of its rows, a vector at a time, or none where the window
+  needs no zeros (``conv`` reads the data itself);
 - ``kernel_pack`` (C/cb, R, S, cb): the block's weights, a stage that reads only
   ``kernel`` (a model compiler computes it once, :mod:`tilewise.graph.prepack`);
 - ``conv``        (N, C/cb, OH, OWp, cb): the window's sum in a register tile of
   ``reg_w`` columns by one vector of channels, the taps unrolled; the epilogue
   (bias a vector per block, ReLU, ReLU6, GELU) applied as the tile leaves the
-  registers, into the block's local buffer (``result``);
+  registers, into the block's local buffer (``result``). A blocked output is that
+  result itself, written from the registers (a residual blocked like it), so its
+  tiles divide the row (``reg_w`` a divisor of OW);
 - ``out``         (N, C, OH, OW): the buffer transposed back into NCHW, the block's
   rows one transpose per channel block where they are whole. A residual (an NCHW
   tensor) or channels that do not fill the blocks take the general way: the blocks
@@ -25,6 +31,7 @@ Where the time goes (mobilenet's 384 x 14 x 14, one Zen 4 core, 45 GFLOP/s again
 transpose per 16 columns, 4 shuffle passes) most of the rest, as many cycles per
 element as the 9 FMAs per 16 lanes. At stride 2 the input is four times the output, so
 its packing dominates; those layers run near the memory roof (26 GFLOP/s on 112x112).
+Blocked edges drop those transposes.
 """
 
 from __future__ import annotations

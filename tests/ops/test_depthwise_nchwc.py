@@ -4,6 +4,8 @@ weights as the frontier that graph.prepack computes ahead."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,3 +155,105 @@ def test_prepack_computes_the_packed_weights_ahead(args, positions):
     runtime[-1] = out
     mod(*pre.bind(runtime))
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5 * float(np.abs(want).max()))
+
+
+# -- channel blocks at the edges ---------------------------------------------------------
+
+BLOCKS = [(0, 0), (16, 0), (0, 16), (16, 16)]
+TEMPLATES = ["depthwise_conv2d_nchw", NAME]
+# (N, C, H, W, R, S, stride, pad, dilation, dtype, epilogue): 32 and 48 channels, maps
+# 14x14, 15x17 and 7x7; 3x3 at stride 1 and 2 with padding 1, 5x5 with padding 2,
+# dilation 2; no padding (blocked data read as is where the tile divides the row).
+BLOCK_CASES = [
+    (1, 32, 14, 14, 3, 3, 1, 1, 1, "float32", "bias+relu6"),
+    (1, 48, 15, 17, 3, 3, 2, 1, 1, "float32", "bias+residual"),
+    (1, 48, 7, 7, 3, 3, 2, 1, 1, "float32", "bias+relu6"),
+    (1, 32, 15, 17, 5, 5, 1, 2, 1, "float32", "bias+residual"),
+    (1, 48, 14, 14, 3, 3, 1, 1, 2, "float32", "bias+relu6"),
+    (1, 32, 7, 7, 3, 3, 1, 0, 1, "float32", "bias+residual"),
+]
+
+
+@pytest.mark.compiles
+@pytest.mark.parametrize("blocks", BLOCKS, ids=str)
+@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("args", BLOCK_CASES, ids=[str(a[:9]) + a[10] for a in BLOCK_CASES])
+def test_blocked_edges_match_numpy(args, name, blocks):
+    """The data, output and residual in NCHW16c or NCHW as the blocks say (the reference
+    packs them so), through either template: the fallback and random configs."""
+    task = Task(name, (*args, *blocks), TARGET)
+    for config in [task.config_space.fallback, *accepted_configs(task, 2)]:
+        check_config(task, config)
+
+
+@pytest.mark.compiles
+def test_blocked_float64_in_blocks_of_its_lanes():
+    task = Task(NAME, (1, 16, 8, 9, 3, 3, 1, 1, 1, "float64", "bias+relu6", 8, 8), TARGET)
+    check_config(task, task.config_space.fallback)
+
+
+@pytest.mark.compiles
+def test_blocked_edges_are_not_transposed():
+    """NCHW16c in and out: no transpose micro-kernel, the output written by the tiles."""
+    args = (1, 32, 14, 14, 3, 3, 2, 1, 1, "float32", "bias+relu6")
+    sources = {}
+    for blocks in BLOCKS:
+        task = Task(NAME, (*args, *blocks), TARGET)
+        s, tensors = task.instantiate(task.config_space.fallback)
+        sources[blocks] = tw.build(s, tensors, target=task.target).source
+    assert "tw_pack_nchwc" in sources[0, 16] and "tw_unpack_nchwc" in sources[16, 0]
+    assert "tw_pack_nchwc" not in sources[16, 0] and "tw_unpack_nchwc" not in sources[0, 16]
+    assert "tw_pack_nchwc" not in sources[16, 16] and "tw_unpack" not in sources[16, 16]
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_blocked_tensors(name):
+    args = (1, 32, 9, 9, 3, 3, 2, 1, 1, "float32", "bias+residual", 16, 16)
+    s, tensors = Task(name, args, TARGET).instantiate(
+        Task(name, args, TARGET).config_space.fallback)
+    assert [(t.name, tuple(t.shape)) for t in tensors] == [
+        ("data", (1, 2, 9, 9, 16)), ("kernel", (32, 1, 3, 3)), ("bias", (32,)),
+        ("residual", (1, 2, 5, 5, 16)), ("out", (1, 2, 5, 5, 16))]
+
+
+def test_blocked_output_tiles_divide_the_row():
+    """A blocked output is exactly OW wide: every tile divides it; the fallback the
+    widest up to 14 columns, or the whole row where that leaves fewer than 4."""
+    want = {112: 14, 56: 14, 28: 14, 14: 14, 7: 7, 17: 17, 15: 5}
+    for w, reg_w in want.items():
+        task = Task(NAME, (1, 32, 8, w, 3, 3, 1, 1, 1, "float32", "", 0, 16), TARGET)
+        space = task.config_space
+        (knob,) = [k for k in space.knobs if k.name == "reg_w"]
+        assert all(w % e.val == 0 for e in knob.entities), w
+        assert space.fallback["reg_w"].val == reg_w, w
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(_shapes(), st.sampled_from(BLOCKS[1:]), st.sampled_from([16, 32, 48]),
+       st.sampled_from(TEMPLATES))
+def test_blocked_fallback_lowers_on_any_shape(args, blocks, channels, name):
+    args = (args[0], channels, *args[2:], *blocks)
+    task = Task(name, args, TARGET)
+    tw.lower(*task.instantiate(task.config_space.fallback))
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("blocks, what", [
+    ((16, 0), "in_block 16 must be 0 (NCHW) or divide the 40 channels"),
+    ((0, 16), "out_block 16 must be 0 (NCHW) or divide the 40 channels"),
+    ((8, 8), "in_block 8: the template computes in blocks of the target's 16 float32 lanes"),
+    ((0, 4), "out_block 4: the template computes in blocks of the target's 16 float32"),
+])
+def test_refuses_blocks_other_than_the_lanes_in_one_line(name, blocks, what):
+    task = Task(name, (1, 40, 8, 8, 3, 3, 1, 1, 1, "float32", "", *blocks), TARGET)
+    with pytest.raises(TensorError, match="^" + re.escape(f"{name}: {what}")) as e:
+        task.config_space  # noqa: B018
+    assert "\n" not in str(e.value)
+
+
+def test_blocked_edges_run_the_nchwc_template_first_untuned():
+    for args in [(1, 32, 112, 112, 3, 3, 1, 1), (1, 64, 32, 32, 3, 3, 1, 1),
+                 (1, 32, 64, 64, 3, 3, 2, 1)]:
+        for blocks in BLOCKS[1:]:
+            task = Task("depthwise_conv2d_nchw", (*args, 1, "float32", "", *blocks), TARGET)
+            assert untuned_choice(task.implementations()).name == NAME, (args, blocks)

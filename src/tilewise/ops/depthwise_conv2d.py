@@ -16,6 +16,9 @@ tensorize the tile with a hand-written micro-kernel (:mod:`.depthwise_intrin`) t
 loads each input row once and shifts it in registers; with ``pad="inline"`` it
 reads the input itself, masking the border lanes and skipping rows outside, so no
 padded copy is made (74 GFLOP/s with the copy, ~95 without it).
+
+Blocked edges (``in_block`` or ``out_block``, NCHW[x]c: :mod:`.blocks`) are computed by
+``depthwise_conv2d_nchwc``'s body (:mod:`.depthwise_nchwc`), which works in those blocks.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import numpy as np
 
 from .. import te
 from ..autotune import template
-from ..errors import TensorError
 from ..ir.dtype import as_dtype
 from ..target import Target
 from .blocks import check_blocks, to_blocks
@@ -132,12 +134,17 @@ def depthwise_conv2d_nchw(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                           out_block: int = 0):
     """Depthwise NCHW conv2d, vectorised along output rows; ``epilogue`` e.g.
     ``"bias+relu"``. ``in_block`` and ``out_block``: the data's and the output's
-    layout, 0 for NCHW, else NCHW[x]c in blocks of that many channels (:mod:`.blocks`)."""
+    layout, 0 for NCHW, else NCHW[x]c in blocks of that many channels (:mod:`.blocks`),
+    the target's lanes (16 fp32 on AVX-512): computed by ``depthwise_conv2d_nchwc``'s
+    body, whose knobs they take."""
     as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
     check_blocks("depthwise_conv2d_nchw", {"in": C, "out": C},
                  {"in": in_block, "out": out_block})
-    if in_block or out_block:
-        raise TensorError("depthwise_conv2d_nchw: channel blocks at the edges are not built yet")
+    if in_block or out_block:  # the rows would be transposed: computed in the blocks
+        from .depthwise_nchwc import depthwise_nchwc  # it imports this module
+
+        return depthwise_nchwc(cfg, N, C, H, W, R, S, stride, pad, dilation, dtype,
+                               epilogue, in_block, out_block, name="depthwise_conv2d_nchw")
     target = cfg.target
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)

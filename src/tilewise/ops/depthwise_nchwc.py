@@ -1,20 +1,26 @@
-"""Depthwise 2-D convolution, NCHW in and out, computed across channels: template
+"""Depthwise 2-D convolution computed across channels: template
 ``depthwise_conv2d_nchwc``, an implementation of ``depthwise_conv2d_nchw`` (the same
 arguments and tensors), vectorised along cb channels (the target's lanes) whatever the
-map's width or the stride, as ONNX Runtime's NCHW16c kernels are.
+map's width or the stride, as ONNX Runtime's NCHW16c kernels are. Its data and output
+are NCHW, or NCHW[cb]c where ``in_block`` / ``out_block`` is cb (:mod:`.blocks`); the
+row template computes those blocked edges by this template's body.
 
 Stages, per (image, block of cb channels, block of ``oh_bn`` output rows), the
 parallel loop:
 
 - ``data_pack``   (N, C/cb, Hp, Wp, cb): the rows the block reads (or, ``pack=whole``,
   all of it first) in NCHW[x]c, zero padded, each row one transpose micro-kernel
-  (:mod:`.layout_intrin`); channels past C zero where cb does not divide C;
+  (:mod:`.layout_intrin`); channels past C zero where cb does not divide C. Blocked
+  data: a zero-padded copy of its rows, a vector at a time, or none where the window
+  needs no zeros (``conv`` reads the data itself);
 - ``kernel_pack`` (C/cb, R, S, cb): the block's weights, a stage that reads only
   ``kernel`` (a model compiler computes it once, :mod:`tilewise.graph.prepack`);
 - ``conv``        (N, C/cb, OH, OWp, cb): the window's sum in a register tile of
   ``reg_w`` columns by one vector of channels, the taps unrolled; the epilogue
   (bias a vector per block, ReLU, ReLU6, GELU) applied as the tile leaves the
-  registers, into the block's local buffer (``result``);
+  registers, into the block's local buffer (``result``). A blocked output is that
+  result itself, written from the registers (a residual blocked like it), so its
+  tiles divide the row (``reg_w`` a divisor of OW);
 - ``out``         (N, C, OH, OW): the buffer transposed back into NCHW, the block's
   rows one transpose per channel block where they are whole. A residual (an NCHW
   tensor) or channels that do not fill the blocks take the general way: the blocks
@@ -25,6 +31,7 @@ Where the time goes (mobilenet's 384 x 14 x 14, one Zen 4 core, 45 GFLOP/s again
 transpose per 16 columns, 4 shuffle passes) most of the rest, as many cycles per
 element as the 9 FMAs per 16 lanes. At stride 2 the input is four times the output, so
 its packing dominates; those layers run near the memory roof (26 GFLOP/s on 112x112).
+Blocked edges drop those transposes.
 """
 
 from __future__ import annotations
@@ -36,23 +43,32 @@ from ..autotune import template
 from ..errors import TensorError
 from ..ir.dtype import as_dtype
 from ..target import Target
+from .blocks import check_blocks
 from .depthwise_conv2d import depthwise_flop, depthwise_reference
-from .epilogue import apply_epilogue, blocked_epilogue, epilogue_on_blocks, inline_chain
+from .epilogue import (
+    apply_epilogue,
+    block_step,
+    blocked_epilogue,
+    epilogue_on_blocks,
+    inline_chain,
+    parse_epilogue,
+)
 from .layout_intrin import data_pack_intrin, data_unpack_intrin
 from .nchwc_layout import layout_stage
 from .window import Pair, divisors, out_size, pair
 
 
 def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epilogue,
-                            cb: int, reg_w: int):
-    """``(inputs, out, stages)``; ``conv``'s rows padded to whole ``reg_w`` tiles."""
+                            cb: int, reg_w: int, in_block: int = 0, out_block: int = 0):
+    """``(inputs, out, stages)``; ``conv``'s rows padded to whole ``reg_w`` tiles (none
+    where ``out_block``: ``reg_w`` divides the row). ``in_block``, ``out_block``: 0, or
+    ``cb``, the data's and the output's blocks."""
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
     OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
     OWp = -(-OW // reg_w) * reg_w
     KC = -(-C // cb)
     Hp = (OH - 1) * sh + (R - 1) * dh + 1
     Wp = (OWp - 1) * sw + (S - 1) * dw + 1
-    data = te.placeholder((N, C, H, W), dtype, name="data")
     kernel = te.placeholder((C, 1, R, S), dtype, name="kernel")
     zero = te.const(0.0, dtype)
 
@@ -60,12 +76,16 @@ def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epil
         # The channel test only where cb does not divide C.
         return te.all(c * cb + ci < C, *more) if C % cb else te.all(*more)
 
-    data_pack = te.compute(
-        (N, KC, Hp, Wp, cb),
-        lambda n, c, h, w, ci: te.if_then_else(
-            inside(c, ci, h >= ph, h < H + ph, w >= pw, w < W + pw),
-            data[n, c * cb + ci, h - ph, w - pw], zero),
-        name="data_pack")
+    if in_block:
+        data, data_pack = blocked_data(N, KC, H, W, cb, (ph, pw), (Hp, Wp), dtype)
+    else:
+        data = te.placeholder((N, C, H, W), dtype, name="data")
+        data_pack = te.compute(
+            (N, KC, Hp, Wp, cb),
+            lambda n, c, h, w, ci: te.if_then_else(
+                inside(c, ci, h >= ph, h < H + ph, w >= pw, w < W + pw),
+                data[n, c * cb + ci, h - ph, w - pw], zero),
+            name="data_pack")
     if C % cb:
         def kfn(c, r, s_, ci):
             return te.if_then_else(c * cb + ci < C, kernel[c * cb + ci, 0, r, s_], zero)
@@ -80,16 +100,19 @@ def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epil
         lambda n, c, y, x, ci: te.sum(
             data_pack[n, c, y * sh + ry * dh, x * sw + rx * dw, ci]
             * kernel_pack[c, ry, rx, ci], axis=[ry, rx]),
-        name="conv")
+        name="out" if out_block and not epilogue else "conv")
+    stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "conv": conv}
+    if out_block:
+        # The output is the blocks: the epilogue as the tile leaves the registers.
+        out, extra = blocked_output(conv, epilogue, cb)
+        return [data, kernel, *extra], out, {**stages, "result": out}
     if blocked_epilogue(C, cb, dtype, epilogue):
         # The epilogue on the blocks (bias a vector per block), then each row of a
         # block one transpose into the output.
         result, extra = epilogue_on_blocks(conv, epilogue, cb)
         out = te.compute((N, C, OH, OW),
                          lambda n, c, y, x: result[n, c // cb, y, x, c % cb], name="out")
-        stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "conv": conv,
-                  "result": result}
-        return [data, kernel, *extra], out, stages
+        return [data, kernel, *extra], out, {**stages, "result": result}
     # Else each block back to channel-major rows, every channel of the block (a whole
     # transpose), then the NCHW output, with the epilogue, reads the channels that exist.
     rows = te.compute((N, KC, cb, OH, OW), lambda n, c, ci, y, x: conv[n, c, y, x, ci],
@@ -98,16 +121,62 @@ def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epil
                           lambda n, c, y, x: rows[n, c // cb, c % cb, y, x],
                           name="out" if not epilogue else "conv_nchw")
     out, extra = apply_epilogue(unpacked, epilogue, channel_axis=1)
-    stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "conv": conv,
-              "conv_rows": rows}
-    return [data, kernel, *extra], out, stages
+    return [data, kernel, *extra], out, {**stages, "conv_rows": rows}
 
 
-def define_nchwc_space(cfg, target: Target, N: int, KC: int, OH: int, OW: int) -> None:
+def blocked_data(N: int, KC: int, H: int, W: int, cb: int, pad: tuple[int, int],
+                 size: tuple[int, int], dtype: str):
+    """``(data, data_pack)``: the NCHW[cb]c placeholder (N, KC, H, W, cb) and the
+    ``size`` (Hp, Wp) rows the window reads, zero padded by ``pad`` (a copy of whole
+    vectors, no transpose); ``data`` itself where the rows need no zeros."""
+    (ph, pw), (Hp, Wp) = pad, size
+    data = te.placeholder((N, KC, H, W, cb), dtype, name="data")
+    if not (ph or pw or Hp > H or Wp > W):
+        return data, data
+    return data, te.compute(
+        (N, KC, Hp, Wp, cb),
+        lambda n, c, h, w, ci: te.if_then_else(
+            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
+            data[n, c, h - ph, w - pw, ci], te.const(0.0, dtype)),
+        name="data_pack")
+
+
+def blocked_output(conv: te.Tensor, epilogue: str, cb: int) -> tuple[te.Tensor, list]:
+    """``(out, extra)``: ``epilogue``'s steps on ``conv``'s blocks (N, C/cb, OH, OW, cb)
+    into the blocked output ``out``, with the same new inputs as :func:`apply_epilogue`:
+    the bias (C,) a vector per block, a residual blocked as the output. ``conv`` itself
+    where there is no epilogue."""
+    dtype, shape = str(conv.dtype), tuple(conv.shape)
+    steps = parse_epilogue(epilogue)
+    out, extra = conv, []
+    for i, step in enumerate(steps):
+        name = "out" if i == len(steps) - 1 else f"out_{step}"
+        if step == "residual":
+            extra.append(te.placeholder(shape, dtype, name="residual"))
+            out = te.compute(shape, _plus(out, extra[-1]), name=name)
+            continue
+        operand = None
+        if step == "bias":
+            operand = te.placeholder((int(shape[1]) * cb,), dtype, name="bias")
+            extra.append(operand)
+        out = te.compute(shape, block_step(step, out, operand, cb), name=name)
+    return out, extra
+
+
+
+def _plus(a: te.Tensor, b: te.Tensor):
+    return lambda n, c, y, x, ci: a[n, c, y, x, ci] + b[n, c, y, x, ci]
+
+
+def define_nchwc_space(cfg, target: Target, N: int, KC: int, OH: int, OW: int,
+                       blocked_out: bool = False) -> None:
+    """The knobs; ``blocked_out``: the output is the blocks, exactly OW wide, so the
+    tiles are the divisors of the row."""
     room = target.vector_registers - 4  # the tile's sums, beside a weight and inputs
     regs = sorted({d for d in divisors(OW) if d <= room}
-                  | {n for n in (4, 6, 8, 12, 14, 16, 24, 28) if n <= min(room, OW)}
-                  | {min(OW, room)})
+                  | (set() if blocked_out else
+                     {n for n in (4, 6, 8, 12, 14, 16, 24, 28) if n <= min(room, OW)}
+                     | {min(OW, room)}))
     cfg.define_knob("reg_w", regs)
     rows = sorted({d for d in divisors(OH) if d <= 32} | {d for d in (1, 2, 4, 8, 16, 32)
                                                           if d <= OH} | {OH})
@@ -120,6 +189,10 @@ def define_nchwc_space(cfg, target: Target, N: int, KC: int, OH: int, OW: int) -
     fits = [r for r in regs if r <= 14]
     whole = [r for r in fits if OW % r == 0 and 2 * r > max(fits)]
     reg_w = max(whole) if whole else min(fits, key=lambda r: (-(-OW // r) * r, -r))
+    if blocked_out and reg_w < 4:
+        # Every tile divides the row; under 4 columns (a prime row past 14: 17, 19)
+        # too few independent sums, so the whole row where the registers hold it.
+        reg_w = min([r for r in regs if r > 14] or [reg_w])
     # Whole planes up to 16 rows, each row packed once (384 x 14 x 14: 14 rows 44,
     # 4 rows 40, 1 row 33 GFLOP/s); else blocks of at most 8 rows that divide the
     # plane (192 x 28 x 28: 8 rows 42, 28 rows 39); fewer where the blocks would not
@@ -140,12 +213,19 @@ def schedule_nchwc(cfg, out, stages) -> te.Schedule:
         inline_chain(s, result, conv)
         s[conv].set_scope("local")
         sums = conv
-    outer = _schedule_output(s, cfg, out, stages)
-    # The block's rows of the result in a local buffer, a reg_w x cb tile at a time
-    # summed in registers, the taps unrolled (the epilogue applied on the way out).
-    s[result].set_scope("local")
-    s[result].compute_at(s[out], outer)
-    _, _, cy, cx, cc = s[result].op.axis
+    if result is out:  # the output is the blocks: parallel over blocks of its rows
+        n, c, cy, cx, cc = s[out].op.axis
+        cyo, cy = s[out].split(cy, cfg["oh_bn"].val)
+        outer = s[out].fuse(n, c, cyo)
+        s[out].parallel(outer)
+    else:
+        outer = _schedule_output(s, cfg, out, stages)
+        # The block's rows of the result in a local buffer (the epilogue applied on
+        # the way in), then transformed into the output.
+        s[result].set_scope("local")
+        s[result].compute_at(s[out], outer)
+        _, _, cy, cx, cc = s[result].op.axis
+    # A reg_w x cb tile at a time summed in registers, the taps unrolled.
     cxo, cxi = s[result].split(cx, cfg["reg_w"].val)
     s[result].reorder(cy, cxo, cxi, cc)
     s[result].unroll(cxi)
@@ -207,20 +287,27 @@ def _schedule_packs(s, cfg, out, outer, stages) -> None:
     The block's weights just before its sums, R x S vectors (no pass of their own; a
     model compiler computes them ahead wherever they are attached, graph.prepack)."""
     data_pack, kernel_pack = stages["data_pack"], stages["kernel_pack"]
+    if data_pack.op.input_tensors:  # else blocked data that needs no zeros, read as is
+        _schedule_data_pack(s, cfg, out, outer, data_pack)
+    s[kernel_pack].compute_at(s[out], outer)
+    s[kernel_pack].vectorize(s[kernel_pack].op.axis[-1])
+
+
+def _schedule_data_pack(s, cfg, out, outer, data_pack) -> None:
     dn, dc, dy, dx, dci = s[data_pack].op.axis
     if cfg["pack"].val == "rows":
         s[data_pack].compute_at(s[out], outer)
     else:
         s[data_pack].parallel(s[data_pack].fuse(dn, dc, dy))
     data = data_pack.op.input_tensors[0]
-    if str(data.dtype) == "float32" and int(data.shape[1]) % int(dci.domain.extent) == 0:
+    if len(data.shape) == 5:  # blocked data: a copy of whole vectors
+        s[data_pack].vectorize(dci)
+    elif str(data.dtype) == "float32" and int(data.shape[1]) % int(dci.domain.extent) == 0:
         plane = (int(data.shape[2]), int(data.shape[3]))
         s[data_pack].tensorize(dx, data_pack_intrin(int(dci.domain.extent),
                                                     int(dx.domain.extent), plane))
     else:
         s[data_pack].vectorize(dci)
-    s[kernel_pack].compute_at(s[out], outer)
-    s[kernel_pack].vectorize(s[kernel_pack].op.axis[-1])
 
 
 def _refusal(dtype: str) -> str | None:
@@ -251,12 +338,46 @@ def nchwc_untuned_first(N: int, C: int, H: int, W: int, R: int, S: int, stride: 
     7 1.6-3.8x, on 112x112 (7 vectors a row) 0.59x; stride 1 on 64 to 16 (whole
     vectors) 0.17-0.6x; stride 2 on 128 to 32 (whole pages) 0.89-0.95x, on 16x16
     2.7x; 5x5 on 28 and 14 1.2-1.5x. Only measured with 16 lanes: on AVX2 the row
-    template's kernel also covers rows of 8-lane vectors."""
+    template's kernel also covers rows of 8-lane vectors.
+
+    Where an edge is blocked, always (fp32 or fp64): the row template computes those
+    by this template's body."""
+    if in_block or out_block:
+        return _refusal(dtype) is None
     (_, sw), (_, pw), (_, dw) = pair(stride), pair(pad), pair(dilation)
     itemsize = np.dtype(dtype).itemsize
     rows_of_vectors = sw == 1 and out_size(W, S, sw, pw, dw) % 16 == 0
     pages = H * W * itemsize % 4096 == 0
     return np.dtype(dtype) == np.float32 and not rows_of_vectors and not pages
+
+
+def depthwise_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
+                    stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
+                    dtype: str = "float32", epilogue: str = "", in_block: int = 0,
+                    out_block: int = 0, name: str = "depthwise_conv2d_nchwc"):
+    """``(schedule, tensors)``: the template's body, which ``depthwise_conv2d_nchw`` also
+    runs where an edge is blocked; ``name`` the template its refusals name. A block
+    must be the target's lanes for ``dtype`` (16 fp32 on AVX-512), the template's."""
+    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
+    refusal = _refusal(dtype)
+    if refusal is not None and name != "depthwise_conv2d_nchwc":
+        refusal = f"{name}: channel blocks in float32 or float64, not {dtype}"
+    if refusal is not None:
+        raise TensorError(refusal)
+    check_blocks(name, {"in": C, "out": C}, {"in": in_block, "out": out_block})
+    target = cfg.target
+    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
+    for side, block in (("in", in_block), ("out", out_block)):
+        if block and block != lanes:
+            raise TensorError(f"{name}: {side}_block {block}: the template computes in "
+                              f"blocks of the target's {lanes} {dtype} lanes")
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
+    OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
+    define_nchwc_space(cfg, target, N, -(-C // lanes), OH, OW, blocked_out=bool(out_block))
+    inputs, out, stages = depthwise_nchwc_compute(
+        N, C, H, W, R, S, stride, pad, dilation, dtype, epilogue, lanes, cfg["reg_w"].val,
+        in_block, out_block)
+    return schedule_nchwc(cfg, out, stages), [*inputs, out]
 
 
 @template("depthwise_conv2d_nchwc", reference=depthwise_reference, flop=depthwise_flop,
@@ -266,7 +387,7 @@ def depthwise_conv2d_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
                            stride: Pair = 1, pad: Pair = 0, dilation: Pair = 1,
                            dtype: str = "float32", epilogue: str = "", in_block: int = 0,
                            out_block: int = 0):
-    """Depthwise NCHW conv2d computed in NCHW[x]c, vectorised across channels; the same
+    """Depthwise conv2d computed in NCHW[x]c, vectorised across channels; the same
     arguments and tensors as ``depthwise_conv2d_nchw``, which it implements: dispatch
     of that name runs this one where its record is the faster, or untuned where
     :func:`nchwc_untuned_first` says::
@@ -274,18 +395,8 @@ def depthwise_conv2d_nchwc(cfg, N: int, C: int, H: int, W: int, R: int, S: int,
         s, (data, kernel, bias, out) = dispatch(
             "depthwise_conv2d_nchw", 1, 384, 14, 14, 3, 3, 1, 1, 1, "float32",
             "bias+relu6", target="c")   # depthwise_conv2d_nchwc's fallback
-    """
-    as_dtype(dtype)  # an unknown dtype is named in one line, not NumPy's TypeError
-    refusal = _refusal(dtype)
-    if in_block or out_block:
-        refusal = "depthwise_conv2d_nchwc: channel blocks at the edges are not built yet"
-    if refusal is not None:
-        raise TensorError(refusal)
-    target = cfg.target
-    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(pad), pair(dilation)
-    OH, OW = out_size(H, R, sh, ph, dh), out_size(W, S, sw, pw, dw)
-    lanes = target.vector_lanes(np.dtype(dtype).itemsize)
-    define_nchwc_space(cfg, target, N, -(-C // lanes), OH, OW)
-    inputs, out, stages = depthwise_nchwc_compute(
-        N, C, H, W, R, S, stride, pad, dilation, dtype, epilogue, lanes, cfg["reg_w"].val)
-    return schedule_nchwc(cfg, out, stages), [*inputs, out]
+
+    ``in_block``, ``out_block`` (0 or the lanes, 16 fp32 on AVX-512): the data and the
+    output (and residual) in NCHW16c, read and written as the blocks it computes in."""
+    return depthwise_nchwc(cfg, N, C, H, W, R, S, stride, pad, dilation, dtype, epilogue,
+                           in_block, out_block)

@@ -66,8 +66,10 @@ def _summary(compiled) -> str:
     tuned = sum(k["tuned"] for k in m["kernels"])
     templates = sum(k["task"] is not None for k in m["kernels"])
     b = m.get("build", {})
+    blocked = m.get("blocked_values", 0)
     return (f"{m['name']}: {len(m['kernels'])} kernels ({templates} from templates, {tuned} "
-            f"tuned), arena {m['arena_bytes'] / 2**20:.1f} MiB (live peak "
+            f"tuned), {blocked} values between them in channel blocks, arena "
+            f"{m['arena_bytes'] / 2**20:.1f} MiB (live peak "
             f"{m['peak_live_bytes'] / 2**20:.1f} MiB), weights {m['weights_bytes'] / 2**20:.1f}"
             f" MiB; built in {sum(b.values()):.1f} s")
 
@@ -77,7 +79,7 @@ def cmd_compile(opts: argparse.Namespace) -> int:
 
     compiled = compile_model(opts.model, db=opts.db, target=_target(opts),
                              input_shapes=_shapes(opts.input_shape),
-                             templates=not opts.ignore_templates)
+                             templates=not opts.ignore_templates, layouts=not opts.nchw)
     out = compiled.export(opts.output)
     print(_summary(compiled))
     print(f"wrote {out}")
@@ -102,7 +104,7 @@ def cmd_bench(opts: argparse.Namespace) -> int:
     else:
         proto = _onnx_model(opts.model)
         compiled = compile_model(proto, db=opts.db, target=_target(opts), input_shapes=shapes,
-                                 templates=not opts.ignore_templates)
+                                 templates=not opts.ignore_templates, layouts=not opts.nchw)
     threads = Target.from_str(compiled.manifest["target"]).cores
     feeds = random_feeds(compiled.inputs, seed=opts.seed)
     session = None
@@ -175,6 +177,9 @@ def model_arguments(p: argparse.ArgumentParser, db_help: str, directory: bool = 
     p.add_argument("--ignore-templates", action="store_true",
                    help="generate every kernel (convolutions, matrix products and pooling "
                    "too) instead of running the operator templates")
+    p.add_argument("--nchw", action="store_true",
+                   help="every convolution reads and writes NCHW (no layout planning: "
+                   "values between convolutions are not kept in channel blocks)")
 
 
 def add_model_parser(sub) -> None:

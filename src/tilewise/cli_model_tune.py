@@ -40,7 +40,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
                                 input_shapes=_shapes(opts.input_shape),
                                 confirm=not opts.no_confirm, measure=option,
                                 progress=display.update,
-                                templates=not opts.ignore_templates)
+                                templates=not opts.ignore_templates,
+                                layouts=not opts.nchw)
         finished = True
     finally:
         if option is not None:
@@ -60,7 +61,8 @@ def cmd_tune(opts: argparse.Namespace) -> int:
               f"work {report.tuner_s:.0f} s ({report.tuner_s / searched:.0%})")
     print(f"database: {report.database}; run it: tilewise model bench {opts.model} "
           f"--db {report.database}" + (f" --threads {opts.threads}" if opts.threads else "")
-          + (" --ignore-templates" if opts.ignore_templates else ""))
+          + (" --ignore-templates" if opts.ignore_templates else "")
+          + (" --nchw" if opts.nchw else ""))
     return 0
 
 

@@ -60,7 +60,7 @@ def _is_torch(model: Any) -> bool:
 def compile_model(model: Any, db: str | os.PathLike[str] | None = None, target: str = "c",
                   input_shapes: dict[str, tuple[int, ...]] | None = None,
                   pack_weights: bool = True, example_inputs: tuple | None = None,
-                  templates: bool = True, layouts: bool = False) -> ModelLibrary:
+                  templates: bool = True, layouts: bool = True) -> ModelLibrary:
     """Compile ``model`` (see :func:`import_model`) for ``target``: every kernel runs the
     best config of database ``db`` where it has one and its template's fallback
     elsewhere. Weights are packed once at compile time unless ``pack_weights`` is False
@@ -137,7 +137,7 @@ def _check_memory(graph: Any) -> None:
 def extract_tasks(model: Any, target: str = "c",
                   input_shapes: dict[str, tuple[int, ...]] | None = None,
                   example_inputs: tuple | None = None, generated: bool = False,
-                  templates: bool = True, layouts: bool = False) -> list:
+                  templates: bool = True, layouts: bool = True) -> list:
     """The template tasks of ``model`` (see :func:`import_model`) with how many times
     each runs: ``[(Task, count)]``, keyed as ``tilewise tune`` keys them; with
     ``generated``, the kernels no operator template covers too (``generated`` tasks);

@@ -124,7 +124,8 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
                input_shapes: dict[str, tuple[int, ...]] | None = None,
                example_inputs: tuple | None = None, measure: MeasureOption | None = None,
                progress: Progress | None = None, generated: bool = True,
-               confirm: bool = True, templates: bool = True) -> TuneModelReport:
+               confirm: bool = True, templates: bool = True,
+               layouts: bool = True) -> TuneModelReport:
     """Tune ``model`` (anything :func:`tilewise.compile_model` takes) into ``db`` until
     ``budget_s`` seconds of wall time or ``trials`` new measurements, whichever comes
     first (one of them is required). ``tuner``: each task's tuner (``model``: the
@@ -132,7 +133,8 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
     ``scheduler``: ``gradient`` or ``round-robin``; ``generated``: tune the kernels
     that no operator template covers too (:mod:`tilewise.graph.generated_task`);
     without ``templates``, every kernel in its generated space, the anchors' too (what
-    ``compile_model(..., templates=False)`` then runs). A
+    ``compile_model(..., templates=False)`` then runs); ``layouts`` as
+    ``compile_model`` takes it (the tasks are those it then compiles). A
     round is stopped from starting when the time it is expected to take would overrun
     the budget. With ``confirm``, the last part of the time (``CONFIRM_SHARE``; all
     the time it takes under a trials budget) re-measures each task's leaders beside its
@@ -145,7 +147,8 @@ def tune_model(model: Any, db: str | Path | Database | None = None, target: str 
     check_target(target)
     database = db if isinstance(db, Database) else Database(db)
     start = time.perf_counter()
-    tasks = extract_tasks(model, target, input_shapes, example_inputs, generated, templates)
+    tasks = extract_tasks(model, target, input_shapes, example_inputs, generated, templates,
+                          layouts)
     if not tasks:
         raise TuningError("the model has no kernels to tune")
     # As `tilewise tune` measures: one call a run, raised until a repeat lasts 10 ms.

@@ -41,7 +41,7 @@ def _is_view(graph: Graph, group: Group) -> bool:
 
 def build_model(graph: Graph, target: str | Target = "c",
                 context: HistoryBest | None = None, pack_weights: bool = True,
-                templates: bool = True, layouts: bool = False) -> ModelLibrary:
+                templates: bool = True, layouts: bool = True) -> ModelLibrary:
     """Compile ``graph`` (optimised: see :func:`tilewise.graph.passes.optimize`) into a
     loaded :class:`ModelLibrary`. With ``pack_weights`` the weights are packed (and
     Winograd-transformed) once, here, and stored so: faster runs, and for Winograd's

@@ -14,7 +14,7 @@ from .library import _is_view
 
 
 def extract_tasks(graph: Graph, target: str | Target = "c", generated: bool = False,
-                  templates: bool = True, layouts: bool = False) -> list[tuple[Task, int]]:
+                  templates: bool = True, layouts: bool = True) -> list[tuple[Task, int]]:
     """``[(task, times it runs)]`` over the graph's anchor kernels, in first-run order;
     with ``generated``, over every kernel: the groups that no operator template covers
     (element-wise chains, reductions, transposes) as tasks of the ``generated`` template

@@ -5,6 +5,7 @@ templates ignored, compiled and tuned."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -198,6 +199,70 @@ def test_random_tiles_build_and_match_numpy(name):
         arrays = list(arrays)
         mod(*arrays)
         assert check_outputs(arrays, expected) is None, str(config)
+
+
+def test_tiles_sweep_the_reused_axis_inside_the_others():
+    """Consecutive tiles share the panel of the factor read along the last axis (B's
+    columns, the input's window): the rows' outer loop runs inside the columns'."""
+    a, b = te.placeholder((64, 48), name="a"), te.placeholder((48, 96), name="b")
+    c = nn.matmul(a, b)
+    tc = TileChoices(((2, 4), (1, 32)), (4,))
+    for inner, first in ((True, "i1.outer"), (False, "i0.outer")):
+        s = generated_schedule([c], AVX512, ScheduleChoices(
+            tiles=(dataclasses.replace(tc, reuse_inner=inner),)))
+        assert str(lower(s, [a, b, c], "k")).split("parallel for ")[1].startswith(first)
+
+
+def _random_tiles(c, rng) -> TileChoices:
+    """Tiles for contraction ``c`` drawn at random: any that fit its axes."""
+    spatial = []
+    for n in c.data:
+        i = int(rng.choice([d for d in range(1, n + 1) if d <= 32]))
+        spatial.append((int(rng.integers(1, n // i + 1)), i))
+    reduce = tuple(int(rng.choice([d for d in range(1, n + 1) if n % d == 0 and d <= 8]))
+                   for n in c.reduce)
+    flags = [bool(x) for x in rng.integers(0, 2, 5)]
+    return TileChoices(tuple(spatial), reduce, *flags)
+
+
+@pytest.mark.compiles
+@pytest.mark.parametrize("kind", ["batch", "broadcast", "conv"])
+def test_random_tile_choices_in_either_order_match_numpy(kind):
+    rng = np.random.default_rng(5)
+    x = te.placeholder((1, 6, 9, 11), name="x")
+    w = te.placeholder((10, 6, 3, 3), name="w")
+    a, b = te.placeholder((2, 13, 20), name="a"), te.placeholder((2, 20, 35), name="b")
+    out, params = {
+        "batch": (nn.matmul(a, b), [a, b]),
+        "broadcast": (nn.matmul(te.placeholder((13, 20), name="a2"), b), None),
+        "conv": (nn.conv2d(x, w, pads=(1, 1, 1, 1)), [x, w]),
+    }[kind]
+    if params is None:
+        params = [t for t in out.op.input_tensors if t.op.name in ("a2", "b")]
+        params = sorted(params, key=lambda t: t.op.name)
+    (c,) = contractions([out], Target.from_str(HOST))
+    arrays = [rng.standard_normal([int(d) for d in t.shape]).astype("float32")
+              for t in params]
+    want = (np.matmul(arrays[0], arrays[1]) if kind != "conv"
+            else _conv_numpy(arrays[0], arrays[1], 1))
+    for _ in range(4):
+        tc = _random_tiles(c, rng)
+        s = generated_schedule([out], HOST, ScheduleChoices(tiles=(tc,)))
+        mod = tw.build(s, [*params, out], target=HOST)
+        got = np.zeros([int(d) for d in out.shape], "float32")
+        mod(*arrays, got)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=str(tc))
+
+
+def _conv_numpy(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    F, _, R, S = w.shape
+    OH, OW = xp.shape[2] - R + 1, xp.shape[3] - S + 1
+    out = np.zeros((x.shape[0], F, OH, OW), np.float64)
+    for r in range(R):
+        for s_ in range(S):
+            out += np.einsum("nchw,fc->nfhw", xp[:, :, r:r + OH, s_:s_ + OW], w[:, :, r, s_])
+    return out.astype(np.float32)
 
 
 # ---- a compute no template covers --------------------------------------------------------

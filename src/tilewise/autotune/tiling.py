@@ -64,6 +64,11 @@ class TileChoices:
     - ``unroll``: unroll the register tile's rows and the inner reduction loops.
     - ``inputs_at_root``: the element-wise stages computing its factors (a padding)
       are computed whole first, rather than inlined into the register tile's loads.
+    - ``reuse_inner``: the outer and middle loops over the axes along which the factor
+      read along the last axis is reused (:attr:`Contraction.reuse`: a matrix
+      product's rows) run inside those over the other axes, so that consecutive tiles
+      read the same panel of that factor (a column panel of B, strided by a whole row
+      for each step of the reduction) while it is in cache; else in the output's order.
     """
 
     spatial: tuple[tuple[int, int], ...]
@@ -72,6 +77,7 @@ class TileChoices:
     reduce_outer: bool = True
     unroll: bool = True
     inputs_at_root: bool = False
+    reuse_inner: bool = True
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,8 @@ def schedule_tiles(plan: Tiled, tc: TileChoices, parallel: bool) -> None:
         outer.append(ao)
         middle.append(am)
         inner.append(ai)
+    order = _tile_order(c, tc)
+    outer, middle = [outer[d] for d in order], [middle[d] for d in order]
     host.reorder(*outer, *middle, *inner)
     top = host.fuse(*outer) if len(outer) > 1 else outer[0]
     if parallel and _extent(top) > 1:
@@ -323,6 +331,7 @@ def schedule_tiles(plan: Tiled, tc: TileChoices, parallel: bool) -> None:
             am, ai = acc.split(a, factor=i)
             cm.append(am)
             ci.append(ai)
+        cm = [cm[d] for d in order]
         order = (*ro, *cm, *ri, *ci) if tc.reduce_outer else (*cm, *ro, *ri, *ci)
     else:
         ci = list(acc.op.axis)
@@ -333,6 +342,14 @@ def schedule_tiles(plan: Tiled, tc: TileChoices, parallel: bool) -> None:
             if _extent(k) > 1:
                 acc.unroll(k)
     _annotate(acc, ci, tc.unroll, [i for _, i in tc.spatial])
+
+
+def _tile_order(c: Contraction, tc: TileChoices) -> list[int]:
+    """The order of a tiling's outer (and middle) loops, as data axis numbers."""
+    axes = list(range(len(c.data)))
+    if not tc.reuse_inner:
+        return axes
+    return [d for d in axes if d not in c.reuse] + [d for d in axes if d in c.reuse]
 
 
 def _annotate(st: Stage, tile: list[IterVar], unroll: bool,

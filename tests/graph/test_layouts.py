@@ -8,6 +8,7 @@ import pytest
 from graph_testing import GraphBuilder, check_golden
 
 from tilewise.graph.layouts import fused, listing
+from tilewise.graph.tasks import extract_tasks
 from tilewise.model import import_model
 from tilewise.target import Target
 
@@ -35,9 +36,26 @@ def test_values_between_convolutions_stay_in_blocks():
     b = GraphBuilder()
     x = b.input("x", 1, 16, 12, 12)
     expand = _conv(b, x, 16, 2 * BLOCK)
-    depthwise = _conv(b, expand, 2 * BLOCK, 2 * BLOCK, k=3, groups=2 * BLOCK)
-    out = _conv(b, depthwise, 2 * BLOCK, 16, relu=False)
-    assert _blocks(b.build(out)) == {expand: BLOCK, depthwise: BLOCK}
+    depthwise = _conv(b, expand, 2 * BLOCK, 2 * BLOCK, k=3, stride=2, groups=2 * BLOCK)
+    project = _conv(b, depthwise, 2 * BLOCK, 2 * BLOCK, relu=False)
+    out = _conv(b, project, 2 * BLOCK, 16, k=3)  # a direct convolution: NCHW out
+    assert _blocks(b.build(out)) == {expand: BLOCK, depthwise: BLOCK, project: BLOCK}
+
+
+def test_a_pointwise_gemm_over_positions_writing_nchw_reads_nchw():
+    """Its untuned kernel reads NCHW rows as they lie; given blocks it would transpose."""
+    b = GraphBuilder()
+    x = b.input("x", 1, 16, 56, 56)
+    a = _conv(b, x, 16, 2 * BLOCK, k=3)
+    graph = b.build(_conv(b, a, 2 * BLOCK, 24))
+    call = next(t for t, _ in extract_tasks(graph, TARGET) if t.args[5] == 1)
+    assert call.config_space.fallback["vectors"].val == "pixels"
+    assert _blocks(graph) == {}
+    # with its output in blocks, the same GEMM reads them
+    b = GraphBuilder()
+    a = _conv(b, b.input("x", 1, 16, 56, 56), 16, 2 * BLOCK, k=3)
+    c = _conv(b, _conv(b, a, 2 * BLOCK, BLOCK), BLOCK, 16, k=3)
+    assert a in _blocks(b.build(c))
 
 
 def test_model_inputs_outputs_and_other_readers_keep_nchw():
@@ -75,10 +93,10 @@ def test_a_residual_takes_its_readers_output_layout():
     b = GraphBuilder()
     x = b.input("x", 1, 16, 8, 8)
     a = _conv(b, x, 16, BLOCK)
-    c = _conv(b, a, BLOCK, BLOCK, relu=False)
+    c = _conv(b, a, BLOCK, BLOCK, k=3, relu=False)
     s = b.op("add", c, a)  # a is c's residual as well as its data
     assert _blocks(b.build(s)) == {}  # s is the model's output: NCHW, so a is too
-    t = _conv(b, s, BLOCK, 16)
+    t = _conv(b, s, BLOCK, 16, k=3)
     assert _blocks(b.build(t)) == {a: BLOCK, s: BLOCK}
 
 
@@ -86,7 +104,7 @@ def test_without_layouts_nothing_is_blocked():
     b = GraphBuilder()
     x = b.input("x", 1, 16, 12, 12)
     a = _conv(b, x, 16, BLOCK)
-    graph = b.build(_conv(b, a, BLOCK, 16))
+    graph = b.build(_conv(b, a, BLOCK, 16, k=3))
     assert fused(graph, TARGET)[1] == {a: BLOCK}
     assert fused(graph, TARGET, layouts=False)[1] == {}
     assert fused(graph, TARGET, templates=False)[1] == {}

@@ -14,7 +14,14 @@ that computes NCHW (Winograd's). Untuned, so that a model's tasks are the same w
 without a database: a 3x3 layer that Winograd would run stays NCHW, and tuning still
 weighs Winograd against the direct template there. A convolution that adds a residual
 writes its output in the residual's layout, so a residual stays in blocks only where
-its reader's output does.
+its reader's output does. A pointwise convolution whose untuned GEMM runs over the
+positions (NCHW rows as they lie) reads blocks only where it writes them too.
+
+Measured against every convolution NCHW at its edges (untuned, one and two Zen 4
+cores): MobileNetV2 and ResNet-50 run 2-3.5% faster
+(benchmarks/results/2026-12-07-zen4/layouts.md). The rule is fixed; weighing each
+value's layout by measured kernel and transform costs, as AutoTVM's graph tuner does,
+is the next step.
 """
 
 from __future__ import annotations
@@ -49,13 +56,16 @@ def plan_layouts(graph: Graph, groups: list[Group], target: str | Target) -> dic
     block = tgt.vector_lanes(4)
     if block < 4:  # no vectors to fill: the templates compute NCHW as well either way
         return {}
-    convs = {id(g): g for g in groups if _takes_blocks(graph, g, tgt, block)}
+    convs = {id(g): edges for g in groups
+             if (edges := _edges(graph, g, tgt, block)) is not None}
     readers: dict[str, list[Group]] = {}
     for g in groups:
         for v in g.inputs:
             readers.setdefault(v, []).append(g)
     chosen: dict[str, int] = {}
-    for g in convs.values():
+    for g in groups:
+        if id(g) not in convs:
+            continue
         v = g.epilogue.output
         t = graph.type_of(v)
         if (v in graph.outputs or g.outputs != [v] or len(t.shape) != 4
@@ -63,40 +73,52 @@ def plan_layouts(graph: Graph, groups: list[Group], target: str | Target) -> dic
             continue
         if all(id(r) in convs and _reads_as_activation(r, v) for r in readers[v]):
             chosen[v] = block
-    # A residual is read in its reader's output layout: drop the blocks of one whose
-    # reader writes NCHW, until none is left (dropping one may drop another).
-    changed = True
+
+    def nchw_reader(v: str) -> bool:
+        """Whether a reader of ``v`` writes NCHW and so takes ``v`` in NCHW: a residual
+        is read in its reader's output layout, and a kernel that reads NCHW rows as
+        they lie pays to read blocks where its output is NCHW."""
+        return any(r.epilogue.output not in chosen
+                   and (r.epilogue.residual == v or convs[id(r)] == _ROWS)
+                   for r in readers[v])
+
+    changed = True  # dropping one value's blocks may drop its producer's input's
     while changed:
         changed = False
-        for v in list(chosen):
-            if any(r.epilogue.residual == v and r.epilogue.output not in chosen
-                   for r in readers[v]):
-                del chosen[v]
-                changed = True
+        for v in [v for v in chosen if nchw_reader(v)]:
+            del chosen[v]
+            changed = True
     return chosen
 
 
-def conv_blocks(group: Group, layouts: Layouts) -> tuple[int, int]:
-    """``(in_block, out_block)`` of a convolution group under ``layouts``."""
-    assert group.anchor is not None and group.epilogue is not None
-    return layouts.get(group.anchor.inputs[0], 0), layouts.get(group.epilogue.output, 0)
+_BLOCKS, _ROWS = "blocks", "rows"
 
 
-def _takes_blocks(graph: Graph, group: Group, target: Target, block: int) -> bool:
-    """Whether ``group`` is a float32 convolution whose untuned implementation computes
-    in channel blocks of ``block`` at its edges."""
+def _edges(graph: Graph, group: Group, target: Target, block: int) -> str | None:
+    """How the float32 convolution ``group`` computes untuned, where blocks at its
+    edges keep its implementation: ``_ROWS`` where its NCHW kernel reads the input's
+    rows as they lie (a pointwise GEMM over positions), else ``_BLOCKS``; None where
+    it is no such convolution, or where blocks would change the implementation that
+    dispatch runs untuned (Winograd's and the depthwise row template compute NCHW)."""
     anchor, epi = group.anchor, group.epilogue
     if anchor is None or epi is None or anchor.op != "conv2d":
-        return False
+        return None
     if graph.type_of(anchor.inputs[0]).dtype != "float32":
-        return False
+        return None
     if not template_covers(graph, anchor, epi):
-        return False
+        return None
     call = template_call(graph, anchor, epi)
-    chosen = untuned_choice(Task(call.template, call.args, str(target)).implementations())
-    applies = chosen.template.applies
-    blocked = (*chosen.args[:-2], block, block)
-    return applies is None or applies(*blocked)
+    plain = untuned_choice(Task(call.template, call.args, str(target)).implementations())
+    blocked = untuned_choice(Task(call.template, (*call.args[:-2], block, block),
+                                  str(target)).implementations())
+    if plain.name != blocked.name:
+        return None
+    # The pointwise GEMM's untuned form over positions reads NCHW as it lies; given
+    # blocks and asked for NCHW out, it runs the GEMM over channels and transposes
+    # back (benchmarks/results/2026-12-07-zen4/layouts.md).
+    space = plain.config_space
+    rows = "vectors" in space.positions and space.fallback["vectors"].val == "pixels"
+    return _ROWS if rows else _BLOCKS
 
 
 def _reads_as_activation(group: Group, value: str) -> bool:

@@ -7,7 +7,8 @@ in one process: for judging a change to the compiler on a machine whose readings
 
 Every directory must hold the same zoo model (its manifest's ``name``) compiled for the
 same thread count; ONNX Runtime runs on that many threads. Each side is checked against
-ONNX Runtime's outputs first. Then each round times every side (the median of
+ONNX Runtime's outputs first; one that differs by more than 1e-3 of their scale stops
+the run. Then each round times every side (the median of
 ``--repeat`` runs, tilewise by its native timer), 0.3 s apart. Printed: each side's
 median over rounds, ``ORT/side`` (above 1: the side is faster), and each later side's
 per-round ratio to the first. ``--profile`` adds the kernels whose median time differs
@@ -26,6 +27,7 @@ from tilewise import models
 from tilewise.model_bench import ort_session, random_feeds, relative_error, time_calls
 
 PAUSE_S = 0.3
+TOLERANCE = 1e-3  # relative to the outputs' scale, as `tilewise model bench` checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds),
                     strict=True))
     for d, lib in libs.items():
-        print(f"{d}: outputs match ONNX Runtime's to {relative_error(lib.run(feeds), want):.1e}")
+        err = relative_error(lib.run(feeds), want)
+        if err > TOLERANCE:
+            sys.exit(f"{d}: outputs differ from ONNX Runtime's by {err:.1e} of their scale")
+        print(f"{d}: outputs match ONNX Runtime's to {err:.1e}")
     samples: dict[str, list[float]] = {d: [] for d in [*libs, "onnxruntime"]}
     for _ in range(args.rounds):
         for d, lib in libs.items():

@@ -55,6 +55,20 @@ def test_zoo_model_matches_onnxruntime(name):
     assert compiled.arena_bytes >= compiled.manifest["peak_live_bytes"] > 0
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50"])
+def test_values_in_channel_blocks_match_nchw(name):
+    """Layout planning keeps values between convolutions in blocks; the model computes
+    what it computes with every convolution NCHW at its edges."""
+    model = models.build(name, **SMALL[name])
+    feeds = models.example_inputs(model)
+    blocked = tw.compile_model(model, target=TARGET)
+    nchw = tw.compile_model(model, target=TARGET, layouts=False)
+    assert blocked.manifest["blocked_values"] > 0 == nchw.manifest["blocked_values"]
+    assert any(k["task"]["args"][-1] for k in blocked.manifest["kernels"]
+               if k["task"] and k["task"]["name"].startswith(("conv2d", "depthwise")))
+    _assert_close(blocked.run(feeds), nchw.run(feeds), rtol=1e-5)
+
+
 def test_inputs_are_checked():
     model = models.build("bert_layer", **SMALL["bert_layer"])
     compiled = tw.compile_model(model, target=TARGET)

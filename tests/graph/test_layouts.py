@@ -100,6 +100,18 @@ def test_a_residual_takes_its_readers_output_layout():
     assert _blocks(b.build(t)) == {a: BLOCK, s: BLOCK}
 
 
+def test_an_output_in_blocks_needs_its_residual_in_blocks():
+    b = GraphBuilder()
+    x = b.input("x", 1, 16, 8, 8)
+    r = _conv(b, x, 16, BLOCK, k=3)
+    pooled = b.op("max_pool2d", r, kernel=(2, 2), strides=(2, 2), pads=(0, 0, 0, 0),
+                  dilations=(1, 1), ceil_mode=False)  # r stays NCHW for the pooling
+    a = _conv(b, x, 16, BLOCK, k=3)
+    s = b.op("add", _conv(b, a, BLOCK, BLOCK, k=3, relu=False), r)
+    t = _conv(b, s, BLOCK, 16, k=3)  # would take s in blocks, but s's residual is NCHW
+    assert _blocks(b.build(t, pooled)) == {a: BLOCK}
+
+
 def test_without_layouts_nothing_is_blocked():
     b = GraphBuilder()
     x = b.input("x", 1, 16, 12, 12)

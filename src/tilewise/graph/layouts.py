@@ -13,12 +13,12 @@ whole blocks; and where a convolution on either side runs, untuned, an implement
 that computes NCHW (Winograd's). Untuned, so that a model's tasks are the same with or
 without a database: a 3x3 layer that Winograd would run stays NCHW, and tuning still
 weighs Winograd against the direct template there. A convolution that adds a residual
-writes its output in the residual's layout, so a residual stays in blocks only where
-its reader's output does. A pointwise convolution whose untuned GEMM runs over the
+writes its output in the residual's layout: the two are in blocks together or not
+at all. A pointwise convolution whose untuned GEMM runs over the
 positions (NCHW rows as they lie) reads blocks only where it writes them too.
 
 Measured against every convolution NCHW at its edges (untuned, one and two Zen 4
-cores): MobileNetV2 and ResNet-50 run 2-3.5% faster
+cores): MobileNetV2 and ResNet-50 run about 2% faster
 (benchmarks/results/2026-12-07-zen4/layouts.md). The rule is fixed; weighing each
 value's layout by measured kernel and transform costs, as AutoTVM's graph tuner does,
 is the next step.
@@ -74,18 +74,22 @@ def plan_layouts(graph: Graph, groups: list[Group], target: str | Target) -> dic
         if all(id(r) in convs and _reads_as_activation(r, v) for r in readers[v]):
             chosen[v] = block
 
-    def nchw_reader(v: str) -> bool:
-        """Whether a reader of ``v`` writes NCHW and so takes ``v`` in NCHW: a residual
-        is read in its reader's output layout, and a kernel that reads NCHW rows as
-        they lie pays to read blocks where its output is NCHW."""
-        return any(r.epilogue.output not in chosen
-                   and (r.epilogue.residual == v or convs[id(r)] == _ROWS)
-                   for r in readers[v])
+    writer = {g.epilogue.output: g for g in groups if id(g) in convs}
 
-    changed = True  # dropping one value's blocks may drop its producer's input's
+    def nchw_edge(v: str) -> bool:
+        """Whether ``v`` must be NCHW for a kernel beside it: a residual is read in its
+        reader's output layout (both ways: an output in blocks needs its residual in
+        blocks), and a kernel that reads NCHW rows as they lie pays to read blocks
+        where its output is NCHW."""
+        residual = writer[v].epilogue.residual
+        return (residual is not None and residual not in chosen) or any(
+            r.epilogue.output not in chosen
+            and (r.epilogue.residual == v or convs[id(r)] == _ROWS) for r in readers[v])
+
+    changed = True  # dropping one value's blocks may drop its neighbours'
     while changed:
         changed = False
-        for v in [v for v in chosen if nchw_reader(v)]:
+        for v in [v for v in chosen if nchw_edge(v)]:
             del chosen[v]
             changed = True
     return chosen

@@ -47,14 +47,12 @@ from .blocks import check_blocks
 from .depthwise_conv2d import depthwise_flop, depthwise_reference
 from .epilogue import (
     apply_epilogue,
-    block_step,
     blocked_epilogue,
     epilogue_on_blocks,
     inline_chain,
-    parse_epilogue,
 )
 from .layout_intrin import data_pack_intrin, data_unpack_intrin
-from .nchwc_layout import layout_stage
+from .nchwc_layout import blocked_output, layout_stage
 from .window import Pair, divisors, out_size, pair
 
 
@@ -104,7 +102,7 @@ def depthwise_nchwc_compute(N, C, H, W, R, S, stride, pad, dilation, dtype, epil
     stages = {"data_pack": data_pack, "kernel_pack": kernel_pack, "conv": conv}
     if out_block:
         # The output is the blocks: the epilogue as the tile leaves the registers.
-        out, extra = blocked_output(conv, epilogue, cb)
+        out, extra = blocked_output(conv, epilogue, name="out")
         return [data, kernel, *extra], out, {**stages, "result": out}
     if blocked_epilogue(C, cb, dtype, epilogue):
         # The epilogue on the blocks (bias a vector per block), then each row of a
@@ -139,33 +137,6 @@ def blocked_data(N: int, KC: int, H: int, W: int, cb: int, pad: tuple[int, int],
             te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
             data[n, c, h - ph, w - pw, ci], te.const(0.0, dtype)),
         name="data_pack")
-
-
-def blocked_output(conv: te.Tensor, epilogue: str, cb: int) -> tuple[te.Tensor, list]:
-    """``(out, extra)``: ``epilogue``'s steps on ``conv``'s blocks (N, C/cb, OH, OW, cb)
-    into the blocked output ``out``, with the same new inputs as :func:`apply_epilogue`:
-    the bias (C,) a vector per block, a residual blocked as the output. ``conv`` itself
-    where there is no epilogue."""
-    dtype, shape = str(conv.dtype), tuple(conv.shape)
-    steps = parse_epilogue(epilogue)
-    out, extra = conv, []
-    for i, step in enumerate(steps):
-        name = "out" if i == len(steps) - 1 else f"out_{step}"
-        if step == "residual":
-            extra.append(te.placeholder(shape, dtype, name="residual"))
-            out = te.compute(shape, _plus(out, extra[-1]), name=name)
-            continue
-        operand = None
-        if step == "bias":
-            operand = te.placeholder((int(shape[1]) * cb,), dtype, name="bias")
-            extra.append(operand)
-        out = te.compute(shape, block_step(step, out, operand, cb), name=name)
-    return out, extra
-
-
-
-def _plus(a: te.Tensor, b: te.Tensor):
-    return lambda n, c, y, x, ci: a[n, c, y, x, ci] + b[n, c, y, x, ci]
 
 
 def define_nchwc_space(cfg, target: Target, N: int, KC: int, OH: int, OW: int,

@@ -49,10 +49,10 @@ def unpacked_output(blocks, shape, epilogue: str):
     return out, extra + more
 
 
-def blocked_output(blocks, epilogue: str):
+def blocked_output(blocks, epilogue: str, name: str = "result"):
     """``(out, extra_inputs)``: the output kept in the NCHW[x]c ``blocks`` (N, K/cb, OH,
     OW, cb), ``blocks`` itself or the epilogue's ``result`` on them (inner steps
-    ``result_<step>``, to be inlined), any dtype. The extra inputs are
+    ``result_<step>``, to be inlined; ``name`` for ``result``), any dtype. The extra inputs are
     :func:`.epilogue.apply_epilogue`'s, in its order: the bias (K,), a residual in
     blocks like the output and read as blocks."""
     shape, dtype = tuple(blocks.shape), str(blocks.dtype)
@@ -60,17 +60,17 @@ def blocked_output(blocks, epilogue: str):
     steps = parse_epilogue(epilogue)
     extra, out = [], blocks
     for i, step in enumerate(steps):
-        name = "result" if i == len(steps) - 1 else f"result_{step}"
+        stage = name if i == len(steps) - 1 else f"{name}_{step}"
         if step == "residual":
             r = te.placeholder(shape, dtype, name="residual")
             extra.append(r)
-            out = te.compute(shape, _plus(out, r), name=name)
+            out = te.compute(shape, _plus(out, r), name=stage)
             continue
         operand = None
         if step == "bias":
             operand = te.placeholder((int(shape[1]) * cb,), dtype, name="bias")
             extra.append(operand)
-        out = te.compute(shape, block_step(step, out, operand, cb), name=name)
+        out = te.compute(shape, block_step(step, out, operand, cb), name=stage)
     return out, extra
 
 

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from .. import ops  # noqa: F401  (registers the templates whose choices the rule asks)
 from ..autotune.dispatch import untuned_choice
 from ..autotune.task import Task
+from ..ops.blocks import layout_name
 from ..target import Target
 from .anchors import template_call, template_covers
 from .fuse import Group, partition
@@ -141,7 +142,7 @@ def listing(groups: list[Group], layouts: Layouts | None = None) -> str:
     layouts = layouts or {}
 
     def value(v: str) -> str:
-        return f"{v}@NCHW{layouts[v]}c" if v in layouts else v
+        return f"{v}@{layout_name(layouts[v])}" if v in layouts else v
 
     lines = []
     for g in groups:

@@ -42,11 +42,3 @@ def to_blocks(a: np.ndarray, block: int) -> np.ndarray:
         return a
     N, C, H, W = a.shape
     return np.ascontiguousarray(a.reshape(N, C // block, block, H, W).transpose(0, 1, 3, 4, 2))
-
-
-def from_blocks(a: np.ndarray, block: int) -> np.ndarray:
-    """An NCHW[block]c array back in NCHW (itself where ``block`` is 0)."""
-    if not block:
-        return a
-    N, CB, H, W, b = a.shape
-    return np.ascontiguousarray(a.transpose(0, 1, 4, 2, 3).reshape(N, CB * b, H, W))

@@ -32,43 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-#: operator -> (hand template's task arguments, how the graph node is made)
-OPS = {
-    "gemm512": ("gemm", (512, 512, 512)),
-    "conv3x3": ("conv2d_nchw", (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, "float32", "")),
-    "conv1x1": ("conv2d_nchw", (1, 256, 56, 56, 64, 1, 1, 1, 0, 1, "float32", "")),
-}
-
-
-def operator_graph(op: str):
-    """The operator as a one-node graph (weights constants, as a model holds them)."""
-    from tilewise.graph import Graph, Node, TensorType
-    from tilewise.graph.infer import infer_types
-
-    name, args = OPS[op]
-    rng = np.random.default_rng(0)
-    if name == "gemm":
-        M, N, K = args
-        types = {"a": TensorType((M, K), "float32"), "b": TensorType((K, N), "float32")}
-        node = Node("matmul", ("a", "b"), ("y",), {}, name="matmul")
-        return infer_types(Graph(inputs=("a", "b"), outputs=("y",), nodes=(node,),
-                                 types=types, name=op))
-    n, c, h, w, k, r, s, stride, pad, dilation, _, _ = args
-    weight = (rng.standard_normal((k, c, r, s)) * 0.1).astype(np.float32)
-    node = Node("conv2d", ("x", "w"), ("y",),
-                {"strides": (stride, stride), "pads": (pad,) * 4,
-                 "dilations": (dilation, dilation), "groups": 1}, name="conv")
-    return infer_types(Graph(inputs=("x",), outputs=("y",), nodes=(node,),
-                             types={"x": TensorType((n, c, h, w), "float32")},
-                             constants={"w": weight}, name=op))
-
-
-def generated_task(op: str, target: str):
-    from tilewise.graph.tasks import extract_tasks
-
-    ((task, _),) = extract_tasks(operator_graph(op), target, templates=False)
-    return task
+from _operators import OPS, generated_task  # beside this file
 
 
 def tune(task, tuner_name: str, seed: int, trials: int, db_dir: Path) -> dict:
@@ -159,7 +123,7 @@ def main() -> None:
         name, args = OPS[op]
         hand = [tune(impl, "model", 0, opts.trials, db_dir)
                 for impl in at.Task(name, args, opts.target).implementations()]
-        gen = generated_task(op, opts.target)
+        gen = generated_task(name, args, opts.target)
         runs = {tuner: [tune(gen, tuner, seed, opts.trials, db_dir)
                         for seed in range(opts.seeds)] for tuner in ("model", "random")}
         # each side's fallback too: a tuning run's leader may owe its place to a

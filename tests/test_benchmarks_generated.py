@@ -18,13 +18,14 @@ def test_generated_spaces_benchmark_help():
     assert "--trials" in out and "--seeds" in out and "--ops" in out
 
 
-def test_generated_spaces_benchmark_tasks_are_generated_contractions():
+def test_generated_spaces_benchmark_tasks_are_generated_contractions(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))  # its helpers live beside it
     spec = importlib.util.spec_from_file_location("generated_spaces", BENCHMARK)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     target = "c -mcpu=x86-64-v4 -cores=2"
     for op, (name, args) in bench.OPS.items():
-        task = bench.generated_task(op, target)
+        task = bench.generated_task(name, args, target)
         assert task.name == "generated" and "tile0_at" in {k.name for k in
                                                           task.config_space.knobs}, op
         assert task.flop == Task(name, args, target).flop, op

@@ -52,7 +52,7 @@ from .epilogue import (
     inline_chain,
 )
 from .layout_intrin import data_pack_intrin, data_unpack_intrin
-from .nchwc_layout import blocked_output, layout_stage
+from .nchwc_layout import blocked_output, layout_stage, padded_blocks
 from .window import Pair, divisors, out_size, pair
 
 
@@ -131,12 +131,7 @@ def blocked_data(N: int, KC: int, H: int, W: int, cb: int, pad: tuple[int, int],
     data = te.placeholder((N, KC, H, W, cb), dtype, name="data")
     if not (ph or pw or Hp > H or Wp > W):
         return data, data
-    return data, te.compute(
-        (N, KC, Hp, Wp, cb),
-        lambda n, c, h, w, ci: te.if_then_else(
-            te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
-            data[n, c, h - ph, w - pw, ci], te.const(0.0, dtype)),
-        name="data_pack")
+    return data, padded_blocks(data, Hp, Wp, ph, pw)
 
 
 def define_nchwc_space(cfg, target: Target, N: int, KC: int, OH: int, OW: int,

@@ -5,14 +5,13 @@ refused in one line."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import tilewise as tw
 import tilewise.ops  # noqa: F401  (registers the templates)
 from tilewise.autotune import Task
 from tilewise.errors import TensorError
-from tw_testing import accepted_configs, config_with
+from tw_testing import accepted_configs, check_config, config_with
 
 pytestmark = pytest.mark.compiles
 
@@ -29,16 +28,6 @@ def _task(shape, epilogue: str, in_block: int, out_block: int) -> Task:
                                 in_block, out_block), TARGET)
 
 
-def _check(task: Task, config) -> None:
-    s, tensors = task.instantiate(config)
-    mod = tw.build(s, tensors, target=task.target)
-    arrays, (want,) = task.reference()(np.random.default_rng(0))
-    mod(*arrays)
-    scale = float(np.abs(want).max()) or 1.0
-    np.testing.assert_allclose(arrays[-1], want, rtol=1e-4, atol=1e-5 * scale,
-                               err_msg=f"{task} {config}")
-
-
 @pytest.mark.parametrize("epilogue", EPILOGUES, ids=lambda e: e or "none")
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("blocks", SIDES, ids=lambda b: f"in{b[0]}-out{b[1]}")
@@ -48,7 +37,7 @@ def test_blocks_match_reference(blocks, shape, epilogue):
     divide the 63 positions; 48 channels: three blocks, tiles of two)."""
     task = _task(shape, epilogue, *blocks)
     for config in [task.config_space.fallback, *accepted_configs(task, 2)]:
-        _check(task, config)
+        check_config(task, config)
 
 
 def test_blocks_offer_only_the_channels_gemm():
@@ -68,10 +57,10 @@ def test_tiles_wider_than_a_block_store_it_whole():
     stored a block at a time; a block of 32 only under tiles of whole blocks."""
     task = _task((1, 16, 7, 9, 64), "bias+residual", 8, 8)
     for nr in (16, 32):
-        _check(task, config_with(task, nr=nr, mr=7, kernel="ukr", block_m=1, kc=0))
+        check_config(task, config_with(task, nr=nr, mr=7, kernel="ukr", block_m=1, kc=0))
     wide = _task((1, 16, 7, 9, 64), "", 0, 32)
     assert {e.val for e in wide.config_space.knob("nr").entities} >= {32, 64}
-    _check(wide, wide.config_space.fallback)
+    check_config(wide, wide.config_space.fallback)
     assert wide.config_space.fallback["nr"].val % 32 == 0
 
 

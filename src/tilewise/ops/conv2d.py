@@ -114,8 +114,7 @@ def conv2d_nchwc_compute(N, C, H, W, K, R, S, stride, pad, dilation, dtype,
     kernel = te.placeholder((K, C, R, S), dtype, name="kernel")
     if in_block:
         data = te.placeholder((N, C // in_block, H, W, in_block), dtype, name="data")
-        inside = ph == pw == 0 and Hp <= H and Wp <= W
-        data_pack = data if inside else padded_blocks(data, Hp, Wp, ph, pw)
+        data_pack = padded_blocks(data, Hp, Wp, ph, pw)
     else:
         data = te.placeholder((N, C, H, W), dtype, name="data")
         data_pack = packed_data(data, ic_bn, Hp, Wp, ph, pw)

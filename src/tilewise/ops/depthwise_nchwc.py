@@ -129,8 +129,6 @@ def blocked_data(N: int, KC: int, H: int, W: int, cb: int, pad: tuple[int, int],
     vectors, no transpose); ``data`` itself where the rows need no zeros."""
     (ph, pw), (Hp, Wp) = pad, size
     data = te.placeholder((N, KC, H, W, cb), dtype, name="data")
-    if not (ph or pw or Hp > H or Wp > W):
-        return data, data
     return data, padded_blocks(data, Hp, Wp, ph, pw)
 
 

@@ -1,26 +1,30 @@
 """Whole-model tuning: the model's latency against tuning wall time, per task scheduler.
 
     python benchmarks/tune_model.py --only mobilenet_v2 --threads 1 --budget 300
-    python benchmarks/tune_model.py --only resnet50 --threads 2 --budget 900 \\
-        --schedulers gradient,round-robin --transfer-db other-models.db --json out.json
+    python benchmarks/tune_model.py --only resnet18 --threads 1 --budget 150 \\
+        --ignore-templates --seeds 3 \\
+        --schedulers gradient,round-robin,gradient+transfer --transfer-db others.db
 
-For each zoo model (``--only``) and scheduler (``--schedulers``): ``tw.tune_model`` into a
-fresh database (``--work-dir``; with ``--transfer-db``, a copy of that database, whose
-records the cost model is pre-trained on and which the model's own tasks may already
-have), ``--budget`` seconds of wall time, the estimate (sum over the kernels of
-weight x best measured) read after every round. Then each tuned database and no
-database (untuned) are compiled and timed beside ONNX Runtime, round by round in one
-process (``--rounds`` rounds, each side the median of 7 runs, 0.3 s apart): the measured
-latency, not the estimate, is the figure to read. Printed per scheduler: trials,
-tuning seconds, the estimate at a quarter, half and the whole of the budget, the
-compiled model's median ms and ORT/tw (above 1: tilewise faster). Nothing here is
-asserted anywhere.
+For each zoo model (``--only``), seed (``--seeds``) and side (``--schedulers``: a task
+scheduler, or one with ``+transfer``): ``tw.tune_model`` into a fresh database
+(``--work-dir``; a ``+transfer`` side's a copy of ``--transfer-db``, whose records the
+cost model is pre-trained on), ``--budget`` seconds of wall time, the estimate (sum over
+the kernels of weight x best measured) read after every round. With
+``--ignore-templates``, every kernel is tuned and compiled in its generated space. Then
+each tuned database and no database (untuned) are compiled and timed beside ONNX
+Runtime, round by round in one process (``--rounds`` rounds, each side the median of 7
+runs, 0.3 s apart): the measured latency, not the estimate, is the figure to read.
+Printed per run: trials, tuning seconds, the estimate at a quarter, half and the whole
+of the budget, the compiled model's median ms and ORT/tw (above 1: tilewise faster).
+Where round-robin is a side: how soon each other side's estimate read round-robin's
+final one, per seed and the median. Nothing here is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -30,9 +34,11 @@ from pathlib import Path
 PAUSE_S = 0.3
 
 
-def tune(name: str, threads: int, scheduler: str, budget: float, db: Path, tuner: str,
-         seed: int) -> dict:
+def tune(name: str, threads: int, side: str, budget: float, db: Path, tuner: str,
+         seed: int, templates: bool) -> dict:
     import tilewise as tw
+
+    scheduler = side.removesuffix("+transfer")
 
     curve: list[tuple[float, float, int]] = []
 
@@ -42,9 +48,15 @@ def tune(name: str, threads: int, scheduler: str, budget: float, db: Path, tuner
               f"estimate {report.estimate_s * 1e3:8.3f} ms", file=sys.stderr, flush=True)
 
     report = tw.tune_model(name, str(db), f"c -cores={threads}", budget_s=budget,
-                           tuner=tuner, scheduler=scheduler, seed=seed, progress=progress)
-    return {"scheduler": scheduler, "db": str(db), "report": report.to_json(),
-            "curve": curve}
+                           tuner=tuner, scheduler=scheduler, seed=seed, progress=progress,
+                           templates=templates)
+    return {"side": side, "scheduler": scheduler, "seed": seed, "db": str(db),
+            "report": report.to_json(), "curve": curve}
+
+
+def reached(curve: list, target_ms: float) -> float | None:
+    """Seconds until the estimate first read ``target_ms`` or less (None: never)."""
+    return next((s for s, e, _ in curve if e * 1e3 <= target_ms), None)
 
 
 def estimate_at(curve: list, seconds: float) -> float | None:
@@ -53,13 +65,15 @@ def estimate_at(curve: list, seconds: float) -> float | None:
     return before[-1] * 1e3 if before else None
 
 
-def time_sides(name: str, threads: int, dbs: dict[str, str | None], rounds: int) -> dict:
+def time_sides(name: str, threads: int, dbs: dict[str, str | None], rounds: int,
+               templates: bool = True) -> dict:
     import tilewise as tw
     from tilewise import models
     from tilewise.model_bench import ort_session, relative_error, time_calls
 
     proto = models.build(name)
-    compiled = {label: tw.compile_model(proto, db=db, target=f"c -cores={threads}")
+    compiled = {label: tw.compile_model(proto, db=db, target=f"c -cores={threads}",
+                                        templates=templates)
                 for label, db in dbs.items()}
     first = next(iter(compiled.values()))
     feeds = models.example_inputs(proto)
@@ -87,49 +101,93 @@ def main() -> None:
     ap.add_argument("--only", default="mobilenet_v2", help="zoo models, comma-separated")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--budget", type=float, default=300, help="seconds of tuning each")
-    ap.add_argument("--schedulers", default="gradient,round-robin")
+    ap.add_argument("--schedulers", default="gradient,round-robin",
+                    help="sides, comma-separated: a scheduler, or one with '+transfer' "
+                         "(its database a copy of --transfer-db; the others start empty)")
     ap.add_argument("--tuner", default="model")
-    ap.add_argument("--transfer-db", help="start each database as a copy of this one")
+    ap.add_argument("--transfer-db", help="what a '+transfer' side's database starts as "
+                    "(without any '+transfer' side: every side's)")
+    ap.add_argument("--ignore-templates", action="store_true",
+                    help="tune and compile every kernel in its generated space")
     ap.add_argument("--work-dir", default="tune_model_work")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="tuning runs per side")
     ap.add_argument("--json", help="write every reading here")
     opts = ap.parse_args()
+    sides = opts.schedulers.split(",")
+    any_transfer = any(side.endswith("+transfer") for side in sides)
+    if any_transfer and not opts.transfer_db:
+        ap.error("a '+transfer' side needs --transfer-db")
+    templates = not opts.ignore_templates
     work = Path(opts.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     out = []
     for name in opts.only.split(","):
         runs = []
-        for scheduler in opts.schedulers.split(","):
-            db = work / f"{name}-{opts.threads}t-{scheduler}.db"
-            db.unlink(missing_ok=True)
-            if opts.transfer_db:
-                shutil.copy(opts.transfer_db, db)
-            runs.append(tune(name, opts.threads, scheduler, opts.budget, db, opts.tuner,
-                             opts.seed))
+        for seed in range(opts.seed, opts.seed + opts.seeds):
+            for side in sides:
+                db = work / f"{name}-{opts.threads}t-{side}-s{seed}.db"
+                db.unlink(missing_ok=True)
+                if opts.transfer_db and (side.endswith("+transfer") or not any_transfer):
+                    shutil.copy(opts.transfer_db, db)
+                runs.append(tune(name, opts.threads, side, opts.budget, db, opts.tuner,
+                                 seed, templates))
         dbs: dict[str, str | None] = {"untuned": None}
-        dbs.update({r["scheduler"]: r["db"] for r in runs})
-        timed = time_sides(name, opts.threads, dbs, opts.rounds)
+        dbs.update({label(r): r["db"] for r in runs})
+        timed = time_sides(name, opts.threads, dbs, opts.rounds, templates)
         ort = timed["onnxruntime"]["ms"]
+        space = "generated spaces only" if opts.ignore_templates else "templates"
         print(f"\n{name}, {opts.threads} thread(s), budget {opts.budget:.0f} s, tuner "
-              f"{opts.tuner}; ONNX Runtime {ort:.2f} ms (median of {opts.rounds} rounds)")
-        print(f"{'side':>12} {'trials':>6} {'tune s':>7} {'est@1/4':>8} {'est@1/2':>8} "
+              f"{opts.tuner}, {space}; ONNX Runtime {ort:.2f} ms (median of {opts.rounds} "
+              f"rounds)")
+        print(f"{'side':>22} {'trials':>6} {'tune s':>7} {'est@1/4':>8} {'est@1/2':>8} "
               f"{'est@end':>8} {'ms':>8} {'ORT/tw':>7} {'error':>8}")
         u = timed["untuned"]
-        print(f"{'untuned':>12} {'-':>6} {'-':>7} {'':>8} {'':>8} {'':>8} {u['ms']:8.2f} "
+        print(f"{'untuned':>22} {'-':>6} {'-':>7} {'':>8} {'':>8} {'':>8} {u['ms']:8.2f} "
               f"{u['ort_over']:7.3f} {u['error']:8.1e}")
         for r in runs:
-            rep, t = r["report"], timed[r["scheduler"]]
+            rep, t = r["report"], timed[label(r)]
             marks = [estimate_at(r["curve"], opts.budget * f) for f in (0.25, 0.5, 1.0)]
             cells = " ".join(f"{m:8.3f}" if m is not None else f"{'-':>8}" for m in marks)
-            print(f"{r['scheduler']:>12} {rep['trials']:6d} {rep['seconds']:7.0f} {cells} "
+            print(f"{label(r):>22} {rep['trials']:6d} {rep['seconds']:7.0f} {cells} "
                   f"{t['ms']:8.2f} {t['ort_over']:7.3f} {t['error']:8.1e}")
         print(f"(est: the kernels' estimate in ms; untuned estimate "
               f"{runs[0]['report']['untuned_ms']:.3f} ms)")
+        if "round-robin" in sides:
+            print_reach(runs, sides)
         out.append({"model": name, "threads": opts.threads, "budget_s": opts.budget,
-                    "tuner": opts.tuner, "runs": runs, "timed": timed})
+                    "tuner": opts.tuner, "templates": templates, "runs": runs,
+                    "timed": timed})
     if opts.json:
         Path(opts.json).write_text(json.dumps(out, indent=1))
+
+
+def label(run: dict) -> str:
+    return f"{run['side']} (seed {run['seed']})"
+
+
+def print_reach(runs: list[dict], sides: list[str]) -> None:
+    """Per side and seed: the seconds until its estimate first read round-robin's final
+    estimate of the same seed, as a share of round-robin's seconds; then the median
+    over seeds ('never' counts as above any share)."""
+    rr = {r["seed"]: r for r in runs if r["side"] == "round-robin"}
+    print("time to round-robin's final estimate, as a share of round-robin's time:")
+    for side in sides:
+        if side == "round-robin":
+            continue
+        shares = []
+        for r in runs:
+            if r["side"] != side or r["seed"] not in rr:
+                continue
+            base = rr[r["seed"]]
+            final = base["curve"][-1][1] * 1e3 if base["curve"] else None
+            at = reached(r["curve"], final) if final is not None else None
+            shares.append(math.inf if at is None else at / base["report"]["seconds"])
+        cells = ", ".join("never" if math.isinf(x) else f"{x:.2f}" for x in shares)
+        median = statistics.median(shares) if shares else math.inf
+        shown = "never" if math.isinf(median) else f"{median:.2f}"
+        print(f"  {side}: per seed {cells}; median {shown}")
 
 
 if __name__ == "__main__":

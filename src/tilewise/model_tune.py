@@ -49,10 +49,6 @@ TUNERS = ("model", "random", "grid", "ga")
 CONFIRM_SHARE = 0.15
 #: Leaders re-measured per task, and readings each, beside the fallback.
 CONFIRM_TOP, CONFIRM_ROUNDS = 2, 2
-#: The share of the search the model tuner's planning may take (ModelTuner's
-#: ``overhead``): a budget of wall time is spent measuring, not lowering configs that
-#: annealing visits.
-PLAN_OVERHEAD = 0.15
 #: Trials a unit gets per round (Ansor measures 64 a round on servers; a 2-core
 #: machine's 15-minute budget is about a thousand trials over some thirty tasks).
 ROUND_TRIALS = 8
@@ -210,8 +206,7 @@ def _check(budget_s, trials, tuner, scheduler, round_trials) -> None:
 
 def _tuner(name: str, task: Task, seed: int, feature: str, transfer: Database | None):
     if name == "model":
-        return tuner_classes.ModelTuner(task, seed=seed, feature=feature, transfer=transfer,
-                                        overhead=PLAN_OVERHEAD)
+        return tuner_classes.ModelTuner(task, seed=seed, feature=feature, transfer=transfer)
     return {"random": tuner_classes.RandomTuner, "grid": tuner_classes.GridSearchTuner,
             "ga": tuner_classes.GATuner}[name](task, seed=seed)
 

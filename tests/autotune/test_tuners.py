@@ -329,3 +329,47 @@ def test_the_model_tuners_planning_stops_at_its_share_of_the_search(monkeypatch)
     assert per_trial >= 0.002
     with pytest.raises(TuningError, match="overhead"):
         ModelTuner(task(), 0, overhead=1.5)
+
+
+def test_the_model_tuners_defaults_bound_only_the_costly_features():
+    """Loop-IR features lower every config they score, so their planning is held to a
+    share of the search by default; knob features cost microseconds and plan alike on
+    every run of a seed. The model plans after one batch either way."""
+    from tilewise.autotune.tuners.model_tuner import IR_PLAN_OVERHEAD, N_INITIAL
+
+    assert ModelTuner(task(), 0, feature="ir").overhead == IR_PLAN_OVERHEAD
+    assert ModelTuner(task(), 0, feature="knob").overhead is None
+    assert ModelTuner(task(), 0, feature="ir", overhead=None).overhead is None
+    assert ModelTuner(task(), 0, overhead=0.3).overhead == 0.3
+    assert ModelTuner(task(), 0).n_initial == N_INITIAL
+    assert ModelTuner(task(), 0, plan_size=4).n_initial == 4
+    for bad in ("often", True, 0, 1):
+        with pytest.raises(TuningError, match="overhead must be a share"):
+            ModelTuner(task(), 0, overhead=bad)
+
+
+def test_annealing_starts_no_step_it_expects_to_overrun_its_deadline(monkeypatch):
+    """A step is expected to take as long as the one before: with each scoring taking
+    one second of a fake clock and 2.5 s to the deadline, the chains' first scoring and
+    one step run, and the second step (which would end at 3 s) does not start."""
+    import tilewise.autotune.tuners.sa as sa
+
+    clock = [0.0]
+    monkeypatch.setattr(sa.time, "perf_counter", lambda: clock[0])
+    space = task().config_space
+    calls = []
+
+    def score(indices):
+        calls.append(len(indices))
+        clock[0] += 1.0
+        return np.zeros(len(indices))
+
+    options = AnnealingOptions(n_iter=50, parallel_size=4, early_stop=100)
+    sa.anneal(space, score, num=4, exclude=(), rng=np.random.default_rng(0),
+              options=options, deadline=2.5)
+    assert len(calls) == 2
+    calls.clear()
+    clock[0] = 0.0
+    sa.anneal(space, score, num=4, exclude=(), rng=np.random.default_rng(0),
+              options=options, deadline=None)
+    assert len(calls) == 51

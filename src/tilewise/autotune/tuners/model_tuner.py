@@ -26,13 +26,21 @@ from tilewise.autotune.tuners.cost_model import CostModel, LightGBMCostModel
 from tilewise.autotune.tuners.sa import AnnealingOptions, anneal
 from tilewise.errors import TilewiseError, TuningError
 
+#: Random configs measured before the model plans (with the fallback, a batch of 8).
+N_INITIAL = 8
+#: With loop-IR features: ``overhead``, and the annealing chains. The search
+#: comparisons behind both: benchmarks/results/2026-12-07-zen4/search_defaults.md.
+IR_PLAN_OVERHEAD = 0.12
+IR_CHAINS = 16
+
 
 class ModelTuner(Tuner):
     """A cost-model-guided tuner.
 
     The template's fallback config comes first (a known good point for the model and
     for annealing to start from; the search then never ends below it), then
-    ``n_initial`` random configs; after that, every ``replan_every`` results (and
+    ``n_initial`` random configs (default: a batch of 8, or ``plan_size`` where that is
+    smaller); after that, every ``replan_every`` results (and
     whenever the plan runs out) the model is refit, annealing finds ``2 * plan_size``
     high-scoring unseen configs, and a diversity filter keeps ``plan_size`` of them as
     the plan that batches are drawn from.
@@ -40,9 +48,11 @@ class ModelTuner(Tuner):
 
     ``overhead``: the share of the search that planning may take. Annealing then stops
     once the plan has cost ``overhead / (1 - overhead)`` of what measuring the
-    ``replan_every`` trials it plans for costs at the rate measured so far (loop-IR
-    features lower every config annealing visits). The plans then depend on the
-    machine's speed; None (the default) plans alike on every run of a seed.
+    ``replan_every`` trials it plans for costs at the rate measured so far. The plans
+    then depend on the machine's speed; None plans alike on every run of a seed.
+    ``"auto"`` (the default): ``IR_PLAN_OVERHEAD`` with loop-IR features, which lower
+    every config annealing visits, and None with knob features, which cost
+    microseconds.
     """
 
     def __init__(
@@ -58,23 +68,21 @@ class ModelTuner(Tuner):
         annealing: AnnealingOptions | None = None,
         transfer: Database | None = None,
         replan_every: int | None = None,
-        overhead: float | None = None,
+        overhead: float | str | None = "auto",
     ) -> None:
         super().__init__(task, seed)
         self.extract = make_feature_extractor(feature, task)
         self.prior = _prior_data(transfer, task, feature) if transfer is not None else None
         self.model = cost_model if cost_model is not None else LightGBMCostModel(seed=seed)
         self.plan_size = plan_size
-        self.n_initial = plan_size if n_initial is None else n_initial
+        self.n_initial = min(N_INITIAL, plan_size) if n_initial is None else n_initial
         self.epsilon = epsilon
         self.diversity = diversity
         if annealing is None and feature == "ir":
-            # Each config annealing visits is lowered for its features: 128 chains
-            # featurised 8-16k configs per plan. 32 chains that stop after 25 quiet
-            # steps: gemm-512, 64 trials, 3 seeds on the 2-core Xeon VM, 892 -> 544 s
-            # of tuning in all (model and search 799 -> 353 s), best after 64 trials
-            # 179.3 -> 187.6 GFLOP/s (median of seeds).
-            annealing = AnnealingOptions(parallel_size=32, early_stop=25)
+            # Each config annealing visits is lowered for its features, and planning is
+            # held to a share of the search (``overhead``): few chains, half of them
+            # started from the best measured, go deeper in the steps that fit.
+            annealing = AnnealingOptions(parallel_size=IR_CHAINS, early_stop=25)
         self.annealing = annealing or AnnealingOptions()
         self.xs: list[int] = []
         self.ys: list[float] = []
@@ -89,9 +97,7 @@ class ModelTuner(Tuner):
             replan_every = max(1, plan_size // 4) if feature == "ir" else 1
         self.replan_every = replan_every
         self._since_plan = 0
-        if overhead is not None and not 0 < overhead < 1:
-            raise TuningError(f"overhead must be a share between 0 and 1, got {overhead!r}")
-        self.overhead = overhead
+        self.overhead = _plan_share(overhead, feature)
 
     def _next_batch(self, n: int) -> list[ConfigEntity]:
         batch: list[int] = []
@@ -195,6 +201,19 @@ class ModelTuner(Tuner):
             for j, d in enumerate(vectors[best]):
                 taken[j].add(d)
         return chosen
+
+
+def _plan_share(overhead: float | str | None, feature: FeatureSpec) -> float | None:
+    """``overhead`` as a share (None: planning unbounded); ``"auto"`` by ``feature``."""
+    if overhead == "auto":
+        return IR_PLAN_OVERHEAD if feature == "ir" else None
+    if overhead is None:
+        return None
+    if isinstance(overhead, bool) or not isinstance(overhead, float | int) \
+            or not 0 < overhead < 1:
+        raise TuningError(f"overhead must be a share between 0 and 1 (or 'auto'), "
+                          f"got {overhead!r}")
+    return float(overhead)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def anneal(
     deadline: float | None = None,
 ) -> list[int]:
     """The ``num`` best-scoring configs found, best first, none in ``exclude``; with
-    ``deadline`` (a ``time.perf_counter()`` reading), no step starts after it."""
+    ``deadline`` (a ``time.perf_counter()`` reading), no step starts that would end
+    after it, were it to take as long as the step before."""
     n_chains = min(options.parallel_size, space.size)
     points = list(dict.fromkeys(int(i) for i in init))[:n_chains]
     points += space.sample(n_chains - len(points), rng, exclude=points)
@@ -72,10 +73,12 @@ def anneal(
 
     temps = np.linspace(options.temp_start, options.temp_end, max(options.n_iter, 1))
     quiet = 0
+    step_s = 0.0  # the last step's seconds: the next one is expected to take as long
     for temp in temps:
         if quiet >= options.early_stop:
             break
-        if deadline is not None and time.perf_counter() > deadline:
+        began = time.perf_counter()
+        if deadline is not None and began + step_s > deadline:
             break
         proposals = space.random_neighbours(points, rng)
         new_scores = np.asarray(score(proposals), dtype=np.float64)
@@ -87,5 +90,6 @@ def anneal(
         accept = rng.random(len(points)) < np.exp(gain)
         points = [q if a else p for p, q, a in zip(points, proposals, accept, strict=True)]
         scores = np.where(accept, new_scores, scores)
+        step_s = time.perf_counter() - began
 
     return [index for _, index in sorted(heap, key=lambda t: (-t[0], t[1]))]

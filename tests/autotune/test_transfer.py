@@ -100,3 +100,33 @@ def test_a_model_of_another_workload_plans_the_first_batch():
         task.instantiate(config)  # accepted: the model learnt what gets refused
     assert sum(map(packs_a, planned)) <= 1
     assert 5 <= sum(map(packs_a, accepted_configs(task, 20, seed=5))) <= 15
+
+
+def test_each_record_is_featurised_once_for_all_the_tuners_of_a_database(monkeypatch):
+    """A network's tuners all transfer from one database: the records are lowered for
+    their features once in the process, and the records added since, once more."""
+    import tilewise.ops  # noqa: F401  (registers the templates)
+    from tilewise.autotune.tuners import model_tuner
+
+    lowered = []
+    real = model_tuner._featurised
+
+    def counting(key, records):
+        lowered.extend(records)
+        return real(key, records)
+
+    monkeypatch.setattr(model_tuner, "_featurised", counting)
+    source = at.Task("gemm", (32, 32, 32), "c")
+    configs = accepted_configs(source, 6, seed=0, max_draws=2000)
+    db = at.Database(":memory:")
+    db.add_batch(Record.of(MeasureInput(source, c), MeasureResult(costs=(1e-3,)))
+                 for c in configs[:4])
+    first = model_tuner._prior_data(db, at.Task("gemm", (64, 64, 64), "c"), "ir")
+    second = model_tuner._prior_data(db, at.Task("gemm", (48, 48, 48), "c"), "ir")
+    assert len(lowered) == 4 and first.x.shape == second.x.shape == (4, first.x.shape[1])
+    np.testing.assert_array_equal(first.x, second.x)
+    db.add_batch(Record.of(MeasureInput(source, c), MeasureResult(costs=(2e-3,)))
+                 for c in configs[4:6])
+    third = model_tuner._prior_data(db, at.Task("gemm", (64, 64, 64), "c"), "ir")
+    assert len(lowered) == 6 and third.x.shape[0] == 6
+    assert model_tuner._prior_data(db, source, "ir").x.shape[0] == 0  # its own records

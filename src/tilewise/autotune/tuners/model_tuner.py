@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,9 @@ import numpy as np
 
 from tilewise.autotune.database import Database
 from tilewise.autotune.knob_features import FeatureSpec, make_feature_extractor
-from tilewise.autotune.record import MeasureInput, MeasureResult
+from tilewise.autotune.record import MeasureInput, MeasureResult, Record
 from tilewise.autotune.space import ConfigEntity
-from tilewise.autotune.task import Task
+from tilewise.autotune.task import Task, TaskKey
 from tilewise.autotune.tuners.base import Tuner
 from tilewise.autotune.tuners.cost_model import CostModel, LightGBMCostModel
 from tilewise.autotune.tuners.sa import AnnealingOptions, anneal
@@ -225,29 +226,55 @@ class PriorData:
     groups: np.ndarray
 
 
+#: Per database, per task key: the loop-IR rows and throughputs of its records, and how
+#: many records they cover. Every tuner of a network transfers from one database: each
+#: record is lowered once in the process, not once per tuner.
+_PRIOR_ROWS: weakref.WeakKeyDictionary[Database, dict[TaskKey, tuple[int, list, list]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _prior_data(db: Database, task: Task, feature: FeatureSpec) -> PriorData:
     """Loop-IR features and throughputs of every other task in ``db`` on the same
     target, one ranking group per task. Knob features do not carry over between
     templates, so transfer needs ``feature="ir"``."""
     if feature != "ir":
         raise TuningError("transfer learning needs feature='ir' (knob features are per template)")
-    from tilewise.autotune.features import IRFeatureExtractor
-
+    rows = _PRIOR_ROWS.setdefault(db, {})
     xs, ys, gs = [], [], []
     for g, key in enumerate(k for k in db.tasks() if k != task.key and k.target == task.target):
-        try:
-            other = Task.from_key(key)
-            extract = IRFeatureExtractor(other)
-            flop = other.flop or 1.0
-        except TilewiseError:
-            continue  # its template is not registered here
-        space = other.config_space
-        for rec in db.records(key):
-            if space.lookup(rec.config) is None:
-                continue  # recorded against an older version of the template
-            xs.append(extract.one(rec.config.index))
-            ys.append(flop / rec.result.mean if rec.result.ok and rec.result.mean > 0 else 0.0)
-            gs.append(g)
+        records = db.records(key)
+        done, x, y = rows.get(key, (0, [], []))
+        if done < len(records):
+            more = _featurised(key, records[done:])
+            if more is None:
+                continue  # its template is not registered here
+            x, y = x + more[0], y + more[1]
+            rows[key] = (len(records), x, y)
+        xs += x
+        ys += y
+        gs += [g] * len(y)
     width = xs[0].shape[0] if xs else 0
-    x = np.array(xs).reshape(len(xs), width)
-    return PriorData(x, np.array(ys), np.array(gs, dtype=np.int64))
+    return PriorData(np.array(xs).reshape(len(xs), width), np.array(ys),
+                     np.array(gs, dtype=np.int64))
+
+
+def _featurised(key: TaskKey, records: Sequence[Record]) -> tuple[list, list] | None:
+    """The loop-IR rows and throughputs of ``records`` of the task ``key`` (those that
+    its template of today cannot place are left out); None where the template is not
+    registered here."""
+    from tilewise.autotune.features import IRFeatureExtractor
+
+    try:
+        other = Task.from_key(key)
+        extract = IRFeatureExtractor(other, workers=1)
+        flop = other.flop or 1.0
+    except TilewiseError:
+        return None
+    space = other.config_space
+    xs, ys = [], []
+    for rec in records:
+        if space.lookup(rec.config) is None:
+            continue  # recorded against an older version of the template
+        xs.append(extract.one(rec.config.index))
+        ys.append(flop / rec.result.mean if rec.result.ok and rec.result.mean > 0 else 0.0)
+    return xs, ys

@@ -65,3 +65,24 @@ def test_rows_answered_without_lowering_are_the_rows_lowered_afresh():
     assert all(extract._known(i) is not None for i in [*twins, broken])
     for index, row in zip(indices, got, strict=True):
         np.testing.assert_array_equal(row, IRFeatureExtractor(gemm_task(), workers=1)([index])[0])
+
+
+def test_only_the_most_recently_used_extractors_keep_their_workers():
+    """A network's tuners each have an extractor: beyond ``WARM_POOLS``, the workers of
+    the one used longest ago are stopped, and started again when it is next used."""
+    from tilewise.autotune import features
+
+    extractors = [IRFeatureExtractor(at.Task("gemm", (8 * (i + 1), 16, 16), "c"),
+                                     workers=2) for i in range(features.WARM_POOLS + 1)]
+    rng = np.random.default_rng(4)
+    for extract in extractors:
+        extract(extract.task.config_space.sample(4, rng))
+    assert extractors[0]._pool is None
+    assert all(e._pool is not None for e in extractors[1:])
+    first = extractors[0]
+    rows = first(first.task.config_space.sample(4, rng))
+    assert first._pool is not None and extractors[1]._pool is None
+    assert rows.shape == (4, feature_width() + 1)
+    for extract in extractors:
+        extract.close()
+    assert all(e._pool is None for e in extractors)

@@ -100,6 +100,7 @@ def test_the_model_tuner_plans_each_kernel_once():
     tuner = ModelTuner(paths, 0, plan_size=8, n_initial=2, diversity=0,
                        annealing=AnnealingOptions(n_iter=40, parallel_size=8))
     tuner.tune(4, option(FakeRunner(toy_templates.paths_cost), batch_size=2))
+    tuner.next_batch(0)  # plans are made when a batch is asked for: the last results'
     assert tuner.plan
     kernels = [paths.instantiate(paths.config_space.get(i))[0] for i in tuner.plan]
     measured = {paths.instantiate(paths.config_space.get(i))[0] for i in tuner.measured}
@@ -373,3 +374,21 @@ def test_annealing_starts_no_step_it_expects_to_overrun_its_deadline(monkeypatch
     sa.anneal(space, score, num=4, exclude=(), rng=np.random.default_rng(0),
               options=options, deadline=None)
     assert len(calls) == 51
+
+
+def test_the_model_tuner_plans_when_a_batch_is_asked_for():
+    """A network's scheduler measures every task's fallback and may never give a task
+    a round: results landing make a plan due, and the next batch makes it."""
+    plans = []
+
+    class Counting(ModelTuner):
+        def _refit_and_plan(self):
+            plans.append(len(self.xs))
+            super()._refit_and_plan()
+
+    tuner = Counting(task(), 0, plan_size=8, n_initial=2)
+    space = tuner.space
+    inputs = [MeasureInput(tuner.task, space.get(i)) for i in space.sample(2, tuner.rng)]
+    tuner.update(inputs, [MeasureResult(costs=(1e-3,)), MeasureResult(costs=(2e-3,))])
+    assert plans == []
+    assert len(tuner.next_batch(2)) == 2 and plans == [2]

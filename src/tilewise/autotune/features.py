@@ -293,7 +293,8 @@ class IRFeatureExtractor:
                 self._pool = cf.ProcessPoolExecutor(
                     self.workers, mp_context=process_context(),
                     initializer=_start_worker, initargs=(self.task, os.getpid()))
-                weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+                weakref.finalize(self, self._pool.shutdown, wait=True, cancel_futures=True)
+            _keep_warm(self)
             chunk = -(-len(indices) // (4 * self.workers))
             with holding_signals():  # submitting starts the workers
                 rows = self._pool.map(_worker_row, indices, chunksize=chunk)
@@ -305,8 +306,32 @@ class IRFeatureExtractor:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
+    def close(self) -> None:
+        """Stop the workers (a later call starts them again)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cache": {}, "_pool": None}
+
+
+#: Extractors whose workers are kept, most recently used last. A network's tuners each
+#: have one; the scheduler comes back to a few tasks at a time, and each pool holds
+#: ``workers`` processes with the task's space.
+WARM_POOLS = 2
+_warm: list[weakref.ref[IRFeatureExtractor]] = []
+
+
+def _keep_warm(extractor: IRFeatureExtractor) -> None:
+    """Mark ``extractor``'s workers most recently used; stop those of the extractors
+    beyond the ``WARM_POOLS`` most recent."""
+    _warm[:] = [r for r in _warm if r() is not None and r() is not extractor]
+    _warm.append(weakref.ref(extractor))
+    while len(_warm) > WARM_POOLS:
+        old = _warm.pop(0)()
+        if old is not None:
+            old.close()
 
 
 #: Unknown configs in one call below which lowering them here beats shipping them out.

@@ -98,6 +98,7 @@ class ModelTuner(Tuner):
             replan_every = max(1, plan_size // 4) if feature == "ir" else 1
         self.replan_every = replan_every
         self._since_plan = 0
+        self._plan_due = False
         self.overhead = _plan_share(overhead, feature)
 
     def _next_batch(self, n: int) -> list[ConfigEntity]:
@@ -123,7 +124,10 @@ class ModelTuner(Tuner):
         return None
 
     def next_batch(self, n: int) -> list[ConfigEntity]:
-        if self.prior is not None and not self.model.trained and not self.xs:
+        # Plans are made when a batch is asked for, not as results land: a network's
+        # scheduler may measure a task's fallback and never give it a round.
+        first = self.prior is not None and not self.model.trained and not self.xs
+        if (self._plan_due or first) and self.has_next():
             self._refit_and_plan()  # a transferred model plans the very first batch
         return self._next_batch(n)
 
@@ -134,9 +138,7 @@ class ModelTuner(Tuner):
             self.ys.append(self.throughput(res))
         self._since_plan += len(inputs)
         ready = len(self.xs) >= self.n_initial or self.prior is not None
-        due = self._since_plan >= self.replan_every or not self.plan
-        if ready and due and self.has_next():
-            self._refit_and_plan()
+        self._plan_due = ready and (self._since_plan >= self.replan_every or not self.plan)
 
     def _plan_deadline(self, started: float) -> float | None:
         """When annealing stops: the plan's share of the search (``overhead``) against
@@ -150,7 +152,7 @@ class ModelTuner(Tuner):
 
     def _refit_and_plan(self) -> None:
         started = time.perf_counter()
-        self._since_plan = 0
+        self._since_plan, self._plan_due = 0, False
         x = self.extract(self.xs) if self.xs else np.zeros((0, 0))
         y = np.asarray(self.ys, dtype=np.float64)
         groups = np.zeros(len(y), dtype=np.int64)

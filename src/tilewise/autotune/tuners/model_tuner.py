@@ -228,10 +228,19 @@ class PriorData:
     groups: np.ndarray
 
 
-#: Per database, per task key: the loop-IR rows and throughputs of its records, and how
-#: many records they cover. Every tuner of a network transfers from one database: each
-#: record is lowered once in the process, not once per tuner.
-_PRIOR_ROWS: weakref.WeakKeyDictionary[Database, dict[TaskKey, tuple[int, list, list]]] = \
+@dataclass
+class _Featurised:
+    """A database's records on one target as loop-IR rows and throughputs, per task
+    key (with how many of its records they cover), as of when it held ``size``."""
+
+    size: int
+    rows: dict[TaskKey, tuple[int, list, list]]
+
+
+#: Per database, per target. Every tuner of a network transfers from one database:
+#: each record is lowered once in the process, and the database is read again only
+#: once it has grown.
+_PRIOR_ROWS: weakref.WeakKeyDictionary[Database, dict[str, _Featurised]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -241,17 +250,24 @@ def _prior_data(db: Database, task: Task, feature: FeatureSpec) -> PriorData:
     templates, so transfer needs ``feature="ir"``."""
     if feature != "ir":
         raise TuningError("transfer learning needs feature='ir' (knob features are per template)")
-    rows = _PRIOR_ROWS.setdefault(db, {})
+    known = _PRIOR_ROWS.setdefault(db, {})
+    done = known.get(task.target)
+    size = len(db)
+    if done is None or done.size != size:
+        rows = {} if done is None else done.rows
+        for key in db.tasks():
+            if key.target != task.target:
+                continue
+            records = db.records(key)
+            count, x, y = rows.get(key, (0, [], []))
+            if count < len(records):
+                more = _featurised(key, records[count:])
+                if more is not None:  # else its template is not registered here
+                    rows[key] = (len(records), x + more[0], y + more[1])
+        done = known[task.target] = _Featurised(size, rows)
     xs, ys, gs = [], [], []
-    for g, key in enumerate(k for k in db.tasks() if k != task.key and k.target == task.target):
-        records = db.records(key)
-        done, x, y = rows.get(key, (0, [], []))
-        if done < len(records):
-            more = _featurised(key, records[done:])
-            if more is None:
-                continue  # its template is not registered here
-            x, y = x + more[0], y + more[1]
-            rows[key] = (len(records), x, y)
+    others = (rows for key, rows in done.rows.items() if key != task.key)
+    for g, (_, x, y) in enumerate(others):
         xs += x
         ys += y
         gs += [g] * len(y)

@@ -128,7 +128,8 @@ def main() -> None:
         for seed in range(opts.seed, opts.seed + opts.seeds):
             for side in sides:
                 db = work / f"{name}-{opts.threads}t-{side}-s{seed}.db"
-                db.unlink(missing_ok=True)
+                for stale in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm"))):
+                    stale.unlink(missing_ok=True)  # a stale log would replay into it
                 if opts.transfer_db and (side.endswith("+transfer") or not any_transfer):
                     shutil.copy(opts.transfer_db, db)
                 runs.append(tune(name, opts.threads, side, opts.budget, db, opts.tuner,

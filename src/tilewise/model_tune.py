@@ -344,7 +344,7 @@ def _landed(sched, unit, tuner, summary, spent, report, start, budget_s, progres
     report.trials += summary.measured
     report.rounds += 1
     sched.record(unit, _trials(tuner), tuner.best_cost,
-                 exhausted=not tuner.has_next() or summary.measured == 0)
+                 exhausted=not tuner.has_next() or summary.measured == 0, seconds=spent)
     if progress is not None:
         _fill(report, sched, start)
         left = None if budget_s is None else max(0.0, budget_s - report.seconds)

@@ -113,3 +113,24 @@ def test_a_unit_in_flight_gets_no_second_round(strategy):
     if strategy == "gradient":  # the same order as one round at a time
         ranked = sorted(sched.units, key=sched.gradient)
         assert [first, second, third] == ranked
+
+
+def test_gradient_counts_a_units_seconds_per_trial():
+    """The budget is wall time: of two operators that improve alike, the one whose
+    trials take a quarter of the time gets most rounds; without timings, they share."""
+    curves = {"slow": lambda t: 4.0 / (1 + 0.05 * t), "fast": lambda t: 4.0 / (1 + 0.05 * t)}
+    seconds = {"slow": 4.0, "fast": 1.0}
+
+    def run(timed: bool) -> dict[str, int]:
+        sched = TaskScheduler(units(("slow", 0, 1), ("fast", 1, 1)), eps=0)
+        for _ in range(20):
+            unit = sched.pick()
+            trials = unit.trials + ROUND
+            sched.record(unit, trials, curves[unit.name](trials),
+                         seconds=seconds[unit.name] * ROUND if timed else None)
+        return {u.name: u.trials for u in sched.units}
+
+    timed = run(True)
+    assert timed["fast"] >= 2 * timed["slow"], timed
+    untimed = run(False)
+    assert abs(untimed["fast"] - untimed["slow"]) <= ROUND, untimed

@@ -15,7 +15,10 @@ unit whose next trials are expected to cut the network's latency most per trial:
 
 ``backward`` is what the last round bought; ``forward`` the optimistic guess that the
 unit's latency falls by as much again as its average trial bought (Ansor's ``-g/t``),
-shrunk by the rounds in a row that found nothing faster (``stale``). A unit behind
+shrunk by the rounds in a row that found nothing faster (``stale``). The budget is wall
+time, and a trial of a large convolution builds and runs several times longer than one
+of a small kernel: the gradient is divided by the unit's seconds per trial (its rounds'
+wall time over its trials; the units' mean where it has none yet). A unit behind
 another template of its operator counts only what it could win below that one. With
 probability ``eps`` a random unit gets the round (exploration).
 A unit whose space is exhausted gets none, nor one whose round is still being measured
@@ -44,7 +47,8 @@ class Unit:
     """One template's task of one operator (``group``), run ``weight`` times a pass.
 
     ``history``: (trials so far, best seconds) after each round; ``exhausted``: its
-    space has nothing left to measure."""
+    space has nothing left to measure; ``seconds``: the wall time of its rounds, and
+    ``timed``: the trials they measured."""
 
     name: str
     group: int
@@ -53,6 +57,8 @@ class Unit:
     best: float = math.inf
     history: list[tuple[int, float]] = field(default_factory=list)
     exhausted: bool = False
+    seconds: float = 0.0
+    timed: int = 0
 
 
 class TaskScheduler:
@@ -110,7 +116,14 @@ class TaskScheduler:
                     return unit
         if self.eps and self.rng.random() < self.eps:
             return live[int(self.rng.integers(len(live)))]
-        return min(live, key=self.gradient)  # the steepest descent is the most negative
+        each = self._mean_trial_s()
+        # the steepest descent per second of tuning is the most negative
+        return min(live, key=lambda u: self.gradient(u) / (_trial_s(u) or each))
+
+    def _mean_trial_s(self) -> float:
+        """Seconds per trial over the units' timed rounds (1 before any)."""
+        timed = sum(u.timed for u in self.units)
+        return sum(u.seconds for u in self.units) / timed if timed else 1.0
 
     def gradient(self, unit: Unit) -> float:
         """d(network latency) / d(trials of ``unit``), estimated (negative: it falls)."""
@@ -132,13 +145,22 @@ class TaskScheduler:
         return self.alpha * backward + (1 - self.alpha) * forward
 
     def record(self, unit: Unit | None, trials: int, best: float,
-               exhausted: bool = False) -> None:
-        """After a round of ``unit``: its trials so far and best seconds."""
+               exhausted: bool = False, seconds: float | None = None) -> None:
+        """After a round of ``unit``: its trials so far and best seconds; ``seconds``:
+        the round's wall time, where it was timed."""
         if unit is None:
             return
+        if seconds is not None and trials > unit.trials:
+            unit.seconds += seconds
+            unit.timed += trials - unit.trials
         unit.trials, unit.best = trials, best
         unit.history.append((trials, best))
         unit.exhausted = exhausted
+
+
+def _trial_s(unit: Unit) -> float:
+    """The unit's seconds per timed trial (0 before any)."""
+    return unit.seconds / unit.timed if unit.timed else 0.0
 
 
 def _stale_rounds(history: list[tuple[int, float]]) -> int:

@@ -242,8 +242,7 @@ def _measure_fallbacks(sched: TaskScheduler, tuners: dict, database: Database,
     database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
     for unit, inp, res in zip(fresh, inputs, results, strict=True):
         tuner = tuners[id(unit)]
-        tuner.measure_wall_s += seconds  # what a trial costs, for its planning share
-        tuner.measure_trials += 1
+        tuner.count_measuring(seconds, 1)  # what a trial costs, for its planning share
         tuner.update([inp], [res])
         sched.record(unit, _trials(tuner), tuner.best_cost, not tuner.has_next())
     return seconds

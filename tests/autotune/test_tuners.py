@@ -353,10 +353,12 @@ def test_annealing_starts_no_step_it_expects_to_overrun_its_deadline(monkeypatch
     """A step is expected to take as long as the one before: with each scoring taking
     one second of a fake clock and 2.5 s to the deadline, the chains' first scoring and
     one step run, and the second step (which would end at 3 s) does not start."""
+    from types import SimpleNamespace
+
     import tilewise.autotune.tuners.sa as sa
 
     clock = [0.0]
-    monkeypatch.setattr(sa.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(sa, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     space = task().config_space
     calls = []
 

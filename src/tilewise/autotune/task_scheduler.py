@@ -60,6 +60,11 @@ class Unit:
     seconds: float = 0.0
     timed: int = 0
 
+    @property
+    def trial_s(self) -> float:
+        """Seconds per timed trial (0 before any)."""
+        return self.seconds / self.timed if self.timed else 0.0
+
 
 class TaskScheduler:
     """Hands out rounds of trials to ``units`` by ``strategy`` (see the module)."""
@@ -118,7 +123,7 @@ class TaskScheduler:
             return live[int(self.rng.integers(len(live)))]
         each = self._mean_trial_s()
         # the steepest descent per second of tuning is the most negative
-        return min(live, key=lambda u: self.gradient(u) / (_trial_s(u) or each))
+        return min(live, key=lambda u: self.gradient(u) / (u.trial_s or each))
 
     def _mean_trial_s(self) -> float:
         """Seconds per trial over the units' timed rounds (1 before any)."""
@@ -156,11 +161,6 @@ class TaskScheduler:
         unit.trials, unit.best = trials, best
         unit.history.append((trials, best))
         unit.exhausted = exhausted
-
-
-def _trial_s(unit: Unit) -> float:
-    """The unit's seconds per timed trial (0 before any)."""
-    return unit.seconds / unit.timed if unit.timed else 0.0
 
 
 def _stale_rounds(history: list[tuple[int, float]]) -> int:

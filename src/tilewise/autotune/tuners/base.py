@@ -82,6 +82,11 @@ class Tuner(ABC):
         self.measure_wall_s = 0.0
         self.measure_trials = 0
 
+    def count_measuring(self, seconds: float, trials: int) -> None:
+        """``trials`` were measured in ``seconds`` of wall time (what a trial costs)."""
+        self.measure_wall_s += seconds
+        self.measure_trials += trials
+
     # -- contract -----------------------------------------------------------------
     def has_next(self) -> bool:
         return len(self.seen) < self.space.size
@@ -303,8 +308,7 @@ class TuneRound:
         """Store a measured batch (one transaction) and learn from it; ``measure_s``:
         the wall seconds its measurement took."""
         tuner = self.tuner
-        tuner.measure_wall_s += measure_s
-        tuner.measure_trials += len(results)
+        tuner.count_measuring(measure_s, len(results))
         if self.database is not None:
             self.database.add_batch(Record.of(i, r) for i, r in zip(inputs, results, strict=True))
         before = tuner.best_cost

@@ -125,10 +125,11 @@ class ModelTuner(Tuner):
 
     def next_batch(self, n: int) -> list[ConfigEntity]:
         # Plans are made when a batch is asked for, not as results land: a network's
-        # scheduler may measure a task's fallback and never give it a round.
+        # scheduler may measure a task's fallback and never give it a round. A
+        # transferred model plans the very first batch too.
         first = self.prior is not None and not self.model.trained and not self.xs
         if (self._plan_due or first) and self.has_next():
-            self._refit_and_plan()  # a transferred model plans the very first batch
+            self._refit_and_plan()
         return self._next_batch(n)
 
     def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
